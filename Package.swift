@@ -1,0 +1,62 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Strictness as a feature (shared/style.md §6): Swift 6 mode plus these upcoming features.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "registryd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "registryd", targets: ["registryd"]),
+        .library(name: "RegistryCore", targets: ["RegistryCore"]),
+        .library(name: "RegistryTesting", targets: ["RegistryTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+    ],
+    targets: [
+        // The only place C headers enter (Debian's liblmdb-dev, found through pkg-config).
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        // The only module with unsafe pointers, MDB_val and return codes.
+        .target(name: "LMDB", dependencies: ["CLMDB"], swiftSettings: swiftSettings),
+        // Domain (pure), event log and projections, and the single-writer store.
+        .target(
+            name: "RegistryCore",
+            dependencies: [
+                "LMDB",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Shared test kit: temporary directories, fixture loading, deterministic clocks and randomness.
+        .target(name: "RegistryTesting", dependencies: ["RegistryCore"], swiftSettings: swiftSettings),
+        // Process wiring and the command-line tools.
+        .executableTarget(
+            name: "registryd",
+            dependencies: [
+                "RegistryCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "LMDBTests", dependencies: ["LMDB", "RegistryTesting"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RegistryCoreTests",
+            dependencies: ["RegistryCore", "RegistryTesting", "LMDB"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "registrydTests",
+            dependencies: ["registryd", "RegistryCore", "RegistryTesting"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

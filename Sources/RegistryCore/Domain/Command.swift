@@ -1,0 +1,141 @@
+/// What a client asks of the registry. The writer runs `decide` on each against the current state.
+public enum Command: Sendable, Hashable {
+    /// PUT without If-Match: create; an existing id is a conflict.
+    case createDevice(DeviceSpec)
+    /// PUT with If-Match: full replace of the writable fields.
+    case replaceDevice(DeviceSpec, ifMatch: ETagCondition)
+    /// DELETE: removes the device and, first, each of its modules.
+    case deleteDevice(deviceId: String, ifMatch: ETagCondition)
+    case createModule(ModuleSpec)
+    case replaceModule(ModuleSpec, ifMatch: ETagCondition)
+    case deleteModule(deviceId: String, moduleId: String, ifMatch: ETagCondition)
+
+    /// The device the command is about.
+    public var deviceId: String {
+        switch self {
+        case .createDevice(let s), .replaceDevice(let s, _): s.deviceId
+        case .deleteDevice(let id, _): id
+        case .createModule(let s), .replaceModule(let s, _): s.deviceId
+        case .deleteModule(let id, _, _): id
+        }
+    }
+
+    /// The module the command is about, if any.
+    public var moduleId: String? {
+        switch self {
+        case .createDevice, .replaceDevice, .deleteDevice: nil
+        case .createModule(let s), .replaceModule(let s, _): s.moduleId
+        case .deleteModule(_, let m, _): m
+        }
+    }
+}
+
+/// The writable fields of a device, as a PUT body carries them.
+public struct DeviceSpec: Sendable, Hashable {
+    public var deviceId: String
+    /// `nil` means "not given": enabled on create (Azure's default).
+    public var status: DeviceStatus?
+    public var statusReason: String?
+    /// `nil` means "not given": SAS with generated keys.
+    public var authentication: AuthenticationSpec?
+    public var capabilities: DeviceCapabilities
+    public var deviceScope: String?
+    public var parentScopes: [String]
+
+    public init(
+        deviceId: String,
+        status: DeviceStatus? = nil,
+        statusReason: String? = nil,
+        authentication: AuthenticationSpec? = nil,
+        capabilities: DeviceCapabilities = .init(),
+        deviceScope: String? = nil,
+        parentScopes: [String] = []
+    ) {
+        self.deviceId = deviceId
+        self.status = status
+        self.statusReason = statusReason
+        self.authentication = authentication
+        self.capabilities = capabilities
+        self.deviceScope = deviceScope
+        self.parentScopes = parentScopes
+    }
+}
+
+/// The writable fields of a module. `status` exists only so a body that carries one can be
+/// refused: modules cannot be disabled.
+public struct ModuleSpec: Sendable, Hashable {
+    public var deviceId: String
+    public var moduleId: String
+    public var managedBy: String?
+    public var authentication: AuthenticationSpec?
+    public var status: DeviceStatus?
+
+    public init(
+        deviceId: String,
+        moduleId: String,
+        managedBy: String? = nil,
+        authentication: AuthenticationSpec? = nil,
+        status: DeviceStatus? = nil
+    ) {
+        self.deviceId = deviceId
+        self.moduleId = moduleId
+        self.managedBy = managedBy
+        self.authentication = authentication
+        self.status = status
+    }
+}
+
+/// Authentication as a client sends it: every part optional, empty strings meaning "not given".
+public struct AuthenticationSpec: Sendable, Hashable {
+    public var type: AuthenticationType?
+    public var primaryKey: String?
+    public var secondaryKey: String?
+    public var primaryThumbprint: String?
+    public var secondaryThumbprint: String?
+
+    public init(
+        type: AuthenticationType? = nil,
+        primaryKey: String? = nil,
+        secondaryKey: String? = nil,
+        primaryThumbprint: String? = nil,
+        secondaryThumbprint: String? = nil
+    ) {
+        self.type = type
+        self.primaryKey = primaryKey
+        self.secondaryKey = secondaryKey
+        self.primaryThumbprint = primaryThumbprint
+        self.secondaryThumbprint = secondaryThumbprint
+    }
+}
+
+/// An `If-Match` precondition (RFC 7232), normalised.
+public enum ETagCondition: Sendable, Hashable {
+    /// No If-Match header: unconditional.
+    case absent
+    /// `*` (quoted or not): any existing identity.
+    case any
+    /// This exact etag.
+    case exact(String)
+
+    /// Parses a header value: strips a `W/` prefix and surrounding quotes; `*` is the wildcard.
+    public init(header: String?) {
+        guard var value = header?.trimmingSpaces, !value.isEmpty else {
+            self = .absent
+            return
+        }
+        if value.hasPrefix("W/") || value.hasPrefix("w/") { value.removeFirst(2) }
+        if value.count >= 2, value.first == "\"", value.last == "\"" {
+            value = String(value.dropFirst().dropLast())
+        }
+        self = value == "*" ? .any : .exact(value)
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while let c = s.first, c == " " || c == "\t" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,334 @@
+import Foundation
+
+/// Limits as Azure has them, configurable per registry.
+public struct RegistryLimits: Sendable, Hashable {
+    /// Modules per device (Azure: 50 is the commonly cited value). Over it: 413 TooManyModulesOnDevice.
+    public var maxModulesPerDevice: Int
+    /// Devices plus modules in the whole registry; `nil` means unlimited.
+    public var maxIdentities: Int?
+
+    public init(maxModulesPerDevice: Int = 50, maxIdentities: Int? = nil) {
+        self.maxModulesPerDevice = maxModulesPerDevice
+        self.maxIdentities = maxIdentities
+    }
+}
+
+/// What `decide` needs to know about the world besides the command: injected, so the domain
+/// has no clock and no I/O.
+public struct DecisionContext: Sendable {
+    /// The time of the change.
+    public var now: Timestamp
+    /// The sequence number the first emitted event will get; later events get the next ones.
+    public var sequence: UInt64
+    public var limits: RegistryLimits
+
+    public init(now: Timestamp, sequence: UInt64, limits: RegistryLimits = .init()) {
+        self.now = now
+        self.sequence = sequence
+        self.limits = limits
+    }
+}
+
+/// The slice of current state a command is decided against (loaded by the writer).
+public struct CommandState: Sendable {
+    public var device: Device?
+    /// The module the command names, if it names one and it exists.
+    public var module: Module?
+    /// Every module of the device, in id order (loaded for device deletes).
+    public var modules: [Module]
+    /// How many modules the device has.
+    public var moduleCount: Int
+    /// Devices plus modules in the registry.
+    public var identityCount: Int
+
+    public init(device: Device? = nil, module: Module? = nil, modules: [Module] = [], moduleCount: Int = 0, identityCount: Int = 0) {
+        self.device = device
+        self.module = module
+        self.modules = modules
+        self.moduleCount = moduleCount
+        self.identityCount = identityCount
+    }
+}
+
+/// The registry's rules: the events a command produces against the current state, or the
+/// reason it is refused. Pure: time and randomness come in as arguments.
+public func decide(
+    _ command: Command,
+    state: CommandState,
+    context: DecisionContext,
+    random: inout some RandomNumberGenerator
+) throws(RegistryError) -> [RegistryEvent] {
+    var rules = Rules(state: state, context: context)
+    switch command {
+    case .createDevice(let spec):
+        return [try rules.createDevice(spec, random: &random)]
+    case .replaceDevice(let spec, let ifMatch):
+        return [try rules.replaceDevice(spec, ifMatch: ifMatch, random: &random)]
+    case .deleteDevice(let id, let ifMatch):
+        return try rules.deleteDevice(id, ifMatch: ifMatch)
+    case .createModule(let spec):
+        return [try rules.createModule(spec, random: &random)]
+    case .replaceModule(let spec, let ifMatch):
+        return [try rules.replaceModule(spec, ifMatch: ifMatch, random: &random)]
+    case .deleteModule(let deviceId, let moduleId, let ifMatch):
+        return [try rules.deleteModule(deviceId, moduleId, ifMatch: ifMatch)]
+    }
+}
+
+/// The etag of an identity whose last change has sequence number `seq`: base64 of the decimal
+/// number, the shape Azure's etags are observed to have (`MQ==` for 1).
+public func etag(forSequence seq: UInt64) -> String {
+    Data(String(seq).utf8).base64EncodedString()
+}
+
+/// A fresh symmetric key: 32 random bytes, base64 (Azure's default length).
+public func generateKey(random: inout some RandomNumberGenerator) -> String {
+    var bytes = [UInt8](repeating: 0, count: 32)
+    for i in bytes.indices { bytes[i] = UInt8.random(in: .min ... .max, using: &random) }
+    return Data(bytes).base64EncodedString()
+}
+
+private struct Rules {
+    let state: CommandState
+    let context: DecisionContext
+    var nextSequence: UInt64
+
+    init(state: CommandState, context: DecisionContext) {
+        self.state = state
+        self.context = context
+        self.nextSequence = context.sequence
+    }
+
+    mutating func event(_ type: EventType, _ identity: (String) -> Identity) -> RegistryEvent {
+        defer { nextSequence += 1 }
+        return RegistryEvent(seq: nextSequence, time: context.now, type: type, identity: identity(etag(forSequence: nextSequence)))
+    }
+
+    // MARK: devices
+
+    mutating func createDevice(_ spec: DeviceSpec, random: inout some RandomNumberGenerator) throws(RegistryError) -> RegistryEvent {
+        try Validation.checkId(spec.deviceId, kind: "device")
+        if state.device != nil {
+            throw RegistryError(.deviceAlreadyExists, "A device with ID '\(spec.deviceId)' is already registered.")
+        }
+        try checkIdentityQuota()
+        try checkDeviceFields(spec)
+        let authentication = try resolveAuthentication(spec.authentication, existing: nil, random: &random)
+        let status = spec.status ?? .enabled
+        let generationId = String(context.now.ticks)
+        let scope = spec.capabilities.iotEdge ? "ms-azure-iot-edge://\(spec.deviceId)-\(generationId)" : spec.deviceScope.nonEmpty
+        let parents = spec.parentScopes.isEmpty && !spec.capabilities.iotEdge ? scope.map { [$0] } ?? [] : spec.parentScopes
+        let now = context.now
+        return event(.deviceCreated) { etag in
+            .device(
+                Device(
+                    deviceId: spec.deviceId,
+                    generationId: generationId,
+                    etag: etag,
+                    status: status,
+                    statusReason: spec.statusReason,
+                    // Azure leaves statusUpdatedTime unset for a device created enabled.
+                    statusUpdatedTime: status == .disabled ? now : .unset,
+                    authentication: authentication,
+                    capabilities: spec.capabilities,
+                    deviceScope: scope,
+                    parentScopes: parents
+                )
+            )
+        }
+    }
+
+    mutating func replaceDevice(
+        _ spec: DeviceSpec,
+        ifMatch: ETagCondition,
+        random: inout some RandomNumberGenerator
+    ) throws(RegistryError) -> RegistryEvent {
+        try Validation.checkId(spec.deviceId, kind: "device")
+        let existing = try existingDevice(spec.deviceId)
+        try checkPrecondition(ifMatch, current: existing.etag, what: "device '\(spec.deviceId)'")
+        try checkDeviceFields(spec)
+        var device = existing
+        device.authentication = try resolveAuthentication(spec.authentication, existing: existing.authentication, random: &random)
+        // PUT is a full replace: an omitted status is the default, enabled.
+        device.status = spec.status ?? .enabled
+        device.statusReason = spec.statusReason
+        if device.status != existing.status { device.statusUpdatedTime = context.now }
+        device.capabilities = spec.capabilities
+        if !existing.capabilities.iotEdge || !spec.capabilities.iotEdge {
+            // An edge device's own scope is immutable; a leaf's is writable.
+            device.deviceScope =
+                spec.capabilities.iotEdge
+                ? "ms-azure-iot-edge://\(spec.deviceId)-\(existing.generationId)" : spec.deviceScope.nonEmpty
+        }
+        device.parentScopes = spec.parentScopes.isEmpty && !spec.capabilities.iotEdge ? device.deviceScope.map { [$0] } ?? [] : spec.parentScopes
+        return event(.deviceUpdated) { etag in
+            device.etag = etag
+            return .device(device)
+        }
+    }
+
+    mutating func deleteDevice(_ deviceId: String, ifMatch: ETagCondition) throws(RegistryError) -> [RegistryEvent] {
+        try Validation.checkId(deviceId, kind: "device")
+        let existing = try existingDevice(deviceId)
+        try checkPrecondition(ifMatch, current: existing.etag, what: "device '\(deviceId)'")
+        // Modules cannot outlive their device: one moduleDeleted each, then the deviceDeleted.
+        var events = state.modules.map { module in event(.moduleDeleted) { _ in .module(module) } }
+        events.append(event(.deviceDeleted) { _ in .device(existing) })
+        return events
+    }
+
+    // MARK: modules
+
+    mutating func createModule(_ spec: ModuleSpec, random: inout some RandomNumberGenerator) throws(RegistryError) -> RegistryEvent {
+        try checkModuleSpec(spec)
+        _ = try existingDevice(spec.deviceId)
+        if state.module != nil {
+            throw RegistryError(
+                .moduleAlreadyExists,
+                "A module with ID '\(spec.moduleId)' is already registered on device '\(spec.deviceId)'."
+            )
+        }
+        guard state.moduleCount < context.limits.maxModulesPerDevice else {
+            throw RegistryError(
+                .tooManyModulesOnDevice,
+                "Device '\(spec.deviceId)' already has \(state.moduleCount) modules, the maximum allowed."
+            )
+        }
+        try checkIdentityQuota()
+        let authentication = try resolveAuthentication(spec.authentication, existing: nil, random: &random)
+        let generationId = String(context.now.ticks)
+        return event(.moduleCreated) { etag in
+            .module(
+                Module(
+                    deviceId: spec.deviceId,
+                    moduleId: spec.moduleId,
+                    managedBy: spec.managedBy.nonEmpty,
+                    generationId: generationId,
+                    etag: etag,
+                    authentication: authentication
+                )
+            )
+        }
+    }
+
+    mutating func replaceModule(
+        _ spec: ModuleSpec,
+        ifMatch: ETagCondition,
+        random: inout some RandomNumberGenerator
+    ) throws(RegistryError) -> RegistryEvent {
+        try checkModuleSpec(spec)
+        _ = try existingDevice(spec.deviceId)
+        var module = try existingModule(spec.deviceId, spec.moduleId)
+        try checkPrecondition(ifMatch, current: module.etag, what: "module '\(spec.moduleId)'")
+        module.authentication = try resolveAuthentication(spec.authentication, existing: module.authentication, random: &random)
+        module.managedBy = spec.managedBy.nonEmpty
+        return event(.moduleUpdated) { etag in
+            module.etag = etag
+            return .module(module)
+        }
+    }
+
+    mutating func deleteModule(_ deviceId: String, _ moduleId: String, ifMatch: ETagCondition) throws(RegistryError) -> RegistryEvent {
+        try Validation.checkId(deviceId, kind: "device")
+        try Validation.checkId(moduleId, kind: "module")
+        _ = try existingDevice(deviceId)
+        let module = try existingModule(deviceId, moduleId)
+        try checkPrecondition(ifMatch, current: module.etag, what: "module '\(moduleId)'")
+        return event(.moduleDeleted) { _ in .module(module) }
+    }
+
+    // MARK: rules shared by several commands
+
+    func existingDevice(_ id: String) throws(RegistryError) -> Device {
+        guard let device = state.device else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
+        return device
+    }
+
+    func existingModule(_ deviceId: String, _ moduleId: String) throws(RegistryError) -> Module {
+        guard let module = state.module else {
+            throw RegistryError(.moduleNotFound, "Module \(moduleId) on device \(deviceId) not registered")
+        }
+        return module
+    }
+
+    func checkPrecondition(_ condition: ETagCondition, current: String, what: String) throws(RegistryError) {
+        if case .exact(let tag) = condition, tag != current {
+            throw RegistryError(.preconditionFailed, "Precondition failed: the etag of \(what) has changed.")
+        }
+    }
+
+    func checkIdentityQuota() throws(RegistryError) {
+        if let maximum = context.limits.maxIdentities, state.identityCount >= maximum {
+            throw RegistryError(.quotaExceeded, "The registry holds \(state.identityCount) identities, the configured maximum.")
+        }
+    }
+
+    func checkDeviceFields(_ spec: DeviceSpec) throws(RegistryError) {
+        try Validation.checkStatusReason(spec.statusReason)
+        guard spec.parentScopes.count <= 1 else { throw .invalid("parentScopes may hold at most one scope.") }
+    }
+
+    func checkModuleSpec(_ spec: ModuleSpec) throws(RegistryError) {
+        try Validation.checkId(spec.deviceId, kind: "device")
+        try Validation.checkId(spec.moduleId, kind: "module")
+        if spec.status != nil {
+            throw .invalid("Modules have no status: disabling is available for devices only.")
+        }
+    }
+
+    /// Turns what the client sent into the stored authentication. Keys and thumbprints never
+    /// mix; SAS keys come in pairs or not at all (then existing SAS keys are kept, or new ones
+    /// generated); thumbprints are SHA-1 or SHA-256 hex.
+    func resolveAuthentication(
+        _ spec: AuthenticationSpec?,
+        existing: Authentication?,
+        random: inout some RandomNumberGenerator
+    ) throws(RegistryError) -> Authentication {
+        let spec = spec ?? AuthenticationSpec()
+        let primaryKey = spec.primaryKey.nonEmpty
+        let secondaryKey = spec.secondaryKey.nonEmpty
+        let primaryThumbprint = spec.primaryThumbprint.nonEmpty
+        let secondaryThumbprint = spec.secondaryThumbprint.nonEmpty
+        let hasKeys = primaryKey != nil || secondaryKey != nil
+        let hasThumbprints = primaryThumbprint != nil || secondaryThumbprint != nil
+        if hasKeys && hasThumbprints {
+            throw .invalid("Symmetric keys and X.509 thumbprints cannot be set together.")
+        }
+        let type = spec.type ?? (hasThumbprints ? .selfSigned : .sas)
+        switch type {
+        case .sas:
+            if hasThumbprints { throw .invalid("Authentication type sas does not take X.509 thumbprints.") }
+            if let primaryKey, let secondaryKey {
+                try Validation.checkKey(primaryKey, name: "primaryKey")
+                try Validation.checkKey(secondaryKey, name: "secondaryKey")
+                return Authentication(type: .sas, symmetricKey: SymmetricKey(primaryKey: primaryKey, secondaryKey: secondaryKey))
+            }
+            if hasKeys { throw .invalid("Give both the primary and the secondary key, or neither.") }
+            if let existing, existing.type == .sas, existing.symmetricKey.primaryKey != nil {
+                return Authentication(type: .sas, symmetricKey: existing.symmetricKey)
+            }
+            let primary = generateKey(random: &random)
+            let secondary = generateKey(random: &random)
+            return Authentication(type: .sas, symmetricKey: SymmetricKey(primaryKey: primary, secondaryKey: secondary))
+        case .selfSigned:
+            if hasKeys { throw .invalid("Authentication type selfSigned does not take symmetric keys.") }
+            guard hasThumbprints else {
+                throw .invalid("Authentication type selfSigned needs a primary or secondary thumbprint.")
+            }
+            if let primaryThumbprint { try Validation.checkThumbprint(primaryThumbprint, name: "primaryThumbprint") }
+            if let secondaryThumbprint { try Validation.checkThumbprint(secondaryThumbprint, name: "secondaryThumbprint") }
+            if let primaryThumbprint, let secondaryThumbprint, primaryThumbprint.utf8.count != secondaryThumbprint.utf8.count {
+                throw .invalid("The primary and secondary thumbprints must have the same length.")
+            }
+            return Authentication(
+                type: .selfSigned,
+                x509Thumbprint: X509Thumbprint(primaryThumbprint: primaryThumbprint, secondaryThumbprint: secondaryThumbprint)
+            )
+        case .certificateAuthority, .none:
+            if hasKeys || hasThumbprints {
+                throw .invalid("Authentication type \(type.rawValue) takes neither symmetric keys nor thumbprints.")
+            }
+            return Authentication(type: type)
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import Crypto
+
+/// One stored event: the envelope of DESIGN §4 around an identity snapshot, hash-chained.
+///
+/// The stored bytes are the canonical JSON of every field including `hash`;
+/// `hash = SHA-256(prevHash ‖ canonical JSON of every field except hash)`, and the first
+/// event's `prevHash` is 32 zero bytes. Hashes are lowercase hex in the JSON.
+public struct EventRecord: Sendable, Hashable {
+    /// The envelope schema this binary writes. Every older version stays decodable.
+    public static let currentSchema: Int64 = 1
+    public static let genesisHash = [UInt8](repeating: 0, count: 32)
+
+    public var seq: UInt64
+    public var time: Timestamp
+    public var type: EventType
+    public var schema: Int64
+    public var deviceId: String
+    public var moduleId: String?
+    /// Who made the change: a policy name, a job id, or `registryd` itself.
+    public var actor: String
+    public var requestId: String
+    /// The identity snapshot in storage form (keys sealed).
+    public var payload: JSONValue
+    public var prevHash: [UInt8]
+    public var hash: [UInt8]
+
+    /// Builds a record and computes its hash.
+    public init(
+        seq: UInt64,
+        time: Timestamp,
+        type: EventType,
+        deviceId: String,
+        moduleId: String?,
+        actor: String,
+        requestId: String,
+        payload: JSONValue,
+        prevHash: [UInt8],
+        schema: Int64 = EventRecord.currentSchema
+    ) {
+        self.seq = seq
+        self.time = time
+        self.type = type
+        self.schema = schema
+        self.deviceId = deviceId
+        self.moduleId = moduleId
+        self.actor = actor
+        self.requestId = requestId
+        self.payload = payload
+        self.prevHash = prevHash
+        self.hash = []
+        self.hash = Self.chainHash(prevHash: prevHash, body: CanonicalJSON.encode(json(includingHash: false)))
+    }
+
+    public static func chainHash(prevHash: [UInt8], body: [UInt8]) -> [UInt8] {
+        var hasher = SHA256()
+        hasher.update(data: prevHash)
+        hasher.update(data: body)
+        return Array(hasher.finalize())
+    }
+
+    func json(includingHash: Bool) -> JSONValue {
+        var members: [String: JSONValue] = [
+            "seq": .int(Int64(seq)),
+            "time": .string(time.iso8601),
+            "type": .string(type.rawValue),
+            "schema": .int(schema),
+            "deviceId": .string(deviceId),
+            "actor": .string(actor),
+            "requestId": .string(requestId),
+            "payload": payload,
+            "prevHash": .string(Hex.encode(prevHash)),
+        ]
+        if let moduleId { members["moduleId"] = .string(moduleId) }
+        if includingHash { members["hash"] = .string(Hex.encode(hash)) }
+        return .object(members)
+    }
+
+    /// The stored bytes (also what `registryd events` prints).
+    public var encoded: [UInt8] { CanonicalJSON.encode(json(includingHash: true)) }
+
+    /// Decodes stored bytes without checking the hash (see `verified`).
+    public static func decode(_ bytes: [UInt8]) throws -> EventRecord {
+        let json = try JSONParser.parse(bytes)
+        func field(_ name: String) throws -> JSONValue {
+            guard let v = json[name] else { throw EventDecodingError("event record has no \(name)") }
+            return v
+        }
+        guard let schema = try field("schema").intValue else { throw EventDecodingError("schema is not an integer") }
+        guard schema >= 1, schema <= currentSchema else {
+            throw EventDecodingError("event schema \(schema) is newer than this binary understands (\(currentSchema))")
+        }
+        guard let seq = try field("seq").intValue, seq > 0 else { throw EventDecodingError("seq is not a positive integer") }
+        guard let timeText = try field("time").stringValue, let time = Timestamp(iso8601: timeText) else {
+            throw EventDecodingError("time is not a timestamp")
+        }
+        guard let typeText = try field("type").stringValue, let type = EventType(rawValue: typeText) else {
+            throw EventDecodingError("type is not a known event type")
+        }
+        guard let deviceId = try field("deviceId").stringValue, let actor = try field("actor").stringValue,
+            let requestId = try field("requestId").stringValue
+        else { throw EventDecodingError("deviceId, actor or requestId is not a string") }
+        guard let prev = try field("prevHash").stringValue.flatMap(Hex.decode), prev.count == 32,
+            let hash = try field("hash").stringValue.flatMap(Hex.decode), hash.count == 32
+        else { throw EventDecodingError("prevHash or hash is not 64 hex digits") }
+        var record = EventRecord(
+            seq: UInt64(seq),
+            time: time,
+            type: type,
+            deviceId: deviceId,
+            moduleId: json["moduleId"]?.stringValue,
+            actor: actor,
+            requestId: requestId,
+            payload: try field("payload"),
+            prevHash: prev,
+            schema: schema
+        )
+        // `init` computed the hash the content deserves; keep the stored one so `verify` can compare.
+        let computed = record.hash
+        record.hash = hash
+        record.computedHash = computed
+        return record
+    }
+
+    /// The hash the content deserves, when decoded (`nil` for records built in memory).
+    public private(set) var computedHash: [UInt8]? = nil
+
+    /// Checks a stored record: decodable, canonical, in sequence, chained to `prevHash`, and
+    /// hashing to its stored hash. Returns the record or the reason it is bad.
+    public static func verified(_ bytes: [UInt8], expectedSeq: UInt64, prevHash: [UInt8]) -> Result<EventRecord, EventDecodingError> {
+        let record: EventRecord
+        do {
+            record = try decode(bytes)
+        } catch let error as EventDecodingError {
+            return .failure(error)
+        } catch {
+            return .failure(EventDecodingError("undecodable: \(error)"))
+        }
+        guard record.seq == expectedSeq else {
+            return .failure(EventDecodingError("sequence \(record.seq) where \(expectedSeq) was expected"))
+        }
+        guard record.prevHash == prevHash else { return .failure(EventDecodingError("prevHash does not match the previous event's hash")) }
+        guard record.computedHash == record.hash else { return .failure(EventDecodingError("hash does not match the content")) }
+        guard record.encoded == bytes else { return .failure(EventDecodingError("stored bytes are not in canonical form")) }
+        return .success(record)
+    }
+
+    public static func == (a: EventRecord, b: EventRecord) -> Bool { a.encoded == b.encoded }
+    public func hash(into hasher: inout Hasher) { hasher.combine(encoded) }
+}
+
+/// Why a stored event could not be used.
+public struct EventDecodingError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Lowercase hexadecimal.
+public enum Hex {
+    static let digits = Array("0123456789abcdef".utf8)
+
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func decode(_ text: String) -> [UInt8]? {
+        let b = Array(text.utf8)
+        guard b.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: c - 48
+            case 97...102: c - 87
+            case 65...70: c - 55
+            default: nil
+            }
+        }
+        var out = [UInt8]()
+        out.reserveCapacity(b.count / 2)
+        var i = 0
+        while i < b.count {
+            guard let hi = nibble(b[i]), let lo = nibble(b[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
+    }
+}

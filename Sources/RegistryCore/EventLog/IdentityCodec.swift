@@ -1,0 +1,153 @@
+/// The JSON form of identities, in Azure's field names and enum spellings.
+///
+/// One codec for storage and (later) the API: storage passes a transform that seals or opens
+/// symmetric keys, the API one that leaves them as they are.
+public enum IdentityCodec {
+    /// Which key of which identity a transform is handling (the sealing context).
+    public struct KeySlot: Sendable, Hashable {
+        public var deviceId: String
+        public var moduleId: String?
+        public var name: String
+        /// `device/module/slot`: the additional authenticated data of a sealed key.
+        public var context: String { "\(deviceId)/\(moduleId ?? "")/\(name)" }
+    }
+
+    public struct DecodingError: Error, Hashable, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public static func encode(_ identity: Identity, key: (String, KeySlot) -> String) -> JSONValue {
+        switch identity {
+        case .device(let d): encode(d, key: key)
+        case .module(let m): encode(m, key: key)
+        }
+    }
+
+    public static func encode(_ d: Device, key: (String, KeySlot) -> String) -> JSONValue {
+        .object([
+            "deviceId": .string(d.deviceId),
+            "generationId": .string(d.generationId),
+            "etag": .string(d.etag),
+            "connectionState": .string(d.connectionState.rawValue),
+            "status": .string(d.status.rawValue),
+            "statusReason": JSONValue(d.statusReason),
+            "connectionStateUpdatedTime": .string(d.connectionStateUpdatedTime.iso8601),
+            "statusUpdatedTime": .string(d.statusUpdatedTime.iso8601),
+            "lastActivityTime": .string(d.lastActivityTime.iso8601),
+            "cloudToDeviceMessageCount": .int(d.cloudToDeviceMessageCount),
+            "authentication": encode(d.authentication, deviceId: d.deviceId, moduleId: nil, key: key),
+            "capabilities": .object(["iotEdge": .bool(d.capabilities.iotEdge)]),
+            "deviceScope": JSONValue(d.deviceScope),
+            "parentScopes": .array(d.parentScopes.map(JSONValue.string)),
+        ])
+    }
+
+    public static func encode(_ m: Module, key: (String, KeySlot) -> String) -> JSONValue {
+        .object([
+            "deviceId": .string(m.deviceId),
+            "moduleId": .string(m.moduleId),
+            "managedBy": JSONValue(m.managedBy),
+            "generationId": .string(m.generationId),
+            "etag": .string(m.etag),
+            "connectionState": .string(m.connectionState.rawValue),
+            "connectionStateUpdatedTime": .string(m.connectionStateUpdatedTime.iso8601),
+            "lastActivityTime": .string(m.lastActivityTime.iso8601),
+            "cloudToDeviceMessageCount": .int(m.cloudToDeviceMessageCount),
+            "authentication": encode(m.authentication, deviceId: m.deviceId, moduleId: m.moduleId, key: key),
+        ])
+    }
+
+    static func encode(_ a: Authentication, deviceId: String, moduleId: String?, key: (String, KeySlot) -> String) -> JSONValue {
+        func sealed(_ value: String?, _ name: String) -> JSONValue {
+            JSONValue(value.map { key($0, KeySlot(deviceId: deviceId, moduleId: moduleId, name: name)) })
+        }
+        return .object([
+            "symmetricKey": .object([
+                "primaryKey": sealed(a.symmetricKey.primaryKey, "primaryKey"),
+                "secondaryKey": sealed(a.symmetricKey.secondaryKey, "secondaryKey"),
+            ]),
+            "x509Thumbprint": .object([
+                "primaryThumbprint": JSONValue(a.x509Thumbprint.primaryThumbprint),
+                "secondaryThumbprint": JSONValue(a.x509Thumbprint.secondaryThumbprint),
+            ]),
+            "type": .string(a.type.rawValue),
+        ])
+    }
+
+    /// Decodes the stored form. A member named `moduleId` makes it a module.
+    public static func decode(_ json: JSONValue, key: (String, KeySlot) throws -> String) throws -> Identity {
+        guard case .object = json else { throw DecodingError(description: "an identity must be a JSON object") }
+        let deviceId = try string(json, "deviceId")
+        let timestamp = { (name: String) throws -> Timestamp in
+            let text = try string(json, name)
+            guard let t = Timestamp(iso8601: text) else { throw DecodingError(description: "\(name) is not a timestamp") }
+            return t
+        }
+        let connectionState = try enumValue(json, "connectionState", ConnectionState.self)
+        if let moduleId = json["moduleId"]?.stringValue {
+            return .module(
+                Module(
+                    deviceId: deviceId,
+                    moduleId: moduleId,
+                    managedBy: json["managedBy"]?.stringValue,
+                    generationId: try string(json, "generationId"),
+                    etag: try string(json, "etag"),
+                    connectionState: connectionState,
+                    connectionStateUpdatedTime: try timestamp("connectionStateUpdatedTime"),
+                    lastActivityTime: try timestamp("lastActivityTime"),
+                    cloudToDeviceMessageCount: json["cloudToDeviceMessageCount"]?.intValue ?? 0,
+                    authentication: try decodeAuthentication(json["authentication"], deviceId: deviceId, moduleId: moduleId, key: key)
+                )
+            )
+        }
+        return .device(
+            Device(
+                deviceId: deviceId,
+                generationId: try string(json, "generationId"),
+                etag: try string(json, "etag"),
+                connectionState: connectionState,
+                status: try enumValue(json, "status", DeviceStatus.self),
+                statusReason: json["statusReason"]?.stringValue,
+                connectionStateUpdatedTime: try timestamp("connectionStateUpdatedTime"),
+                statusUpdatedTime: try timestamp("statusUpdatedTime"),
+                lastActivityTime: try timestamp("lastActivityTime"),
+                cloudToDeviceMessageCount: json["cloudToDeviceMessageCount"]?.intValue ?? 0,
+                authentication: try decodeAuthentication(json["authentication"], deviceId: deviceId, moduleId: nil, key: key),
+                capabilities: DeviceCapabilities(iotEdge: json["capabilities"]?["iotEdge"]?.boolValue ?? false),
+                deviceScope: json["deviceScope"]?.stringValue,
+                parentScopes: (json["parentScopes"]?.arrayValue ?? []).compactMap(\.stringValue)
+            )
+        )
+    }
+
+    static func decodeAuthentication(
+        _ json: JSONValue?,
+        deviceId: String,
+        moduleId: String?,
+        key: (String, KeySlot) throws -> String
+    ) throws -> Authentication {
+        guard let json else { throw DecodingError(description: "authentication is missing") }
+        let type = try enumValue(json, "type", AuthenticationType.self)
+        func opened(_ name: String) throws -> String? {
+            try json["symmetricKey"]?[name]?.stringValue.map { try key($0, KeySlot(deviceId: deviceId, moduleId: moduleId, name: name)) }
+        }
+        return Authentication(
+            type: type,
+            symmetricKey: SymmetricKey(primaryKey: try opened("primaryKey"), secondaryKey: try opened("secondaryKey")),
+            x509Thumbprint: X509Thumbprint(
+                primaryThumbprint: json["x509Thumbprint"]?["primaryThumbprint"]?.stringValue,
+                secondaryThumbprint: json["x509Thumbprint"]?["secondaryThumbprint"]?.stringValue
+            )
+        )
+    }
+
+    static func string(_ json: JSONValue, _ name: String) throws -> String {
+        guard let s = json[name]?.stringValue else { throw DecodingError(description: "\(name) is missing or not a string") }
+        return s
+    }
+
+    static func enumValue<E: RawRepresentable>(_ json: JSONValue, _ name: String, _: E.Type) throws -> E where E.RawValue == String {
+        guard let e = E(rawValue: try string(json, name)) else { throw DecodingError(description: "\(name) has an unknown value") }
+        return e
+    }
+}

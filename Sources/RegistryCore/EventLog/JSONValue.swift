@@ -1,0 +1,55 @@
+/// A JSON document as a value: what the event log stores and hashes.
+///
+/// Integers only (no floating point), so that every value has exactly one canonical spelling.
+public indirect enum JSONValue: Sendable, Hashable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    /// A number with a fraction or exponent, kept as its source text (never produced by the log).
+    case number(String)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let members) = self { return members[key] }
+        return nil
+    }
+
+    /// Member lookup ignoring case, as Azure's clients need (Newtonsoft-style leniency).
+    public func member(caseInsensitive key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        if let exact = members[key] { return exact }
+        let lowered = key.lowercased()
+        return members.first { $0.key.lowercased() == lowered }?.value
+    }
+
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var intValue: Int64? {
+        if case .int(let i) = self { return i }
+        return nil
+    }
+
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
+    public var isNull: Bool { self == .null }
+}
+
+extension JSONValue {
+    /// `.string(s)` or `.null` for `nil`.
+    public init(_ string: String?) {
+        self = string.map(JSONValue.string) ?? .null
+    }
+}

@@ -1,0 +1,53 @@
+import Crypto
+import Foundation
+
+/// Seals device and module keys with AES-256-GCM under the registry's data key, so that the
+/// log, the projections and their backups can be handed to an auditor without the keys.
+///
+/// Each sealed value is bound to its identity and slot (the additional authenticated data),
+/// so ciphertext copied from one device to another does not open.
+public struct KeySealer: Sendable {
+    /// Prefix of a sealed value: names the scheme so a future one can coexist.
+    public static let prefix = "aes256gcm:"
+
+    // Raw bytes rather than Crypto.SymmetricKey, which is not Sendable in swift-crypto 3.
+    private let keyBytes: [UInt8]
+    private var key: Crypto.SymmetricKey { Crypto.SymmetricKey(data: keyBytes) }
+
+    /// - Parameter keyBytes: 32 bytes of key material.
+    public init(keyBytes: [UInt8]) throws(SealError) {
+        guard keyBytes.count == 32 else { throw SealError("the data key must be 32 bytes, not \(keyBytes.count)") }
+        self.keyBytes = keyBytes
+    }
+
+    /// Seals `plaintext`; the nonce comes from `random` (the system's generator in production,
+    /// a seeded one in golden-fixture tests).
+    public func seal(_ plaintext: String, context: String, random: inout some RandomNumberGenerator) -> String {
+        var nonceBytes = [UInt8](repeating: 0, count: 12)
+        for i in nonceBytes.indices { nonceBytes[i] = UInt8.random(in: .min ... .max, using: &random) }
+        // Both calls only fail for malformed nonces or keys, which the checks above rule out.
+        let nonce = try! AES.GCM.Nonce(data: nonceBytes)
+        let box = try! AES.GCM.seal(Array(plaintext.utf8), using: key, nonce: nonce, authenticating: Array(context.utf8))
+        return Self.prefix + box.combined!.base64EncodedString()
+    }
+
+    /// Opens a value made by `seal` with the same context.
+    public func open(_ sealed: String, context: String) throws(SealError) -> String {
+        guard sealed.hasPrefix(Self.prefix), let combined = Data(base64Encoded: String(sealed.dropFirst(Self.prefix.count))) else {
+            throw SealError("a stored key is not in the sealed format")
+        }
+        do {
+            let box = try AES.GCM.SealedBox(combined: combined)
+            let plain = try AES.GCM.open(box, using: key, authenticating: Array(context.utf8))
+            return String(decoding: plain, as: UTF8.self)
+        } catch {
+            throw SealError("a stored key does not open with this data key (wrong data.key, or tampered data)")
+        }
+    }
+}
+
+/// Sealing or opening failed. Never carries key material.
+public struct SealError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,41 @@
+import LMDB
+
+/// The current-state projections, kept in the same write transaction as the log append, so they
+/// never lag and a crash can never leave them disagreeing with the log.
+///
+/// `apply` is the persistent form of the domain's `evolve`: the writer calls it for each new
+/// event and replay calls it for each stored one, so both run exactly the same code.
+public enum Projections {
+    public static func apply(_ record: EventRecord, txn: borrowing WriteTransaction, databases db: RegistryDatabases) throws {
+        try txn.put(db.history, StorageKey.history(record.deviceId, record.seq), [])
+        let payload = CanonicalJSON.encode(record.payload)
+        switch record.type {
+        case .deviceCreated, .deviceUpdated:
+            let key = StorageKey.device(record.deviceId)
+            let wasDisabled = try txn.get(db.devices, key).map(isDisabled) ?? false
+            try txn.put(db.devices, key, payload)
+            try adjustDisabled(by: (isDisabled(record.payload) ? 1 : 0) - (wasDisabled ? 1 : 0), txn: txn, db)
+        case .deviceDeleted:
+            let key = StorageKey.device(record.deviceId)
+            if let old = try txn.get(db.devices, key) {
+                try txn.delete(db.devices, key)
+                if isDisabled(old) { try adjustDisabled(by: -1, txn: txn, db) }
+            }
+        case .moduleCreated, .moduleUpdated:
+            try txn.put(db.modules, StorageKey.module(record.deviceId, record.moduleId ?? ""), payload)
+        case .moduleDeleted:
+            try txn.delete(db.modules, StorageKey.module(record.deviceId, record.moduleId ?? ""))
+        }
+    }
+
+    static func isDisabled(_ payload: JSONValue) -> Bool { payload["status"]?.stringValue == DeviceStatus.disabled.rawValue }
+
+    static func isDisabled(_ bytes: [UInt8]) -> Bool { (try? JSONParser.parse(bytes)).map(isDisabled) ?? false }
+
+    static func adjustDisabled(by delta: Int, txn: borrowing WriteTransaction, _ db: RegistryDatabases) throws {
+        guard delta != 0 else { return }
+        let current = try txn.get(db.meta, MetaKey.disabledDevices).flatMap(StorageKey.sequence(from:)) ?? 0
+        let next = UInt64(max(0, Int64(current) + Int64(delta)))
+        try txn.put(db.meta, MetaKey.disabledDevices, StorageKey.sequence(next))
+    }
+}

@@ -1,0 +1,218 @@
+import Foundation
+import LMDB
+import Logging
+
+/// The result of one command: its events and the identity as it now stands (`nil` after a delete).
+public struct CommandOutcome: Sendable, Hashable {
+    public var events: [RegistryEvent]
+    public var identity: Identity?
+}
+
+/// The store: the single writer with group commit, plus the reads of `RegistryStorage`.
+///
+/// One dedicated thread owns every write transaction. `execute` enqueues a batch of commands and
+/// suspends; the writer drains the queue, applies up to `maxBatchCommands` queued commands in one
+/// LMDB transaction, commits once (full sync: the flush that dominates the cost is shared), then
+/// resumes each caller with its own results. Commits never run on the cooperative pool.
+public final class RegistryStore: Sendable {
+    public struct Configuration: Sendable {
+        public var dataDirectory: DataDirectory
+        /// Commands applied per transaction at most (a caller's batch is never split).
+        public var maxBatchCommands: Int
+        public var limits: RegistryLimits
+        public var clock: any RegistryClock
+        /// Initial map size; the map grows on demand.
+        public var mapSize: Int
+        /// LMDB flags; durable (none) by default. `.noSync` is for benchmarks that say so.
+        public var environmentFlags: EnvironmentFlags
+
+        public init(
+            dataDirectory: DataDirectory,
+            maxBatchCommands: Int = 1024,
+            limits: RegistryLimits = .init(),
+            clock: any RegistryClock = SystemClock(),
+            mapSize: Int = 64 << 20,
+            environmentFlags: EnvironmentFlags = []
+        ) {
+            self.dataDirectory = dataDirectory
+            self.maxBatchCommands = maxBatchCommands
+            self.limits = limits
+            self.clock = clock
+            self.mapSize = mapSize
+            self.environmentFlags = environmentFlags
+        }
+    }
+
+    public let storage: RegistryStorage
+    /// Wakes delivery and event streams after each commit.
+    public let commits: CommitSignal
+    private let queue: WriteQueue
+    private let lock: DirectoryLock
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// Opens (creating if needed) a data directory for writing: takes its exclusive lock, opens
+    /// the environment and starts the writer thread.
+    /// - Parameter random: the source of generated keys and sealing nonces (seeded in tests).
+    public init(
+        configuration: Configuration,
+        random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
+        logger: Logger = Logger(label: "registryd.store")
+    ) throws {
+        try configuration.dataDirectory.create()
+        lock = try DirectoryLock(path: configuration.dataDirectory.lockPath)
+        storage = try RegistryStorage(
+            directory: configuration.dataDirectory,
+            create: true,
+            mapSize: configuration.mapSize,
+            flags: configuration.environmentFlags
+        )
+        let head = try storage.head()
+        commits = CommitSignal(committed: head.seq)
+        queue = WriteQueue()
+        let writer = Writer(
+            storage: storage,
+            configuration: configuration,
+            head: head,
+            random: random,
+            queue: queue,
+            commits: commits,
+            logger: logger
+        )
+        let finished = self.finished
+        let thread = Thread {
+            writer.run()
+            finished.signal()
+        }
+        thread.name = "registryd-writer"
+        thread.start()
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Executes `commands` in one transaction; one result per command, in order. A rejected
+    /// command writes nothing and does not affect the others.
+    /// - Throws: a storage error when the transaction could not be committed (then nothing of
+    ///   the batch was written), or `StoreError` after `close()`.
+    public func execute(_ commands: [Command], actor: String, requestId: String) async throws -> [Result<CommandOutcome, RegistryError>] {
+        guard !commands.isEmpty else { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            queue.enqueue(.commands(CommandBatch(commands: commands, actor: actor, requestId: requestId, continuation: continuation)))
+        }
+    }
+
+    /// Executes one command.
+    /// - Throws: `RegistryError` when the rules refuse it, a storage error when it could not be committed.
+    public func execute(_ command: Command, actor: String, requestId: String) async throws -> CommandOutcome {
+        try await execute([command], actor: actor, requestId: requestId)[0].get()
+    }
+
+    /// Runs a write that is not an identity event (delivery cursors, job records, policies) on the
+    /// writer thread, in its own transaction, outside the hash chain.
+    /// The closure must be safe to re-run (see `Environment.write`).
+    public func perform<T: Sendable>(_ work: @escaping @Sendable (borrowing WriteTransaction, RegistryDatabases) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.enqueue(
+                .custom { txn, db in
+                    do {
+                        let value = try work(txn, db)
+                        return { continuation.resume(returning: value) }
+                    } catch {
+                        throw CustomWorkFailure(resume: { continuation.resume(throwing: error) }, error: error)
+                    }
+                } onStorageFailure: { error in
+                    continuation.resume(throwing: error)
+                }
+            )
+        }
+    }
+
+    /// Stops taking work, lets the writer finish what is queued, and waits for its thread to end.
+    public func close() {
+        if queue.close() { finished.wait() }
+        commits.finish()
+    }
+}
+
+/// A caller's commands with its continuation.
+struct CommandBatch {
+    var commands: [Command]
+    var actor: String
+    var requestId: String
+    var continuation: CheckedContinuation<[Result<CommandOutcome, RegistryError>], any Error>
+}
+
+/// Failure of a custom write's own closure (not of the storage): carries how to resume its caller.
+struct CustomWorkFailure: Error {
+    var resume: @Sendable () -> Void
+    var error: any Error
+}
+
+/// Work for the writer thread.
+enum WriteJob {
+    case commands(CommandBatch)
+    /// Returns the resumption to run after commit.
+    case custom(
+        (borrowing WriteTransaction, RegistryDatabases) throws -> () -> Void,
+        onStorageFailure: (any Error) -> Void
+    )
+
+    var commandCount: Int {
+        switch self {
+        case .commands(let batch): batch.commands.count
+        case .custom: 1
+        }
+    }
+}
+
+/// The queue between callers and the writer thread.
+final class WriteQueue: @unchecked Sendable {
+    // Why unchecked: every field is guarded by `condition`.
+    private let condition = NSCondition()
+    private var jobs: [WriteJob] = []
+    private var closed = false
+    private var started = true
+
+    func enqueue(_ job: WriteJob) {
+        condition.lock()
+        if closed {
+            condition.unlock()
+            switch job {
+            case .commands(let batch): batch.continuation.resume(throwing: StoreError("the store is closed"))
+            case .custom(_, let onStorageFailure): onStorageFailure(StoreError("the store is closed"))
+            }
+            return
+        }
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Blocks until work is queued; takes whole jobs up to `maxCommands` (at least one), or a
+    /// single custom job. Returns `nil` once closed and drained.
+    func take(maxCommands: Int) -> [WriteJob]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while jobs.isEmpty && !closed { condition.wait() }
+        if jobs.isEmpty { return nil }
+        if case .custom = jobs[0] { return [jobs.removeFirst()] }
+        var taken: [WriteJob] = []
+        var count = 0
+        while let next = jobs.first, case .commands = next, taken.isEmpty || count + next.commandCount <= maxCommands {
+            taken.append(jobs.removeFirst())
+            count += next.commandCount
+        }
+        return taken
+    }
+
+    /// Returns whether this call closed it (false if already closed).
+    func close() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if closed { return false }
+        closed = true
+        condition.broadcast()
+        return true
+    }
+}

@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// The one binary: the daemon and its tools as subcommands.
+@main
+struct Registryd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "registryd",
+        abstract: "An event-sourced IoT device identity registry (Azure IoT Hub registry compatible) on LMDB.",
+        version: "0.1.0",
+        subcommands: [ServeCommand.self, ReplayCommand.self, BenchCommand.self, WriteLoadCommand.self],
+        defaultSubcommand: ServeCommand.self
+    )
+}
+
+/// Options every data-directory command shares.
+struct DataDirectoryOptions: ParsableArguments {
+    @Option(name: .long, help: "The data directory (LMDB environment, data key, lock).")
+    var dataDir: String = "./data"
+}

@@ -1,0 +1,149 @@
+import Foundation
+import RegistryCore
+import RegistryTesting
+import Testing
+
+struct TimestampTests {
+    @Test func formatsWithSevenDigitsAndZ() {
+        #expect(Timestamp.unset.iso8601 == "0001-01-01T00:00:00Z")
+        let t = Timestamp(iso8601: "2021-05-12T08:48:08.7205939Z")!
+        #expect(t.iso8601 == "2021-05-12T08:48:08.7205939Z")
+        #expect(Timestamp(unixSeconds: 0).iso8601 == "1970-01-01T00:00:00.0000000Z")
+        #expect(Timestamp(iso8601: "2024-02-29T23:59:59Z")!.iso8601 == "2024-02-29T23:59:59.0000000Z")
+    }
+
+    @Test func parsesOlderAndShorterForms() {
+        #expect(Timestamp(iso8601: "0001-01-01T00:00:00") == .unset)
+        #expect(Timestamp(iso8601: "0001-01-01T00:00:00Z") == .unset)
+        #expect(Timestamp(iso8601: "2021-05-12T08:48:08.5Z")!.iso8601 == "2021-05-12T08:48:08.5000000Z")
+        #expect(Timestamp(iso8601: "2021-05-12T08:48:08.123456789Z")!.iso8601 == "2021-05-12T08:48:08.1234567Z")
+        #expect(Timestamp(iso8601: "2021-13-12T08:48:08Z") == nil)
+        #expect(Timestamp(iso8601: "yesterday") == nil)
+        #expect(Timestamp(iso8601: "2021-05-12T08:48:08+02:00") == nil)
+    }
+
+    @Test func unixConversionsAgree() {
+        let t = Timestamp(unixSeconds: 1_700_000_000)
+        #expect(t.unixSeconds == 1_700_000_000)
+        #expect(Timestamp(iso8601: t.iso8601) == t)
+    }
+}
+
+struct JSONTests {
+    @Test func canonicalFormSortsKeysAndEscapesLikePython() throws {
+        let value = try JSONParser.parse(#"{ "b": [1, true, null], "a": "x\"y\\z\n\u0001é/€", "A": -5 }"#)
+        // json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        #expect(String(decoding: CanonicalJSON.encode(value), as: UTF8.self) == #"{"A":-5,"a":"x\"y\\z\n\u0001é/€","b":[1,true,null]}"#)
+    }
+
+    @Test func parseThenEncodeIsStable() throws {
+        let text = #"{"deviceId":"d","nested":{"z":[],"y":{}},"n":12345678901,"s":"\t\b\f\r"}"#
+        let once = CanonicalJSON.encode(try JSONParser.parse(text))
+        #expect(CanonicalJSON.encode(try JSONParser.parse(once)) == once)
+    }
+
+    @Test func rejectsMalformedInput() {
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "tru", "\"unterminated", "01", "{\"a\":1}x", "\"\u{01}\"", "\"\\ud800\""] {
+            #expect(throws: JSONParser.Error.self, "\(bad)") { try JSONParser.parse(bad) }
+        }
+        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect(throws: JSONParser.Error.self) { try JSONParser.parse(deep) }
+    }
+
+    @Test func surrogatePairsDecode() throws {
+        #expect(try JSONParser.parse(#""\ud83d\ude00""#) == .string("😀"))
+    }
+
+    @Test func caseInsensitiveMemberLookup() throws {
+        let value = try JSONParser.parse(#"{"DeviceID":"x"}"#)
+        #expect(value.member(caseInsensitive: "deviceId") == .string("x"))
+        #expect(value["deviceId"] == nil)
+    }
+}
+
+struct EventRecordTests {
+    func record(_ seq: UInt64, prev: [UInt8]) -> EventRecord {
+        EventRecord(
+            seq: seq,
+            time: Timestamp(unixSeconds: 1_700_000_000 + Int64(seq)),
+            type: .deviceCreated,
+            deviceId: "dev-\(seq)",
+            moduleId: nil,
+            actor: "iothubowner",
+            requestId: "req-\(seq)",
+            payload: .object(["deviceId": .string("dev-\(seq)")]),
+            prevHash: prev
+        )
+    }
+
+    @Test func chainVerifiesAndDetectsTampering() throws {
+        let first = record(1, prev: EventRecord.genesisHash)
+        let second = record(2, prev: first.hash)
+        #expect(try EventRecord.verified(first.encoded, expectedSeq: 1, prevHash: EventRecord.genesisHash).get() == first)
+        #expect(try EventRecord.verified(second.encoded, expectedSeq: 2, prevHash: first.hash).get() == second)
+        // Wrong position, wrong predecessor.
+        #expect(throws: EventDecodingError.self) { try EventRecord.verified(second.encoded, expectedSeq: 3, prevHash: first.hash).get() }
+        #expect(throws: EventDecodingError.self) { try EventRecord.verified(second.encoded, expectedSeq: 2, prevHash: EventRecord.genesisHash).get() }
+        // One byte of content changed.
+        var tampered = second.encoded
+        let index = tampered.firstIndex(of: UInt8(ascii: "q"))!  // inside "req-2"
+        tampered[index] = UInt8(ascii: "Q")
+        #expect(throws: EventDecodingError.self) { try EventRecord.verified(tampered, expectedSeq: 2, prevHash: first.hash).get() }
+        // Same content, not canonical (extra space).
+        let spaced = Array(String(decoding: second.encoded, as: UTF8.self).replacingOccurrences(of: ",\"seq\"", with: ", \"seq\"").utf8)
+        #expect(throws: EventDecodingError.self) { try EventRecord.verified(spaced, expectedSeq: 2, prevHash: first.hash).get() }
+    }
+
+    @Test func hashIsSHA256OfPrevHashAndCanonicalBodyWithoutHash() throws {
+        let r = record(1, prev: EventRecord.genesisHash)
+        var json = try JSONParser.parse(r.encoded)
+        guard case .object(var members) = json else { Issue.record("not an object"); return }
+        #expect(members.removeValue(forKey: "hash") == .string(Hex.encode(r.hash)))
+        json = .object(members)
+        #expect(EventRecord.chainHash(prevHash: EventRecord.genesisHash, body: CanonicalJSON.encode(json)) == r.hash)
+        #expect(r.hash.count == 32)
+    }
+
+    @Test func newerSchemaIsRefused() {
+        let text = String(decoding: record(1, prev: EventRecord.genesisHash).encoded, as: UTF8.self).replacingOccurrences(of: "\"schema\":1", with: "\"schema\":99")
+        #expect(throws: EventDecodingError.self) { try EventRecord.decode(Array(text.utf8)) }
+    }
+}
+
+struct KeySealerTests {
+    @Test func sealsAndOpensBoundToItsContext() throws {
+        let sealer = try KeySealer(keyBytes: [UInt8](repeating: 5, count: 32))
+        var random = SeededRandom(seed: 1)
+        let sealed = sealer.seal("secret-key", context: "d//primaryKey", random: &random)
+        #expect(sealed.hasPrefix(KeySealer.prefix))
+        #expect(!sealed.contains("secret"))
+        #expect(try sealer.open(sealed, context: "d//primaryKey") == "secret-key")
+        #expect(throws: SealError.self) { try sealer.open(sealed, context: "other//primaryKey") }
+        let otherKey = try KeySealer(keyBytes: [UInt8](repeating: 6, count: 32))
+        #expect(throws: SealError.self) { try otherKey.open(sealed, context: "d//primaryKey") }
+        #expect(throws: SealError.self) { try KeySealer(keyBytes: [1, 2, 3]) }
+    }
+
+    @Test func identityCodecRoundTrips() throws {
+        let device = Device(
+            deviceId: "d",
+            generationId: "638000000000000000",
+            etag: "MQ==",
+            status: .disabled,
+            statusReason: "why",
+            statusUpdatedTime: Timestamp(unixSeconds: 5),
+            authentication: Authentication(type: .sas, symmetricKey: SymmetricKey(primaryKey: "p", secondaryKey: "s")),
+            capabilities: DeviceCapabilities(iotEdge: true),
+            deviceScope: "scope",
+            parentScopes: ["parent"]
+        )
+        let json = IdentityCodec.encode(.device(device)) { key, slot in "sealed(\(key),\(slot.context))" }
+        #expect(json["authentication"]?["symmetricKey"]?["primaryKey"] == .string("sealed(p,d//primaryKey)"))
+        #expect(json["statusUpdatedTime"] == .string("1970-01-01T00:00:05.0000000Z"))
+        #expect(json["lastActivityTime"] == .string("0001-01-01T00:00:00Z"))
+        let back = try IdentityCodec.decode(json) { sealed, _ in String(sealed.dropFirst(7).prefix(1)) }
+        #expect(back == .device(device))
+        let module = Module(deviceId: "d", moduleId: "m", managedBy: "IotEdge", generationId: "1", etag: "Mg==", authentication: Authentication(type: .certificateAuthority))
+        #expect(try IdentityCodec.decode(IdentityCodec.encode(.module(module)) { k, _ in k }) { k, _ in k } == .module(module))
+    }
+}
