@@ -20,6 +20,7 @@ public enum Replayer {
         public var modules = 0
         public var historyEntries = 0
         public var outcome: Outcome = .clean
+        public init() {}
     }
 
     /// Events applied per scratch transaction.

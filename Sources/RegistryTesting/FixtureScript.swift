@@ -1,0 +1,104 @@
+import Foundation
+import LMDB
+import RegistryCore
+
+/// The scripted histories behind `fixtures/events/*.jsonl`. Each runs through the real store with
+/// a manual clock, seeded randomness and the fixture data key, so it produces the same bytes on
+/// every run; the golden tests compare those bytes with the committed streams.
+public enum FixtureScript {
+    public struct Step: Sendable {
+        public var advanceSeconds: Int64
+        public var commands: [Command]
+    }
+
+    public static let names = ["lifecycle"]
+
+    public static func steps(_ name: String) -> [Step] {
+        let key16 = Data(repeating: 0x11, count: 16).base64EncodedString()
+        let key32 = Data(repeating: 0x22, count: 32).base64EncodedString()
+        let sha1 = String(repeating: "a1", count: 20)
+        let sha256 = String(repeating: "B2", count: 32)
+        switch name {
+        case "lifecycle":
+            return [
+                Step(advanceSeconds: 0, commands: [.createDevice(DeviceSpec(deviceId: "sensor-01"))]),
+                Step(advanceSeconds: 1, commands: [.createDevice(DeviceSpec(deviceId: "sensor-02", authentication: AuthenticationSpec(type: .sas, primaryKey: key16, secondaryKey: key32)))]),
+                Step(advanceSeconds: 1, commands: [
+                    .createDevice(DeviceSpec(deviceId: "camera-x509", authentication: AuthenticationSpec(type: .selfSigned, primaryThumbprint: sha1, secondaryThumbprint: sha1))),
+                    .createDevice(DeviceSpec(deviceId: "gateway-ca", authentication: AuthenticationSpec(type: .certificateAuthority))),
+                    .createDevice(DeviceSpec(deviceId: "edge-01", capabilities: DeviceCapabilities(iotEdge: true))),
+                ]),
+                Step(advanceSeconds: 1, commands: [
+                    .createModule(ModuleSpec(deviceId: "edge-01", moduleId: "$edgeAgent", managedBy: "IotEdge")),
+                    .createModule(ModuleSpec(deviceId: "edge-01", moduleId: "filter")),
+                ]),
+                Step(advanceSeconds: 60, commands: [.replaceDevice(DeviceSpec(deviceId: "sensor-01", status: .disabled, statusReason: "lost in transit"), ifMatch: .exact(etag(forSequence: 1)))]),
+                Step(advanceSeconds: 60, commands: [.replaceDevice(DeviceSpec(deviceId: "sensor-02", authentication: AuthenticationSpec(primaryKey: key32, secondaryKey: key16)), ifMatch: .any)]),
+                Step(advanceSeconds: 1, commands: [.replaceDevice(DeviceSpec(deviceId: "camera-x509", authentication: AuthenticationSpec(primaryThumbprint: sha256)), ifMatch: .absent)]),
+                Step(advanceSeconds: 1, commands: [.replaceModule(ModuleSpec(deviceId: "edge-01", moduleId: "filter", managedBy: "ops"), ifMatch: .any)]),
+                Step(advanceSeconds: 1, commands: [.deleteModule(deviceId: "edge-01", moduleId: "filter", ifMatch: .any)]),
+                Step(advanceSeconds: 1, commands: [.createModule(ModuleSpec(deviceId: "edge-01", moduleId: "filter"))]),
+                Step(advanceSeconds: 3600, commands: [.deleteDevice(deviceId: "edge-01", ifMatch: .any)]),
+                Step(advanceSeconds: 1, commands: [.createDevice(DeviceSpec(deviceId: "edge-01", status: .disabled))]),
+                Step(advanceSeconds: 1, commands: [.replaceDevice(DeviceSpec(deviceId: "sensor-01", status: .enabled), ifMatch: .any)]),
+                Step(advanceSeconds: 1, commands: [.deleteDevice(deviceId: "gateway-ca", ifMatch: .any)]),
+            ]
+        default:
+            fatalError("unknown fixture \(name)")
+        }
+    }
+
+    /// Runs the script into a fresh data directory (holding the fixture key) and returns the raw
+    /// stored event records, one per line.
+    public static func run(_ name: String, in directory: String) async throws -> [[UInt8]] {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: fixturesDirectory() + "/events/data.key", toPath: directory + "/data.key")
+        let clock = ManualClock(Timestamp(iso8601: "2026-01-01T00:00:00Z")!)
+        let store = try makeStore(directory, clock: clock, seed: 2026)
+        for (i, step) in steps(name).enumerated() {
+            clock.advance(seconds: step.advanceSeconds)
+            let results = try await store.execute(step.commands, actor: "iothubowner", requestId: "\(name)-\(i + 1)")
+            for result in results { _ = try result.get() }
+        }
+        let lines = try store.storage.read { txn, db in
+            var lines: [[UInt8]] = []
+            try txn.scan(db.events) { _, value in
+                lines.append(value)
+                return true
+            }
+            return lines
+        }
+        store.close()
+        return lines
+    }
+
+    /// Rebuilds the projections of a stream (verifying its chain) in a fresh environment and
+    /// returns them as canonical JSON: `{"devices":{id:…},"modules":{"dev/mod":…},"disabledDevices":n}`.
+    public static func projection(of lines: [[UInt8]], scratch: String) throws -> (Replayer.Outcome?, [UInt8]) {
+        for sub in ["/source", "/target"] { try FileManager.default.createDirectory(atPath: scratch + sub, withIntermediateDirectories: true) }
+        let source = try Environment(configuration: .init(path: scratch + "/source"))
+        let target = try Environment(configuration: .init(path: scratch + "/target"))
+        let sourceDatabases = try source.write { try RegistryDatabases.open(in: $0) }
+        let targetDatabases = try target.write { try RegistryDatabases.open(in: $0) }
+        try source.write { txn in
+            for (i, line) in lines.enumerated() { try txn.put(sourceDatabases.events, StorageKey.sequence(UInt64(i + 1)), line, flags: .append) }
+        }
+        var report = Replayer.Report()
+        let outcome = try source.read { txn in try Replayer.rebuild(from: txn, sourceDatabases.events, into: target, targetDatabases, report: &report) }
+        let json = try target.read { txn -> JSONValue in
+            var devices: [String: JSONValue] = [:]
+            var modules: [String: JSONValue] = [:]
+            try txn.scan(targetDatabases.devices) { key, value in
+                devices[String(decoding: key, as: UTF8.self)] = try JSONParser.parse(value)
+                return true
+            }
+            try txn.scan(targetDatabases.modules) { key, value in
+                modules[String(decoding: key, as: UTF8.self).replacingOccurrences(of: "\0", with: "/")] = try JSONParser.parse(value)
+                return true
+            }
+            let disabled = try txn.get(targetDatabases.meta, MetaKey.disabledDevices).flatMap(StorageKey.sequence(from:)) ?? 0
+            return .object(["devices": .object(devices), "modules": .object(modules), "disabledDevices": .int(Int64(disabled))])
+        }
+        return (outcome, CanonicalJSON.encode(json) + [10])
+    }
+}
