@@ -55,7 +55,10 @@ let package = Package(
         ),
         .testTarget(
             name: "registrydTests",
-            dependencies: ["registryd", "RegistryCore", "RegistryTesting"],
+            dependencies: [
+                "registryd", "RegistryCore", "RegistryTesting", "LMDB",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

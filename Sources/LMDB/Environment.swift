@@ -139,6 +139,7 @@ public final class Environment: @unchecked Sendable {
     ///
     /// Only one thread should write (LMDB serialises writers with a mutex owned by the OS
     /// thread that began the transaction); never nest `write` or `read` inside `body`.
+    @discardableResult
     public func write<R>(_ body: (borrowing WriteTransaction) throws -> R) throws -> R {
         while true {
             switch try writeOnce(body) {

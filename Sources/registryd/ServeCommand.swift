@@ -14,6 +14,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var data: DataDirectoryOptions
 
     func run() async throws {
+        let shutdown = ShutdownSignal()
         var logger = Logger(label: "registryd")
         logger.logLevel = .info
         let store: RegistryStore
@@ -24,42 +25,51 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let head = try store.storage.head()
         logger.info("registry open", metadata: ["data.dir": "\(data.dataDir)", "log.seq": "\(head.seq)"])
-        let signal = await ShutdownSignal.wait()
+        let signal = await shutdown.wait()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
         store.close()
     }
 }
 
-/// Waits for SIGTERM or SIGINT.
-enum ShutdownSignal {
-    static func wait() async -> Int32 {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
-            let box = SignalSources(continuation: continuation)
-            box.start()
-        }
-    }
-}
-
-private final class SignalSources: @unchecked Sendable {
+/// SIGTERM and SIGINT, caught from the moment it is created (so a signal that arrives while the
+/// store opens is not lost) and delivered once to `wait()`.
+final class ShutdownSignal: @unchecked Sendable {
     // Why unchecked: mutated only on `queue`.
     private let queue = DispatchQueue(label: "registryd.signals")
     private var sources: [any DispatchSourceSignal] = []
+    private var received: Int32?
     private var continuation: CheckedContinuation<Int32, Never>?
 
-    init(continuation: CheckedContinuation<Int32, Never>) { self.continuation = continuation }
-
-    func start() {
+    init() {
         queue.sync {
             for sig in [SIGTERM, SIGINT] {
                 signal(sig, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-                source.setEventHandler { [self] in
+                source.setEventHandler { [unowned self] in
+                    guard received == nil else { return }
+                    received = sig
                     continuation?.resume(returning: sig)
                     continuation = nil
-                    for s in sources { s.cancel() }
                 }
                 source.resume()
                 sources.append(source)
+            }
+        }
+    }
+
+    deinit {
+        for source in sources { source.cancel() }
+    }
+
+    /// Returns the first signal received (at once if one already arrived).
+    func wait() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            queue.async {
+                if let received = self.received {
+                    continuation.resume(returning: received)
+                } else {
+                    self.continuation = continuation
+                }
             }
         }
     }
