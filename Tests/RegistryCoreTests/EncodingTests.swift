@@ -102,6 +102,10 @@ struct EventRecordTests {
         json = .object(members)
         #expect(EventRecord.chainHash(prevHash: EventRecord.genesisHash, body: CanonicalJSON.encode(json)) == r.hash)
         #expect(r.hash.count == 32)
+        // The hand-written envelope encoder equals the generic canonical encoder.
+        #expect(r.encoded == CanonicalJSON.encode(r.json(includingHash: true)))
+        let module = EventRecord(seq: 9, time: .unset, type: .moduleDeleted, deviceId: "d\"q", moduleId: "m", actor: "a\n", requestId: "", payload: .array([]), prevHash: r.hash)
+        #expect(module.encoded == CanonicalJSON.encode(module.json(includingHash: true)))
     }
 
     @Test func newerSchemaIsRefused() {

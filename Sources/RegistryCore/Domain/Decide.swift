@@ -83,9 +83,18 @@ public func etag(forSequence seq: UInt64) -> String {
 
 /// A fresh symmetric key: 32 random bytes, base64 (Azure's default length).
 public func generateKey(random: inout some RandomNumberGenerator) -> String {
-    var bytes = [UInt8](repeating: 0, count: 32)
-    for i in bytes.indices { bytes[i] = UInt8.random(in: .min ... .max, using: &random) }
-    return Data(bytes).base64EncodedString()
+    Data(randomBytes(32, using: &random)).base64EncodedString()
+}
+
+/// `count` random bytes, eight per draw from the generator.
+public func randomBytes(_ count: Int, using random: inout some RandomNumberGenerator) -> [UInt8] {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(count + 7)
+    while bytes.count < count {
+        let word = random.next()
+        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+    }
+    return Array(bytes.prefix(count))
 }
 
 private struct Rules {

@@ -44,7 +44,14 @@ public enum CanonicalJSON {
 
     static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(34)
-        for b in s.utf8 {
+        let utf8 = s.utf8
+        // Fast path: most strings need no escaping and are copied in one go.
+        if !utf8.contains(where: { $0 < 32 || $0 == 34 || $0 == 92 }) {
+            out.append(contentsOf: utf8)
+            out.append(34)
+            return
+        }
+        for b in utf8 {
             switch b {
             case 34: out.append(contentsOf: [92, 34])
             case 92: out.append(contentsOf: [92, 92])

@@ -10,19 +10,26 @@ public struct EventRecord: Sendable, Hashable {
     public static let currentSchema: Int64 = 1
     public static let genesisHash = [UInt8](repeating: 0, count: 32)
 
-    public var seq: UInt64
-    public var time: Timestamp
-    public var type: EventType
-    public var schema: Int64
-    public var deviceId: String
-    public var moduleId: String?
+    public let seq: UInt64
+    public let time: Timestamp
+    public let type: EventType
+    public let schema: Int64
+    public let deviceId: String
+    public let moduleId: String?
     /// Who made the change: a policy name, a job id, or `registryd` itself.
-    public var actor: String
-    public var requestId: String
+    public let actor: String
+    public let requestId: String
     /// The identity snapshot in storage form (keys sealed).
-    public var payload: JSONValue
-    public var prevHash: [UInt8]
-    public var hash: [UInt8]
+    public let payload: JSONValue
+    /// `payload` in canonical JSON: exactly what the projection stores.
+    public let payloadBytes: [UInt8]
+    public let prevHash: [UInt8]
+    /// The stored hash (for a record built in memory, the computed one).
+    public let hash: [UInt8]
+    /// The hash the content deserves (differs from `hash` only for a tampered stored record).
+    public let computedHash: [UInt8]
+    /// The stored bytes (also what `registryd events` prints).
+    public let encoded: [UInt8]
 
     /// Builds a record and computes its hash.
     public init(
@@ -37,6 +44,23 @@ public struct EventRecord: Sendable, Hashable {
         prevHash: [UInt8],
         schema: Int64 = EventRecord.currentSchema
     ) {
+        self.init(seq: seq, time: time, type: type, deviceId: deviceId, moduleId: moduleId, actor: actor, requestId: requestId,
+                  payload: payload, prevHash: prevHash, schema: schema, storedHash: nil)
+    }
+
+    private init(
+        seq: UInt64,
+        time: Timestamp,
+        type: EventType,
+        deviceId: String,
+        moduleId: String?,
+        actor: String,
+        requestId: String,
+        payload: JSONValue,
+        prevHash: [UInt8],
+        schema: Int64,
+        storedHash: [UInt8]?
+    ) {
         self.seq = seq
         self.time = time
         self.type = type
@@ -47,8 +71,17 @@ public struct EventRecord: Sendable, Hashable {
         self.requestId = requestId
         self.payload = payload
         self.prevHash = prevHash
-        self.hash = []
-        self.hash = Self.chainHash(prevHash: prevHash, body: CanonicalJSON.encode(json(includingHash: false)))
+        // The payload is encoded once; the body (for the hash) and the stored bytes splice it in.
+        let payloadBytes = CanonicalJSON.encode(payload)
+        self.payloadBytes = payloadBytes
+        let computed = Self.chainHash(prevHash: prevHash, body: Self.canonicalBytes(
+            seq: seq, time: time, type: type, schema: schema, deviceId: deviceId, moduleId: moduleId, actor: actor,
+            requestId: requestId, payloadBytes: payloadBytes, prevHash: prevHash, hash: nil))
+        self.computedHash = computed
+        self.hash = storedHash ?? computed
+        self.encoded = Self.canonicalBytes(
+            seq: seq, time: time, type: type, schema: schema, deviceId: deviceId, moduleId: moduleId, actor: actor,
+            requestId: requestId, payloadBytes: payloadBytes, prevHash: prevHash, hash: self.hash)
     }
 
     public static func chainHash(prevHash: [UInt8], body: [UInt8]) -> [UInt8] {
@@ -58,7 +91,54 @@ public struct EventRecord: Sendable, Hashable {
         return Array(hasher.finalize())
     }
 
-    func json(includingHash: Bool) -> JSONValue {
+    /// The canonical JSON of the envelope, written member by member in sorted key order (the
+    /// same bytes `CanonicalJSON.encode(json(includingHash:))` gives, without re-encoding the
+    /// payload; a test pins the equality).
+    static func canonicalBytes(
+        seq: UInt64, time: Timestamp, type: EventType, schema: Int64, deviceId: String, moduleId: String?, actor: String,
+        requestId: String, payloadBytes: [UInt8], prevHash: [UInt8], hash: [UInt8]?
+    ) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(payloadBytes.count + 400)
+        func member(_ name: StaticString, first: Bool = false) {
+            if !first { out.append(44) }
+            out.append(34)
+            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            out.append(contentsOf: [34, 58])
+        }
+        out.append(123)
+        member("actor", first: true)
+        CanonicalJSON.writeString(actor, into: &out)
+        member("deviceId")
+        CanonicalJSON.writeString(deviceId, into: &out)
+        if let hash {
+            member("hash")
+            CanonicalJSON.writeString(Hex.encode(hash), into: &out)
+        }
+        if let moduleId {
+            member("moduleId")
+            CanonicalJSON.writeString(moduleId, into: &out)
+        }
+        member("payload")
+        out.append(contentsOf: payloadBytes)
+        member("prevHash")
+        CanonicalJSON.writeString(Hex.encode(prevHash), into: &out)
+        member("requestId")
+        CanonicalJSON.writeString(requestId, into: &out)
+        member("schema")
+        out.append(contentsOf: String(schema).utf8)
+        member("seq")
+        out.append(contentsOf: String(seq).utf8)
+        member("time")
+        CanonicalJSON.writeString(time.iso8601, into: &out)
+        member("type")
+        CanonicalJSON.writeString(type.rawValue, into: &out)
+        out.append(125)
+        return out
+    }
+
+    /// The record as a JSON value (used by tests to pin `canonicalBytes`).
+    public func json(includingHash: Bool) -> JSONValue {
         var members: [String: JSONValue] = [
             "seq": .int(Int64(seq)),
             "time": .string(time.iso8601),
@@ -74,9 +154,6 @@ public struct EventRecord: Sendable, Hashable {
         if includingHash { members["hash"] = .string(Hex.encode(hash)) }
         return .object(members)
     }
-
-    /// The stored bytes (also what `registryd events` prints).
-    public var encoded: [UInt8] { CanonicalJSON.encode(json(includingHash: true)) }
 
     /// Decodes stored bytes without checking the hash (see `verified`).
     public static func decode(_ bytes: [UInt8]) throws -> EventRecord {
@@ -102,7 +179,7 @@ public struct EventRecord: Sendable, Hashable {
         guard let prev = try field("prevHash").stringValue.flatMap(Hex.decode), prev.count == 32,
             let hash = try field("hash").stringValue.flatMap(Hex.decode), hash.count == 32
         else { throw EventDecodingError("prevHash or hash is not 64 hex digits") }
-        var record = EventRecord(
+        return EventRecord(
             seq: UInt64(seq),
             time: time,
             type: type,
@@ -112,17 +189,10 @@ public struct EventRecord: Sendable, Hashable {
             requestId: requestId,
             payload: try field("payload"),
             prevHash: prev,
-            schema: schema
+            schema: schema,
+            storedHash: hash
         )
-        // `init` computed the hash the content deserves; keep the stored one so `verify` can compare.
-        let computed = record.hash
-        record.hash = hash
-        record.computedHash = computed
-        return record
     }
-
-    /// The hash the content deserves, when decoded (`nil` for records built in memory).
-    public private(set) var computedHash: [UInt8]? = nil
 
     /// Checks a stored record: decodable, canonical, in sequence, chained to `prevHash`, and
     /// hashing to its stored hash. Returns the record or the reason it is bad.

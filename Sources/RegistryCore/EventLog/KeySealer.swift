@@ -23,8 +23,7 @@ public struct KeySealer: Sendable {
     /// Seals `plaintext`; the nonce comes from `random` (the system's generator in production,
     /// a seeded one in golden-fixture tests).
     public func seal(_ plaintext: String, context: String, random: inout some RandomNumberGenerator) -> String {
-        var nonceBytes = [UInt8](repeating: 0, count: 12)
-        for i in nonceBytes.indices { nonceBytes[i] = UInt8.random(in: .min ... .max, using: &random) }
+        let nonceBytes = randomBytes(12, using: &random)
         // Both calls only fail for malformed nonces or keys, which the checks above rule out.
         let nonce = try! AES.GCM.Nonce(data: nonceBytes)
         let box = try! AES.GCM.seal(Array(plaintext.utf8), using: key, nonce: nonce, authenticating: Array(context.utf8))

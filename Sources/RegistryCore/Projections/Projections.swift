@@ -8,7 +8,7 @@ import LMDB
 public enum Projections {
     public static func apply(_ record: EventRecord, txn: borrowing WriteTransaction, databases db: RegistryDatabases) throws {
         try txn.put(db.history, StorageKey.history(record.deviceId, record.seq), [])
-        let payload = CanonicalJSON.encode(record.payload)
+        let payload = record.payloadBytes
         switch record.type {
         case .deviceCreated, .deviceUpdated:
             let key = StorageKey.device(record.deviceId)

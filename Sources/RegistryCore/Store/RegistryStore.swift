@@ -55,7 +55,7 @@ public final class RegistryStore: Sendable {
     /// - Parameter random: the source of generated keys and sealing nonces (seeded in tests).
     public init(
         configuration: Configuration,
-        random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
+        random: some RandomNumberGenerator & Sendable = BufferedSystemRandom(),
         logger: Logger = Logger(label: "registryd.store")
     ) throws {
         try configuration.dataDirectory.create()
