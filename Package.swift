@@ -19,6 +19,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
     ],
     targets: [
         // The only place C headers enter (Debian's liblmdb-dev, found through pkg-config).
@@ -35,6 +42,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Inbound HTTP: the Azure-compatible registry API, SAS authentication, TLS material.
+        .target(
+            name: "RegistryAPI",
+            dependencies: [
+                "RegistryCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Shared test kit: temporary directories, fixture loading, deterministic clocks and randomness.
         .target(name: "RegistryTesting", dependencies: ["RegistryCore"], swiftSettings: swiftSettings),
         // Process wiring and the command-line tools.
@@ -42,6 +68,13 @@ let package = Package(
             name: "registryd",
             dependencies: [
                 "RegistryCore",
+                "RegistryAPI",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -51,6 +84,15 @@ let package = Package(
         .testTarget(
             name: "RegistryCoreTests",
             dependencies: ["RegistryCore", "RegistryTesting", "LMDB"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RegistryAPITests",
+            dependencies: [
+                "RegistryAPI", "RegistryCore", "RegistryTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -7,7 +7,9 @@ struct Registryd: AsyncParsableCommand {
         commandName: "registryd",
         abstract: "An event-sourced IoT device identity registry (Azure IoT Hub registry compatible) on LMDB.",
         version: "0.1.0",
-        subcommands: [ServeCommand.self, ReplayCommand.self, BenchCommand.self, WriteLoadCommand.self],
+        subcommands: [
+            ServeCommand.self, ConnectionStringCommand.self, SASTokenCommand.self, ReplayCommand.self, BenchCommand.self, WriteLoadCommand.self,
+        ],
         defaultSubcommand: ServeCommand.self
     )
 }

@@ -1,76 +1,151 @@
 import ArgumentParser
-import Dispatch
 import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
+import NIOCore
+import RegistryAPI
 import RegistryCore
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
 
-/// `registryd serve`: opens the data directory for writing and runs until SIGTERM or SIGINT.
-///
-/// For now it hosts the store only (the HTTPS API arrives with its own issue); it already takes
-/// the directory's exclusive lock and drains the writer on shutdown.
+/// `registryd serve`: the daemon. Opens the data directory for writing, creates the shared
+/// access policies and TLS material on first start, and serves the registry API until SIGTERM
+/// or SIGINT, then stops accepting, finishes in-flight requests and drains the writer.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the registry daemon.")
 
     @OptionGroup var data: DataDirectoryOptions
 
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
+    var listen: String = "127.0.0.1:8443"
+
+    @Option(help: "The host name SAS tokens must name (default localhost:PORT); recorded in the data directory.")
+    var hostName: String?
+
+    @Option(help: "The hub name, fixed at first start (default registryd).")
+    var hubName: String?
+
+    @Option(help: "JSON configuration file.")
+    var config: String?
+
+    @Option(help: "PEM certificate chain to serve (with --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
+    @Flag(help: "Serve plain HTTP (behind a TLS-terminating proxy only).")
+    var plainHttp = false
+
+    @Option(help: "Log level (trace, debug, info, notice, warning, error, critical).")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard !(plainHttp && tlsCert != nil) else { throw ValidationError("--plain-http and --tls-cert exclude each other") }
+        _ = try ListenAddress(listen)
+    }
+
     func run() async throws {
-        let shutdown = ShutdownSignal()
         var logger = Logger(label: "registryd")
-        logger.logLevel = .info
-        let store: RegistryStore
-        do {
-            store = try RegistryStore(configuration: .init(dataDirectory: DataDirectory(path: data.dataDir)), logger: logger)
-        } catch {
-            throw ValidationError("cannot open \(data.dataDir): \(error)")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let address = try ListenAddress(listen)
+        let settings = try config.map(RegistryConfiguration.init(file:)) ?? RegistryConfiguration()
+        let directory = DataDirectory(path: data.dataDir)
+        let store = try RegistryStore(configuration: .init(dataDirectory: directory, limits: settings.limits), logger: logger)
+
+        let hub = try await settleHubName(store)
+        let policies = try await PolicyStore.ensureBuiltIn(store)
+        let host = Mutex(hostName ?? "localhost:\(address.port)")
+        let policyTable = policies
+        let router = buildRouter(
+            store: store,
+            authenticator: { ServiceAuthenticator(hostName: host.withLock { $0 }, policies: policyTable) },
+            configuration: settings.api
+        )
+
+        let server: HTTPServerBuilder
+        if plainHttp {
+            server = .http1()
+            logger.warning("serving plain HTTP: put a TLS-terminating proxy in front")
+        } else if let tlsCert, let tlsKey {
+            server = try .tls(.http1(), tlsConfiguration: LocalCertificateAuthority.serverConfiguration(certificatePath: tlsCert, keyPath: tlsKey))
+        } else {
+            let paths = LocalCertificateAuthority.Paths(dataDirectory: directory.path)
+            try LocalCertificateAuthority.ensure(paths)
+            logger.info("TLS with the local CA; clients trust it with REQUESTS_CA_BUNDLE", metadata: ["tls.ca": "\(paths.caCertificate)"])
+            server = try .tls(.http1(), tlsConfiguration: LocalCertificateAuthority.serverConfiguration(certificatePath: paths.serverCertificate, keyPath: paths.serverKey))
         }
-        let head = try store.storage.head()
-        logger.info("registry open", metadata: ["data.dir": "\(data.dataDir)", "log.seq": "\(head.seq)"])
-        let signal = await shutdown.wait()
-        logger.info("shutting down", metadata: ["signal": "\(signal)"])
+
+        let explicitHost = hostName
+        let serverLogger = logger
+        let app = Application(
+            router: router,
+            server: server,
+            configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: nil),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? address.port
+                let name = explicitHost ?? "localhost:\(port)"
+                host.withLock { $0 = name }
+                try? await store.setMetaString(MetaKey.hostName, name)
+                serverLogger.info("listening", metadata: ["listen.host": "\(address.host)", "listen.port": "\(port)", "sas.host": "\(name)", "hub": "\(hub)"])
+            },
+            logger: logger
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: StoreService(store: store, logger: logger)), .init(service: app)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        logger.info("stopped")
+    }
+
+    /// The hub name is chosen at first start and never changes.
+    func settleHubName(_ store: RegistryStore) async throws -> String {
+        if let stored = try store.storage.metaString(MetaKey.hubName) {
+            if let hubName, hubName != stored {
+                throw ValidationError("the hub name was fixed at first start as '\(stored)'; --hub-name '\(hubName)' cannot change it")
+            }
+            return stored
+        }
+        let name = hubName ?? "registryd"
+        try await store.setMetaString(MetaKey.hubName, name)
+        return name
+    }
+}
+
+/// Keeps the store open while the daemon runs and closes it last (ServiceGroup shuts services
+/// down in reverse order, so the HTTP server has drained by then).
+struct StoreService: Service {
+    let store: RegistryStore
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        logger.info("draining the writer")
         store.close()
     }
 }
 
-/// SIGTERM and SIGINT, caught from the moment it is created (so a signal that arrives while the
-/// store opens is not lost) and delivered once to `wait()`.
-final class ShutdownSignal: @unchecked Sendable {
-    // Why unchecked: mutated only on `queue`.
-    private let queue = DispatchQueue(label: "registryd.signals")
-    private var sources: [any DispatchSourceSignal] = []
-    private var received: Int32?
-    private var continuation: CheckedContinuation<Int32, Never>?
+/// `HOST:PORT`, with `[v6]:PORT` for IPv6.
+struct ListenAddress {
+    var host: String
+    var port: Int
 
-    init() {
-        queue.sync {
-            for sig in [SIGTERM, SIGINT] {
-                signal(sig, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-                source.setEventHandler { [unowned self] in
-                    guard received == nil else { return }
-                    received = sig
-                    continuation?.resume(returning: sig)
-                    continuation = nil
-                }
-                source.resume()
-                sources.append(source)
-            }
+    init(_ text: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--listen must be HOST:PORT, got '\(text)'")
         }
-    }
-
-    deinit {
-        for source in sources { source.cancel() }
-    }
-
-    /// Returns the first signal received (at once if one already arrived).
-    func wait() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            queue.async {
-                if let received = self.received {
-                    continuation.resume(returning: received)
-                } else {
-                    self.continuation = continuation
-                }
-            }
-        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ValidationError("--listen must be HOST:PORT, got '\(text)'") }
+        self.host = host
+        self.port = port
     }
 }

@@ -1,0 +1,104 @@
+import HTTPTypes
+import RegistryCore
+
+/// Reads Device and Module bodies the way Azure's clients need: property names and enum values
+/// case-insensitive; read-only, unknown and null fields ignored; wrong types refused with 400.
+enum IdentityRequestDecoder {
+    static func parse(_ body: [UInt8]) throws -> JSONValue {
+        guard !body.isEmpty else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "The request body is empty.") }
+        let json: JSONValue
+        do {
+            json = try JSONParser.parse(body)
+        } catch {
+            throw APIError.format("The request body is not valid JSON: \(error)")
+        }
+        guard case .object = json else { throw APIError.format("The request body must be a JSON object.") }
+        return json
+    }
+
+    static func device(_ body: [UInt8], pathId: String) throws -> DeviceSpec {
+        let json = try parse(body)
+        if let id = try string(json, "deviceId"), id != pathId {
+            throw APIError.invalid("The deviceId in the body ('\(id)') does not match the one in the path ('\(pathId)').")
+        }
+        var spec = DeviceSpec(deviceId: pathId)
+        spec.status = try enumValue(json, "status", DeviceStatus.self)
+        spec.statusReason = try string(json, "statusReason")
+        spec.authentication = try authentication(json)
+        if let capabilities = try object(json, "capabilities") {
+            spec.capabilities.iotEdge = try bool(capabilities, "iotEdge") ?? false
+        }
+        spec.deviceScope = try string(json, "deviceScope")
+        if let scopes = member(json, "parentScopes") {
+            guard case .array(let items) = scopes else { throw APIError.invalid("parentScopes must be an array of strings.") }
+            spec.parentScopes = try items.filter { !$0.isNull }.map { item in
+                guard case .string(let s) = item else { throw APIError.invalid("parentScopes must be an array of strings.") }
+                return s
+            }
+        }
+        return spec
+    }
+
+    static func module(_ body: [UInt8], deviceId: String, moduleId: String) throws -> ModuleSpec {
+        let json = try parse(body)
+        if let id = try string(json, "deviceId"), id != deviceId {
+            throw APIError.invalid("The deviceId in the body ('\(id)') does not match the one in the path ('\(deviceId)').")
+        }
+        if let id = try string(json, "moduleId"), id != moduleId {
+            throw APIError.invalid("The moduleId in the body ('\(id)') does not match the one in the path ('\(moduleId)').")
+        }
+        var spec = ModuleSpec(deviceId: deviceId, moduleId: moduleId)
+        spec.managedBy = try string(json, "managedBy")
+        spec.authentication = try authentication(json)
+        spec.status = try enumValue(json, "status", DeviceStatus.self)
+        return spec
+    }
+
+    static func authentication(_ json: JSONValue) throws -> AuthenticationSpec? {
+        guard let auth = try object(json, "authentication") else { return nil }
+        var spec = AuthenticationSpec()
+        spec.type = try enumValue(auth, "type", AuthenticationType.self)
+        if let keys = try object(auth, "symmetricKey") {
+            spec.primaryKey = try string(keys, "primaryKey")
+            spec.secondaryKey = try string(keys, "secondaryKey")
+        }
+        if let thumbprints = try object(auth, "x509Thumbprint") {
+            spec.primaryThumbprint = try string(thumbprints, "primaryThumbprint")
+            spec.secondaryThumbprint = try string(thumbprints, "secondaryThumbprint")
+        }
+        return spec
+    }
+
+    // MARK: lenient member access
+
+    static func member(_ json: JSONValue, _ name: String) -> JSONValue? {
+        let value = json.member(caseInsensitive: name)
+        return value == .null ? nil : value
+    }
+
+    static func string(_ json: JSONValue, _ name: String) throws -> String? {
+        guard let value = member(json, name) else { return nil }
+        guard case .string(let s) = value else { throw APIError.invalid("\(name) must be a string.") }
+        return s
+    }
+
+    static func bool(_ json: JSONValue, _ name: String) throws -> Bool? {
+        guard let value = member(json, name) else { return nil }
+        guard case .bool(let b) = value else { throw APIError.invalid("\(name) must be true or false.") }
+        return b
+    }
+
+    static func object(_ json: JSONValue, _ name: String) throws -> JSONValue? {
+        guard let value = member(json, name) else { return nil }
+        guard case .object = value else { throw APIError.invalid("\(name) must be an object.") }
+        return value
+    }
+
+    static func enumValue<E: RawRepresentable & CaseIterable>(_ json: JSONValue, _ name: String, _: E.Type) throws -> E? where E.RawValue == String {
+        guard let text = try string(json, name) else { return nil }
+        guard let value = E.allCases.first(where: { $0.rawValue.lowercased() == text.lowercased() }) else {
+            throw APIError.invalid("\(name) must be one of \(E.allCases.map(\.rawValue).joined(separator: ", ")); got '\(text)'.")
+        }
+        return value
+    }
+}

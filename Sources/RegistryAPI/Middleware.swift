@@ -1,0 +1,65 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import RegistryCore
+
+/// Turns every failure into Azure's error format, and logs what the client is not told.
+struct AzureErrorMiddleware: RouterMiddleware {
+    typealias Context = RegistryRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return error.response()
+        } catch let error as RegistryError {
+            return APIError(error).response()
+        } catch let error as HTTPError {
+            switch error.status {
+            case .contentTooLarge:
+                return APIError(status: .contentTooLarge, code: "MessageTooLarge", message: "The request body is too large.").response()
+            case .notFound:
+                return APIError(status: .notFound, code: "NotFound", message: "No such resource: \(request.method) \(request.uri.path)").response()
+            case .methodNotAllowed:
+                return APIError(status: .methodNotAllowed, code: "InvalidOperation", message: "\(request.method) is not supported here.").response()
+            default:
+                return APIError(status: error.status, code: "InvalidOperation", message: error.body ?? "\(error.status.reasonPhrase)").response()
+            }
+        } catch {
+            context.logger.error("request failed", metadata: ["error.type": "\(type(of: error))", "error": "\(error)"])
+            return APIError(status: .internalServerError, code: "ServerError", message: "The request failed on the server.").response()
+        }
+    }
+}
+
+/// Authenticates every request except health probes with a service SAS token, and stamps the
+/// request id. Failures answer 401 IotHubUnauthorizedAccess whatever the reason; the reason goes
+/// to the debug log only (never the token).
+struct SASAuthenticationMiddleware: RouterMiddleware {
+    typealias Context = RegistryRequestContext
+
+    let authenticator: @Sendable () -> ServiceAuthenticator
+    let now: @Sendable () -> Int64
+    static let open: Set<String> = ["/healthz", "/readyz"]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.requestId = request.headers[.clientRequestId] ?? request.headers[.legacyRequestId] ?? UUID().uuidString.lowercased()
+        var response: Response
+        if Self.open.contains(request.uri.path) {
+            response = try await next(request, context)
+        } else {
+            switch authenticator().authenticate(header: request.headers[.authorization], now: now()) {
+            case .success(let policy):
+                context.policy = policy
+                response = try await next(request, context)
+            case .failure(let reason):
+                context.logger.debug("authentication refused", metadata: ["auth.reason": "\(reason.rawValue)"])
+                response = APIError.unauthorized.response()
+            }
+        }
+        response.headers[.requestId] = context.requestId
+        return response
+    }
+}

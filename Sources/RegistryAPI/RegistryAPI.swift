@@ -1,0 +1,30 @@
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+import Logging
+import NIOSSL
+import RegistryCore
+
+/// Settings of the HTTP layer.
+public struct RegistryAPIConfiguration: Sendable {
+    /// Request bodies larger than this are refused with 413 before parsing.
+    public var maxRequestBodyBytes: Int
+
+    public init(maxRequestBodyBytes: Int = 256 * 1024) {
+        self.maxRequestBodyBytes = maxRequestBodyBytes
+    }
+}
+
+/// Builds the router: Azure error format outermost, then SAS authentication, then the routes.
+public func buildRouter(
+    store: RegistryStore,
+    authenticator: @escaping @Sendable () -> ServiceAuthenticator,
+    configuration: RegistryAPIConfiguration = .init(),
+    now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+) -> Router<RegistryRequestContext> {
+    let router = Router(context: RegistryRequestContext.self)
+    router.add(middleware: AzureErrorMiddleware())
+    router.add(middleware: SASAuthenticationMiddleware(authenticator: authenticator, now: now))
+    RegistryRoutes(store: store, configuration: configuration).register(on: router)
+    return router
+}

@@ -1,0 +1,164 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RegistryCore
+
+/// The Azure-compatible identity routes: devices, modules, statistics, and the health probes.
+struct RegistryRoutes: Sendable {
+    let store: RegistryStore
+    let configuration: RegistryAPIConfiguration
+
+    func register(on router: Router<RegistryRequestContext>) {
+        router.get("healthz") { _, _ in Self.json(.object(["status": .string("ok")])) }
+        router.get("readyz") { _, _ in Self.json(.object(["status": .string("ready")])) }
+
+        router.get("devices") { request, context in try listDevices(request, context) }
+        router.get("devices/:deviceId") { _, context in try getDevice(context) }
+        router.put("devices/:deviceId") { request, context in try await putDevice(request, context) }
+        router.delete("devices/:deviceId") { request, context in try await deleteDevice(request, context) }
+        router.get("devices/:deviceId/modules") { _, context in try listModules(context) }
+        router.get("devices/:deviceId/modules/:moduleId") { _, context in try getModule(context) }
+        router.put("devices/:deviceId/modules/:moduleId") { request, context in try await putModule(request, context) }
+        router.delete("devices/:deviceId/modules/:moduleId") { request, context in try await deleteModule(request, context) }
+        router.get("statistics/devices") { _, context in try deviceStatistics(context) }
+        router.get("statistics/service") { _, context in try serviceStatistics(context) }
+    }
+
+    // MARK: devices
+
+    func listDevices(_ request: Request, _ context: RegistryRequestContext) throws -> Response {
+        try context.require(.registryRead)
+        var top = 1000
+        if let text = request.uri.queryParameters.get("top") {
+            guard let value = Int(text) else { throw APIError.invalid("top must be an integer from 1 to 1000.") }
+            // Azure's documented behaviour: values outside 1...1000 mean 1000.
+            top = (1...1000).contains(value) ? value : 1000
+        }
+        let devices = try store.storage.devices(limit: top)
+        return Self.json(.array(devices.map { Self.encode(.device($0)) }))
+    }
+
+    func getDevice(_ context: RegistryRequestContext) throws -> Response {
+        try context.require(.registryRead)
+        let id = try Self.pathId(context, "deviceId")
+        guard let device = try store.storage.device(id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
+        return Self.identity(.device(device))
+    }
+
+    func putDevice(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
+        try context.require(.registryWrite)
+        let id = try Self.pathId(context, "deviceId")
+        let spec = try IdentityRequestDecoder.device(try await body(request), pathId: id)
+        let condition = ETagCondition(header: request.headers[.ifMatch])
+        let command: Command = condition == .absent ? .createDevice(spec) : .replaceDevice(spec, ifMatch: condition)
+        return try await execute(command, context)
+    }
+
+    func deleteDevice(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
+        try context.require(.registryWrite)
+        let id = try Self.pathId(context, "deviceId")
+        return try await execute(.deleteDevice(deviceId: id, ifMatch: ETagCondition(header: request.headers[.ifMatch])), context)
+    }
+
+    // MARK: modules
+
+    func listModules(_ context: RegistryRequestContext) throws -> Response {
+        try context.require(.registryRead)
+        let id = try Self.pathId(context, "deviceId")
+        guard let modules = try store.storage.modulesIfDeviceExists(of: id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
+        return Self.json(.array(modules.map { Self.encode(.module($0)) }))
+    }
+
+    func getModule(_ context: RegistryRequestContext) throws -> Response {
+        try context.require(.registryRead)
+        let id = try Self.pathId(context, "deviceId")
+        let moduleId = try Self.pathId(context, "moduleId")
+        guard let module = try store.storage.module(id, moduleId) else {
+            if try store.storage.device(id) == nil { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
+            throw RegistryError(.moduleNotFound, "Module \(moduleId) on device \(id) not registered")
+        }
+        return Self.identity(.module(module))
+    }
+
+    func putModule(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
+        try context.require(.registryWrite)
+        let id = try Self.pathId(context, "deviceId")
+        let moduleId = try Self.pathId(context, "moduleId")
+        let spec = try IdentityRequestDecoder.module(try await body(request), deviceId: id, moduleId: moduleId)
+        let condition = ETagCondition(header: request.headers[.ifMatch])
+        let command: Command = condition == .absent ? .createModule(spec) : .replaceModule(spec, ifMatch: condition)
+        return try await execute(command, context)
+    }
+
+    func deleteModule(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
+        try context.require(.registryWrite)
+        let id = try Self.pathId(context, "deviceId")
+        let moduleId = try Self.pathId(context, "moduleId")
+        return try await execute(.deleteModule(deviceId: id, moduleId: moduleId, ifMatch: ETagCondition(header: request.headers[.ifMatch])), context)
+    }
+
+    // MARK: statistics
+
+    func deviceStatistics(_ context: RegistryRequestContext) throws -> Response {
+        try context.require(.registryRead)
+        let stats = try store.storage.statistics()
+        return Self.json(.object([
+            "totalDeviceCount": .int(Int64(stats.totalDeviceCount)),
+            "enabledDeviceCount": .int(Int64(stats.enabledDeviceCount)),
+            "disabledDeviceCount": .int(Int64(stats.disabledDeviceCount)),
+        ]))
+    }
+
+    func serviceStatistics(_ context: RegistryRequestContext) throws -> Response {
+        try context.require(.serviceConnect)
+        // Connection state arrives with the device-authentication issue; until then nothing is connected.
+        return Self.json(.object(["connectedDeviceCount": .int(0)]))
+    }
+
+    // MARK: helpers
+
+    /// Runs one command through the writer; answers with the identity as committed (a GET right
+    /// after sees the same), or 204 after a delete.
+    func execute(_ command: Command, _ context: RegistryRequestContext) async throws -> Response {
+        let outcome = try await store.execute(command, actor: context.actor, requestId: context.requestId)
+        guard let identity = outcome.identity else { return Response(status: .noContent) }
+        return Self.identity(identity)
+    }
+
+    /// The body, refused with 413 before parsing when larger than the configured limit.
+    func body(_ request: Request) async throws -> [UInt8] {
+        let limit = configuration.maxRequestBodyBytes
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw APIError.tooLarge(limit) }
+        do {
+            var buffer = try await request.body.collect(upTo: limit)
+            return buffer.readBytes(length: buffer.readableBytes) ?? []
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError.tooLarge(limit)
+        }
+    }
+
+    /// A path parameter, percent-decoded exactly once.
+    static func pathId(_ context: RegistryRequestContext, _ name: String) throws -> String {
+        guard let raw = context.parameters.get(name), let decoded = raw.removingPercentEncoding else {
+            throw APIError.invalid("The \(name) in the path is not validly percent-encoded.")
+        }
+        return decoded
+    }
+
+    static func encode(_ identity: Identity) -> JSONValue { IdentityCodec.encode(identity) { key, _ in key } }
+
+    static func identity(_ identity: Identity) -> Response {
+        var response = json(encode(identity))
+        response.headers[.eTag] = "\"\(identity.etag)\""
+        return response
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: jsonContentType],
+            body: .init(byteBuffer: ByteBuffer(bytes: CanonicalJSON.encode(value)))
+        )
+    }
+}

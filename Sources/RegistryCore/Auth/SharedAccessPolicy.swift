@@ -1,0 +1,65 @@
+import Foundation
+
+/// Rights a shared access policy grants (Azure's `AccessRights`; RegistryWrite implies RegistryRead).
+public struct AccessRights: OptionSet, Sendable, Hashable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    public static let registryRead = AccessRights(rawValue: 1)
+    public static let registryWrite = AccessRights(rawValue: 2)
+    public static let serviceConnect = AccessRights(rawValue: 4)
+    public static let deviceConnect = AccessRights(rawValue: 8)
+    public static let all: AccessRights = [.registryRead, .registryWrite, .serviceConnect, .deviceConnect]
+
+    /// Whether these rights allow an operation needing `needed` (write implies read).
+    public func allow(_ needed: AccessRights) -> Bool {
+        var effective = self
+        if contains(.registryWrite) { effective.insert(.registryRead) }
+        return effective.isSuperset(of: needed)
+    }
+
+    static let names: [(AccessRights, String)] = [
+        (.registryRead, "RegistryRead"), (.registryWrite, "RegistryWrite"), (.serviceConnect, "ServiceConnect"), (.deviceConnect, "DeviceConnect"),
+    ]
+
+    /// ARM's spelling: `"RegistryRead, RegistryWrite"`.
+    public var description: String { Self.names.filter { contains($0.0) }.map(\.1).joined(separator: ", ") }
+
+    public init?(description: String) {
+        var rights: AccessRights = []
+        for part in description.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+            guard let right = Self.names.first(where: { $0.1.lowercased() == part.lowercased() })?.0 else { return nil }
+            rights.insert(right)
+        }
+        self = rights
+    }
+}
+
+/// A shared access policy: a name, its rights and two keys (base64 of 32 random bytes).
+public struct SharedAccessPolicy: Sendable, Hashable {
+    public var name: String
+    public var rights: AccessRights
+    public var primaryKey: String
+    public var secondaryKey: String
+
+    public init(name: String, rights: AccessRights, primaryKey: String, secondaryKey: String) {
+        self.name = name
+        self.rights = rights
+        self.primaryKey = primaryKey
+        self.secondaryKey = secondaryKey
+    }
+
+    /// Azure's five built-in policies with fresh random keys.
+    public static func builtIn(random: inout some RandomNumberGenerator) -> [SharedAccessPolicy] {
+        let table: [(String, AccessRights)] = [
+            ("iothubowner", .all),
+            ("service", .serviceConnect),
+            ("device", .deviceConnect),
+            ("registryRead", .registryRead),
+            ("registryReadWrite", [.registryRead, .registryWrite]),
+        ]
+        return table.map { name, rights in
+            SharedAccessPolicy(name: name, rights: rights, primaryKey: generateKey(random: &random), secondaryKey: generateKey(random: &random))
+        }
+    }
+}

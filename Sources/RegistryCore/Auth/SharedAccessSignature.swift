@@ -1,0 +1,124 @@
+import Crypto
+import Foundation
+
+/// A parsed `SharedAccessSignature sr=…&sig=…&se=…[&skn=…]` token.
+public struct SharedAccessSignature: Sendable, Hashable {
+    /// `sr` exactly as received (still percent-encoded): what the signature covers.
+    public var rawResource: String
+    /// `sr` percent-decoded: the audience whose scope is checked.
+    public var resource: String
+    /// The signature bytes (`sig` percent-decoded, then base64-decoded).
+    public var signature: [UInt8]
+    /// `se` exactly as received (it is part of the signed string).
+    public var rawExpiry: String
+    /// Expiry, seconds since the Unix epoch.
+    public var expiry: Int64
+    /// The policy name; absent for device-key tokens.
+    public var keyName: String?
+
+    /// Parses an `Authorization` header value. Field names are case-insensitive and their order
+    /// is free; `sig` is percent-decoded without turning `+` into a space.
+    public init?(header: String) {
+        let prefix = "SharedAccessSignature "
+        guard header.count > prefix.count, header.prefix(prefix.count).lowercased() == prefix.lowercased() else { return nil }
+        var fields: [String: String] = [:]
+        for part in header.dropFirst(prefix.count).split(separator: "&") {
+            guard let eq = part.firstIndex(of: "=") else { return nil }
+            let name = part[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
+            guard fields[name] == nil else { return nil }  // a repeated field is ambiguous: refuse
+            fields[name] = String(part[part.index(after: eq)...])
+        }
+        guard let sr = fields["sr"], let sig = fields["sig"], let se = fields["se"],
+            let resource = sr.removingPercentEncoding,
+            let sigText = sig.removingPercentEncoding, let signature = Data(base64Encoded: sigText),
+            let expiry = Int64(se) ?? Double(se).flatMap({ $0.isFinite ? Int64(exactly: $0.rounded(.down)) : nil })
+        else { return nil }
+        self.rawResource = sr
+        self.resource = resource
+        self.signature = Array(signature)
+        self.rawExpiry = se
+        self.expiry = expiry
+        self.keyName = fields["skn"].flatMap { $0.removingPercentEncoding }
+    }
+
+    /// Builds a token for `resource` signed with `key` (base64), as the SDKs do: `sr` is the
+    /// resource percent-encoded (`:` and `/` too), `sig` percent-encoded base64.
+    public static func make(resource: String, key: String, keyName: String?, expiry: Int64) -> String {
+        let sr = resource.addingPercentEncoding(withAllowedCharacters: .sasUnreserved) ?? resource
+        let mac = sign(rawResource: sr, rawExpiry: String(expiry), key: key) ?? []
+        let sig = Data(mac).base64EncodedString().addingPercentEncoding(withAllowedCharacters: .sasUnreserved) ?? ""
+        var token = "SharedAccessSignature sr=\(sr)&sig=\(sig)&se=\(expiry)"
+        if let keyName { token += "&skn=\(keyName)" }
+        return token
+    }
+
+    /// HMAC-SHA256 of `sr + "\n" + se` under the base64-decoded key.
+    static func sign(rawResource: String, rawExpiry: String, key: String) -> [UInt8]? {
+        guard let keyBytes = Data(base64Encoded: key) else { return nil }
+        let mac = HMAC<SHA256>.authenticationCode(for: Data((rawResource + "\n" + rawExpiry).utf8), using: Crypto.SymmetricKey(data: keyBytes))
+        return Array(mac)
+    }
+
+    /// Whether the signature was made with `key`, compared in constant time.
+    public func isSigned(with key: String) -> Bool {
+        guard let keyBytes = Data(base64Encoded: key) else { return false }
+        return HMAC<SHA256>.isValidAuthenticationCode(
+            signature,
+            authenticating: Data((rawResource + "\n" + rawExpiry).utf8),
+            using: Crypto.SymmetricKey(data: keyBytes)
+        )
+    }
+}
+
+extension CharacterSet {
+    /// RFC 3986 unreserved characters: everything else is percent-encoded in SAS fields.
+    static let sasUnreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+}
+
+/// Why a request was refused. Never reported to the client beyond `IotHubUnauthorizedAccess`;
+/// kept for the server's own (secret-free) log.
+public enum AuthenticationFailure: String, Error, Sendable, Hashable {
+    case missing = "no SharedAccessSignature authorization header"
+    case malformed = "malformed token"
+    case expired = "token expired"
+    case unknownPolicy = "unknown policy"
+    case wrongAudience = "token names another host"
+    case badSignature = "signature does not verify"
+    case insufficientRights = "policy lacks the right for this operation"
+}
+
+/// Verifies service tokens against the registry's policies (shared/spec/azure-registry-contract.md §2.1).
+public struct ServiceAuthenticator: Sendable {
+    public var hostName: String
+    private let policies: [String: SharedAccessPolicy]
+
+    public init(hostName: String, policies: [SharedAccessPolicy]) {
+        self.hostName = hostName
+        self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The policy that signed `header`, if the token is well-formed, unexpired at `now` (no grace),
+    /// names this host, and verifies with one of the policy's keys.
+    public func authenticate(header: String?, now: Int64) -> Result<SharedAccessPolicy, AuthenticationFailure> {
+        guard let header else { return .failure(.missing) }
+        guard let token = SharedAccessSignature(header: header) else { return .failure(.malformed) }
+        guard token.expiry >= now else { return .failure(.expired) }
+        guard let name = token.keyName, let policy = policies[name] else { return .failure(.unknownPolicy) }
+        guard audienceMatches(token.resource) else { return .failure(.wrongAudience) }
+        // Check both keys regardless of the first result, so timing does not reveal which matched.
+        let primary = token.isSigned(with: policy.primaryKey)
+        let secondary = token.isSigned(with: policy.secondaryKey)
+        guard primary || secondary else { return .failure(.badSignature) }
+        return .success(policy)
+    }
+
+    /// The audience must be this host (case-insensitive; with or without the port; a trailing
+    /// slash tolerated).
+    func audienceMatches(_ audience: String) -> Bool {
+        var a = audience.lowercased()
+        if a.hasSuffix("/") { a.removeLast() }
+        let host = hostName.lowercased()
+        let hostWithoutPort = host.split(separator: ":").first.map(String.init) ?? host
+        return a == host || a == hostWithoutPort
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import RegistryCore
+
+/// Options shared by the commands that print credentials.
+struct CredentialOptions: ParsableArguments {
+    @OptionGroup var data: DataDirectoryOptions
+
+    @Option(help: "Shared access policy.")
+    var policy: String = "iothubowner"
+
+    @Option(help: "Host name (default: the one `serve` recorded).")
+    var hostName: String?
+
+    func load() throws -> (SharedAccessPolicy, String) {
+        let storage = try RegistryStorage(directory: DataDirectory(path: data.dataDir), create: false)
+        let policies = try PolicyStore.load(storage)
+        guard !policies.isEmpty else { throw ValidationError("no policies yet: start `registryd serve` once to create them") }
+        guard let found = policies.first(where: { $0.name == policy }) else {
+            throw ValidationError("no policy '\(policy)'; the policies are \(policies.map(\.name).sorted().joined(separator: ", "))")
+        }
+        guard let host = try hostName ?? storage.metaString(MetaKey.hostName) else {
+            throw ValidationError("no host name recorded yet: pass --host-name or start `registryd serve` once")
+        }
+        return (found, host)
+    }
+}
+
+/// `registryd connection-string`: prints `HostName=…;SharedAccessKeyName=…;SharedAccessKey=…`.
+struct ConnectionStringCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "connection-string", abstract: "Print a service connection string.")
+
+    @OptionGroup var options: CredentialOptions
+
+    func run() throws {
+        let (policy, host) = try options.load()
+        print("HostName=\(host);SharedAccessKeyName=\(policy.name);SharedAccessKey=\(policy.primaryKey)")
+    }
+}
+
+/// `registryd sas-token`: prints a ready `Authorization` header value.
+struct SASTokenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sas-token", abstract: "Print a SharedAccessSignature for the Authorization header.")
+
+    @OptionGroup var options: CredentialOptions
+
+    @Option(help: "Lifetime in seconds.")
+    var ttl: Int64 = 3600
+
+    func run() throws {
+        let (policy, host) = try options.load()
+        let expiry = Int64(Date().timeIntervalSince1970) + ttl
+        print(SharedAccessSignature.make(resource: host, key: policy.primaryKey, keyName: policy.name, expiry: expiry))
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import RegistryAPI
+import RegistryCore
+
+/// The JSON configuration file (`--config FILE`, DESIGN §8): one object, each part of the daemon
+/// owns one top-level key, and unknown keys are errors naming the field.
+///
+/// ```json
+/// {"limits": {"maxModulesPerDevice": 50, "maxIdentities": null, "maxRequestBodyBytes": 262144}}
+/// ```
+struct RegistryConfiguration: Sendable {
+    var limits = RegistryLimits()
+    var api = RegistryAPIConfiguration()
+
+    static let topLevelKeys: Set<String> = ["limits"]
+
+    init() {}
+
+    init(file path: String) throws {
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw ConfigurationError("cannot read \(path): \(error.localizedDescription)")
+        }
+        let json: JSONValue
+        do {
+            json = try JSONParser.parse(bytes)
+        } catch {
+            throw ConfigurationError("\(path): \(error)")
+        }
+        try self.init(json: json, source: path)
+    }
+
+    init(json: JSONValue, source: String) throws {
+        guard case .object(let members) = json else { throw ConfigurationError("\(source): the configuration must be a JSON object") }
+        for key in members.keys.sorted() where !Self.topLevelKeys.contains(key) {
+            throw ConfigurationError("\(source): unknown key '\(key)' (known: \(Self.topLevelKeys.sorted().joined(separator: ", ")))")
+        }
+        if let limits = members["limits"] {
+            guard case .object(let fields) = limits else { throw ConfigurationError("\(source): 'limits' must be an object") }
+            for (key, value) in fields {
+                func positive() throws -> Int {
+                    guard let v = value.intValue, v > 0 else { throw ConfigurationError("\(source): 'limits.\(key)' must be a positive integer") }
+                    return Int(v)
+                }
+                switch key {
+                case "maxModulesPerDevice": self.limits.maxModulesPerDevice = try positive()
+                case "maxIdentities": self.limits.maxIdentities = value.isNull ? nil : try positive()
+                case "maxRequestBodyBytes": self.api.maxRequestBodyBytes = try positive()
+                default: throw ConfigurationError("\(source): unknown key 'limits.\(key)'")
+                }
+            }
+        }
+    }
+}
+
+struct ConfigurationError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
