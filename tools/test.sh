@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the build needs, builds everything with
-# warnings as errors and strict import checks, then runs every test target.
+# warnings as errors and strict import checks, runs every Swift test target, then drives a real
+# `registryd serve` with Microsoft's Python SDK (azure-iot-hub 2.7.0, in a virtual environment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
 swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
 swift test --skip-build "$@"
+
+venv=.build/sdk-venv
+if [ ! -x "$venv/bin/pytest" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r Tests/sdk-e2e/requirements.txt
+fi
+REGISTRYD="$PWD/.build/debug/registryd" "$venv/bin/pytest" -q Tests/sdk-e2e

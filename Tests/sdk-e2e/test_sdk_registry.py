@@ -1,0 +1,206 @@
+"""End to end: Microsoft's Python service SDK (azure-iot-hub 2.7.0) against a real `registryd serve`.
+
+Run by tools/test.sh in its own virtual environment. The daemon runs over HTTPS with the local CA it
+generates on first start; the SDK trusts it through REQUESTS_CA_BUNDLE, as a user would.
+"""
+
+import base64
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+from azure.iot.hub import IoTHubRegistryManager
+from azure.iot.hub.sastoken import SasToken
+from msrest.exceptions import HttpOperationError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("REGISTRYD", os.path.join(ROOT, ".build", "debug", "registryd"))
+KEY_A = base64.b64encode(bytes(range(32))).decode()
+KEY_B = base64.b64encode(bytes(range(32, 64))).decode()
+THUMB_1 = "A1" * 20
+THUMB_2 = "b2" * 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    data = tempfile.mkdtemp(prefix="registryd-sdk-")
+    port = free_port()
+    log = open(os.path.join(data, "serve.log"), "w")
+    proc = subprocess.Popen([BINARY, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    ca = os.path.join(data, "tls", "ca.pem")
+    deadline = time.time() + 60
+    while True:
+        try:
+            requests.get(f"https://localhost:{port}/healthz", verify=ca, timeout=2).raise_for_status()
+            break
+        except Exception:
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("registryd did not start: " + open(os.path.join(data, "serve.log")).read())
+            time.sleep(0.2)
+    cs = subprocess.check_output([BINARY, "connection-string", "--data-dir", data]).decode().strip()
+    os.environ["REQUESTS_CA_BUNDLE"] = ca
+    yield {"data": data, "port": port, "cs": cs, "ca": ca, "proc": proc}
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0, "graceful shutdown on SIGTERM"
+    # Every mutation the SDK made is an event; the log replays to the live projections.
+    verify = subprocess.run([BINARY, "replay", "--data-dir", data, "--verify"], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+@pytest.fixture(scope="module")
+def registry(daemon):
+    return IoTHubRegistryManager.from_connection_string(daemon["cs"])
+
+
+def status_of(call):
+    with pytest.raises(HttpOperationError) as info:
+        call()
+    return info.value.response.status_code
+
+
+def test_connection_string_shape(daemon):
+    parts = dict(p.split("=", 1) for p in daemon["cs"].split(";"))
+    assert parts["HostName"] == f"localhost:{daemon['port']}"
+    assert parts["SharedAccessKeyName"] == "iothubowner"
+    assert len(base64.b64decode(parts["SharedAccessKey"])) == 32
+
+
+def test_device_with_generated_keys(registry):
+    device = registry.create_device_with_sas("sdk-gen", None, None, "enabled")
+    assert device.device_id == "sdk-gen"
+    assert device.status == "enabled"
+    assert device.etag
+    assert device.authentication.type == "sas"
+    pk, sk = device.authentication.symmetric_key.primary_key, device.authentication.symmetric_key.secondary_key
+    assert len(base64.b64decode(pk)) == 32 and pk != sk
+    assert device.connection_state == "Disconnected"
+    fetched = registry.get_device("sdk-gen")
+    assert fetched.etag == device.etag
+    assert fetched.authentication.symmetric_key.primary_key == pk
+
+
+def test_device_with_explicit_keys_x509_and_ca(registry):
+    sas = registry.create_device_with_sas("sdk-keys", KEY_A, KEY_B, "enabled")
+    assert sas.authentication.symmetric_key.primary_key == KEY_A
+    x509 = registry.create_device_with_x509("sdk-x509", THUMB_1, THUMB_2, "enabled")
+    assert x509.authentication.type == "selfSigned"
+    assert x509.authentication.x509_thumbprint.primary_thumbprint == THUMB_1
+    ca = registry.create_device_with_certificate_authority("sdk-ca", "disabled")
+    assert ca.authentication.type == "certificateAuthority"
+    assert ca.status == "disabled"
+    edge = registry.create_device_with_sas("sdk-edge", None, None, "enabled", iot_edge=True)
+    assert edge.capabilities.iot_edge is True
+
+
+def test_disable_with_etag_and_stale_etag(registry):
+    device = registry.create_device_with_sas("sdk-disable", None, None, "enabled")
+    keys = device.authentication.symmetric_key
+    updated = registry.update_device_with_sas("sdk-disable", device.etag, keys.primary_key, keys.secondary_key, "disabled", status_reason="stolen")
+    assert updated.status == "disabled"
+    assert updated.status_reason == "stolen"
+    assert updated.etag != device.etag
+    assert registry.get_device("sdk-disable").status == "disabled"
+    # The old etag is stale now.
+    assert status_of(lambda: registry.update_device_with_sas("sdk-disable", device.etag, keys.primary_key, keys.secondary_key, "enabled")) == 412
+    # etag=None sends If-Match: "*": any version.
+    again = registry.update_device_with_x509("sdk-disable", None, THUMB_1, None, "enabled")
+    assert again.authentication.type == "selfSigned"
+
+
+def test_delete_with_and_without_etag(registry):
+    a = registry.create_device_with_sas("sdk-del-a", None, None, "enabled")
+    registry.create_device_with_sas("sdk-del-b", None, None, "enabled")
+    assert status_of(lambda: registry.delete_device("sdk-del-a", "c3RhbGU=")) == 412
+    registry.delete_device("sdk-del-a", a.etag)
+    registry.delete_device("sdk-del-b")
+    assert status_of(lambda: registry.get_device("sdk-del-a")) == 404
+    assert status_of(lambda: registry.get_device("sdk-del-b")) == 404
+
+
+def test_not_found_conflict_and_invalid(registry):
+    assert status_of(lambda: registry.get_device("sdk-missing")) == 404
+    assert status_of(lambda: registry.delete_device("sdk-missing")) == 404
+    registry.create_device_with_sas("sdk-dup", None, None, "enabled")
+    assert status_of(lambda: registry.create_device_with_sas("sdk-dup", None, None, "enabled")) == 409
+    assert status_of(lambda: registry.create_device_with_sas("bad#id", None, None, "enabled")) == 400
+    assert status_of(lambda: registry.create_device_with_sas("sdk-badkey", "bm90LWEta2V5", KEY_B, "enabled")) == 400
+
+
+def test_special_characters_in_ids(registry):
+    device_id = "acc-sp:ec@ial$'(1)=,!*"
+    created = registry.create_device_with_sas(device_id, None, None, "enabled")
+    assert created.device_id == device_id
+    assert registry.get_device(device_id).device_id == device_id
+    registry.delete_device(device_id)
+
+
+def test_modules(registry):
+    registry.create_device_with_sas("sdk-modhost", None, None, "enabled")
+    m1 = registry.create_module_with_sas("sdk-modhost", "m1", "IotEdge", None, None)
+    assert m1.module_id == "m1" and m1.device_id == "sdk-modhost" and m1.managed_by == "IotEdge"
+    assert len(base64.b64decode(m1.authentication.symmetric_key.primary_key)) == 32
+    registry.create_module_with_x509("sdk-modhost", "m2", None, THUMB_1, THUMB_2)
+    registry.create_module_with_certificate_authority("sdk-modhost", "m3", None)
+    assert sorted(m.module_id for m in registry.get_modules("sdk-modhost")) == ["m1", "m2", "m3"]
+    assert registry.get_module("sdk-modhost", "m2").authentication.type == "selfSigned"
+    updated = registry.update_module_with_sas("sdk-modhost", "m1", "ops", m1.etag, KEY_A, KEY_B)
+    assert updated.authentication.symmetric_key.primary_key == KEY_A
+    assert status_of(lambda: registry.update_module_with_sas("sdk-modhost", "m1", "ops", m1.etag, KEY_A, KEY_B)) == 412
+    ca = registry.update_module_with_certificate_authority("sdk-modhost", "m3", None, registry.get_module("sdk-modhost", "m3").etag)
+    assert ca.authentication.type == "certificateAuthority"
+    assert status_of(lambda: registry.create_module_with_sas("sdk-modhost", "m1", None, None, None)) == 409
+    assert status_of(lambda: registry.get_module("sdk-modhost", "nope")) == 404
+    assert status_of(lambda: registry.create_module_with_sas("sdk-nohost", "m1", None, None, None)) == 404
+    registry.delete_module("sdk-modhost", "m2")
+    registry.delete_module("sdk-modhost", "m1", updated.etag)
+    assert [m.module_id for m in registry.get_modules("sdk-modhost")] == ["m3"]
+    # Deleting the device deletes its remaining modules.
+    registry.delete_device("sdk-modhost")
+    assert status_of(lambda: registry.get_modules("sdk-modhost")) == 404
+
+
+def test_list_and_statistics(registry):
+    for i in range(3):
+        registry.create_device_with_sas(f"sdk-list-{i}", None, None, "disabled" if i == 0 else "enabled")
+    devices = registry.get_devices()
+    ids = [d.device_id for d in devices]
+    assert {"sdk-list-0", "sdk-list-1", "sdk-list-2"} <= set(ids)
+    assert ids == sorted(ids, key=lambda s: s.encode())
+    assert len(registry.get_devices(2)) == 2
+    stats = registry.get_device_registry_statistics()
+    assert stats.total_device_count == len(ids)
+    assert stats.enabled_device_count + stats.disabled_device_count == stats.total_device_count
+    assert stats.disabled_device_count >= 2  # sdk-ca and sdk-list-0
+    assert registry.get_service_statistics().connected_device_count == 0
+
+
+def test_wrong_key_and_expired_token_are_refused(daemon):
+    parts = dict(p.split("=", 1) for p in daemon["cs"].split(";"))
+    wrong = f"HostName={parts['HostName']};SharedAccessKeyName=iothubowner;SharedAccessKey={KEY_A}"
+    assert status_of(lambda: IoTHubRegistryManager.from_connection_string(wrong).get_devices()) == 401
+    unknown = f"HostName={parts['HostName']};SharedAccessKeyName=nobody;SharedAccessKey={parts['SharedAccessKey']}"
+    assert status_of(lambda: IoTHubRegistryManager.from_connection_string(unknown).get_devices()) == 401
+    url = f"https://{parts['HostName']}/devices?api-version=2021-04-12"
+    expired = SasToken(parts["HostName"], parts["SharedAccessKey"], "iothubowner", ttl=-120)
+    response = requests.get(url, headers={"Authorization": str(expired)}, verify=daemon["ca"])
+    assert response.status_code == 401
+    assert response.headers["iothub-errorcode"] == "IotHubUnauthorizedAccess"
+    assert response.json()["Message"].startswith("ErrorCode:IotHubUnauthorizedAccess;")
+    fresh = SasToken(parts["HostName"], parts["SharedAccessKey"], "iothubowner", ttl=60)
+    assert requests.get(url, headers={"Authorization": str(fresh)}, verify=daemon["ca"]).status_code == 200
+    assert requests.get(url, verify=daemon["ca"]).status_code == 401
+    # A policy without RegistryWrite cannot create.
+    read_cs = subprocess.check_output([BINARY, "connection-string", "--data-dir", daemon["data"], "--policy", "registryRead"]).decode().strip()
+    reader = IoTHubRegistryManager.from_connection_string(read_cs)
+    assert reader.get_device_registry_statistics().total_device_count >= 0
+    assert status_of(lambda: reader.create_device_with_sas("sdk-readonly", None, None, "enabled")) == 401
