@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
 swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
-swift test --skip-build "$@"
+# Bounded, so a hung test fails the run instead of eating CI's time.
+timeout 1800 swift test --skip-build "$@"
 
 venv=.build/sdk-venv
 if [ ! -x "$venv/bin/pytest" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r Tests/sdk-e2e/requirements.txt
 fi
-REGISTRYD="$PWD/.build/debug/registryd" "$venv/bin/pytest" -q Tests/sdk-e2e
+REGISTRYD="$PWD/.build/debug/registryd" timeout 900 "$venv/bin/pytest" -q Tests/sdk-e2e

@@ -51,7 +51,7 @@ import Testing
     @Test func serveRefusesADirectoryAnotherWriterHolds() throws {
         try withTemporaryDirectory { dir in
             let store = try makeStore(dir)
-            let result = try runRegistryd(["serve", "--data-dir", dir])
+            let result = try runRegistryd(["serve", "--data-dir", dir, "--listen", "127.0.0.1:0"])
             #expect(result.status != 0)
             #expect(result.output.contains("in use by another registryd process"))
             store.close()
@@ -62,14 +62,16 @@ import Testing
         try withTemporaryDirectory { dir in
             let process = Process()
             process.executableURL = try registrydBinary()
-            process.arguments = ["serve", "--data-dir", dir]
+            process.arguments = ["serve", "--data-dir", dir, "--listen", "127.0.0.1:0"]
             let pipe = Pipe()
             process.standardOutput = pipe
             process.standardError = pipe
             try process.run()
-            // Wait until it reports the registry open (it logs once the store is ready).
+            // Bounded: a daemon that never starts is killed, which ends the read loop below.
+            DispatchQueue.global().asyncAfter(deadline: .now() + 60) { if process.isRunning { process.interrupt() } }
+            // Wait until it reports that it listens.
             var output = ""
-            while !output.contains("registry open") {
+            while !output.contains("listening") {
                 let chunk = pipe.fileHandleForReading.availableData
                 if chunk.isEmpty { break }
                 output += String(decoding: chunk, as: UTF8.self)
@@ -77,7 +79,8 @@ import Testing
             process.terminate()  // SIGTERM
             process.waitUntilExit()
             #expect(process.terminationStatus == 0)
-            #expect(output.contains("registry open"))
+            #expect(output.contains("listening"))
+            #expect(FileManager.default.fileExists(atPath: dir + "/tls/ca.pem"))
             // The lock was released: another writer may open it now.
             let store = try makeStore(dir)
             store.close()

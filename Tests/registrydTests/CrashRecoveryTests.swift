@@ -18,6 +18,8 @@ import Glibc
             process.standardOutput = pipe
             process.standardError = FileHandle.nullDevice
             try process.run()
+            // Bounded: if acknowledgements stop coming, kill the child, which ends the read loop.
+            DispatchQueue.global().asyncAfter(deadline: .now() + 120) { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
             // Read acknowledgements until enough have arrived, then kill mid-flight.
             var acknowledged: [String] = []
