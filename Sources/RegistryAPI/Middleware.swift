@@ -39,7 +39,7 @@ struct AzureErrorMiddleware: RouterMiddleware {
 struct SASAuthenticationMiddleware: RouterMiddleware {
     typealias Context = RegistryRequestContext
 
-    let authenticator: @Sendable () -> ServiceAuthenticator
+    let authenticator: ServiceAuthenticator
     let now: @Sendable () -> Int64
     static let open: Set<String> = ["/healthz", "/readyz"]
 
@@ -50,7 +50,7 @@ struct SASAuthenticationMiddleware: RouterMiddleware {
         if Self.open.contains(request.uri.path) {
             response = try await next(request, context)
         } else {
-            switch authenticator().authenticate(header: request.headers[.authorization], now: now()) {
+            switch authenticator.authenticate(header: request.headers[.authorization], now: now()) {
             case .success(let policy):
                 context.policy = policy
                 response = try await next(request, context)

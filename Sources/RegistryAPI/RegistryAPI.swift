@@ -18,7 +18,7 @@ public struct RegistryAPIConfiguration: Sendable {
 /// Builds the router: Azure error format outermost, then SAS authentication, then the routes.
 public func buildRouter(
     store: RegistryStore,
-    authenticator: @escaping @Sendable () -> ServiceAuthenticator,
+    authenticator: ServiceAuthenticator,
     configuration: RegistryAPIConfiguration = .init(),
     now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 ) -> Router<RegistryRequestContext> {

@@ -35,15 +35,14 @@ struct RegistryRoutes: Sendable {
             // Azure's documented behaviour: values outside 1...1000 mean 1000.
             top = (1...1000).contains(value) ? value : 1000
         }
-        let devices = try store.storage.devices(limit: top)
-        return Self.json(.array(devices.map { Self.encode(.device($0)) }))
+        return Self.jsonArray(try store.storage.deviceDocuments(limit: top))
     }
 
     func getDevice(_ context: RegistryRequestContext) throws -> Response {
         try context.require(.registryRead)
         let id = try Self.pathId(context, "deviceId")
-        guard let device = try store.storage.device(id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
-        return Self.identity(.device(device))
+        guard let document = try store.storage.deviceDocument(id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
+        return Self.document(document)
     }
 
     func putDevice(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
@@ -66,19 +65,19 @@ struct RegistryRoutes: Sendable {
     func listModules(_ context: RegistryRequestContext) throws -> Response {
         try context.require(.registryRead)
         let id = try Self.pathId(context, "deviceId")
-        guard let modules = try store.storage.modulesIfDeviceExists(of: id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
-        return Self.json(.array(modules.map { Self.encode(.module($0)) }))
+        guard let modules = try store.storage.moduleDocuments(of: id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
+        return Self.jsonArray(modules)
     }
 
     func getModule(_ context: RegistryRequestContext) throws -> Response {
         try context.require(.registryRead)
         let id = try Self.pathId(context, "deviceId")
         let moduleId = try Self.pathId(context, "moduleId")
-        guard let module = try store.storage.module(id, moduleId) else {
+        guard let module = try store.storage.moduleDocument(id, moduleId) else {
             if try store.storage.device(id) == nil { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
             throw RegistryError(.moduleNotFound, "Module \(moduleId) on device \(id) not registered")
         }
-        return Self.identity(.module(module))
+        return Self.document(module)
     }
 
     func putModule(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
@@ -152,6 +151,23 @@ struct RegistryRoutes: Sendable {
         var response = json(encode(identity))
         response.headers[.eTag] = "\"\(identity.etag)\""
         return response
+    }
+
+    static func document(_ document: IdentityDocument) -> Response {
+        var response = Response(status: .ok, headers: [.contentType: jsonContentType], body: .init(byteBuffer: ByteBuffer(bytes: document.json)))
+        response.headers[.eTag] = "\"\(document.etag)\""
+        return response
+    }
+
+    static func jsonArray(_ documents: [IdentityDocument]) -> Response {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt8(ascii: "["))
+        for (i, document) in documents.enumerated() {
+            if i > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeBytes(document.json)
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
+        return Response(status: .ok, headers: [.contentType: jsonContentType], body: .init(byteBuffer: buffer))
     }
 
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {

@@ -34,11 +34,22 @@ struct StoreBench: AsyncParsableCommand {
     @Option(help: "Concurrency levels.")
     var concurrency: [Int] = [1, 16, 256]
 
+    @Flag(help: "Measure only raw LMDB at --batch (used by tools/bench-http.sh).")
+    var rawOnly = false
+
+    @Option(help: "Batch size for --raw-only.")
+    var batch = 100
+
     func run() async throws {
         let root = workDir + "/registryd-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
 
+        if rawOnly {
+            let raw = try rawRun(root: root + "/raw", batchSize: batch, count: creates)
+            print(String(format: "raw LMDB same puts, batch %d: %.0f", batch, raw))
+            return
+        }
         let probe = try fsyncProbe(path: root + "/probe")
         print(String(format: "fsync probe: 4 KiB write + fdatasync: %.0f/s, p50 %.3f ms (fast regime ~0.1 ms, slow ~4 ms)", probe.rate, probe.p50Ms))
 

@@ -8,7 +8,6 @@ import NIOCore
 import RegistryAPI
 import RegistryCore
 import ServiceLifecycle
-import Synchronization
 import UnixSignals
 
 /// `registryd serve`: the daemon. Opens the data directory for writing, creates the shared
@@ -59,11 +58,10 @@ struct ServeCommand: AsyncParsableCommand {
 
         let hub = try await settleHubName(store)
         let policies = try await PolicyStore.ensureBuiltIn(store)
-        let host = Mutex(hostName ?? "localhost:\(address.port)")
-        let policyTable = policies
+        let authenticator = ServiceAuthenticator(hostName: hostName ?? "localhost:\(address.port)", policies: policies)
         let router = buildRouter(
             store: store,
-            authenticator: { ServiceAuthenticator(hostName: host.withLock { $0 }, policies: policyTable) },
+            authenticator: authenticator,
             configuration: settings.api
         )
 
@@ -89,7 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? address.port
                 let name = explicitHost ?? "localhost:\(port)"
-                host.withLock { $0 = name }
+                authenticator.setHostName(name)
                 try? await store.setMetaString(MetaKey.hostName, name)
                 serverLogger.info("listening", metadata: ["listen.host": "\(address.host)", "listen.port": "\(port)", "sas.host": "\(name)", "hub": "\(hub)"])
             },

@@ -29,7 +29,7 @@ struct RegistryRoutesTests {
             let authenticator = ServiceAuthenticator(hostName: Self.host, policies: Self.policies)
             let router = buildRouter(
                 store: store,
-                authenticator: { authenticator },
+                authenticator: authenticator,
                 configuration: RegistryAPIConfiguration(maxRequestBodyBytes: maxBody),
                 now: { Self.now }
             )

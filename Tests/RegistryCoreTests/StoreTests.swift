@@ -93,6 +93,26 @@ struct StoreTests {
         }
     }
 
+    @Test func documentsAreTheStoredJSONWithKeysOpened() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try makeStore(dir)
+            let device = try await store.execute(.createDevice(DeviceSpec(deviceId: "d", statusReason: "quote \" and \\")), actor: "t", requestId: "1")
+            let module = try await store.execute(.createModule(ModuleSpec(deviceId: "d", moduleId: "m")), actor: "t", requestId: "2")
+            _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "x509", authentication: AuthenticationSpec(primaryThumbprint: String(repeating: "a", count: 40)))), actor: "t", requestId: "3")
+            let plain = { (identity: Identity) in CanonicalJSON.encode(IdentityCodec.encode(identity) { key, _ in key }) }
+            let doc = try #require(try store.storage.deviceDocument("d"))
+            #expect(doc.json == plain(device.identity!))
+            #expect(doc.etag == device.identity!.etag)
+            #expect(try store.storage.moduleDocument("d", "m")?.json == plain(module.identity!))
+            #expect(try store.storage.moduleDocuments(of: "d")?.map(\.json) == [plain(module.identity!)])
+            #expect(try store.storage.moduleDocuments(of: "nobody") == nil)
+            #expect(try store.storage.deviceDocuments(limit: 10).map(\.etag) == ["MQ==", "Mw=="])
+            #expect(try store.storage.deviceDocument("x509")?.json == plain(.device(try #require(try store.storage.device("x509")))))
+            #expect(try store.storage.deviceDocument("bad id") == nil)
+            store.close()
+        }
+    }
+
     @Test func deletingADeviceDeletesItsModulesInOneTransaction() async throws {
         try await withTemporaryDirectory { dir in
             let store = try makeStore(dir)

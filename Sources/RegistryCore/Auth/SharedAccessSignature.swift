@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// A parsed `SharedAccessSignature sr=…&sig=…&se=…[&skn=…]` token.
 public struct SharedAccessSignature: Sendable, Hashable {
@@ -88,33 +89,63 @@ public enum AuthenticationFailure: String, Error, Sendable, Hashable {
 }
 
 /// Verifies service tokens against the registry's policies (shared/spec/azure-registry-contract.md §2.1).
-public struct ServiceAuthenticator: Sendable {
-    public var hostName: String
+///
+/// Verified tokens are remembered (bounded): clients send the same token for many requests
+/// (the SDKs re-sign at most once per second), and parsing plus two HMACs per request was the
+/// largest cost of a GET. A remembered token is still checked for expiry on every use, and only
+/// an identical header string can hit, so nothing weaker than a full verification ever passes.
+public final class ServiceAuthenticator: Sendable {
+    private struct State {
+        var hostName: String
+        var verified: [String: (policy: SharedAccessPolicy, expiry: Int64)] = [:]
+    }
+
     private let policies: [String: SharedAccessPolicy]
+    private let state: Mutex<State>
+    static let cacheLimit = 4096
 
     public init(hostName: String, policies: [SharedAccessPolicy]) {
-        self.hostName = hostName
         self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        self.state = Mutex(State(hostName: hostName))
+    }
+
+    public var hostName: String { state.withLock { $0.hostName } }
+
+    /// Changes the host name tokens must name (forgetting tokens verified for the old one).
+    public func setHostName(_ name: String) {
+        state.withLock {
+            $0.hostName = name
+            $0.verified.removeAll()
+        }
     }
 
     /// The policy that signed `header`, if the token is well-formed, unexpired at `now` (no grace),
     /// names this host, and verifies with one of the policy's keys.
     public func authenticate(header: String?, now: Int64) -> Result<SharedAccessPolicy, AuthenticationFailure> {
         guard let header else { return .failure(.missing) }
+        let (remembered, host) = state.withLock { ($0.verified[header], $0.hostName) }
+        if let remembered {
+            return remembered.expiry >= now ? .success(remembered.policy) : .failure(.expired)
+        }
         guard let token = SharedAccessSignature(header: header) else { return .failure(.malformed) }
         guard token.expiry >= now else { return .failure(.expired) }
         guard let name = token.keyName, let policy = policies[name] else { return .failure(.unknownPolicy) }
-        guard audienceMatches(token.resource) else { return .failure(.wrongAudience) }
+        guard Self.audience(token.resource, matches: host) else { return .failure(.wrongAudience) }
         // Check both keys regardless of the first result, so timing does not reveal which matched.
         let primary = token.isSigned(with: policy.primaryKey)
         let secondary = token.isSigned(with: policy.secondaryKey)
         guard primary || secondary else { return .failure(.badSignature) }
+        state.withLock { s in
+            guard s.hostName == host else { return }
+            if s.verified.count >= Self.cacheLimit { s.verified.removeAll(keepingCapacity: true) }
+            s.verified[header] = (policy, token.expiry)
+        }
         return .success(policy)
     }
 
     /// The audience must be this host (case-insensitive; with or without the port; a trailing
     /// slash tolerated).
-    func audienceMatches(_ audience: String) -> Bool {
+    static func audience(_ audience: String, matches hostName: String) -> Bool {
         var a = audience.lowercased()
         if a.hasSuffix("/") { a.removeLast() }
         let host = hostName.lowercased()

@@ -70,11 +70,6 @@ public final class RegistryStorage: Sendable {
         try read { txn, _ in try loadModules(of: deviceId, txn) }
     }
 
-    /// The device's modules, or `nil` when the device does not exist (one snapshot).
-    public func modulesIfDeviceExists(of deviceId: String) throws -> [Module]? {
-        try read { txn, _ in try loadDevice(deviceId, txn) == nil ? nil : try loadModules(of: deviceId, txn) }
-    }
-
     /// Up to `limit` devices in id order, starting after `after`.
     public func devices(after: String? = nil, limit: Int) throws -> [Device] {
         try read { txn, db in

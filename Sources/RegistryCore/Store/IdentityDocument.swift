@@ -1,0 +1,91 @@
+import LMDB
+
+/// An identity as the API returns it: the stored canonical JSON (already Azure's Device or
+/// Module shape) with its sealed keys opened in place, and its etag.
+///
+/// Splicing the two key values is much cheaper than parsing and re-encoding the document, which
+/// the GET benchmark showed as the largest cost of a read.
+public struct IdentityDocument: Sendable, Hashable {
+    public var json: [UInt8]
+    public var etag: String
+}
+
+extension RegistryStorage {
+    public func deviceDocument(_ deviceId: String) throws -> IdentityDocument? {
+        guard (try? Validation.checkId(deviceId, kind: "device")) != nil else { return nil }
+        return try read { txn, db in try txn.get(db.devices, StorageKey.device(deviceId)) }.map { try openDocument($0, deviceId: deviceId, moduleId: nil) }
+    }
+
+    public func moduleDocument(_ deviceId: String, _ moduleId: String) throws -> IdentityDocument? {
+        guard (try? Validation.checkId(deviceId, kind: "device")) != nil, (try? Validation.checkId(moduleId, kind: "module")) != nil
+        else { return nil }
+        return try read { txn, db in try txn.get(db.modules, StorageKey.module(deviceId, moduleId)) }
+            .map { try openDocument($0, deviceId: deviceId, moduleId: moduleId) }
+    }
+
+    /// Up to `limit` device documents in id order.
+    public func deviceDocuments(limit: Int) throws -> [IdentityDocument] {
+        let raw = try read { txn, db in
+            var entries: [([UInt8], [UInt8])] = []
+            try txn.scan(db.devices) { key, value in
+                entries.append((key, value))
+                return entries.count < limit
+            }
+            return entries
+        }
+        return try raw.map { key, value in try openDocument(value, deviceId: String(decoding: key, as: UTF8.self), moduleId: nil) }
+    }
+
+    /// The device's module documents in id order, or `nil` when the device does not exist.
+    public func moduleDocuments(of deviceId: String) throws -> [IdentityDocument]? {
+        guard (try? Validation.checkId(deviceId, kind: "device")) != nil else { return nil }
+        let prefix = StorageKey.modulePrefix(deviceId)
+        let raw = try read { txn, db -> [([UInt8], [UInt8])]? in
+            guard try txn.contains(db.devices, StorageKey.device(deviceId)) else { return nil }
+            var entries: [([UInt8], [UInt8])] = []
+            try txn.scan(db.modules, from: prefix) { key, value in
+                guard StorageKey.hasPrefix(key, prefix) else { return false }
+                entries.append((key, value))
+                return true
+            }
+            return entries
+        }
+        return try raw?.map { key, value in
+            try openDocument(value, deviceId: deviceId, moduleId: String(decoding: key[prefix.count...], as: UTF8.self))
+        }
+    }
+
+    static let primaryMarker = Array("\"primaryKey\":\"\(KeySealer.prefix)".utf8)
+    static let secondaryMarker = Array("\"secondaryKey\":\"\(KeySealer.prefix)".utf8)
+    static let etagMarker = Array("\"etag\":\"".utf8)
+
+    /// Opens the sealed keys of a stored document in place. The markers cannot occur inside a
+    /// string value (quotes there are escaped), so each match is the member itself.
+    func openDocument(_ stored: [UInt8], deviceId: String, moduleId: String?) throws -> IdentityDocument {
+        var out = stored
+        if let sealer {
+            for (marker, name) in [(Self.secondaryMarker, "secondaryKey"), (Self.primaryMarker, "primaryKey")] {
+                guard let start = firstIndex(of: marker, in: out) else { continue }
+                let valueStart = start + marker.count - KeySealer.prefix.utf8.count
+                guard let end = out[valueStart...].firstIndex(of: UInt8(ascii: "\"")) else { throw StoreError("a stored document is truncated") }
+                let sealed = String(decoding: out[valueStart..<end], as: UTF8.self)
+                let context = IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: name).context
+                out.replaceSubrange(valueStart..<end, with: Array(try sealer.open(sealed, context: context).utf8))
+            }
+        }
+        guard let tag = firstIndex(of: Self.etagMarker, in: out), let end = out[(tag + Self.etagMarker.count)...].firstIndex(of: UInt8(ascii: "\""))
+        else { throw StoreError("a stored document has no etag") }
+        return IdentityDocument(json: out, etag: String(decoding: out[(tag + Self.etagMarker.count)..<end], as: UTF8.self))
+    }
+
+    func firstIndex(of pattern: [UInt8], in bytes: [UInt8]) -> Int? {
+        guard let first = pattern.first, bytes.count >= pattern.count else { return nil }
+        var i = 0
+        let last = bytes.count - pattern.count
+        while i <= last {
+            if bytes[i] == first, bytes[i..<(i + pattern.count)].elementsEqual(pattern) { return i }
+            i += 1
+        }
+        return nil
+    }
+}
