@@ -10,14 +10,13 @@ public struct KeySealer: Sendable {
     /// Prefix of a sealed value: names the scheme so a future one can coexist.
     public static let prefix = "aes256gcm:"
 
-    // Raw bytes rather than Crypto.SymmetricKey, which is not Sendable in swift-crypto 3.
-    private let keyBytes: [UInt8]
-    private var key: Crypto.SymmetricKey { Crypto.SymmetricKey(data: keyBytes) }
+    private let box: KeyBox
+    private var key: Crypto.SymmetricKey { box.key }
 
     /// - Parameter keyBytes: 32 bytes of key material.
     public init(keyBytes: [UInt8]) throws(SealError) {
         guard keyBytes.count == 32 else { throw SealError("the data key must be 32 bytes, not \(keyBytes.count)") }
-        self.keyBytes = keyBytes
+        self.box = KeyBox(key: Crypto.SymmetricKey(data: keyBytes))
     }
 
     /// Seals `plaintext`; the nonce comes from `random` (the system's generator in production,
@@ -43,6 +42,14 @@ public struct KeySealer: Sendable {
             throw SealError("a stored key does not open with this data key (wrong data.key, or tampered data)")
         }
     }
+}
+
+/// Holds the key once, so sealing and opening do not rebuild it per call.
+private final class KeyBox: @unchecked Sendable {
+    // Why unchecked: Crypto.SymmetricKey is an immutable value that swift-crypto 3 does not mark
+    // Sendable; it is never mutated after init.
+    let key: Crypto.SymmetricKey
+    init(key: Crypto.SymmetricKey) { self.key = key }
 }
 
 /// Sealing or opening failed. Never carries key material.
