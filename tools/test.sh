@@ -11,7 +11,12 @@ timeout 1800 swift test --skip-build "$@"
 
 venv=.build/sdk-venv
 if [ ! -x "$venv/bin/pytest" ]; then
-  python3 -m venv "$venv"
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    # Debian's system Python keeps venv in a separate package.
+    SUDO=""; [ "$(id -u)" != "0" ] && SUDO=sudo
+    $SUDO apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+  fi
   "$venv/bin/pip" install -q --disable-pip-version-check -r Tests/sdk-e2e/requirements.txt
 fi
 REGISTRYD="$PWD/.build/debug/registryd" timeout 900 "$venv/bin/pytest" -q Tests/sdk-e2e
