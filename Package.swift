@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // The only place C headers enter (Debian's liblmdb-dev, found through pkg-config).
@@ -47,6 +48,7 @@ let package = Package(
             name: "RegistryAPI",
             dependencies: [
                 "RegistryCore",
+                "RegistryDelivery",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -61,6 +63,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Outbound side effects: lifecycle routing to files and webhooks.
+        .target(
+            name: "RegistryDelivery",
+            dependencies: [
+                "RegistryCore",
+                "LMDB",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Shared test kit: temporary directories, fixture loading, deterministic clocks and randomness.
         .target(name: "RegistryTesting", dependencies: ["RegistryCore"], swiftSettings: swiftSettings),
         // Process wiring and the command-line tools.
@@ -69,6 +87,7 @@ let package = Package(
             dependencies: [
                 "RegistryCore",
                 "RegistryAPI",
+                "RegistryDelivery",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -92,6 +111,17 @@ let package = Package(
                 "RegistryAPI", "RegistryCore", "RegistryTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RegistryDeliveryTests",
+            dependencies: [
+                "RegistryDelivery", "RegistryCore", "RegistryTesting", "LMDB",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -4,6 +4,7 @@ import HummingbirdTLS
 import Logging
 import NIOSSL
 import RegistryCore
+import RegistryDelivery
 
 /// Settings of the HTTP layer.
 public struct RegistryAPIConfiguration: Sendable {
@@ -20,11 +21,13 @@ public func buildRouter(
     store: RegistryStore,
     authenticator: ServiceAuthenticator,
     configuration: RegistryAPIConfiguration = .init(),
+    delivery: DeliveryService? = nil,
     now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 ) -> Router<RegistryRequestContext> {
     let router = Router(context: RegistryRequestContext.self)
     router.add(middleware: AzureErrorMiddleware())
     router.add(middleware: SASAuthenticationMiddleware(authenticator: authenticator, now: now))
     RegistryRoutes(store: store, configuration: configuration).register(on: router)
+    if let delivery { RouteAdminRoutes(delivery: delivery).register(on: router) }
     return router
 }

@@ -1,6 +1,7 @@
 import Foundation
 import RegistryAPI
 import RegistryCore
+import RegistryDelivery
 
 /// The JSON configuration file (`--config FILE`, DESIGN §8): one object, each part of the daemon
 /// owns one top-level key, and unknown keys are errors naming the field.
@@ -11,8 +12,9 @@ import RegistryCore
 struct RegistryConfiguration: Sendable {
     var limits = RegistryLimits()
     var api = RegistryAPIConfiguration()
+    var delivery = DeliveryConfiguration()
 
-    static let topLevelKeys: Set<String> = ["limits"]
+    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery"]
 
     init() {}
 
@@ -36,6 +38,11 @@ struct RegistryConfiguration: Sendable {
         guard case .object(let members) = json else { throw ConfigurationError("\(source): the configuration must be a JSON object") }
         for key in members.keys.sorted() where !Self.topLevelKeys.contains(key) {
             throw ConfigurationError("\(source): unknown key '\(key)' (known: \(Self.topLevelKeys.sorted().joined(separator: ", ")))")
+        }
+        do {
+            delivery = try DeliveryConfiguration(configuration: members)
+        } catch {
+            throw ConfigurationError("\(source): \(error.description)")
         }
         if let limits = members["limits"] {
             guard case .object(let fields) = limits else { throw ConfigurationError("\(source): 'limits' must be an object") }

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import RegistryAPI
 import RegistryCore
+import RegistryDelivery
 import ServiceLifecycle
 import UnixSignals
 
@@ -58,11 +59,13 @@ struct ServeCommand: AsyncParsableCommand {
 
         let hub = try await settleHubName(store)
         let policies = try await PolicyStore.ensureBuiltIn(store)
+        let delivery = DeliveryService(store: store, hubName: hub, configuration: settings.delivery, logger: logger)
         let authenticator = ServiceAuthenticator(hostName: hostName ?? "localhost:\(address.port)", policies: policies)
         let router = buildRouter(
             store: store,
             authenticator: authenticator,
-            configuration: settings.api
+            configuration: settings.api,
+            delivery: delivery
         )
 
         let server: HTTPServerBuilder
@@ -95,7 +98,12 @@ struct ServeCommand: AsyncParsableCommand {
         )
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: StoreService(store: store, logger: logger)), .init(service: app)],
+                services: [
+                    .init(service: StoreService(store: store, logger: logger)),
+                    .init(service: delivery),
+                    .init(service: ReloadService(configPath: config, delivery: delivery, logger: logger)),
+                    .init(service: app),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -128,6 +136,30 @@ struct StoreService: Service {
         try? await gracefulShutdown()
         logger.info("draining the writer")
         store.close()
+    }
+}
+
+/// SIGHUP re-reads the configuration file and hands the new routes and endpoints to the router.
+/// A file that no longer validates is refused (logged) and the running configuration stays.
+struct ReloadService: Service {
+    let configPath: String?
+    let delivery: DeliveryService
+    let logger: Logger
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            guard let configPath else {
+                logger.info("SIGHUP without --config: nothing to reload")
+                continue
+            }
+            do {
+                let settings = try RegistryConfiguration(file: configPath)
+                delivery.reload(settings.delivery)
+                logger.info("configuration reloaded", metadata: ["config": "\(configPath)"])
+            } catch {
+                logger.error("configuration reload refused; keeping the running one", metadata: ["error": "\(error)"])
+            }
+        }
     }
 }
 

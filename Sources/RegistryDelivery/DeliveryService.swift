@@ -1,0 +1,226 @@
+import Foundation
+import LMDB
+import Logging
+import RegistryCore
+import ServiceLifecycle
+import Synchronization
+
+/// Endpoint health, as Azure reports it.
+public enum EndpointHealth: String, Sendable, Hashable {
+    case healthy, unhealthy, dead
+}
+
+/// What `GET /registry/routes` shows of one route.
+public struct RouteStatus: Sendable, Hashable {
+    public var name: String
+    public var source: String
+    public var condition: String
+    public var endpoint: String
+    public var endpointType: String
+    public var isEnabled: Bool
+    public var health: EndpointHealth
+    /// The last sequence number the route has finished with (delivered, filtered out or parked).
+    public var cursor: UInt64
+    /// Committed events the route has not finished with yet.
+    public var lag: UInt64
+    public var delivered: UInt64
+    /// Failed delivery attempts (each retried).
+    public var failedAttempts: UInt64
+    public var parked: Int
+    /// Messages whose condition evaluated to undefined (counted as false).
+    public var undefinedConditions: UInt64
+    public var lastError: String?
+}
+
+/// A message kept after its retry window ran out.
+public struct ParkedMessage: Sendable, Hashable {
+    public var seq: UInt64
+    public var message: JSONValue
+}
+
+/// The lifecycle router: one worker per enabled route tails the log from the route's persisted
+/// cursor, filters by source and condition, delivers to the endpoint in order, and moves the
+/// cursor only after the endpoint confirmed. It never runs on the write path: it wakes on the
+/// committed-sequence signal and reads through short read transactions.
+public final class DeliveryService: Service, Sendable {
+    let store: RegistryStore
+    let hubName: String
+    let logger: Logger
+    let state: Mutex<State>
+    /// Events read per step (bounds memory and the cursor-persistence interval).
+    static let readBatch = 256
+
+    struct State {
+        var configuration: DeliveryConfiguration
+        var routes: [String: RouteStatus] = [:]
+        var wakeups: [String: AsyncStream<Void>.Continuation] = [:]
+        var redeliver: Set<String> = []
+        var reload: AsyncStream<Void>.Continuation?
+    }
+
+    public init(store: RegistryStore, hubName: String, configuration: DeliveryConfiguration, logger: Logger) {
+        self.store = store
+        self.hubName = hubName
+        self.logger = logger
+        self.state = Mutex(State(configuration: configuration))
+    }
+
+    // MARK: operator actions (API, SIGHUP)
+
+    /// Replaces the routes and endpoints; running workers stop and start again from their cursors.
+    public func reload(_ configuration: DeliveryConfiguration) {
+        let signal = state.withLock { s in
+            s.configuration = configuration
+            return s.reload
+        }
+        signal?.yield()
+    }
+
+    public func statuses() -> [RouteStatus] {
+        let (configuration, known) = state.withLock { ($0.configuration, $0.routes) }
+        let committed = store.commits.committed
+        return configuration.routes.map { route in
+            var status = known[route.name] ?? Self.initialStatus(route, configuration)
+            status.lag = committed > status.cursor ? committed - status.cursor : 0
+            status.parked = (try? parkedMessages(route: route.name).count) ?? status.parked
+            return status
+        }
+    }
+
+    public func routeExists(_ name: String) -> Bool { state.withLock { s in s.configuration.routes.contains { $0.name == name } } }
+
+    public func parkedMessages(route: String) throws -> [ParkedMessage] {
+        let prefix = Array(route.utf8) + [0]
+        return try store.storage.read { txn, db in
+            var out: [ParkedMessage] = []
+            try txn.scan(db.parked, from: prefix) { key, value in
+                guard StorageKey.hasPrefix(key, prefix), let seq = StorageKey.sequence(from: Array(key[prefix.count...])) else { return false }
+                out.append(ParkedMessage(seq: seq, message: try JSONParser.parse(value)))
+                return true
+            }
+            return out
+        }
+    }
+
+    /// Asks the route's worker to deliver its parked messages again (in sequence order).
+    public func redeliverParked(route: String) {
+        let wakeup = state.withLock { s in
+            s.redeliver.insert(route)
+            return s.wakeups[route]
+        }
+        wakeup?.yield()
+    }
+
+    /// Re-enables a dead endpoint's route: its cursor moves again.
+    public func enable(route: String) async throws {
+        try await persistCursor(route: route, seq: currentCursor(route), dead: false)
+        let wakeup = state.withLock { s in
+            s.routes[route]?.health = .healthy
+            return s.wakeups[route]
+        }
+        wakeup?.yield()
+    }
+
+    // MARK: running
+
+    public func run() async throws {
+        let (reloads, reloadContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        state.withLock { $0.reload = reloadContinuation }
+        await cancelWhenGracefulShutdown {
+            var reloadIterator = reloads.makeAsyncIterator()
+            while !Task.isCancelled {
+                let configuration = self.state.withLock { $0.configuration }
+                await withTaskGroup(of: Void.self) { group in
+                    let sinks = self.makeSinks(configuration)
+                    for route in configuration.routes where route.isEnabled {
+                        guard let sink = sinks[route.endpointName] else { continue }
+                        group.addTask { await self.runRoute(route, configuration: configuration, sink: sink) }
+                    }
+                    group.addTask { await self.forwardCommits(to: configuration.routes.map(\.name)) }
+                    _ = await reloadIterator.next()
+                    group.cancelAll()
+                    await group.waitForAll()
+                    for sink in sinks.values { await sink.shutdown() }
+                }
+                if !Task.isCancelled { self.logger.info("delivery configuration reloaded", metadata: ["delivery.routes": "\(configuration.routes.count)"]) }
+            }
+        }
+    }
+
+    func makeSinks(_ configuration: DeliveryConfiguration) -> [String: any Sink] {
+        var sinks: [String: any Sink] = [:]
+        for endpoint in configuration.endpoints {
+            switch endpoint.kind {
+            case .file(let path, let maxFileBytes, let maxFiles):
+                sinks[endpoint.name] = FileSink(path: path, maxFileBytes: maxFileBytes, maxFiles: maxFiles)
+            case .webhook(let url, let secret, let caFile, let timeoutMs):
+                do {
+                    sinks[endpoint.name] = try WebhookSink(url: url, secret: secret, caFile: caFile, timeoutMs: timeoutMs)
+                } catch {
+                    logger.error("webhook endpoint unusable", metadata: ["endpoint": "\(endpoint.name)", "error": "\(error)"])
+                }
+            }
+        }
+        return sinks
+    }
+
+    /// Wakes every route after each commit.
+    func forwardCommits(to routes: [String]) async {
+        for await _ in store.commits.updates() {
+            if Task.isCancelled { return }
+            let wakeups = state.withLock { s in routes.compactMap { s.wakeups[$0] } }
+            for wakeup in wakeups { wakeup.yield() }
+        }
+    }
+
+    static func initialStatus(_ route: DeliveryConfiguration.Route, _ configuration: DeliveryConfiguration) -> RouteStatus {
+        RouteStatus(
+            name: route.name,
+            source: route.source.rawValue,
+            condition: route.condition.description,
+            endpoint: route.endpointName,
+            endpointType: configuration.endpoint(named: route.endpointName)?.typeName ?? "?",
+            isEnabled: route.isEnabled,
+            health: .healthy,
+            cursor: 0,
+            lag: 0,
+            delivered: 0,
+            failedAttempts: 0,
+            parked: 0,
+            undefinedConditions: 0,
+            lastError: nil
+        )
+    }
+
+    func update(_ route: String, _ change: (inout RouteStatus) -> Void) {
+        state.withLock { s in
+            if var status = s.routes[route] {
+                change(&status)
+                s.routes[route] = status
+            }
+        }
+    }
+
+    // MARK: cursors
+
+    struct Cursor {
+        var seq: UInt64
+        var dead: Bool
+    }
+
+    func loadCursor(route: String) throws -> Cursor? {
+        try store.storage.read { txn, db in
+            guard let bytes = try txn.get(db.cursors, Array(route.utf8)) else { return nil }
+            let json = try JSONParser.parse(bytes)
+            return Cursor(seq: UInt64(json["seq"]?.intValue ?? 0), dead: json["dead"]?.boolValue ?? false)
+        }
+    }
+
+    func currentCursor(_ route: String) throws -> UInt64 { try loadCursor(route: route)?.seq ?? 0 }
+
+    func persistCursor(route: String, seq: UInt64, dead: Bool) async throws {
+        let key = Array(route.utf8)
+        let value = CanonicalJSON.encode(.object(["seq": .int(Int64(seq)), "dead": .bool(dead)]))
+        try await store.perform { txn, db in try txn.put(db.cursors, key, value) }
+    }
+}

@@ -1,0 +1,137 @@
+import RegistryCore
+
+/// Route sources: Azure's `DeviceLifecycleEvents` (creates and deletes) and our extension
+/// `DeviceIdentityChangeEvents` (creates, updates and deletes).
+public enum RouteSource: String, Sendable, Hashable, CaseIterable {
+    case deviceLifecycleEvents = "DeviceLifecycleEvents"
+    case deviceIdentityChangeEvents = "DeviceIdentityChangeEvents"
+
+    /// The `iothub-message-source` value (camelCase, as Azure spells it on messages).
+    var messageSource: String {
+        switch self {
+        case .deviceLifecycleEvents: "deviceLifecycleEvents"
+        case .deviceIdentityChangeEvents: "deviceIdentityChangeEvents"
+        }
+    }
+
+    var schema: String {
+        switch self {
+        case .deviceLifecycleEvents: "deviceLifecycleNotification"
+        case .deviceIdentityChangeEvents: "deviceIdentityChangeNotification"
+        }
+    }
+
+    /// The opType of an event in this source, or `nil` when the source does not carry it.
+    func opType(_ type: EventType) -> String? {
+        switch type {
+        case .deviceCreated, .moduleCreated: "createDeviceIdentity"
+        case .deviceDeleted, .moduleDeleted: "deleteDeviceIdentity"
+        case .deviceUpdated, .moduleUpdated: self == .deviceIdentityChangeEvents ? "updateDeviceIdentity" : nil
+        }
+    }
+}
+
+/// One routed message, built from one event: Azure's lifecycle notification (application
+/// properties, system properties, a twin-like body that never carries keys), with a stable id
+/// `<hub>-<seq>` for deduplication.
+public struct RouteMessage: Sendable, Hashable, RouteMessageProperties {
+    public var seq: UInt64
+    public var id: String
+    public var source: RouteSource
+    public var applicationProperties: [String: String]
+    public var systemProperties: [String: String]
+    public var body: JSONValue
+
+    init(seq: UInt64, id: String, source: RouteSource, applicationProperties: [String: String], systemProperties: [String: String], body: JSONValue) {
+        self.seq = seq
+        self.id = id
+        self.source = source
+        self.applicationProperties = applicationProperties
+        self.systemProperties = systemProperties
+        self.body = body
+    }
+
+    /// The message for `record` in `source`, or `nil` when the source does not carry that event.
+    public init?(record: EventRecord, source: RouteSource, hubName: String) {
+        guard let opType = source.opType(record.type) else { return nil }
+        seq = record.seq
+        id = "\(hubName)-\(record.seq)"
+        self.source = source
+        let time = record.time.iso8601
+        var application = [
+            "hubName": hubName,
+            "deviceId": record.deviceId,
+            "opType": opType,
+            "operationTimestamp": time,
+            "iothub-message-schema": source.schema,
+        ]
+        var system = [
+            "content-type": "application/json",
+            "content-encoding": "utf-8",
+            "correlation-id": id,
+            "user-id": hubName,
+            "iothub-connection-device-id": record.deviceId,
+            "iothub-enqueuedtime": time,
+            "iothub-message-source": source.messageSource,
+        ]
+        if let moduleId = record.moduleId {
+            application["moduleId"] = moduleId
+            system["iothub-connection-module-id"] = moduleId
+        }
+        applicationProperties = application
+        systemProperties = system
+        body = Self.twinBody(record.payload, time: time)
+    }
+
+    /// The twin-like body: identity facts a subscriber needs, never key material.
+    static func twinBody(_ payload: JSONValue, time: String) -> JSONValue {
+        let metadata: JSONValue = .object(["$metadata": .object(["$lastUpdated": .string(time)]), "$version": .int(1)])
+        var body: [String: JSONValue] = [
+            "etag": .string("AAAAAAAAAAE="),
+            "version": .int(2),
+            "properties": .object(["desired": metadata, "reported": metadata]),
+        ]
+        for name in ["deviceId", "moduleId", "generationId", "status", "statusReason", "statusUpdatedTime", "connectionState", "lastActivityTime", "cloudToDeviceMessageCount", "capabilities", "deviceScope", "parentScopes", "managedBy"] {
+            if let value = payload[name], value != .null { body[name == "statusUpdatedTime" ? "statusUpdateTime" : name] = value }
+        }
+        if let etag = payload["etag"] { body["deviceEtag"] = etag }
+        if let auth = payload["authentication"] {
+            body["authenticationType"] = auth["type"] ?? .null
+            // Thumbprints are public (they identify a certificate); keys never leave the registry.
+            if let thumbprints = auth["x509Thumbprint"] { body["x509Thumbprint"] = thumbprints }
+        }
+        return .object(body)
+    }
+
+    /// The documented wire form (file lines and webhook bodies), canonical JSON.
+    public var json: JSONValue {
+        .object([
+            "id": .string(id),
+            "seq": .int(Int64(seq)),
+            "source": .string(source.rawValue),
+            "applicationProperties": .object(applicationProperties.mapValues(JSONValue.string)),
+            "systemProperties": .object(systemProperties.mapValues(JSONValue.string)),
+            "body": body,
+        ])
+    }
+
+    public var encoded: [UInt8] { CanonicalJSON.encode(json) }
+
+    // MARK: RouteMessageProperties
+
+    public func applicationProperty(_ name: String) -> String? {
+        if let v = applicationProperties[name] { return v }
+        let lower = name.lowercased()
+        return applicationProperties.first { $0.key.lowercased() == lower }?.value
+    }
+
+    static let systemNames: [String: String] = [
+        "contenttype": "content-type", "contentencoding": "content-encoding", "correlationid": "correlation-id", "userid": "user-id",
+        "connectiondeviceid": "iothub-connection-device-id", "connectionmoduleid": "iothub-connection-module-id",
+        "enqueuedtime": "iothub-enqueuedtime", "messagesource": "iothub-message-source",
+    ]
+
+    public func systemProperty(_ name: String) -> String? {
+        Self.systemNames[name.lowercased()].flatMap { systemProperties[$0] }
+    }
+}
