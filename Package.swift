@@ -119,6 +119,7 @@ let package = Package(
             dependencies: [
                 "RegistryDelivery", "RegistryCore", "RegistryTesting", "LMDB",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
