@@ -123,6 +123,16 @@ public final class DeliveryService: Service, Sendable {
 
     // MARK: running
 
+    /// Gives every configured route without a cursor one at the current head, so it carries the
+    /// changes from this moment on. `serve` calls it before the API accepts requests, so no
+    /// change made after start can slip past a new route.
+    public func prepareCursors() async throws {
+        let routes = state.withLock { $0.configuration.routes }
+        for route in routes where try loadCursor(route: route.name) == nil {
+            try await persistCursor(route: route.name, seq: store.commits.committed, dead: false)
+        }
+    }
+
     public func run() async throws {
         let (reloads, reloadContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         state.withLock { $0.reload = reloadContinuation }
@@ -130,6 +140,11 @@ public final class DeliveryService: Service, Sendable {
             var reloadIterator = reloads.makeAsyncIterator()
             while !Task.isCancelled {
                 let configuration = self.state.withLock { $0.configuration }
+                do {
+                    try await self.prepareCursors()
+                } catch {
+                    self.logger.error("cannot prepare route cursors", metadata: ["error": "\(error)"])
+                }
                 await withTaskGroup(of: Void.self) { group in
                     let sinks = self.makeSinks(configuration)
                     for route in configuration.routes where route.isEnabled {

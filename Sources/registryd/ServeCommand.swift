@@ -60,6 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
         let hub = try await settleHubName(store)
         let policies = try await PolicyStore.ensureBuiltIn(store)
         let delivery = DeliveryService(store: store, hubName: hub, configuration: settings.delivery, logger: logger)
+        try await delivery.prepareCursors()
         let authenticator = ServiceAuthenticator(hostName: hostName ?? "localhost:\(address.port)", policies: policies)
         let router = buildRouter(
             store: store,

@@ -84,6 +84,7 @@ final class Receiver: Sendable {
                     configuration: try Self.configuration(port: port, condition: condition, retryWindow: retryWindow),
                     logger: Logger(label: "test")
                 )
+                try await service.prepareCursors()
                 let running = Task { try await service.run() }
                 defer { running.cancel() }
                 try await body(store, service, receiver)
@@ -182,6 +183,7 @@ final class Receiver: Sendable {
                 let configuration = try Self.configuration(port: try #require(client.port))
                 for round in 0..<2 {
                     let service = DeliveryService(store: store, hubName: "h", configuration: configuration, logger: Logger(label: "t"))
+                    try await service.prepareCursors()
                     let running = Task { try await service.run() }
                     for i in 0..<5 { _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "r\(round)-\(i)")), actor: "t", requestId: "x") }
                     try await eventually("round \(round)") { service.statuses().first?.cursor == store.commits.committed }
