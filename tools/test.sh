@@ -10,7 +10,9 @@ swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-depende
 timeout 1800 swift test --skip-build "$@"
 
 venv=.build/sdk-venv
-if [ ! -x "$venv/bin/pytest" ]; then
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum Tests/sdk-e2e/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$venv/bin/pytest" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   if ! python3 -m venv "$venv" 2>/dev/null; then
     # Debian's system Python keeps venv in a separate package.
     SUDO=""; [ "$(id -u)" != "0" ] && SUDO=sudo
@@ -18,5 +20,6 @@ if [ ! -x "$venv/bin/pytest" ]; then
     python3 -m venv "$venv"
   fi
   "$venv/bin/pip" install -q --disable-pip-version-check -r Tests/sdk-e2e/requirements.txt
+  echo "$want" > "$stamp"
 fi
 REGISTRYD="$PWD/.build/debug/registryd" timeout 900 "$venv/bin/pytest" -q Tests/sdk-e2e
