@@ -26,6 +26,11 @@ public struct DeliveryConfiguration: Sendable, Hashable {
         public var name: String
         public var kind: Kind
 
+        public init(name: String, kind: Kind) {
+            self.name = name
+            self.kind = kind
+        }
+
         public enum Kind: Sendable, Hashable {
             /// JSON Lines, fsync'd before the cursor moves, rotated at `maxFileBytes` keeping `maxFiles` old files.
             case file(path: String, maxFileBytes: Int, maxFiles: Int)
@@ -47,6 +52,14 @@ public struct DeliveryConfiguration: Sendable, Hashable {
         public var condition: RouteCondition
         public var endpointName: String
         public var isEnabled: Bool
+
+        public init(name: String, source: RouteSource, condition: RouteCondition, endpointName: String, isEnabled: Bool) {
+            self.name = name
+            self.source = source
+            self.condition = condition
+            self.endpointName = endpointName
+            self.isEnabled = isEnabled
+        }
     }
 
     /// Backoff and parking.
