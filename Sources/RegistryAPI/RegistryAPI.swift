@@ -28,6 +28,9 @@ public func buildRouter(
     router.add(middleware: AzureErrorMiddleware())
     router.add(middleware: SASAuthenticationMiddleware(authenticator: authenticator, now: now))
     RegistryRoutes(store: store, configuration: configuration).register(on: router)
-    if let delivery { RouteAdminRoutes(delivery: delivery).register(on: router) }
+    if let delivery {
+        RouteAdminRoutes(delivery: delivery).register(on: router)
+        EventStreamRoute(store: store, hubName: delivery.hubName).register(on: router)
+    }
     return router
 }

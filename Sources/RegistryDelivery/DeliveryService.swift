@@ -44,7 +44,7 @@ public struct ParkedMessage: Sendable, Hashable {
 /// committed-sequence signal and reads through short read transactions.
 public final class DeliveryService: Service, Sendable {
     let store: RegistryStore
-    let hubName: String
+    public let hubName: String
     let logger: Logger
     let state: Mutex<State>
     /// Events read per step (bounds memory and the cursor-persistence interval).
