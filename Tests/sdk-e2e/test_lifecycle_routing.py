@@ -220,3 +220,40 @@ def test_gone_endpoint_is_dead_until_enabled(setup):
     assert daemon.api("POST", "/registry/routes/all/enable").status_code == 200
     receiver.wait_for(lambda: any(o[1] == "after-gone" for o in receiver.ops()), "delivery after enable")
     assert daemon.api("GET", "/registry/routes/all/parked").json() == []
+
+
+def test_sighup_reload_adds_an_https_route_with_a_private_ca(setup):
+    receiver, daemon = setup
+    # A second receiver over HTTPS, with a certificate from the daemon's own local CA (a private
+    # CA the webhook endpoint trusts through caFile).
+    import ssl
+    secure = Receiver()
+    tls = os.path.join(daemon.data, "tls")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.path.join(tls, "server.pem"), os.path.join(tls, "server-key.pem"))
+    secure.server.socket = context.wrap_socket(secure.server.socket, server_side=True)
+    config = json.load(open(daemon.config))
+    config["endpoints"].append({"name": "secure", "type": "webhook", "url": f"https://localhost:{secure.port}/events",
+                                "secret": SECRET, "caFile": os.path.join(tls, "ca.pem")})
+    config["routes"].append({"name": "secure", "source": "DeviceIdentityChangeEvents", "condition": "starts_with(deviceId, 'tls-')",
+                             "endpointNames": ["secure"], "isEnabled": True})
+    # A broken file is refused on SIGHUP and the running routes stay.
+    with open(daemon.config, "w") as f:
+        f.write('{"routes": [{"name": "bad name!"}]}')
+    daemon.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert daemon.proc.poll() is None
+    assert sorted(r["name"] for r in daemon.api("GET", "/registry/routes").json()) == ["all", "filtered"]
+    with open(daemon.config, "w") as f:
+        json.dump(config, f)
+    daemon.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 30
+    while time.time() < deadline and "secure" not in [r["name"] for r in daemon.api("GET", "/registry/routes").json()]:
+        time.sleep(0.05)
+    device = daemon.registry.create_device_with_sas("tls-1", None, None, "enabled")
+    keys = device.authentication.symmetric_key
+    daemon.registry.update_device_with_sas("tls-1", device.etag, keys.primary_key, keys.secondary_key, "disabled")
+    secure.wait_for(lambda: len(secure.ops()) >= 2, "the create and the disable over HTTPS")
+    assert [o[:2] for o in secure.ops()] == [("createDeviceIdentity", "tls-1"), ("updateDeviceIdentity", "tls-1")]
+    assert secure.messages[1]["body"]["status"] == "disabled"
+    assert secure.bad_signatures == 0
