@@ -27,7 +27,9 @@ public func buildRouter(
     let router = Router(context: RegistryRequestContext.self)
     router.add(middleware: AzureErrorMiddleware())
     router.add(middleware: SASAuthenticationMiddleware(authenticator: authenticator, now: now))
-    RegistryRoutes(store: store, configuration: configuration).register(on: router)
+    let routes = RegistryRoutes(store: store, configuration: configuration)
+    routes.register(on: router)
+    BulkRoutes(store: store, routes: routes).register(on: router)
     if let delivery {
         RouteAdminRoutes(delivery: delivery).register(on: router)
         EventStreamRoute(store: store, hubName: delivery.hubName).register(on: router)

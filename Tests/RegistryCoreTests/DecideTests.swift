@@ -249,3 +249,19 @@ struct DecideTests {
         #expect(generateKey(random: &a) == generateKey(random: &b))
     }
 }
+
+struct CreateOrReplaceTests {
+    @Test func createsWhenMissingAndReplacesUnderTheConditionOtherwise() throws {
+        var random = SeededRandom(seed: 3)
+        let now = Timestamp(unixSeconds: 1_000)
+        let missing = RegistrySnapshot()
+        let created = try decide(.createOrReplaceDevice(DeviceSpec(deviceId: "d"), ifMatch: .absent), state: missing.commandState(for: .createDevice(DeviceSpec(deviceId: "d"))), context: DecisionContext(now: now, sequence: 1), random: &random)
+        #expect(created.map(\.type) == [.deviceCreated])
+        let existing = created.reduce(missing, evolve)
+        let command = Command.createOrReplaceDevice(DeviceSpec(deviceId: "d", status: .disabled), ifMatch: .absent)
+        let replaced = try decide(command, state: existing.commandState(for: command), context: DecisionContext(now: now, sequence: 2), random: &random)
+        #expect(replaced.map(\.type) == [.deviceUpdated])
+        let stale = Command.createOrReplaceDevice(DeviceSpec(deviceId: "d"), ifMatch: .exact("old"))
+        #expect(throws: RegistryError.self) { try decide(stale, state: existing.commandState(for: stale), context: DecisionContext(now: now, sequence: 2), random: &random) }
+    }
+}

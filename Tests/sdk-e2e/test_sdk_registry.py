@@ -204,3 +204,38 @@ def test_wrong_key_and_expired_token_are_refused(daemon):
     reader = IoTHubRegistryManager.from_connection_string(read_cs)
     assert reader.get_device_registry_statistics().total_device_count >= 0
     assert status_of(lambda: reader.create_device_with_sas("sdk-readonly", None, None, "enabled")) == 401
+
+
+def test_bulk_create_update_delete_with_partial_failure(registry):
+    from azure.iot.hub.models import AuthenticationMechanism, ExportImportDevice, SymmetricKey
+
+    def entry(device_id, mode, status="enabled", etag=None, auth=None):
+        return ExportImportDevice(id=device_id, import_mode=mode, status=status, e_tag=etag,
+                                  authentication=auth or AuthenticationMechanism(type="sas"))
+
+    result = registry.bulk_create_or_update_devices([entry(f"sdk-bulk-{i}", "create") for i in range(5)])
+    assert result.is_successful is True and not result.errors
+    assert len(base64.b64decode(registry.get_device("sdk-bulk-0").authentication.symmetric_key.primary_key)) == 32
+    explicit = AuthenticationMechanism(type="sas", symmetric_key=SymmetricKey(primary_key=KEY_A, secondary_key=KEY_B))
+    etag = registry.get_device("sdk-bulk-2").etag
+    result = registry.bulk_create_or_update_devices([
+        entry("sdk-bulk-0", "create"),                                   # exists: fails
+        entry("sdk-bulk-1", "update", status="disabled", auth=explicit),
+        entry("sdk-bulk-2", "updateIfMatchETag", status="disabled", etag="c3RhbGU="),  # stale: fails
+        entry("sdk-bulk-3", "deleteIfMatchETag", etag=registry.get_device("sdk-bulk-3").etag),
+        entry("sdk-bulk-4", "delete"),
+        entry("sdk-bulk-9", "create"),
+    ])
+    # 400 is not an exception for the SDK: it returns the per-entry result.
+    assert result.is_successful is False
+    failed = {(e.device_id, e.error_code) for e in result.errors}
+    assert failed == {("sdk-bulk-0", "DeviceAlreadyExists"), ("sdk-bulk-2", "PreconditionFailed")}
+    assert registry.get_device("sdk-bulk-1").status == "disabled"
+    assert registry.get_device("sdk-bulk-1").authentication.symmetric_key.primary_key == KEY_A
+    assert registry.get_device("sdk-bulk-2").etag == etag
+    assert status_of(lambda: registry.get_device("sdk-bulk-3")) == 404
+    assert status_of(lambda: registry.get_device("sdk-bulk-4")) == 404
+    assert registry.get_device("sdk-bulk-9").device_id == "sdk-bulk-9"
+    too_many = [entry(f"sdk-over-{i}", "create") for i in range(101)]
+    assert status_of(lambda: registry.bulk_create_or_update_devices(too_many)) == 413
+    assert status_of(lambda: registry.get_device("sdk-over-0")) == 404

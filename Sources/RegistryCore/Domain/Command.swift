@@ -9,13 +9,16 @@ public enum Command: Sendable, Hashable {
     case createModule(ModuleSpec)
     case replaceModule(ModuleSpec, ifMatch: ETagCondition)
     case deleteModule(deviceId: String, moduleId: String, ifMatch: ETagCondition)
+    /// Bulk `createOrUpdate` modes: create when missing, otherwise replace under `ifMatch`.
+    case createOrReplaceDevice(DeviceSpec, ifMatch: ETagCondition)
+    case createOrReplaceModule(ModuleSpec, ifMatch: ETagCondition)
 
     /// The device the command is about.
     public var deviceId: String {
         switch self {
-        case .createDevice(let s), .replaceDevice(let s, _): s.deviceId
+        case .createDevice(let s), .replaceDevice(let s, _), .createOrReplaceDevice(let s, _): s.deviceId
         case .deleteDevice(let id, _): id
-        case .createModule(let s), .replaceModule(let s, _): s.deviceId
+        case .createModule(let s), .replaceModule(let s, _), .createOrReplaceModule(let s, _): s.deviceId
         case .deleteModule(let id, _, _): id
         }
     }
@@ -23,8 +26,8 @@ public enum Command: Sendable, Hashable {
     /// The module the command is about, if any.
     public var moduleId: String? {
         switch self {
-        case .createDevice, .replaceDevice, .deleteDevice: nil
-        case .createModule(let s), .replaceModule(let s, _): s.moduleId
+        case .createDevice, .replaceDevice, .deleteDevice, .createOrReplaceDevice: nil
+        case .createModule(let s), .replaceModule(let s, _), .createOrReplaceModule(let s, _): s.moduleId
         case .deleteModule(_, let m, _): m
         }
     }

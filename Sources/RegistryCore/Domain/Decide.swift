@@ -72,6 +72,10 @@ public func decide(
         return [try rules.replaceModule(spec, ifMatch: ifMatch, random: &random)]
     case .deleteModule(let deviceId, let moduleId, let ifMatch):
         return [try rules.deleteModule(deviceId, moduleId, ifMatch: ifMatch)]
+    case .createOrReplaceDevice(let spec, let ifMatch):
+        return [state.device == nil ? try rules.createDevice(spec, random: &random) : try rules.replaceDevice(spec, ifMatch: ifMatch, random: &random)]
+    case .createOrReplaceModule(let spec, let ifMatch):
+        return [state.module == nil ? try rules.createModule(spec, random: &random) : try rules.replaceModule(spec, ifMatch: ifMatch, random: &random)]
     }
 }
 

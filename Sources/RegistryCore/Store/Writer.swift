@@ -145,7 +145,7 @@ final class Writer: @unchecked Sendable {
         case .deleteDevice:
             state.modules = try storage.loadModules(of: deviceId, txn)
             state.moduleCount = state.modules.count
-        case .createModule:
+        case .createModule, .createOrReplaceModule:
             state.moduleCount = try storage.countModules(of: deviceId, txn)
         default:
             break
