@@ -5,7 +5,7 @@ import RegistryCore
 /// `POST /devices`: bulk registry operations on 1 to 100 `ExportImportDevice` entries, applied
 /// in one transaction through the writer with one result per entry (every identity changed is
 /// its own event, so routes see bulk creates and deletes).
-struct BulkRoutes: Sendable {
+public struct BulkRoutes: Sendable {
     let store: RegistryStore
     let routes: RegistryRoutes
     static let maximumEntries = 100

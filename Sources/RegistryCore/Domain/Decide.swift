@@ -129,7 +129,10 @@ private struct Rules {
         let authentication = try resolveAuthentication(spec.authentication, existing: nil, random: &random)
         let status = spec.status ?? .enabled
         let generationId = String(context.now.ticks)
-        let scope = spec.capabilities.iotEdge ? "ms-azure-iot-edge://\(spec.deviceId)-\(generationId)" : spec.deviceScope.nonEmpty
+        // An edge device's scope is the server's unless given (an import restoring an export
+        // keeps it, so its leaf devices' parentScopes still point at it).
+        let scope = spec.capabilities.iotEdge
+            ? (spec.deviceScope.nonEmpty ?? "ms-azure-iot-edge://\(spec.deviceId)-\(generationId)") : spec.deviceScope.nonEmpty
         let parents = spec.parentScopes.isEmpty && !spec.capabilities.iotEdge ? scope.map { [$0] } ?? [] : spec.parentScopes
         let now = context.now
         return event(.deviceCreated) { etag in

@@ -89,3 +89,39 @@ extension RegistryStorage {
         return nil
     }
 }
+
+extension RegistryStorage {
+    /// Visits every device, each followed by its modules, in key order, from one consistent
+    /// snapshot (one read transaction: safe while a daemon writes). Keys are opened when the
+    /// storage has the data key and `openKeys` is set.
+    public func forEachIdentity(openKeys: Bool, _ visit: (IdentityDocument, _ isModule: Bool) throws -> Void) throws {
+        try read { txn, db in
+            try txn.withCursor(db.modules) { modules in
+                var module = try modules.first()
+                try txn.scan(db.devices) { key, value in
+                    let deviceId = String(decoding: key, as: UTF8.self)
+                    try visit(try document(value, deviceId: deviceId, moduleId: nil, open: openKeys), false)
+                    let prefix = key + [0]
+                    // Modules whose device sorts before this one cannot exist; skip defensively.
+                    while let (mkey, _) = module, !StorageKey.hasPrefix(mkey, prefix), mkey.lexicographicallyPrecedes(prefix) {
+                        module = try modules.next()
+                    }
+                    while let (mkey, mvalue) = module, StorageKey.hasPrefix(mkey, prefix) {
+                        let moduleId = String(decoding: mkey[prefix.count...], as: UTF8.self)
+                        try visit(try document(mvalue, deviceId: deviceId, moduleId: moduleId, open: openKeys), true)
+                        module = try modules.next()
+                    }
+                    return true
+                }
+            }
+        }
+    }
+
+    func document(_ stored: [UInt8], deviceId: String, moduleId: String?, open: Bool) throws -> IdentityDocument {
+        if open { return try openDocument(stored, deviceId: deviceId, moduleId: moduleId) }
+        guard let tag = firstIndex(of: Self.etagMarker, in: stored),
+            let end = stored[(tag + Self.etagMarker.count)...].firstIndex(of: UInt8(ascii: "\""))
+        else { throw StoreError("a stored document has no etag") }
+        return IdentityDocument(json: stored, etag: String(decoding: stored[(tag + Self.etagMarker.count)..<end], as: UTF8.self))
+    }
+}

@@ -1,0 +1,50 @@
+import RegistryCore
+
+/// Azure's `ExportImportDevice`: the line format of export and import files and the entry of
+/// bulk calls.
+public enum ExportImportDevice {
+    /// The export line for a stored identity document (Azure's Device or Module JSON): `id`
+    /// instead of `deviceId`, `eTag` instead of `etag`, no read-only runtime fields; keys
+    /// replaced by null when excluded (an import then generates new ones).
+    public static func line(from document: JSONValue, excludeKeys: Bool) -> JSONValue {
+        guard case .object(var members) = document else { return document }
+        var out: [String: JSONValue] = [:]
+        out["id"] = members.removeValue(forKey: "deviceId")
+        out["eTag"] = members.removeValue(forKey: "etag")
+        for name in ["moduleId", "managedBy", "status", "statusReason", "capabilities", "deviceScope", "parentScopes"] {
+            if let value = members[name] { out[name] = value }
+        }
+        if var auth = members["authentication"] {
+            if excludeKeys, case .object(var a) = auth {
+                a["symmetricKey"] = .object(["primaryKey": .null, "secondaryKey": .null])
+                auth = .object(a)
+            }
+            out["authentication"] = auth
+        }
+        if out["moduleId"] == nil {
+            out["twinETag"] = .string("AAAAAAAAAAE=")
+        }
+        return .object(out)
+    }
+
+    /// The command an entry asks for (default import mode `createOrUpdate`), and the operation
+    /// name for error reports.
+    /// - Throws: `EntryError` with Azure's code and message.
+    public static func command(from entry: JSONValue) throws(EntryError) -> (Command, String) {
+        do {
+            return try BulkRoutes.command(for: entry)
+        } catch let failure as BulkRoutes.EntryFailure {
+            throw EntryError(deviceId: failure.entry.deviceId, moduleId: failure.entry.moduleId, code: failure.entry.code, message: failure.entry.message, operation: failure.entry.operation)
+        } catch {
+            throw EntryError(deviceId: "", moduleId: nil, code: "ArgumentInvalid", message: "\(error)", operation: "unknown")
+        }
+    }
+
+    public struct EntryError: Error, Sendable, Hashable {
+        public var deviceId: String
+        public var moduleId: String?
+        public var code: String
+        public var message: String
+        public var operation: String
+    }
+}
