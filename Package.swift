@@ -85,6 +85,7 @@ let package = Package(
         .executableTarget(
             name: "registryd",
             dependencies: [
+                "LMDB",
                 "RegistryCore",
                 "RegistryAPI",
                 "RegistryDelivery",

@@ -30,6 +30,7 @@ public func buildRouter(
     let routes = RegistryRoutes(store: store, configuration: configuration)
     routes.register(on: router)
     BulkRoutes(store: store, routes: routes).register(on: router)
+    HistoryRoute(store: store).register(on: router)
     if let delivery {
         RouteAdminRoutes(delivery: delivery).register(on: router)
         EventStreamRoute(store: store, hubName: delivery.hubName).register(on: router)

@@ -1,34 +1,130 @@
 import ArgumentParser
 import Foundation
+import RegistryAPI
 import RegistryCore
 
-/// `registryd replay --verify`: rebuilds the projections from the log into a scratch
-/// environment and compares them with the live ones. Read-only; safe beside a running daemon.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `registryd replay`: `--verify` rebuilds the projections from the log and compares them with
+/// the live ones (the same code as `audit verify`); `--until SEQ|TIME --out PATH` writes the
+/// registry as it was then. Read-only on the data directory: safe beside a running daemon.
 struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Rebuild the projections from the event log and compare them with the live ones.",
-        discussion: "Exit codes: 0 clean, 2 the log is corrupt, 3 a projection differs, 1 other errors."
+        abstract: "Verify the projections against the log, or rebuild the registry as it was at a point in time.",
+        discussion: "Exit codes of --verify: 0 clean, 2 the log is corrupt, 3 a projection differs, 1 other errors."
     )
 
     @OptionGroup var data: DataDirectoryOptions
 
-    @Flag(help: "Compare the rebuilt projections with the live ones (the only mode so far).")
+    @Flag(help: "Compare rebuilt projections with the live ones.")
     var verify = false
+
+    @Option(help: "Replay up to this sequence number, or this ISO-8601 time.")
+    var until: String?
+
+    @Option(help: "With --until: a JSON Lines file of ExportImportDevice ('-' for stdout), or, with --format dir, a new data directory.")
+    var out: String?
+
+    @Option(help: "jsonl (default) or dir.")
+    var format: String = "jsonl"
 
     @Option(help: "Where to build the scratch environment (default: a new temporary directory, removed afterwards).")
     var scratch: String?
 
     func validate() throws {
-        guard verify else { throw ValidationError("replay needs --verify (other modes come with the audit tools)") }
+        guard verify != (until != nil) else { throw ValidationError("use either --verify or --until SEQ|TIME --out PATH") }
+        if let until {
+            guard ReplayPoint(until) != nil else { throw ValidationError("--until takes a sequence number or an ISO-8601 time") }
+            guard out != nil else { throw ValidationError("--until needs --out") }
+            guard ["jsonl", "dir"].contains(format) else { throw ValidationError("--format is jsonl or dir") }
+        }
     }
 
     func run() throws {
+        if verify {
+            try AuditVerify.run(dataDir: data.dataDir, scratch: scratch)
+            return
+        }
         let storage = try RegistryStorage(directory: DataDirectory(path: data.dataDir), create: false, needsKeys: false)
+        let point = ReplayPoint(until!)!
+        let target: DataDirectory
+        let temporary = format == "jsonl"
+        if temporary {
+            target = DataDirectory(path: scratch ?? FileManager.default.temporaryDirectory.appendingPathComponent("registryd-until-\(UUID().uuidString)").path)
+        } else {
+            guard !FileManager.default.fileExists(atPath: out!) || ((try? FileManager.default.contentsOfDirectory(atPath: out!))?.isEmpty ?? false) else {
+                throw ValidationError("\(out!) exists and is not empty")
+            }
+            target = DataDirectory(path: out!)
+        }
+        defer { if temporary { try? FileManager.default.removeItem(atPath: target.path) } }
+        let (events, corruption) = try Replayer.materialize(source: storage, until: point, into: target)
+        if let corruption, case .logCorrupt(let seq, let reason) = corruption {
+            FileHandle.standardError.write(Data("LOG CORRUPT at seq \(seq): \(reason)\n".utf8))
+            throw ExitCode(2)
+        }
+        if !temporary {
+            FileHandle.standardError.write(Data("wrote a data directory with \(events) events to \(target.path)\n".utf8))
+            return
+        }
+        let rebuilt = try RegistryStorage(directory: target, create: false, needsKeys: FileManager.default.fileExists(atPath: target.dataKeyPath))
+        let handle: FileHandle
+        if out == "-" {
+            handle = FileHandle.standardOutput
+        } else {
+            guard FileManager.default.createFile(atPath: out!, contents: nil, attributes: [.posixPermissions: 0o600]), let h = FileHandle(forWritingAtPath: out!) else {
+                throw ValidationError("cannot write \(out!)")
+            }
+            handle = h
+        }
+        var count = 0
+        try rebuilt.forEachIdentity(openKeys: FileManager.default.fileExists(atPath: target.dataKeyPath)) { document, _ in
+            let line = ExportImportDevice.line(from: try JSONParser.parse(document.json), excludeKeys: false)
+            handle.write(Data(CanonicalJSON.encode(line) + [10]))
+            count += 1
+        }
+        FileHandle.standardError.write(Data("replayed \(events) events: \(count) identities\n".utf8))
+    }
+}
+
+/// `registryd audit verify`: walk the whole log, check sequence continuity and the hash chain,
+/// decode every event, replay into a scratch environment and compare with the live projections.
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Audit tools.", subcommands: [AuditVerifyCommand.self])
+}
+
+struct AuditVerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Verify the log (continuity, hash chain, decoding) and the projections against a replay.",
+        discussion: "Exit codes: 0 clean, 2 the log is corrupt, 3 a projection differs, 1 other errors."
+    )
+
+    @OptionGroup var data: DataDirectoryOptions
+
+    @Option(help: "Where to build the scratch environment (default: a new temporary directory, removed afterwards).")
+    var scratch: String?
+
+    func run() throws { try AuditVerify.run(dataDir: data.dataDir, scratch: scratch) }
+}
+
+/// The one implementation behind `audit verify` and `replay --verify`.
+enum AuditVerify {
+    static func run(dataDir: String, scratch: String?) throws {
+        let storage = try RegistryStorage(directory: DataDirectory(path: dataDir), create: false, needsKeys: false)
         let scratchPath = scratch ?? FileManager.default.temporaryDirectory.appendingPathComponent("registryd-replay-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: scratchPath, withIntermediateDirectories: true)
         defer { if scratch == nil { try? FileManager.default.removeItem(atPath: scratchPath) } }
-        let report = try Replayer.verify(source: storage, scratchPath: scratchPath)
+        let total = storage.commitsHead()
+        let terminal = isatty(2) == 1
+        let report = try Replayer.verify(source: storage, scratchPath: scratchPath) { done in
+            // Progress on a terminal only; pipes and logs stay quiet.
+            if terminal { FileHandle.standardError.write(Data("\rreplayed \(done)/\(total) events".utf8)) }
+        }
+        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
         print("events: \(report.events)")
         switch report.outcome {
         case .clean:
@@ -42,4 +138,8 @@ struct ReplayCommand: ParsableCommand {
             throw ExitCode(3)
         }
     }
+}
+
+extension RegistryStorage {
+    func commitsHead() -> UInt64 { (try? head().seq) ?? 0 }
 }

@@ -1,0 +1,75 @@
+import Foundation
+import LMDB
+
+/// A point in the log: after a sequence number, or at a time (every event at or before it).
+public enum ReplayPoint: Sendable, Hashable {
+    case sequence(UInt64)
+    case time(Timestamp)
+
+    /// `SEQ` (digits) or an ISO-8601 time.
+    public init?(_ text: String) {
+        if let seq = UInt64(text) {
+            self = .sequence(seq)
+        } else if let time = Timestamp(iso8601: text) {
+            self = .time(time)
+        } else {
+            return nil
+        }
+    }
+
+    func includes(_ record: EventRecord) -> Bool {
+        switch self {
+        case .sequence(let seq): record.seq <= seq
+        case .time(let time): record.time <= time
+        }
+    }
+}
+
+extension Replayer {
+    /// Builds a fresh data directory holding the log up to `point` (verified on the way) and the
+    /// projections it implies, with a copy of the data key so its identities can be read.
+    /// Read-only on `source`: safe beside a running daemon.
+    public static func materialize(source: RegistryStorage, until point: ReplayPoint, into directory: DataDirectory) throws -> (events: UInt64, corruption: Outcome?) {
+        try directory.create()
+        if let key = try? Data(contentsOf: URL(fileURLWithPath: source.directory.dataKeyPath)) {
+            guard FileManager.default.createFile(atPath: directory.dataKeyPath, contents: key, attributes: [.posixPermissions: 0o600]) else {
+                throw StoreError("cannot write \(directory.dataKeyPath)")
+            }
+        }
+        let target = try Environment(configuration: .init(path: directory.environmentPath, mapSize: 64 << 20, flags: [.noSync]))
+        let databases = try target.write { txn in try RegistryDatabases.open(in: txn) }
+        var pending: [EventRecord] = []
+        var expected: UInt64 = 1
+        var prevHash = EventRecord.genesisHash
+        var corruption: Outcome?
+        func flush() throws {
+            let records = pending
+            try target.write { out in
+                for record in records {
+                    try out.put(databases.events, StorageKey.sequence(record.seq), record.encoded, flags: .append)
+                    try Projections.apply(record, txn: out, databases: databases)
+                }
+            }
+            pending.removeAll(keepingCapacity: true)
+        }
+        try source.read { txn, db in
+            try txn.scan(db.events) { key, value in
+                switch EventRecord.verified(value, expectedSeq: expected, prevHash: prevHash) {
+                case .failure(let error):
+                    corruption = .logCorrupt(seq: StorageKey.sequence(from: key) ?? expected, reason: error.description)
+                    return false
+                case .success(let record):
+                    guard point.includes(record) else { return false }
+                    pending.append(record)
+                    prevHash = record.hash
+                    expected += 1
+                }
+                if pending.count >= chunk { try flush() }
+                return true
+            }
+        }
+        try flush()
+        try target.sync()
+        return (expected - 1, corruption)
+    }
+}
