@@ -93,3 +93,28 @@ struct BulkRoutesTests {
         }
     }
 }
+
+struct HistoryRouteTests {
+    typealias R = RegistryRoutesTests
+
+    @Test func historyOverTheAPI() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try makeStore(dir)
+            let router = buildRouter(store: store, authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies), now: { R.now })
+            try await Application(router: router).test(.router) { client in
+                _ = try await R.call(client, .put, "/devices/h", body: "{}")
+                _ = try await R.call(client, .put, "/devices/h", body: #"{"status":"disabled"}"#, ifMatch: "*")
+                _ = try await R.call(client, .put, "/devices/h/modules/m", body: "{}")
+                let all = try await R.call(client, .get, "/registry/devices/h/history", auth: R.token("registryRead"))
+                #expect(all.status == .ok)
+                #expect(all.json?.arrayValue?.map { $0["type"]?.stringValue } == ["deviceCreated", "deviceUpdated", "moduleCreated"])
+                #expect(all.json?.arrayValue?.first?["actor"] == .string("iothubowner"))
+                let module = try await R.call(client, .get, "/registry/devices/h/history?moduleId=m")
+                #expect(module.json?.arrayValue?.count == 1)
+                R.expectAzureError(try await R.call(client, .get, "/registry/devices/nobody/history"), .notFound, "DeviceNotFound")
+                R.expectAzureError(try await R.call(client, .get, "/registry/devices/h/history", auth: R.token("service")), .unauthorized, "IotHubUnauthorizedAccess")
+            }
+            store.close()
+        }
+    }
+}
