@@ -68,8 +68,8 @@ private func essences(_ dir: String) throws -> [String] {
         }
     }
 
-    @Test func badLinesAreLoggedAndTheImportGoesOn() async throws {
-        try await withTemporaryDirectory { dir in
+    @Test func badLinesAreLoggedAndTheImportGoesOn() throws {
+        try withTemporaryDirectory { dir in
             let text = [
                 #"{"id":"ok-1","status":"enabled"}"#,
                 "this is not json",
@@ -91,8 +91,8 @@ private func essences(_ dir: String) throws -> [String] {
         }
     }
 
-    @Test func importRefusesWhileAnotherWriterHoldsTheDirectory() async throws {
-        try await withTemporaryDirectory { dir in
+    @Test func importRefusesWhileAnotherWriterHoldsTheDirectory() throws {
+        try withTemporaryDirectory { dir in
             let store = try makeStore(dir + "/data")
             try "{\"id\":\"x\"}".write(toFile: dir + "/in.txt", atomically: true, encoding: .utf8)
             let result = try runRegistryd(["import", "--data-dir", dir + "/data", dir + "/in.txt", "--errors", dir + "/e.log"])
