@@ -38,38 +38,11 @@ extension Replayer {
         }
         let target = try Environment(configuration: .init(path: directory.environmentPath, mapSize: 64 << 20, flags: [.noSync]))
         let databases = try target.write { txn in try RegistryDatabases.open(in: txn) }
-        var pending: [EventRecord] = []
-        var expected: UInt64 = 1
-        var prevHash = EventRecord.genesisHash
-        var corruption: Outcome?
-        func flush() throws {
-            let records = pending
-            try target.write { out in
-                for record in records {
-                    try out.put(databases.events, StorageKey.sequence(record.seq), record.encoded, flags: .append)
-                    try Projections.apply(record, txn: out, databases: databases)
-                }
-            }
-            pending.removeAll(keepingCapacity: true)
+        var report = Report()
+        let corruption = try source.read { txn, db in
+            try rebuild(from: txn, db.events, into: target, databases, report: &report, until: point, copyEvents: true)
         }
-        try source.read { txn, db in
-            try txn.scan(db.events) { key, value in
-                switch EventRecord.verified(value, expectedSeq: expected, prevHash: prevHash) {
-                case .failure(let error):
-                    corruption = .logCorrupt(seq: StorageKey.sequence(from: key) ?? expected, reason: error.description)
-                    return false
-                case .success(let record):
-                    guard point.includes(record) else { return false }
-                    pending.append(record)
-                    prevHash = record.hash
-                    expected += 1
-                }
-                if pending.count >= chunk { try flush() }
-                return true
-            }
-        }
-        try flush()
         try target.sync()
-        return (expected - 1, corruption)
+        return (report.events, corruption)
     }
 }

@@ -46,14 +46,16 @@ public enum Replayer {
         }
     }
 
-    /// Applies every event of `events` (verified) to the projections in `target`. Returns the
-    /// corruption found, if any.
+    /// Applies every event of `events` (verified; up to `point` when given) to the projections in
+    /// `target`, copying the events too when asked. Returns the corruption found, if any.
     public static func rebuild<T: ReadableTransaction & ~Copyable>(
         from txn: borrowing T,
         _ events: Database,
         into target: Environment,
         _ targetDatabases: RegistryDatabases,
         report: inout Report,
+        until point: ReplayPoint? = nil,
+        copyEvents: Bool = false,
         progress: ((UInt64) -> Void)? = nil
     ) throws -> Outcome? {
         var pending: [EventRecord] = []
@@ -63,7 +65,10 @@ public enum Replayer {
         func flush() throws {
             let records = pending
             try target.write { out in
-                for record in records { try Projections.apply(record, txn: out, databases: targetDatabases) }
+                for record in records {
+                    if copyEvents { try out.put(targetDatabases.events, StorageKey.sequence(record.seq), record.encoded, flags: .append) }
+                    try Projections.apply(record, txn: out, databases: targetDatabases)
+                }
             }
             pending.removeAll(keepingCapacity: true)
             progress?(expected - 1)
@@ -74,6 +79,7 @@ public enum Replayer {
                 corruption = .logCorrupt(seq: StorageKey.sequence(from: key) ?? expected, reason: error.description)
                 return false
             case .success(let record):
+                if let point, !point.includes(record) { return false }
                 pending.append(record)
                 prevHash = record.hash
                 expected += 1
