@@ -1,5 +1,5 @@
 import Foundation
-import RegistryCore
+@testable import RegistryCore
 import RegistryTesting
 import Testing
 
@@ -149,5 +149,38 @@ struct KeySealerTests {
         #expect(back == .device(device))
         let module = Module(deviceId: "d", moduleId: "m", managedBy: "IotEdge", generationId: "1", etag: "Mg==", authentication: Authentication(type: .certificateAuthority))
         #expect(try IdentityCodec.decode(IdentityCodec.encode(.module(module)) { k, _ in k }) { k, _ in k } == .module(module))
+    }
+}
+
+struct FastVerifyTests {
+    @Test func fastPathAgreesWithTheFullDecodeOnTheGoldenStream() throws {
+        let lines = try String(contentsOfFile: fixturesDirectory() + "/events/lifecycle.jsonl", encoding: .utf8).split(separator: "\n").map { Array($0.utf8) }
+        var prev = EventRecord.genesisHash
+        for (i, line) in lines.enumerated() {
+            #expect(EventRecord.fastParse(line) != nil, "line \(i + 1) took the slow path")
+            let fast = try EventRecord.fastVerified(line, expectedSeq: UInt64(i + 1), prevHash: prev).get()
+            let full = try EventRecord.verified(line, expectedSeq: UInt64(i + 1), prevHash: prev).get()
+            #expect(fast.seq == full.seq && fast.type == full.type && fast.deviceId == full.deviceId && fast.moduleId == full.moduleId)
+            #expect(fast.payloadBytes == full.payloadBytes)
+            #expect(fast.hash == full.hash)
+            #expect(fast.disabled == (full.payload["status"] == .string("disabled")))
+            // Any single flipped byte is caught (hash, sequence or chain) by the fast path.
+            for position in stride(from: 0, to: line.count, by: 37) {
+                var bad = line
+                bad[position] ^= 0x01
+                #expect((try? EventRecord.fastVerified(bad, expectedSeq: UInt64(i + 1), prevHash: prev).get()) == nil, "flip at \(position) of line \(i + 1)")
+            }
+            prev = full.hash
+        }
+    }
+
+    @Test func unusualRecordsFallBackToTheFullDecode() throws {
+        let record = EventRecord(
+            seq: 1, time: .unset, type: .deviceCreated, deviceId: "d", moduleId: nil, actor: #"a","deviceId":"evil"#, requestId: "r",
+            payload: .object(["status": .string("disabled")]), prevHash: EventRecord.genesisHash
+        )
+        let fast = try EventRecord.fastVerified(record.encoded, expectedSeq: 1, prevHash: EventRecord.genesisHash).get()
+        #expect(fast.deviceId == "d")
+        #expect(fast.disabled)
     }
 }

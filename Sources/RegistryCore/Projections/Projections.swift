@@ -7,30 +7,43 @@ import LMDB
 /// event and replay calls it for each stored one, so both run exactly the same code.
 public enum Projections {
     public static func apply(_ record: EventRecord, txn: borrowing WriteTransaction, databases db: RegistryDatabases) throws {
-        try txn.put(db.history, StorageKey.history(record.deviceId, record.seq), [])
-        let payload = record.payloadBytes
-        switch record.type {
+        try apply(
+            VerifiedEvent(
+                seq: record.seq, type: record.type, deviceId: record.deviceId, moduleId: record.moduleId,
+                payloadBytes: record.payloadBytes, hash: record.hash, disabled: isDisabled(record.payload)
+            ),
+            txn: txn,
+            databases: db
+        )
+    }
+
+    /// The fold itself, on the facts of one event (the writer and replay both end here).
+    public static func apply(_ event: VerifiedEvent, txn: borrowing WriteTransaction, databases db: RegistryDatabases) throws {
+        try txn.put(db.history, StorageKey.history(event.deviceId, event.seq), [])
+        switch event.type {
         case .deviceCreated, .deviceUpdated:
-            let key = StorageKey.device(record.deviceId)
+            let key = StorageKey.device(event.deviceId)
             let wasDisabled = try txn.get(db.devices, key).map(isDisabled) ?? false
-            try txn.put(db.devices, key, payload)
-            try adjustDisabled(by: (isDisabled(record.payload) ? 1 : 0) - (wasDisabled ? 1 : 0), txn: txn, db)
+            try txn.put(db.devices, key, event.payloadBytes)
+            try adjustDisabled(by: (event.disabled ? 1 : 0) - (wasDisabled ? 1 : 0), txn: txn, db)
         case .deviceDeleted:
-            let key = StorageKey.device(record.deviceId)
+            let key = StorageKey.device(event.deviceId)
             if let old = try txn.get(db.devices, key) {
                 try txn.delete(db.devices, key)
                 if isDisabled(old) { try adjustDisabled(by: -1, txn: txn, db) }
             }
         case .moduleCreated, .moduleUpdated:
-            try txn.put(db.modules, StorageKey.module(record.deviceId, record.moduleId ?? ""), payload)
+            try txn.put(db.modules, StorageKey.module(event.deviceId, event.moduleId ?? ""), event.payloadBytes)
         case .moduleDeleted:
-            try txn.delete(db.modules, StorageKey.module(record.deviceId, record.moduleId ?? ""))
+            try txn.delete(db.modules, StorageKey.module(event.deviceId, event.moduleId ?? ""))
         }
     }
 
     static func isDisabled(_ payload: JSONValue) -> Bool { payload["status"]?.stringValue == DeviceStatus.disabled.rawValue }
 
-    static func isDisabled(_ bytes: [UInt8]) -> Bool { (try? JSONParser.parse(bytes)).map(isDisabled) ?? false }
+    /// A stored device document is canonical: a top-level `"status":"disabled"` is the only way
+    /// those bytes can occur (string values escape their quotes), so no parse is needed.
+    static func isDisabled(_ bytes: [UInt8]) -> Bool { EventRecord.find(EventRecord.disabledMarker, in: bytes, from: 0) != nil }
 
     static func adjustDisabled(by delta: Int, txn: borrowing WriteTransaction, _ db: RegistryDatabases) throws {
         guard delta != 0 else { return }

@@ -58,30 +58,31 @@ public enum Replayer {
         copyEvents: Bool = false,
         progress: ((UInt64) -> Void)? = nil
     ) throws -> Outcome? {
-        var pending: [EventRecord] = []
+        var pending: [(event: VerifiedEvent, bytes: [UInt8])] = []
         var expected: UInt64 = 1
         var prevHash = EventRecord.genesisHash
         var corruption: Outcome?
         func flush() throws {
             let records = pending
             try target.write { out in
-                for record in records {
-                    if copyEvents { try out.put(targetDatabases.events, StorageKey.sequence(record.seq), record.encoded, flags: .append) }
-                    try Projections.apply(record, txn: out, databases: targetDatabases)
+                for (event, bytes) in records {
+                    if copyEvents { try out.put(targetDatabases.events, StorageKey.sequence(event.seq), bytes, flags: .append) }
+                    try Projections.apply(event, txn: out, databases: targetDatabases)
                 }
             }
             pending.removeAll(keepingCapacity: true)
             progress?(expected - 1)
         }
         try txn.scan(events) { key, value in
-            switch EventRecord.verified(value, expectedSeq: expected, prevHash: prevHash) {
+            switch EventRecord.fastVerified(value, expectedSeq: expected, prevHash: prevHash) {
             case .failure(let error):
                 corruption = .logCorrupt(seq: StorageKey.sequence(from: key) ?? expected, reason: error.description)
                 return false
-            case .success(let record):
-                if let point, !point.includes(record) { return false }
-                pending.append(record)
-                prevHash = record.hash
+            case .success(let event):
+                // Point-in-time stops need the event's time: decode only then.
+                if let point, !point.includes(try EventRecord.decode(value)) { return false }
+                pending.append((event, value))
+                prevHash = event.hash
                 expected += 1
             }
             if pending.count >= chunk { try flush() }
