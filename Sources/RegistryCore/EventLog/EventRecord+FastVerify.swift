@@ -43,7 +43,18 @@ extension EventRecord {
         return .success(fast.event)
     }
 
-    struct FastParse {
+    /// A record checked on its own: its envelope read from the bytes and whether its hash
+    /// matches its content under its stored prevHash (`nil` when the fast path cannot read it).
+    static func selfCheck(_ bytes: [UInt8]) -> (FastParse, Bool)? {
+        guard let fast = fastParse(bytes) else { return nil }
+        var hasher = SHA256()
+        hasher.update(data: fast.prevHash)
+        hasher.update(data: bytes[..<fast.hashMemberStart])
+        hasher.update(data: bytes[fast.hashMemberEnd...])
+        return (fast, Array(hasher.finalize()) == fast.hash)
+    }
+
+    struct FastParse: Sendable {
         var event: VerifiedEvent
         var seq: UInt64
         var prevHash: [UInt8]

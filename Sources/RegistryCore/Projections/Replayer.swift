@@ -1,4 +1,7 @@
+import Dispatch
+import Foundation
 import LMDB
+import Synchronization
 
 /// Rebuilds projections from the log and compares them with live ones.
 ///
@@ -73,24 +76,65 @@ public enum Replayer {
             pending.removeAll(keepingCapacity: true)
             progress?(expected - 1)
         }
-        try txn.scan(events) { key, value in
-            switch EventRecord.fastVerified(value, expectedSeq: expected, prevHash: prevHash) {
-            case .failure(let error):
-                corruption = .logCorrupt(seq: StorageKey.sequence(from: key) ?? expected, reason: error.description)
-                return false
-            case .success(let event):
-                // Point-in-time stops need the event's time: decode only then.
-                if let point, !point.includes(try EventRecord.decode(value)) { return false }
-                pending.append((event, value))
-                prevHash = event.hash
-                expected += 1
+        // Each record's own hash needs only its bytes and its stored prevHash, so a chunk is
+        // checked on every core at once; the chain links and the fold then run in order.
+        var raw: [([UInt8], [UInt8])] = []
+        func process() throws -> Bool {
+            let checks = parallelMap(raw) { entry in EventRecord.selfCheck(entry.1) }
+            defer { raw.removeAll(keepingCapacity: true) }
+            for ((key, value), check) in zip(raw, checks) {
+                let result: Result<VerifiedEvent, EventDecodingError>
+                switch check {
+                case .none:
+                    result = EventRecord.fastVerified(value, expectedSeq: expected, prevHash: prevHash)
+                case .some(let (fast, hashMatches)):
+                    if fast.seq != expected {
+                        result = .failure(EventDecodingError("sequence \(fast.seq) where \(expected) was expected"))
+                    } else if fast.prevHash != prevHash {
+                        result = .failure(EventDecodingError("prevHash does not match the previous event's hash"))
+                    } else if !hashMatches {
+                        result = .failure(EventDecodingError("hash does not match the content"))
+                    } else {
+                        result = .success(fast.event)
+                    }
+                }
+                switch result {
+                case .failure(let error):
+                    corruption = .logCorrupt(seq: StorageKey.sequence(from: key) ?? expected, reason: error.description)
+                    return false
+                case .success(let event):
+                    // Point-in-time stops need the event's time: decode only then.
+                    if let point, !point.includes(try EventRecord.decode(value)) { return false }
+                    pending.append((event, value))
+                    prevHash = event.hash
+                    expected += 1
+                }
             }
-            if pending.count >= chunk { try flush() }
+            try flush()
             return true
         }
+        var going = true
+        try txn.scan(events) { key, value in
+            raw.append((key, value))
+            if raw.count >= chunk { going = try process() }
+            return going
+        }
+        if going, !raw.isEmpty { _ = try process() }
         try flush()
         report.events = expected - 1
         return corruption
+    }
+
+    /// `transform` over `items`, split across the cores (Dispatch's pool, not the cooperative one).
+    static func parallelMap<T: Sendable>(_ items: [([UInt8], [UInt8])], _ transform: @Sendable (([UInt8], [UInt8])) -> T) -> [T] {
+        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        guard items.count >= 64, parts > 1 else { return items.map(transform) }
+        let results = Mutex<[[T]]>(Array(repeating: [], count: parts))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let local = items[(items.count * part / parts)..<(items.count * (part + 1) / parts)].map(transform)
+            results.withLock { $0[part] = local }
+        }
+        return results.withLock { $0.flatMap { $0 } }
     }
 
     /// Compares the projection databases entry by entry.
