@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import LMDB
+import RegistryCore
+
+/// `registryd bench audit --data-dir DIR`: `audit verify` against a raw scan of the same log
+/// (a cursor over every event, copying each value), measured in the same run.
+struct AuditBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "audit verify vs a raw scan of the same log.")
+
+    @OptionGroup var data: DataDirectoryOptions
+
+    func run() throws {
+        let storage = try RegistryStorage(directory: DataDirectory(path: data.dataDir), create: false, needsKeys: false)
+        var start = DispatchTime.now().uptimeNanoseconds
+        let (count, bytes) = try storage.read { txn, db in
+            var count = 0
+            var bytes = 0
+            try txn.scan(db.events) { _, value in
+                count += 1
+                bytes += value.count
+                return true
+            }
+            return (count, bytes)
+        }
+        let scan = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("registryd-bench-audit-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        start = DispatchTime.now().uptimeNanoseconds
+        let report = try Replayer.verify(source: storage, scratchPath: scratch)
+        let verify = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        print(String(format: "raw scan: %d events, %.0f MB in %.2f s", count, Double(bytes) / 1e6, scan))
+        print(String(format: "audit verify: %@ in %.2f s = %.1f%% of the raw scan's rate", "\(report.outcome)", verify, 100 * scan / verify))
+    }
+}
