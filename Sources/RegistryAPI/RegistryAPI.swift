@@ -31,6 +31,12 @@ public func buildRouter(
     routes.register(on: router)
     BulkRoutes(store: store, routes: routes).register(on: router)
     HistoryRoute(store: store).register(on: router)
+    DeviceAuthRoute(
+        store: store,
+        routes: routes,
+        authenticator: { DeviceAuthenticator(hostName: authenticator.hostName, policies: authenticator.policyList) },
+        now: now
+    ).register(on: router)
     if let delivery {
         RouteAdminRoutes(delivery: delivery).register(on: router)
         EventStreamRoute(store: store, hubName: delivery.hubName).register(on: router)

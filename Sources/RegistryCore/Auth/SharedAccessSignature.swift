@@ -111,6 +111,9 @@ public final class ServiceAuthenticator: Sendable {
 
     public var hostName: String { state.withLock { $0.hostName } }
 
+    /// The policies tokens are checked against.
+    public var policyList: [SharedAccessPolicy] { Array(policies.values) }
+
     /// Changes the host name tokens must name (forgetting tokens verified for the old one).
     public func setHostName(_ name: String) {
         state.withLock {

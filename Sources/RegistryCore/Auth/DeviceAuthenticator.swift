@@ -1,0 +1,103 @@
+import Foundation
+
+/// Why a device was refused (machine-readable, stable).
+public enum DeviceAuthDenial: String, Sendable, Hashable, CaseIterable {
+    case unknownIdentity
+    case disabled
+    case wrongCredentialType
+    case badSignature
+    case expired
+    case wrongScope
+    case malformed
+}
+
+/// What a broker or gateway presents for one device or module.
+public struct DeviceCredentials: Sendable, Hashable {
+    public enum Credential: Sendable, Hashable {
+        /// A SAS token: a device (or module) key token without `skn`, or a policy token with `skn`.
+        case token(String)
+        /// The SHA-1 or SHA-256 thumbprint of the client certificate (self-signed identities).
+        case thumbprint(String)
+        /// The caller verified a CA-issued chain itself; only the identity's type is confirmed.
+        case certificateAuthority
+    }
+
+    public var deviceId: String
+    public var moduleId: String?
+    public var credential: Credential
+
+    public init(deviceId: String, moduleId: String? = nil, credential: Credential) {
+        self.deviceId = deviceId
+        self.moduleId = moduleId
+        self.credential = credential
+    }
+}
+
+/// The answer: allowed (with the identity's authentication type), or the reason it is not.
+public enum DeviceAuthDecision: Sendable, Hashable {
+    case allow(AuthenticationType)
+    case deny(DeviceAuthDenial)
+}
+
+/// Decides device authentication from the registry's current state on every call: a disabled or
+/// deleted device is refused on the very next check after the change returned.
+public struct DeviceAuthenticator: Sendable {
+    public var hostName: String
+    public var policies: [String: SharedAccessPolicy]
+
+    public init(hostName: String, policies: [SharedAccessPolicy]) {
+        self.hostName = hostName
+        self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    public func check(_ credentials: DeviceCredentials, storage: RegistryStorage, now: Int64) throws -> DeviceAuthDecision {
+        guard let device = try storage.device(credentials.deviceId) else { return .deny(.unknownIdentity) }
+        var authentication = device.authentication
+        if let moduleId = credentials.moduleId {
+            guard let module = try storage.module(credentials.deviceId, moduleId) else { return .deny(.unknownIdentity) }
+            authentication = module.authentication
+        }
+        // A module connects through its device: a disabled device refuses its modules too.
+        guard device.status == .enabled else { return .deny(.disabled) }
+        switch credentials.credential {
+        case .certificateAuthority:
+            return authentication.type == .certificateAuthority ? .allow(.certificateAuthority) : .deny(.wrongCredentialType)
+        case .thumbprint(let presented):
+            guard authentication.type == .selfSigned else { return .deny(.wrongCredentialType) }
+            let candidate = presented.replacingOccurrences(of: ":", with: "").lowercased()
+            let known = [authentication.x509Thumbprint.primaryThumbprint, authentication.x509Thumbprint.secondaryThumbprint].compactMap { $0?.lowercased() }
+            return known.contains(candidate) ? .allow(.selfSigned) : .deny(.badSignature)
+        case .token(let text):
+            guard let token = SharedAccessSignature(header: text.hasPrefix("SharedAccessSignature ") ? text : "SharedAccessSignature " + text) else {
+                return .deny(.malformed)
+            }
+            guard token.expiry >= now else { return .deny(.expired) }
+            let identityPath = ["devices", credentials.deviceId] + (credentials.moduleId.map { ["modules", $0] } ?? [])
+            guard let scope = scopePath(token.resource) else { return .deny(.wrongScope) }
+            if let name = token.keyName {
+                // A policy token (a gateway): the policy needs DeviceConnect and the scope may be
+                // any segment prefix of the identity's path (`{host}/devices` covers them all).
+                guard let policy = policies[name], policy.rights.contains(.deviceConnect) else { return .deny(.badSignature) }
+                guard !scope.isEmpty, scope.count <= identityPath.count, Array(identityPath.prefix(scope.count)) == scope else { return .deny(.wrongScope) }
+                let primary = token.isSigned(with: policy.primaryKey)
+                let secondary = token.isSigned(with: policy.secondaryKey)
+                return primary || secondary ? .allow(authentication.type) : .deny(.badSignature)
+            }
+            // A device-key token names exactly this identity and is signed with its own key.
+            guard scope == identityPath else { return .deny(.wrongScope) }
+            guard authentication.type == .sas else { return .deny(.wrongCredentialType) }
+            let keys = [authentication.symmetricKey.primaryKey, authentication.symmetricKey.secondaryKey].compactMap { $0 }
+            var matched = false
+            for key in keys where token.isSigned(with: key) { matched = true }
+            return matched ? .allow(.sas) : .deny(.badSignature)
+        }
+    }
+
+    /// The path segments of a token's audience, if it names this host (case-insensitive, with
+    /// or without the port).
+    func scopePath(_ audience: String) -> [String]? {
+        let parts = audience.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard let host = parts.first, ServiceAuthenticator.audience(host, matches: hostName) else { return nil }
+        return Array(parts.dropFirst()).filter { !$0.isEmpty }
+    }
+}
