@@ -10,7 +10,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -20,16 +19,9 @@ import pytest
 import requests
 from azure.iot.hub import IoTHubRegistryManager
 from standardwebhooks.webhooks import Webhook
+from registryd_helpers import BINARY, free_port, wait_until_serving
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("REGISTRYD", os.path.join(ROOT, ".build", "debug", "registryd"))
 SECRET = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Receiver:
@@ -93,16 +85,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [BINARY, "serve", "--data-dir", self.data, "--listen", f"127.0.0.1:{self.port}", "--config", self.config],
             stdout=log, stderr=subprocess.STDOUT)
-        ca = os.path.join(self.data, "tls", "ca.pem")
-        deadline = time.time() + 60
-        while True:
-            try:
-                requests.get(f"https://localhost:{self.port}/healthz", verify=ca, timeout=2).raise_for_status()
-                break
-            except Exception:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(open(os.path.join(self.data, "serve.log")).read())
-                time.sleep(0.1)
+        ca = wait_until_serving(self.proc, self.data, self.port)
         os.environ["REQUESTS_CA_BUNDLE"] = ca
         cs = subprocess.check_output([BINARY, "connection-string", "--data-dir", self.data]).decode().strip()
         self.registry = IoTHubRegistryManager.from_connection_string(cs)

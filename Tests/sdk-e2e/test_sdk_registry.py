@@ -6,7 +6,6 @@ generates on first start; the SDK trusts it through REQUESTS_CA_BUNDLE, as a use
 
 import base64
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,19 +15,12 @@ import requests
 from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.sastoken import SasToken
 from msrest.exceptions import HttpOperationError
+from registryd_helpers import BINARY, free_port, wait_until_serving
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("REGISTRYD", os.path.join(ROOT, ".build", "debug", "registryd"))
 KEY_A = base64.b64encode(bytes(range(32))).decode()
 KEY_B = base64.b64encode(bytes(range(32, 64))).decode()
 THUMB_1 = "A1" * 20
 THUMB_2 = "b2" * 20
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +29,7 @@ def daemon():
     port = free_port()
     log = open(os.path.join(data, "serve.log"), "w")
     proc = subprocess.Popen([BINARY, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
-    ca = os.path.join(data, "tls", "ca.pem")
-    deadline = time.time() + 60
-    while True:
-        try:
-            requests.get(f"https://localhost:{port}/healthz", verify=ca, timeout=2).raise_for_status()
-            break
-        except Exception:
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("registryd did not start: " + open(os.path.join(data, "serve.log")).read())
-            time.sleep(0.2)
+    ca = wait_until_serving(proc, data, port)
     cs = subprocess.check_output([BINARY, "connection-string", "--data-dir", data]).decode().strip()
     os.environ["REQUESTS_CA_BUNDLE"] = ca
     yield {"data": data, "port": port, "cs": cs, "ca": ca, "proc": proc}

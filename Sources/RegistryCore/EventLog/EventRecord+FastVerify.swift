@@ -76,12 +76,12 @@ extension EventRecord {
 
     static func fastParse(_ b: [UInt8]) -> FastParse? {
         guard b.starts(with: deviceIdMember),
-            let deviceAt = find(deviceIdName, in: b, from: 0),
-            let hashAt = find(hashMember, in: b, from: deviceAt),
-            let payloadAt = find(payloadMember, in: b, from: hashAt),
-            let prevAt = findLast(prevHashMember, in: b),
+            let deviceAt = ByteSearch.first(deviceIdName, in: b, from: 0),
+            let hashAt = ByteSearch.first(hashMember, in: b, from: deviceAt),
+            let payloadAt = ByteSearch.first(payloadMember, in: b, from: hashAt),
+            let prevAt = ByteSearch.last(prevHashMember, in: b),
             prevAt > payloadAt,
-            let schemaAt = findLast(schemaMember, in: b), let seqAt = findLast(seqMember, in: b), let typeAt = findLast(typeMember, in: b),
+            let schemaAt = ByteSearch.last(schemaMember, in: b), let seqAt = ByteSearch.last(seqMember, in: b), let typeAt = ByteSearch.last(typeMember, in: b),
             schemaAt > prevAt, seqAt > schemaAt, typeAt > seqAt
         else { return nil }
         let hashStart = hashAt + hashMember.count
@@ -112,12 +112,12 @@ extension EventRecord {
             let schema = integer(at: schemaAt + schemaMember.count), schema >= 1, schema <= currentSchema
         else { return nil }
         var moduleId: String?
-        if let moduleAt = find(moduleIdMember, in: b, from: hashStart + 64), moduleAt < payloadAt {
+        if let moduleAt = ByteSearch.first(moduleIdMember, in: b, from: hashStart + 64), moduleAt < payloadAt {
             guard let id = plainString(at: moduleAt + moduleIdMember.count) else { return nil }
             moduleId = id
         }
         let payload = Array(b[(payloadAt + payloadMember.count)..<prevAt])
-        let disabled = (type == .deviceCreated || type == .deviceUpdated || type == .deviceDeleted) && find(disabledMarker, in: payload, from: 0) != nil
+        let disabled = (type == .deviceCreated || type == .deviceUpdated || type == .deviceDeleted) && ByteSearch.first(disabledMarker, in: payload, from: 0) != nil
         return FastParse(
             event: VerifiedEvent(seq: UInt64(seq), type: type, deviceId: deviceId, moduleId: moduleId, payloadBytes: payload, hash: hash, disabled: disabled),
             seq: UInt64(seq),
@@ -126,26 +126,5 @@ extension EventRecord {
             hashMemberStart: hashAt,
             hashMemberEnd: hashStart + 65
         )
-    }
-
-    static func find(_ pattern: [UInt8], in bytes: [UInt8], from start: Int) -> Int? {
-        guard let first = pattern.first, bytes.count >= pattern.count else { return nil }
-        var i = start
-        let last = bytes.count - pattern.count
-        while i <= last {
-            if bytes[i] == first, bytes[i..<(i + pattern.count)].elementsEqual(pattern) { return i }
-            i += 1
-        }
-        return nil
-    }
-
-    static func findLast(_ pattern: [UInt8], in bytes: [UInt8]) -> Int? {
-        guard let first = pattern.first, bytes.count >= pattern.count else { return nil }
-        var i = bytes.count - pattern.count
-        while i >= 0 {
-            if bytes[i] == first, bytes[i..<(i + pattern.count)].elementsEqual(pattern) { return i }
-            i -= 1
-        }
-        return nil
     }
 }

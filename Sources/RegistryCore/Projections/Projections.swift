@@ -43,7 +43,7 @@ public enum Projections {
 
     /// A stored device document is canonical: a top-level `"status":"disabled"` is the only way
     /// those bytes can occur (string values escape their quotes), so no parse is needed.
-    static func isDisabled(_ bytes: [UInt8]) -> Bool { EventRecord.find(EventRecord.disabledMarker, in: bytes, from: 0) != nil }
+    static func isDisabled(_ bytes: [UInt8]) -> Bool { ByteSearch.first(EventRecord.disabledMarker, in: bytes) != nil }
 
     static func adjustDisabled(by delta: Int, txn: borrowing WriteTransaction, _ db: RegistryDatabases) throws {
         guard delta != 0 else { return }

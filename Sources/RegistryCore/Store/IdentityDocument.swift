@@ -65,7 +65,7 @@ extension RegistryStorage {
         var out = stored
         if let sealer {
             for (marker, name) in [(Self.secondaryMarker, "secondaryKey"), (Self.primaryMarker, "primaryKey")] {
-                guard let start = firstIndex(of: marker, in: out) else { continue }
+                guard let start = ByteSearch.first(marker, in: out) else { continue }
                 let valueStart = start + marker.count - KeySealer.prefix.utf8.count
                 guard let end = out[valueStart...].firstIndex(of: UInt8(ascii: "\"")) else { throw StoreError("a stored document is truncated") }
                 let sealed = String(decoding: out[valueStart..<end], as: UTF8.self)
@@ -73,20 +73,14 @@ extension RegistryStorage {
                 out.replaceSubrange(valueStart..<end, with: Array(try sealer.open(sealed, context: context).utf8))
             }
         }
-        guard let tag = firstIndex(of: Self.etagMarker, in: out), let end = out[(tag + Self.etagMarker.count)...].firstIndex(of: UInt8(ascii: "\""))
-        else { throw StoreError("a stored document has no etag") }
-        return IdentityDocument(json: out, etag: String(decoding: out[(tag + Self.etagMarker.count)..<end], as: UTF8.self))
+        return IdentityDocument(json: out, etag: try Self.etag(in: out))
     }
 
-    func firstIndex(of pattern: [UInt8], in bytes: [UInt8]) -> Int? {
-        guard let first = pattern.first, bytes.count >= pattern.count else { return nil }
-        var i = 0
-        let last = bytes.count - pattern.count
-        while i <= last {
-            if bytes[i] == first, bytes[i..<(i + pattern.count)].elementsEqual(pattern) { return i }
-            i += 1
-        }
-        return nil
+    /// The top-level etag of a stored (canonical) document.
+    static func etag(in bytes: [UInt8]) throws -> String {
+        guard let tag = ByteSearch.first(etagMarker, in: bytes), let end = bytes[(tag + etagMarker.count)...].firstIndex(of: UInt8(ascii: "\""))
+        else { throw StoreError("a stored document has no etag") }
+        return String(decoding: bytes[(tag + etagMarker.count)..<end], as: UTF8.self)
     }
 }
 
@@ -119,9 +113,6 @@ extension RegistryStorage {
 
     func document(_ stored: [UInt8], deviceId: String, moduleId: String?, open: Bool) throws -> IdentityDocument {
         if open { return try openDocument(stored, deviceId: deviceId, moduleId: moduleId) }
-        guard let tag = firstIndex(of: Self.etagMarker, in: stored),
-            let end = stored[(tag + Self.etagMarker.count)...].firstIndex(of: UInt8(ascii: "\""))
-        else { throw StoreError("a stored document has no etag") }
-        return IdentityDocument(json: stored, etag: String(decoding: stored[(tag + Self.etagMarker.count)..<end], as: UTF8.self))
+        return IdentityDocument(json: stored, etag: try Self.etag(in: stored))
     }
 }
