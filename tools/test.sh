@@ -9,17 +9,27 @@ swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-depende
 # Bounded, so a hung test fails the run instead of eating CI's time.
 timeout 1800 swift test --skip-build "$@"
 
-venv=.build/sdk-venv
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum Tests/sdk-e2e/requirements.txt | cut -d' ' -f1)
-if [ ! -x "$venv/bin/pytest" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  if ! python3 -m venv "$venv" 2>/dev/null; then
-    # Debian's system Python keeps venv in a separate package.
-    SUDO=""; [ "$(id -u)" != "0" ] && SUDO=sudo
-    $SUDO apt-get install -y -qq python3-venv >/dev/null
-    python3 -m venv "$venv"
+# Each end-to-end suite has its own virtual environment (the service and device SDKs pin
+# different dependencies), rebuilt only when its requirements change.
+venv_for() {
+  local venv=".build/$1-venv" requirements="Tests/$1-e2e/requirements.txt"
+  local stamp="$venv/.requirements.sha256" want
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ ! -x "$venv/bin/pytest" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+      # Debian's system Python keeps venv in a separate package.
+      SUDO=""; [ "$(id -u)" != "0" ] && SUDO=sudo
+      $SUDO apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$venv" >&2
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements" >&2
+    echo "$want" > "$stamp"
   fi
-  "$venv/bin/pip" install -q --disable-pip-version-check -r Tests/sdk-e2e/requirements.txt
-  echo "$want" > "$stamp"
-fi
-REGISTRYD="$PWD/.build/debug/registryd" timeout 900 "$venv/bin/pytest" -q Tests/sdk-e2e
+  echo "$venv"
+}
+sdk=$(venv_for sdk)
+device=$(venv_for device)
+export REGISTRYD="$PWD/.build/debug/registryd"
+# Microsoft's service SDK against the registry API, then the device SDK's tokens against device auth.
+timeout 900 "$sdk/bin/pytest" -q Tests/sdk-e2e
+timeout 600 "$device/bin/pytest" -q Tests/device-e2e

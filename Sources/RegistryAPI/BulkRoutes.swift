@@ -34,13 +34,7 @@ public struct BulkRoutes: Sendable {
 
     func bulk(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
         try context.require(.registryWrite)
-        let body = try await routes.body(request)
-        let json: JSONValue
-        do {
-            json = try JSONParser.parse(body)
-        } catch {
-            throw APIError.format("The request body is not valid JSON: \(error)")
-        }
+        let json = try IdentityRequestDecoder.parseAny(try await routes.body(request))
         guard case .array(let entries) = json else { throw APIError.format("The request body must be a JSON array of ExportImportDevice.") }
         guard !entries.isEmpty else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "The list of devices is empty.") }
         guard entries.count <= Self.maximumEntries else {

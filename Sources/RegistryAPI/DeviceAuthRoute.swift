@@ -2,14 +2,24 @@ import Foundation
 import Hummingbird
 import RegistryCore
 
-/// `POST /registry/auth/device`: may this device (or module) connect with this credential, now?
+/// Device authentication for brokers and gateways, decided from the current state on every call.
 ///
-/// Body: `{"deviceId", "moduleId"?, and one of "token" (a SAS token), "thumbprint" (SHA-1 or
-/// SHA-256 hex of the client certificate), "certificateAuthority": true}`. Answers 200 with
-/// `{"result":"allow"|"deny","reason"?,"authenticationType"?}`; the caller needs DeviceConnect.
+/// `POST /registry/auth/device`: body `{"deviceId", "moduleId"?, and one of "token" (a SAS
+/// token), "thumbprint" (SHA-1 or SHA-256 hex of the client certificate),
+/// "certificateAuthority": true}`. Answers 200 with
+/// `{"result":"allow"|"deny","reason"?,"authenticationType"?}`.
+///
+/// `POST /registry/auth/emqx`: EMQX's HTTP authenticator contract. Body
+/// `{"username","password","clientid"}` with Azure's MQTT convention (user name
+/// `{host}/{deviceId}[/{moduleId}]/?api-version=...`, client id `{deviceId}[/{moduleId}]`, password
+/// a SAS token); answers 200 `{"result":"allow"|"deny","is_superuser":false,"reason"?,"expire_at"?}`
+/// (`expire_at` is the token's expiry, so the broker disconnects the client when it lapses).
+///
+/// Both need DeviceConnect.
 struct DeviceAuthRoute: Sendable {
     let store: RegistryStore
     let routes: RegistryRoutes
+    let configuration: DeviceAuthConfiguration
     let authenticator: @Sendable () -> DeviceAuthenticator
     let now: @Sendable () -> Int64
 
@@ -38,6 +48,37 @@ struct DeviceAuthRoute: Sendable {
             case .deny(let reason):
                 return RegistryRoutes.json(.object(["result": .string("deny"), "reason": .string(reason.rawValue)]))
             }
+        }
+        guard configuration.emqx else { return }
+        router.post("registry/auth/emqx") { request, context in
+            try context.require(.deviceConnect)
+            let json = try IdentityRequestDecoder.parse(try await routes.body(request))
+            return RegistryRoutes.json(try emqxDecision(json))
+        }
+    }
+
+    /// EMQX answers: always 200 (a 4xx would make EMQX skip to its next authenticator), a
+    /// deny for anything that is not a valid Azure-convention login.
+    func emqxDecision(_ json: JSONValue) throws -> JSONValue {
+        func deny(_ reason: DeviceAuthDenial) -> JSONValue {
+            .object(["result": .string("deny"), "is_superuser": .bool(false), "reason": .string(reason.rawValue)])
+        }
+        guard let username = try IdentityRequestDecoder.string(json, "username"),
+            let clientId = try IdentityRequestDecoder.string(json, "clientid"),
+            let identity = MQTTConnectIdentity(username: username, clientId: clientId)
+        else { return deny(.malformed) }
+        let authenticator = authenticator()
+        guard authenticator.isKnownHost(identity.host) else { return deny(.wrongScope) }
+        guard let password = try IdentityRequestDecoder.string(json, "password"), !password.isEmpty else { return deny(.malformed) }
+        let credentials = DeviceCredentials(deviceId: identity.deviceId, moduleId: identity.moduleId, credential: .token(password))
+        switch try authenticator.check(credentials, storage: store.storage, now: now()) {
+        case .allow:
+            var answer: [String: JSONValue] = ["result": .string("allow"), "is_superuser": .bool(false)]
+            let header = password.hasPrefix("SharedAccessSignature ") ? password : "SharedAccessSignature " + password
+            if let token = SharedAccessSignature(header: header) { answer["expire_at"] = .int(token.expiry) }
+            return .object(answer)
+        case .deny(let reason):
+            return deny(reason)
         }
     }
 }

@@ -5,6 +5,13 @@ import RegistryCore
 /// case-insensitive; read-only, unknown and null fields ignored; wrong types refused with 400.
 enum IdentityRequestDecoder {
     static func parse(_ body: [UInt8]) throws -> JSONValue {
+        let json = try parseAny(body)
+        guard case .object = json else { throw APIError.format("The request body must be a JSON object.") }
+        return json
+    }
+
+    /// Any JSON value (bulk and report routes take arrays too).
+    static func parseAny(_ body: [UInt8]) throws -> JSONValue {
         guard !body.isEmpty else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "The request body is empty.") }
         let json: JSONValue
         do {
@@ -12,7 +19,6 @@ enum IdentityRequestDecoder {
         } catch {
             throw APIError.format("The request body is not valid JSON: \(error)")
         }
-        guard case .object = json else { throw APIError.format("The request body must be a JSON object.") }
         return json
     }
 

@@ -10,9 +10,12 @@ import RegistryDelivery
 public struct RegistryAPIConfiguration: Sendable {
     /// Request bodies larger than this are refused with 413 before parsing.
     public var maxRequestBodyBytes: Int
+    /// Broker-facing settings (`deviceAuth` in the configuration file).
+    public var deviceAuth: DeviceAuthConfiguration
 
-    public init(maxRequestBodyBytes: Int = 256 * 1024) {
+    public init(maxRequestBodyBytes: Int = 256 * 1024, deviceAuth: DeviceAuthConfiguration = .init()) {
         self.maxRequestBodyBytes = maxRequestBodyBytes
+        self.deviceAuth = deviceAuth
     }
 }
 
@@ -31,12 +34,19 @@ public func buildRouter(
     routes.register(on: router)
     BulkRoutes(store: store, routes: routes).register(on: router)
     HistoryRoute(store: store).register(on: router)
+    let deviceAuth = configuration.deviceAuth
     DeviceAuthRoute(
         store: store,
         routes: routes,
-        authenticator: { DeviceAuthenticator(hostName: authenticator.hostName, policies: authenticator.policyList) },
+        configuration: deviceAuth,
+        authenticator: {
+            DeviceAuthenticator(hostName: authenticator.hostName, additionalHostNames: deviceAuth.hostNames, policies: authenticator.policyList)
+        },
         now: now
     ).register(on: router)
+    if deviceAuth.connectionReports {
+        ConnectionRoutes(store: store, routes: routes, configuration: deviceAuth).register(on: router)
+    }
     if let delivery {
         RouteAdminRoutes(delivery: delivery).register(on: router)
         EventStreamRoute(store: store, hubName: delivery.hubName).register(on: router)

@@ -111,8 +111,9 @@ struct RegistryRoutes: Sendable {
 
     func serviceStatistics(_ context: RegistryRequestContext) throws -> Response {
         try context.require(.serviceConnect)
-        // Connection state arrives with the device-authentication issue; until then nothing is connected.
-        return Self.json(.object(["connectedDeviceCount": .int(0)]))
+        // Devices a broker last reported connected (POST /registry/connections).
+        let stats = try store.storage.statistics()
+        return Self.json(.object(["connectedDeviceCount": .int(Int64(stats.connectedDeviceCount))]))
     }
 
     // MARK: helpers

@@ -1,16 +1,19 @@
 import RegistryCore
 
-/// Route sources: Azure's `DeviceLifecycleEvents` (creates and deletes) and our extension
+/// Route sources: Azure's `DeviceLifecycleEvents` (creates and deletes) and
+/// `DeviceConnectionStateEvents` (broker-reported connects and disconnects), and our extension
 /// `DeviceIdentityChangeEvents` (creates, updates and deletes).
 public enum RouteSource: String, Sendable, Hashable, CaseIterable {
     case deviceLifecycleEvents = "DeviceLifecycleEvents"
     case deviceIdentityChangeEvents = "DeviceIdentityChangeEvents"
+    case deviceConnectionStateEvents = "DeviceConnectionStateEvents"
 
     /// The `iothub-message-source` value (camelCase, as Azure spells it on messages).
     var messageSource: String {
         switch self {
         case .deviceLifecycleEvents: "deviceLifecycleEvents"
         case .deviceIdentityChangeEvents: "deviceIdentityChangeEvents"
+        case .deviceConnectionStateEvents: "deviceConnectionStateEvents"
         }
     }
 
@@ -18,15 +21,24 @@ public enum RouteSource: String, Sendable, Hashable, CaseIterable {
         switch self {
         case .deviceLifecycleEvents: "deviceLifecycleNotification"
         case .deviceIdentityChangeEvents: "deviceIdentityChangeNotification"
+        case .deviceConnectionStateEvents: "deviceConnectionStateNotification"
         }
     }
 
     /// The opType of an event in this source, or `nil` when the source does not carry it.
     func opType(_ type: EventType) -> String? {
+        if self == .deviceConnectionStateEvents {
+            switch type {
+            case .deviceConnected, .moduleConnected: return "deviceConnected"
+            case .deviceDisconnected, .moduleDisconnected: return "deviceDisconnected"
+            default: return nil
+            }
+        }
         switch type {
-        case .deviceCreated, .moduleCreated: "createDeviceIdentity"
-        case .deviceDeleted, .moduleDeleted: "deleteDeviceIdentity"
-        case .deviceUpdated, .moduleUpdated: self == .deviceIdentityChangeEvents ? "updateDeviceIdentity" : nil
+        case .deviceCreated, .moduleCreated: return "createDeviceIdentity"
+        case .deviceDeleted, .moduleDeleted: return "deleteDeviceIdentity"
+        case .deviceUpdated, .moduleUpdated: return self == .deviceIdentityChangeEvents ? "updateDeviceIdentity" : nil
+        case .deviceConnected, .deviceDisconnected, .moduleConnected, .moduleDisconnected: return nil
         }
     }
 }
@@ -62,7 +74,8 @@ public struct RouteMessage: Sendable, Hashable, RouteMessageProperties {
             "hubName": hubName,
             "deviceId": record.deviceId,
             "opType": opType,
-            "operationTimestamp": time,
+            // A connection happened when the broker saw it, which may precede the log append.
+            "operationTimestamp": source == .deviceConnectionStateEvents ? record.payload["connectionStateUpdatedTime"]?.stringValue ?? time : time,
             "iothub-message-schema": source.schema,
         ]
         var system = [
@@ -80,7 +93,14 @@ public struct RouteMessage: Sendable, Hashable, RouteMessageProperties {
         }
         applicationProperties = application
         systemProperties = system
-        body = Self.twinBody(record.payload, time: time)
+        // Connection messages carry only an order key (Azure's shape): the log's sequence number,
+        // zero-padded so that string order is numeric order, which increases per identity.
+        body = source == .deviceConnectionStateEvents ? Self.connectionBody(seq: record.seq) : Self.twinBody(record.payload, time: time)
+    }
+
+    static func connectionBody(seq: UInt64) -> JSONValue {
+        let digits = String(seq)
+        return .object(["sequenceNumber": .string(String(repeating: "0", count: max(0, 20 - digits.count)) + digits)])
     }
 
     /// The twin-like body: identity facts a subscriber needs, never key material.

@@ -42,6 +42,12 @@ public enum FixtureScript {
                 Step(advanceSeconds: 1, commands: [.createDevice(DeviceSpec(deviceId: "edge-01", status: .disabled))]),
                 Step(advanceSeconds: 1, commands: [.replaceDevice(DeviceSpec(deviceId: "sensor-01", status: .enabled), ifMatch: .any)]),
                 Step(advanceSeconds: 1, commands: [.deleteDevice(deviceId: "gateway-ca", ifMatch: .any)]),
+                // A broker's reports: connection state changes without new etags.
+                Step(advanceSeconds: 5, commands: [
+                    .reportConnection(ConnectionReport(deviceId: "sensor-02", connected: true)),
+                    .reportConnection(ConnectionReport(deviceId: "camera-x509", connected: true)),
+                ]),
+                Step(advanceSeconds: 30, commands: [.reportConnection(ConnectionReport(deviceId: "sensor-02", connected: false))]),
             ]
         default:
             fatalError("unknown fixture \(name)")
@@ -97,7 +103,10 @@ public enum FixtureScript {
                 return true
             }
             let disabled = try txn.get(targetDatabases.meta, MetaKey.disabledDevices).flatMap(StorageKey.sequence(from:)) ?? 0
-            return .object(["devices": .object(devices), "modules": .object(modules), "disabledDevices": .int(Int64(disabled))])
+            let connected = try txn.get(targetDatabases.meta, MetaKey.connectedDevices).flatMap(StorageKey.sequence(from:)) ?? 0
+            return .object([
+                "devices": .object(devices), "modules": .object(modules), "disabledDevices": .int(Int64(disabled)), "connectedDevices": .int(Int64(connected)),
+            ])
         }
         return (outcome, CanonicalJSON.encode(json) + [10])
     }

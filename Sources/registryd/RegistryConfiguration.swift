@@ -14,7 +14,7 @@ struct RegistryConfiguration: Sendable {
     var api = RegistryAPIConfiguration()
     var delivery = DeliveryConfiguration()
 
-    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery"]
+    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth"]
 
     init() {}
 
@@ -43,6 +43,13 @@ struct RegistryConfiguration: Sendable {
             delivery = try DeliveryConfiguration(configuration: members)
         } catch {
             throw ConfigurationError("\(source): \(error.description)")
+        }
+        if let deviceAuth = members["deviceAuth"] {
+            do {
+                api.deviceAuth = try DeviceAuthConfiguration(json: deviceAuth)
+            } catch {
+                throw ConfigurationError("\(source): \(error.description)")
+            }
         }
         if let limits = members["limits"] {
             guard case .object(let fields) = limits else { throw ConfigurationError("\(source): 'limits' must be an object") }

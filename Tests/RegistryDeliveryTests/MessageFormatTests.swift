@@ -40,6 +40,15 @@ struct MessageFormatTests {
         #expect(Set(lifecycle.compactMap { $0.applicationProperties["opType"] }) == ["createDeviceIdentity", "deleteDeviceIdentity"])
         #expect(changes.contains { $0.applicationProperties["opType"] == "updateDeviceIdentity" && $0.body["status"] == .string("disabled") })
         #expect(changes.count > lifecycle.count)
+        // Connection state: only in its own source, with an order key per identity and no twin body.
+        let connections = all.filter { $0.source == .deviceConnectionStateEvents }
+        #expect(connections.map { $0.applicationProperties["opType"] } == ["deviceConnected", "deviceConnected", "deviceDisconnected"])
+        #expect(connections.map { $0.applicationProperties["deviceId"] } == ["sensor-02", "camera-x509", "sensor-02"])
+        #expect(connections.allSatisfy { $0.systemProperties["iothub-message-source"] == "deviceConnectionStateEvents" })
+        let orderKeys = connections.filter { $0.applicationProperties["deviceId"] == "sensor-02" }.compactMap { $0.body["sequenceNumber"]?.stringValue }
+        #expect(orderKeys.count == 2 && orderKeys[0] < orderKeys[1] && orderKeys.allSatisfy { $0.count == 20 })
+        #expect(connections.allSatisfy { $0.body["deviceId"] == nil })
+        #expect(!(lifecycle + changes).contains { ["deviceConnected", "deviceDisconnected"].contains($0.applicationProperties["opType"]) })
         for message in all {
             let text = String(decoding: message.encoded, as: UTF8.self)
             #expect(!text.contains("aes256gcm:"))

@@ -42,11 +42,13 @@ public enum DeviceAuthDecision: Sendable, Hashable {
 /// Decides device authentication from the registry's current state on every call: a disabled or
 /// deleted device is refused on the very next check after the change returned.
 public struct DeviceAuthenticator: Sendable {
-    public var hostName: String
+    /// The host names a token's `sr` may name: the daemon's own, then any the operator added
+    /// (`deviceAuth.hostNames`: the name devices use to reach the broker).
+    public var hostNames: [String]
     public var policies: [String: SharedAccessPolicy]
 
-    public init(hostName: String, policies: [SharedAccessPolicy]) {
-        self.hostName = hostName
+    public init(hostName: String, additionalHostNames: [String] = [], policies: [SharedAccessPolicy]) {
+        self.hostNames = [hostName] + additionalHostNames
         self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
@@ -97,7 +99,43 @@ public struct DeviceAuthenticator: Sendable {
     /// or without the port).
     func scopePath(_ audience: String) -> [String]? {
         let parts = audience.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard let host = parts.first, ServiceAuthenticator.audience(host, matches: hostName) else { return nil }
+        guard let host = parts.first, hostNames.contains(where: { ServiceAuthenticator.audience(host, matches: $0) }) else { return nil }
         return Array(parts.dropFirst()).filter { !$0.isEmpty }
+    }
+
+    /// Whether `host` is one of the names this registry answers to.
+    public func isKnownHost(_ host: String) -> Bool {
+        hostNames.contains { ServiceAuthenticator.audience(host, matches: $0) }
+    }
+}
+
+/// Azure's MQTT connect convention: client id `{deviceId}` or `{deviceId}/{moduleId}`, user name
+/// `{host}/{deviceId}[/{moduleId}]/?api-version=...` (anything after the identity is ignored),
+/// password the SAS token. Parsed here so a broker can hand the three fields over unchanged.
+public struct MQTTConnectIdentity: Sendable, Hashable {
+    public var host: String
+    public var deviceId: String
+    public var moduleId: String?
+
+    /// `nil` when the user name does not follow the convention or names another identity than
+    /// the client id does (a device must not log in under another's id).
+    public init?(username: String, clientId: String) {
+        let path = username.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard segments.count >= 2, !segments[0].isEmpty, !segments[1].isEmpty else { return nil }
+        let clientParts = clientId.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard clientParts.count <= 2, clientParts.first == segments[1] else { return nil }
+        host = segments[0]
+        deviceId = segments[1]
+        if clientParts.count == 2 {
+            // A module: the user name must name the same module right after the device.
+            guard segments.count >= 3, segments[2] == clientParts[1], !clientParts[1].isEmpty,
+                segments.dropFirst(3).allSatisfy(\.isEmpty)
+            else { return nil }
+            moduleId = clientParts[1]
+        } else {
+            guard segments.dropFirst(2).allSatisfy(\.isEmpty) else { return nil }
+            moduleId = nil
+        }
     }
 }

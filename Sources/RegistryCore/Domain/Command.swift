@@ -12,6 +12,8 @@ public enum Command: Sendable, Hashable {
     /// Bulk `createOrUpdate` modes: create when missing, otherwise replace under `ifMatch`.
     case createOrReplaceDevice(DeviceSpec, ifMatch: ETagCondition)
     case createOrReplaceModule(ModuleSpec, ifMatch: ETagCondition)
+    /// A broker's connect or disconnect report (`POST /registry/connections`).
+    case reportConnection(ConnectionReport)
 
     /// The device the command is about.
     public var deviceId: String {
@@ -20,6 +22,7 @@ public enum Command: Sendable, Hashable {
         case .deleteDevice(let id, _): id
         case .createModule(let s), .replaceModule(let s, _), .createOrReplaceModule(let s, _): s.deviceId
         case .deleteModule(let id, _, _): id
+        case .reportConnection(let r): r.deviceId
         }
     }
 
@@ -29,7 +32,24 @@ public enum Command: Sendable, Hashable {
         case .createDevice, .replaceDevice, .deleteDevice, .createOrReplaceDevice: nil
         case .createModule(let s), .replaceModule(let s, _), .createOrReplaceModule(let s, _): s.moduleId
         case .deleteModule(_, let m, _): m
+        case .reportConnection(let r): r.moduleId
         }
+    }
+}
+
+/// A broker saw a device (or module) connect or disconnect at `time`.
+public struct ConnectionReport: Sendable, Hashable {
+    public var deviceId: String
+    public var moduleId: String?
+    public var connected: Bool
+    /// When the broker saw it; `nil` means "now" (the writer's clock).
+    public var time: Timestamp?
+
+    public init(deviceId: String, moduleId: String? = nil, connected: Bool, time: Timestamp? = nil) {
+        self.deviceId = deviceId
+        self.moduleId = moduleId
+        self.connected = connected
+        self.time = time
     }
 }
 

@@ -76,6 +76,8 @@ public func decide(
         return [state.device == nil ? try rules.createDevice(spec, random: &random) : try rules.replaceDevice(spec, ifMatch: ifMatch, random: &random)]
     case .createOrReplaceModule(let spec, let ifMatch):
         return [state.module == nil ? try rules.createModule(spec, random: &random) : try rules.replaceModule(spec, ifMatch: ifMatch, random: &random)]
+    case .reportConnection(let report):
+        return try rules.reportConnection(report)
     }
 }
 
@@ -251,6 +253,32 @@ private struct Rules {
         let module = try existingModule(deviceId, moduleId)
         try checkPrecondition(ifMatch, current: module.etag, what: "module '\(moduleId)'")
         return event(.moduleDeleted) { _ in .module(module) }
+    }
+
+    // MARK: connection state
+
+    /// Sets connectionState, connectionStateUpdatedTime and lastActivityTime; the etag stays
+    /// (a reconnect must not make a pending conditional update fail with 412). A report older
+    /// than the state already recorded (brokers may deliver out of order) changes nothing.
+    mutating func reportConnection(_ report: ConnectionReport) throws(RegistryError) -> [RegistryEvent] {
+        try Validation.checkId(report.deviceId, kind: "device")
+        if let moduleId = report.moduleId { try Validation.checkId(moduleId, kind: "module") }
+        var device = try existingDevice(report.deviceId)
+        let time = report.time.map { min($0, context.now) } ?? context.now
+        let state: ConnectionState = report.connected ? .connected : .disconnected
+        if let moduleId = report.moduleId {
+            var module = try existingModule(report.deviceId, moduleId)
+            guard time >= module.connectionStateUpdatedTime else { return [] }
+            module.connectionState = state
+            module.connectionStateUpdatedTime = time
+            module.lastActivityTime = max(module.lastActivityTime, time)
+            return [event(report.connected ? .moduleConnected : .moduleDisconnected) { _ in .module(module) }]
+        }
+        guard time >= device.connectionStateUpdatedTime else { return [] }
+        device.connectionState = state
+        device.connectionStateUpdatedTime = time
+        device.lastActivityTime = max(device.lastActivityTime, time)
+        return [event(report.connected ? .deviceConnected : .deviceDisconnected) { _ in .device(device) }]
     }
 
     // MARK: rules shared by several commands

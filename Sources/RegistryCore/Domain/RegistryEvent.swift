@@ -6,8 +6,30 @@ public enum EventType: String, Sendable, Hashable, CaseIterable {
     case moduleCreated
     case moduleUpdated
     case moduleDeleted
+    /// A broker reported the identity connected or disconnected (`POST /registry/connections`):
+    /// runtime state, so the identity's etag does not change.
+    case deviceConnected
+    case deviceDisconnected
+    case moduleConnected
+    case moduleDisconnected
 
     public var isDelete: Bool { self == .deviceDeleted || self == .moduleDeleted }
+
+    /// A connection-state report rather than a change to the identity's definition.
+    public var isConnectionState: Bool {
+        switch self {
+        case .deviceConnected, .deviceDisconnected, .moduleConnected, .moduleDisconnected: true
+        default: false
+        }
+    }
+
+    /// An event whose payload is a device (not a module).
+    public var isDevice: Bool {
+        switch self {
+        case .deviceCreated, .deviceUpdated, .deviceDeleted, .deviceConnected, .deviceDisconnected: true
+        default: false
+        }
+    }
 }
 
 /// One change to one identity: what `decide` emits and `evolve` folds.

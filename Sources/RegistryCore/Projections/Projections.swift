@@ -21,18 +21,22 @@ public enum Projections {
     public static func apply(_ event: VerifiedEvent, txn: borrowing WriteTransaction, databases db: RegistryDatabases) throws {
         try txn.put(db.history, StorageKey.history(event.deviceId, event.seq), [])
         switch event.type {
-        case .deviceCreated, .deviceUpdated:
+        case .deviceCreated, .deviceUpdated, .deviceConnected, .deviceDisconnected:
             let key = StorageKey.device(event.deviceId)
-            let wasDisabled = try txn.get(db.devices, key).map(isDisabled) ?? false
+            let old = try txn.get(db.devices, key)
+            let wasDisabled = old.map(isDisabled) ?? false
+            let wasConnected = old.map(isConnected) ?? false
             try txn.put(db.devices, key, event.payloadBytes)
-            try adjustDisabled(by: (event.disabled ? 1 : 0) - (wasDisabled ? 1 : 0), txn: txn, db)
+            try adjust(MetaKey.disabledDevices, by: (event.disabled ? 1 : 0) - (wasDisabled ? 1 : 0), txn: txn, db)
+            try adjust(MetaKey.connectedDevices, by: (isConnected(event.payloadBytes) ? 1 : 0) - (wasConnected ? 1 : 0), txn: txn, db)
         case .deviceDeleted:
             let key = StorageKey.device(event.deviceId)
             if let old = try txn.get(db.devices, key) {
                 try txn.delete(db.devices, key)
-                if isDisabled(old) { try adjustDisabled(by: -1, txn: txn, db) }
+                if isDisabled(old) { try adjust(MetaKey.disabledDevices, by: -1, txn: txn, db) }
+                if isConnected(old) { try adjust(MetaKey.connectedDevices, by: -1, txn: txn, db) }
             }
-        case .moduleCreated, .moduleUpdated:
+        case .moduleCreated, .moduleUpdated, .moduleConnected, .moduleDisconnected:
             try txn.put(db.modules, StorageKey.module(event.deviceId, event.moduleId ?? ""), event.payloadBytes)
         case .moduleDeleted:
             try txn.delete(db.modules, StorageKey.module(event.deviceId, event.moduleId ?? ""))
@@ -45,10 +49,15 @@ public enum Projections {
     /// those bytes can occur (string values escape their quotes), so no parse is needed.
     static func isDisabled(_ bytes: [UInt8]) -> Bool { ByteSearch.first(EventRecord.disabledMarker, in: bytes) != nil }
 
-    static func adjustDisabled(by delta: Int, txn: borrowing WriteTransaction, _ db: RegistryDatabases) throws {
+    static let connectedMarker = Array("\"connectionState\":\"Connected\"".utf8)
+
+    /// As for `disabled`: only a connected identity's canonical document holds these bytes.
+    static func isConnected(_ bytes: [UInt8]) -> Bool { ByteSearch.first(connectedMarker, in: bytes) != nil }
+
+    static func adjust(_ counter: [UInt8], by delta: Int, txn: borrowing WriteTransaction, _ db: RegistryDatabases) throws {
         guard delta != 0 else { return }
-        let current = try txn.get(db.meta, MetaKey.disabledDevices).flatMap(StorageKey.sequence(from:)) ?? 0
+        let current = try txn.get(db.meta, counter).flatMap(StorageKey.sequence(from:)) ?? 0
         let next = UInt64(max(0, Int64(current) + Int64(delta)))
-        try txn.put(db.meta, MetaKey.disabledDevices, StorageKey.sequence(next))
+        try txn.put(db.meta, counter, StorageKey.sequence(next))
     }
 }

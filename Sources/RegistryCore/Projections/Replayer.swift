@@ -181,10 +181,12 @@ public enum Replayer {
             counts.append(count)
         }
         (report.devices, report.modules, report.historyEntries) = (counts[0], counts[1], counts[2])
-        let liveDisabled = try live.get(liveDatabases.meta, MetaKey.disabledDevices) ?? StorageKey.sequence(0)
-        let rebuiltDisabled = try rebuilt.get(rebuiltDatabases.meta, MetaKey.disabledDevices) ?? StorageKey.sequence(0)
-        if liveDisabled != rebuiltDisabled {
-            return .projectionDiffers(database: "meta", key: "stats.disabledDevices", detail: "counter differs from the replayed one")
+        for counter in [MetaKey.disabledDevices, MetaKey.connectedDevices] {
+            let liveValue = try live.get(liveDatabases.meta, counter) ?? StorageKey.sequence(0)
+            let rebuiltValue = try rebuilt.get(rebuiltDatabases.meta, counter) ?? StorageKey.sequence(0)
+            if liveValue != rebuiltValue {
+                return .projectionDiffers(database: "meta", key: String(decoding: counter, as: UTF8.self), detail: "counter differs from the replayed one")
+            }
         }
         return .clean
     }

@@ -67,4 +67,6 @@ public enum MetaKey {
     public static let format = Array("format".utf8)
     /// Disabled devices (UInt64 big-endian); totals come from the databases' entry counts.
     public static let disabledDevices = Array("stats.disabledDevices".utf8)
+    /// Devices whose connectionState is Connected (UInt64 big-endian).
+    public static let connectedDevices = Array("stats.connectedDevices".utf8)
 }

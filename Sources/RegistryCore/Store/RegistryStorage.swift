@@ -91,7 +91,8 @@ public final class RegistryStorage: Sendable {
                 totalDeviceCount: devices,
                 enabledDeviceCount: devices - disabled,
                 disabledDeviceCount: disabled,
-                totalModuleCount: try txn.statistics(db.modules).entries
+                totalModuleCount: try txn.statistics(db.modules).entries,
+                connectedDeviceCount: Int(try txn.get(db.meta, MetaKey.connectedDevices).flatMap(StorageKey.sequence(from:)) ?? 0)
             )
         }
     }
@@ -182,4 +183,6 @@ public struct RegistryStatistics: Sendable, Hashable {
     public var enabledDeviceCount: Int
     public var disabledDeviceCount: Int
     public var totalModuleCount: Int
+    /// Devices a broker last reported connected (`POST /registry/connections`).
+    public var connectedDeviceCount: Int
 }

@@ -1,0 +1,64 @@
+import RegistryCore
+
+/// The `deviceAuth` key of the configuration file: how brokers and gateways use the registry.
+///
+/// ```json
+/// {"deviceAuth": {"hostNames": ["hub.example.com"], "emqx": true, "connectionReports": true, "maxReportsPerRequest": 1000}}
+/// ```
+public struct DeviceAuthConfiguration: Sendable, Hashable {
+    /// Host names device tokens and MQTT user names may name besides the daemon's own SAS host
+    /// (devices name the broker's public name, not the registry's).
+    public var hostNames: [String]
+    /// Serve `POST /registry/auth/emqx` (EMQX's HTTP authenticator contract).
+    public var emqx: Bool
+    /// Accept `POST /registry/connections` (connect and disconnect reports).
+    public var connectionReports: Bool
+    /// Reports in one `POST /registry/connections` array.
+    public var maxReportsPerRequest: Int
+
+    public init(hostNames: [String] = [], emqx: Bool = true, connectionReports: Bool = true, maxReportsPerRequest: Int = 1000) {
+        self.hostNames = hostNames
+        self.emqx = emqx
+        self.connectionReports = connectionReports
+        self.maxReportsPerRequest = maxReportsPerRequest
+    }
+
+    /// Reads the `deviceAuth` object; unknown keys and wrong types are errors naming the field.
+    public init(json: JSONValue) throws(ConfigurationFieldError) {
+        self.init()
+        guard case .object(let fields) = json else { throw ConfigurationFieldError("deviceAuth", "must be an object") }
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+            let field = "deviceAuth.\(key)"
+            switch key {
+            case "hostNames":
+                guard case .array(let items) = value else { throw ConfigurationFieldError(field, "must be an array of host names") }
+                hostNames = []
+                for item in items {
+                    guard let name = item.stringValue, !name.isEmpty, !name.contains("/") else {
+                        throw ConfigurationFieldError(field, "must hold host names such as hub.example.com or host:port")
+                    }
+                    hostNames.append(name)
+                }
+            case "emqx", "connectionReports":
+                guard case .bool(let flag) = value else { throw ConfigurationFieldError(field, "must be true or false") }
+                if key == "emqx" { emqx = flag } else { connectionReports = flag }
+            case "maxReportsPerRequest":
+                guard let n = value.intValue, n > 0, n <= 100_000 else { throw ConfigurationFieldError(field, "must be an integer from 1 to 100000") }
+                maxReportsPerRequest = Int(n)
+            default:
+                throw ConfigurationFieldError(field, "unknown key (known: connectionReports, emqx, hostNames, maxReportsPerRequest)")
+            }
+        }
+    }
+}
+
+/// A configuration value that is not acceptable, with the field's dotted path.
+public struct ConfigurationFieldError: Error, CustomStringConvertible, Sendable {
+    public var field: String
+    public var problem: String
+    public init(_ field: String, _ problem: String) {
+        self.field = field
+        self.problem = problem
+    }
+    public var description: String { "'\(field)' \(problem)" }
+}
