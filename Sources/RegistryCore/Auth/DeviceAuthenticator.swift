@@ -53,22 +53,18 @@ public struct DeviceAuthenticator: Sendable {
     }
 
     public func check(_ credentials: DeviceCredentials, storage: RegistryStorage, now: Int64) throws -> DeviceAuthDecision {
-        guard let device = try storage.device(credentials.deviceId) else { return .deny(.unknownIdentity) }
-        var authentication = device.authentication
-        if let moduleId = credentials.moduleId {
-            guard let module = try storage.module(credentials.deviceId, moduleId) else { return .deny(.unknownIdentity) }
-            authentication = module.authentication
+        guard let record = try storage.credentials(deviceId: credentials.deviceId, moduleId: credentials.moduleId) else {
+            return .deny(.unknownIdentity)
         }
         // A module connects through its device: a disabled device refuses its modules too.
-        guard device.status == .enabled else { return .deny(.disabled) }
+        guard !record.deviceDisabled else { return .deny(.disabled) }
         switch credentials.credential {
         case .certificateAuthority:
-            return authentication.type == .certificateAuthority ? .allow(.certificateAuthority) : .deny(.wrongCredentialType)
+            return record.type == .certificateAuthority ? .allow(.certificateAuthority) : .deny(.wrongCredentialType)
         case .thumbprint(let presented):
-            guard authentication.type == .selfSigned else { return .deny(.wrongCredentialType) }
+            guard record.type == .selfSigned else { return .deny(.wrongCredentialType) }
             let candidate = presented.replacingOccurrences(of: ":", with: "").lowercased()
-            let known = [authentication.x509Thumbprint.primaryThumbprint, authentication.x509Thumbprint.secondaryThumbprint].compactMap { $0?.lowercased() }
-            return known.contains(candidate) ? .allow(.selfSigned) : .deny(.badSignature)
+            return record.thumbprints.contains(candidate) ? .allow(.selfSigned) : .deny(.badSignature)
         case .token(let text):
             guard let token = SharedAccessSignature(header: text.hasPrefix("SharedAccessSignature ") ? text : "SharedAccessSignature " + text) else {
                 return .deny(.malformed)
@@ -83,14 +79,14 @@ public struct DeviceAuthenticator: Sendable {
                 guard !scope.isEmpty, scope.count <= identityPath.count, Array(identityPath.prefix(scope.count)) == scope else { return .deny(.wrongScope) }
                 let primary = token.isSigned(with: policy.primaryKey)
                 let secondary = token.isSigned(with: policy.secondaryKey)
-                return primary || secondary ? .allow(authentication.type) : .deny(.badSignature)
+                return primary || secondary ? .allow(record.type) : .deny(.badSignature)
             }
             // A device-key token names exactly this identity and is signed with its own key.
             guard scope == identityPath else { return .deny(.wrongScope) }
-            guard authentication.type == .sas else { return .deny(.wrongCredentialType) }
-            let keys = [authentication.symmetricKey.primaryKey, authentication.symmetricKey.secondaryKey].compactMap { $0 }
+            guard record.type == .sas else { return .deny(.wrongCredentialType) }
+            // Every key is tried (no early exit), each comparison constant-time.
             var matched = false
-            for key in keys where token.isSigned(with: key) { matched = true }
+            for key in record.keys where token.isSigned(withKeyBytes: key) { matched = true }
             return matched ? .allow(.sas) : .deny(.badSignature)
         }
     }

@@ -18,28 +18,81 @@ public struct SharedAccessSignature: Sendable, Hashable {
     public var keyName: String?
 
     /// Parses an `Authorization` header value. Field names are case-insensitive and their order
-    /// is free; `sig` is percent-decoded without turning `+` into a space.
+    /// is free; `sig` is percent-decoded without turning `+` into a space. Works on the UTF-8
+    /// bytes: Foundation's string operations were most of a device check's parse cost.
     public init?(header: String) {
-        let prefix = "SharedAccessSignature "
-        guard header.count > prefix.count, header.prefix(prefix.count).lowercased() == prefix.lowercased() else { return nil }
-        var fields: [String: String] = [:]
-        for part in header.dropFirst(prefix.count).split(separator: "&") {
-            guard let eq = part.firstIndex(of: "=") else { return nil }
-            let name = part[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
-            guard fields[name] == nil else { return nil }  // a repeated field is ambiguous: refuse
-            fields[name] = String(part[part.index(after: eq)...])
+        let bytes = Array(header.utf8)
+        let prefix = Array("sharedaccesssignature ".utf8)
+        guard bytes.count > prefix.count, zip(bytes, prefix).allSatisfy({ Self.lower($0) == $1 }) else { return nil }
+        var sr: ArraySlice<UInt8>?
+        var sig: ArraySlice<UInt8>?
+        var se: ArraySlice<UInt8>?
+        var skn: ArraySlice<UInt8>?
+        for part in bytes[prefix.count...].split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            guard let eq = part.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+            var name = part[..<eq]
+            while let c = name.first, c == 0x20 || c == 0x09 { name.removeFirst() }
+            while let c = name.last, c == 0x20 || c == 0x09 { name.removeLast() }
+            let value = part[(eq + 1)...]
+            func take(_ slot: inout ArraySlice<UInt8>?) -> Bool {
+                guard slot == nil else { return false }  // a repeated field is ambiguous: refuse
+                slot = value
+                return true
+            }
+            switch String(decoding: name.map(Self.lower), as: UTF8.self) {
+            case "sr": guard take(&sr) else { return nil }
+            case "sig": guard take(&sig) else { return nil }
+            case "se": guard take(&se) else { return nil }
+            case "skn": guard take(&skn) else { return nil }
+            default: continue
+            }
         }
-        guard let sr = fields["sr"], let sig = fields["sig"], let se = fields["se"],
-            let resource = sr.removingPercentEncoding,
-            let sigText = sig.removingPercentEncoding, let signature = Data(base64Encoded: sigText),
-            let expiry = Int64(se) ?? Double(se).flatMap({ $0.isFinite ? Int64(exactly: $0.rounded(.down)) : nil })
+        guard let sr, let sig, let se,
+            let resource = Self.percentDecoded(sr),
+            let sigText = Self.percentDecoded(sig), let signature = Data(base64Encoded: sigText)
         else { return nil }
-        self.rawResource = sr
+        let seText = String(decoding: se, as: UTF8.self)
+        guard let expiry = Int64(seText) ?? Double(seText).flatMap({ $0.isFinite ? Int64(exactly: $0.rounded(.down)) : nil }) else { return nil }
+        self.rawResource = String(decoding: sr, as: UTF8.self)
         self.resource = resource
         self.signature = Array(signature)
-        self.rawExpiry = se
+        self.rawExpiry = seText
         self.expiry = expiry
-        self.keyName = fields["skn"].flatMap { $0.removingPercentEncoding }
+        if let skn {
+            guard let name = Self.percentDecoded(skn) else { return nil }
+            self.keyName = name
+        } else {
+            self.keyName = nil
+        }
+    }
+
+    static func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
+
+    /// `%XX` decoding (no `+` rule); `nil` for a bad escape or bytes that are not UTF-8.
+    static func percentDecoded(_ bytes: ArraySlice<UInt8>) -> String? {
+        guard bytes.contains(UInt8(ascii: "%")) else { return String(validating: bytes, as: UTF8.self) }
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: c - 48
+            case 65...70: c - 55
+            case 97...102: c - 87
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            if bytes[i] == UInt8(ascii: "%") {
+                guard i + 2 < bytes.endIndex, let hi = hex(bytes[i + 1]), let lo = hex(bytes[i + 2]) else { return nil }
+                out.append(hi << 4 | lo)
+                i += 3
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(validating: out, as: UTF8.self)
     }
 
     /// Builds a token for `resource` signed with `key` (base64), as the SDKs do: `sr` is the
@@ -63,10 +116,16 @@ public struct SharedAccessSignature: Sendable, Hashable {
     /// Whether the signature was made with `key`, compared in constant time.
     public func isSigned(with key: String) -> Bool {
         guard let keyBytes = Data(base64Encoded: key) else { return false }
+        return isSigned(withKeyBytes: Array(keyBytes))
+    }
+
+    /// Constant-time check against raw key bytes.
+    public func isSigned(withKeyBytes key: [UInt8]) -> Bool {
+        guard !key.isEmpty else { return false }
         return HMAC<SHA256>.isValidAuthenticationCode(
             signature,
-            authenticating: Data((rawResource + "\n" + rawExpiry).utf8),
-            using: Crypto.SymmetricKey(data: keyBytes)
+            authenticating: Array((rawResource + "\n" + rawExpiry).utf8),
+            using: Crypto.SymmetricKey(data: key)
         )
     }
 }

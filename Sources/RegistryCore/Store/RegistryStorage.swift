@@ -14,6 +14,8 @@ public final class RegistryStorage: Sendable {
     public let environment: Environment
     public let databases: RegistryDatabases
     let sealer: KeySealer?
+    /// Opened key values for device authentication (see `credentials(deviceId:moduleId:)`).
+    let openedKeys = OpenedKeyCache()
 
     /// Opens an existing data directory (or creates it when `create` is set).
     /// - Parameters:
