@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
+# The shipped systemd unit must pass systemd-analyze verify (only the uninstalled binary may be missing).
+tools/check-unit.sh
+bash -n tools/install.sh
 swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
 # Bounded, so a hung test fails the run instead of eating CI's time.
 timeout 1800 swift test --skip-build "$@"

@@ -25,11 +25,13 @@ public func buildRouter(
     authenticator: ServiceAuthenticator,
     configuration: RegistryAPIConfiguration = .init(),
     delivery: DeliveryService? = nil,
+    readiness: Readiness = Readiness(listening: true),
     now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 ) -> Router<RegistryRequestContext> {
     let router = Router(context: RegistryRequestContext.self)
     router.add(middleware: AzureErrorMiddleware())
     router.add(middleware: SASAuthenticationMiddleware(authenticator: authenticator, now: now))
+    HealthRoutes(store: store, readiness: readiness).register(on: router)
     let routes = RegistryRoutes(store: store, configuration: configuration)
     routes.register(on: router)
     BulkRoutes(store: store, routes: routes).register(on: router)

@@ -10,8 +10,6 @@ struct RegistryRoutes: Sendable {
     let configuration: RegistryAPIConfiguration
 
     func register(on router: Router<RegistryRequestContext>) {
-        router.get("healthz") { _, _ in Self.json(.object(["status": .string("ok")])) }
-        router.get("readyz") { _, _ in Self.json(.object(["status": .string("ready")])) }
 
         router.get("devices") { request, context in try listDevices(request, context) }
         router.get("devices/:deviceId") { _, context in try getDevice(context) }

@@ -62,12 +62,16 @@ struct ServeCommand: AsyncParsableCommand {
         let delivery = DeliveryService(store: store, hubName: hub, configuration: settings.delivery, logger: logger)
         try await delivery.prepareCursors()
         let authenticator = ServiceAuthenticator(hostName: hostName ?? "localhost:\(address.port)", policies: policies)
+        let readiness = Readiness()
         let router = buildRouter(
             store: store,
             authenticator: authenticator,
             configuration: settings.api,
-            delivery: delivery
+            delivery: delivery,
+            readiness: readiness
         )
+        let environment = ProcessInfo.processInfo.environment
+        let notifier = await SystemdNotifier.fromEnvironment(environment, logger: logger)
 
         let server: HTTPServerBuilder
         if plainHttp {
@@ -93,7 +97,10 @@ struct ServeCommand: AsyncParsableCommand {
                 let name = explicitHost ?? "localhost:\(port)"
                 authenticator.setHostName(name)
                 try? await store.setMetaString(MetaKey.hostName, name)
+                readiness.setListening(true)
                 serverLogger.info("listening", metadata: ["listen.host": "\(address.host)", "listen.port": "\(port)", "sas.host": "\(name)", "hub": "\(hub)"])
+                // Only now does the port accept connections: tell systemd (Type=notify).
+                await notifier?.notify("READY=1\nSTATUS=serving \(hub) on \(address.host):\(port)")
             },
             logger: logger
         )
@@ -104,6 +111,15 @@ struct ServeCommand: AsyncParsableCommand {
                     .init(service: delivery),
                     .init(service: ReloadService(configPath: config, delivery: delivery, logger: logger)),
                     .init(service: app),
+                    // Last: the first to see a shutdown, so STOPPING=1 goes out at once.
+                    .init(
+                        service: SystemdService(
+                            notifier: notifier,
+                            watchdog: watchdogInterval(environment, pid: getpid()),
+                            healthy: { readiness.checks(store: store).values.allSatisfy { $0 } },
+                            logger: logger
+                        )
+                    ),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger

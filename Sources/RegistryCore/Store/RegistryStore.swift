@@ -128,6 +128,9 @@ public final class RegistryStore: Sendable {
         }
     }
 
+    /// Whether the writer takes work (false once `close()` began).
+    public var isAcceptingWrites: Bool { queue.isOpen }
+
     /// Stops taking work, lets the writer finish what is queued, and waits for its thread to end.
     public func close() {
         if queue.close() { finished.wait() }
@@ -204,6 +207,12 @@ final class WriteQueue: @unchecked Sendable {
             count += next.commandCount
         }
         return taken
+    }
+
+    var isOpen: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return !closed
     }
 
     /// Returns whether this call closed it (false if already closed).
