@@ -102,6 +102,15 @@ public final class Environment: @unchecked Sendable {
         return info.me_mapsize
     }
 
+    /// Bytes of the map in use: (last used page + 1) x page size.
+    public var usedBytes: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        var stat = MDB_stat()
+        mdb_env_stat(handle, &stat)
+        return (info.me_last_pgno + 1) * Int(stat.ms_psize)
+    }
+
     /// The last committed transaction id (grows by one per write commit).
     public var lastTransactionID: Int {
         var info = MDB_envinfo()

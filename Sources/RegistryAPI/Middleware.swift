@@ -48,21 +48,21 @@ enum RequestIDs {
     }
 }
 
-/// Authenticates every request except health probes with a service SAS token, and stamps the
-/// request id. Failures answer 401 IotHubUnauthorizedAccess whatever the reason; the reason goes
+/// Authenticates every request except health probes (and `/metrics` when opened) with a
+/// service SAS token. Failures answer 401 IotHubUnauthorizedAccess whatever the reason; the reason goes
 /// to the debug log only (never the token).
 struct SASAuthenticationMiddleware: RouterMiddleware {
     typealias Context = RegistryRequestContext
 
     let authenticator: ServiceAuthenticator
     let now: @Sendable () -> Int64
-    static let open: Set<String> = ["/healthz", "/readyz"]
+    /// Paths answered without a token: the health probes, and `/metrics` when the operator opens it.
+    let openPaths: Set<String>
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        context.requestId = request.headers[.clientRequestId] ?? request.headers[.legacyRequestId] ?? RequestIDs.next()
         var response: Response
-        if Self.open.contains(request.uri.path) {
+        if openPaths.contains(request.uri.path) {
             response = try await next(request, context)
         } else {
             switch authenticator.authenticate(header: request.headers[.authorization], now: now()) {
@@ -74,7 +74,6 @@ struct SASAuthenticationMiddleware: RouterMiddleware {
                 response = APIError.unauthorized.response()
             }
         }
-        response.headers[.requestId] = context.requestId
         return response
     }
 }

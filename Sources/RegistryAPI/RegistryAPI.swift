@@ -12,10 +12,21 @@ public struct RegistryAPIConfiguration: Sendable {
     public var maxRequestBodyBytes: Int
     /// Broker-facing settings (`deviceAuth` in the configuration file).
     public var deviceAuth: DeviceAuthConfiguration
+    /// Per-class rate limits (`throttling`); empty means off.
+    public var throttling: ThrottlingConfiguration
+    /// Serve `/metrics` without a token (`metrics.open`).
+    public var metricsOpen: Bool
 
-    public init(maxRequestBodyBytes: Int = 256 * 1024, deviceAuth: DeviceAuthConfiguration = .init()) {
+    public init(
+        maxRequestBodyBytes: Int = 256 * 1024,
+        deviceAuth: DeviceAuthConfiguration = .init(),
+        throttling: ThrottlingConfiguration = .init(),
+        metricsOpen: Bool = false
+    ) {
         self.maxRequestBodyBytes = maxRequestBodyBytes
         self.deviceAuth = deviceAuth
+        self.throttling = throttling
+        self.metricsOpen = metricsOpen
     }
 }
 
@@ -26,11 +37,21 @@ public func buildRouter(
     configuration: RegistryAPIConfiguration = .init(),
     delivery: DeliveryService? = nil,
     readiness: Readiness = Readiness(listening: true),
+    metrics: RegistryMetrics? = nil,
+    throttleClock: @escaping @Sendable () -> Duration = Throttle.monotonicNow,
     now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 ) -> Router<RegistryRequestContext> {
     let router = Router(context: RegistryRequestContext.self)
+    router.add(middleware: RequestObservationMiddleware(metrics: metrics))
     router.add(middleware: AzureErrorMiddleware())
-    router.add(middleware: SASAuthenticationMiddleware(authenticator: authenticator, now: now))
+    let openPaths: Set<String> = configuration.metricsOpen ? ["/healthz", "/readyz", "/metrics"] : ["/healthz", "/readyz"]
+    router.add(middleware: SASAuthenticationMiddleware(authenticator: authenticator, now: now, openPaths: openPaths))
+    if !configuration.throttling.rates.isEmpty {
+        router.add(middleware: ThrottlingMiddleware(throttle: Throttle(configuration: configuration.throttling, now: throttleClock), metrics: metrics))
+    }
+    if let metrics {
+        MetricsRoute(store: store, delivery: delivery, metrics: metrics, open: configuration.metricsOpen).register(on: router)
+    }
     HealthRoutes(store: store, readiness: readiness).register(on: router)
     let routes = RegistryRoutes(store: store, configuration: configuration)
     routes.register(on: router)

@@ -14,7 +14,7 @@ struct RegistryConfiguration: Sendable {
     var api = RegistryAPIConfiguration()
     var delivery = DeliveryConfiguration()
 
-    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth"]
+    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics"]
 
     init() {}
 
@@ -49,6 +49,21 @@ struct RegistryConfiguration: Sendable {
                 api.deviceAuth = try DeviceAuthConfiguration(json: deviceAuth)
             } catch {
                 throw ConfigurationError("\(source): \(error.description)")
+            }
+        }
+        if let throttling = members["throttling"] {
+            do {
+                api.throttling = try ThrottlingConfiguration(json: throttling)
+            } catch {
+                throw ConfigurationError("\(source): \(error.description)")
+            }
+        }
+        if let metrics = members["metrics"] {
+            guard case .object(let fields) = metrics else { throw ConfigurationError("\(source): 'metrics' must be an object") }
+            for (key, value) in fields {
+                guard key == "open" else { throw ConfigurationError("\(source): unknown key 'metrics.\(key)' (known: open)") }
+                guard case .bool(let open) = value else { throw ConfigurationError("\(source): 'metrics.open' must be true or false") }
+                api.metricsOpen = open
             }
         }
         if let limits = members["limits"] {

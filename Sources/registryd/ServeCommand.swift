@@ -55,7 +55,10 @@ struct ServeCommand: AsyncParsableCommand {
         let address = try ListenAddress(listen)
         let settings = try config.map(RegistryConfiguration.init(file:)) ?? RegistryConfiguration()
         let directory = DataDirectory(path: data.dataDir)
-        let store = try RegistryStore(configuration: .init(dataDirectory: directory, limits: settings.limits), logger: logger)
+        let metrics = RegistryMetrics()
+        var storeConfiguration = RegistryStore.Configuration(dataDirectory: directory, limits: settings.limits)
+        storeConfiguration.commitObserver = { metrics.commit($0) }
+        let store = try RegistryStore(configuration: storeConfiguration, logger: logger)
 
         let hub = try await settleHubName(store)
         let policies = try await PolicyStore.ensureBuiltIn(store)
@@ -68,24 +71,36 @@ struct ServeCommand: AsyncParsableCommand {
             authenticator: authenticator,
             configuration: settings.api,
             delivery: delivery,
-            readiness: readiness
+            readiness: readiness,
+            metrics: metrics
         )
         let environment = ProcessInfo.processInfo.environment
         let notifier = await SystemdNotifier.fromEnvironment(environment, logger: logger)
 
         let server: HTTPServerBuilder
+        let certificatePath: String?
         if plainHttp {
             server = .http1()
+            certificatePath = nil
             logger.warning("serving plain HTTP: put a TLS-terminating proxy in front")
         } else if let tlsCert, let tlsKey {
+            certificatePath = tlsCert
             server = try .tls(.http1(), tlsConfiguration: LocalCertificateAuthority.serverConfiguration(certificatePath: tlsCert, keyPath: tlsKey))
         } else {
             let paths = LocalCertificateAuthority.Paths(dataDirectory: directory.path)
             try LocalCertificateAuthority.ensure(paths)
             logger.info("TLS with the local CA; clients trust it with REQUESTS_CA_BUNDLE", metadata: ["tls.ca": "\(paths.caCertificate)"])
+            certificatePath = paths.serverCertificate
             server = try .tls(.http1(), tlsConfiguration: LocalCertificateAuthority.serverConfiguration(certificatePath: paths.serverCertificate, keyPath: paths.serverKey))
         }
 
+        if let certificatePath, let expiry = LocalCertificateAuthority.expiry(ofCertificateAt: certificatePath) {
+            metrics.setCertificateExpiry(expiry)
+            let days = Int(expiry.timeIntervalSinceNow / 86400)
+            if days < 30 {
+                logger.warning("the served TLS certificate expires soon", metadata: ["tls.certificate": "\(certificatePath)", "tls.days_left": "\(days)"])
+            }
+        }
         let explicitHost = hostName
         let serverLogger = logger
         let app = Application(

@@ -96,3 +96,93 @@ def test_systemd_notify_watchdog_and_graceful_stop():
     assert history.returncode == 0 and "deviceCreated" in history.stdout, history.stdout + history.stderr
     verify = subprocess.run([BINARY, "audit", "verify", "--data-dir", data], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout
+
+
+def test_metrics_parse_as_prometheus_text_and_logs_hold_no_secrets():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    data = tempfile.mkdtemp(prefix="registryd-metrics-")
+    port = free_port()
+    log_path = os.path.join(data, "serve.log")
+    config = os.path.join(data, "registryd.json")
+    with open(config, "w") as f:
+        json.dump({
+            "endpoints": [{"name": "audit", "type": "file", "path": os.path.join(data, "lifecycle.jsonl")}],
+            "routes": [{"name": "audit", "source": "DeviceLifecycleEvents", "condition": "true", "endpointNames": ["audit"]}],
+        }, f)
+    proc = subprocess.Popen(
+        [BINARY, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}", "--log-level", "trace", "--config", config],
+        stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        from registryd_helpers import wait_until_serving
+
+        ca = wait_until_serving(proc, data, port)
+        http = requests.Session()
+        http.verify = ca
+        http.trust_env = False
+        url = f"https://localhost:{port}"
+        owner = subprocess.check_output([BINARY, "sas-token", "--data-dir", data]).decode().strip()
+        reader = subprocess.check_output([BINARY, "sas-token", "--data-dir", data, "--policy", "registryRead"]).decode().strip()
+        broker = subprocess.check_output([BINARY, "sas-token", "--data-dir", data, "--policy", "device"]).decode().strip()
+        policy_keys = [
+            subprocess.check_output([BINARY, "connection-string", "--data-dir", data, "--policy", p]).decode().strip().split("SharedAccessKey=")[1]
+            for p in ["iothubowner", "service", "registryRead", "registryReadWrite", "device"]
+        ]
+
+        def requests_total(text, operation, status):
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == "registryd_http_requests_total" and sample.labels == {"operation": operation, "status": status}:
+                        return sample.value
+            return 0
+
+        assert http.get(url + "/metrics").status_code == 401, "RegistryRead is needed by default"
+        before = http.get(url + "/metrics", headers={"Authorization": reader})
+        assert before.status_code == 200
+        families = {f.name: f for f in text_string_to_metric_families(before.text)}
+        assert families["registryd_lmdb_map_size_bytes"].samples[0].value > 0
+        assert "registryd_writer_commit_seconds" in families and families["registryd_writer_commit_seconds"].type == "histogram"
+
+        device = http.put(url + "/devices/metered", json={}, headers={"Authorization": owner}).json()
+        key = device["authentication"]["symmetricKey"]["primaryKey"]
+        secondary = device["authentication"]["symmetricKey"]["secondaryKey"]
+        import base64, hashlib, hmac, time, urllib.parse
+
+        se = str(int(time.time()) + 600)
+        sr = urllib.parse.quote(f"localhost:{port}/devices/metered", safe="")
+        sig = base64.b64encode(hmac.new(base64.b64decode(key), f"{sr}\n{se}".encode(), hashlib.sha256).digest()).decode()
+        device_token = f"SharedAccessSignature sr={sr}&sig={urllib.parse.quote(sig, safe='')}&se={se}"
+        check = http.post(url + "/registry/auth/device", json={"deviceId": "metered", "token": device_token}, headers={"Authorization": broker})
+        assert check.json()["result"] == "allow"
+        http.put(url + "/devices/metered2", json={}, headers={"Authorization": owner})
+        http.get(url + "/devices/metered", headers={"Authorization": "SharedAccessSignature sr=x&sig=bad&se=1"})
+
+        after = http.get(url + "/metrics", headers={"Authorization": reader}).text
+        assert requests_total(after, "PUT /devices/{deviceId}", "200") == requests_total(before.text, "PUT /devices/{deviceId}", "200") + 2
+        assert requests_total(after, "POST /registry/auth/device", "200") == 1
+        assert requests_total(after, "GET /devices/{deviceId}", "401") == 1
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(after) for s in f.samples}
+        assert samples[("registryd_events_appended_total", ())] >= 2
+        assert samples[("registryd_identities", (("kind", "device"), ("status", "enabled")))] == 2
+        # The route's delivery shows in metrics once the file endpoint has the two creates.
+        deadline = time.time() + 20
+        while True:
+            text = http.get(url + "/metrics", headers={"Authorization": reader}).text
+            route = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+            if route.get(("registryd_route_delivered_messages", (("route", "audit"),)), 0) >= 2 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert route[("registryd_route_delivered_messages", (("route", "audit"),))] == 2
+        assert route[("registryd_route_lag_events", (("route", "audit"),))] == 0
+        assert route[("registryd_route_health", (("health", "healthy"), ("route", "audit")))] == 1
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+    log = open(log_path).read()
+    assert "request.id=" in log and "operation=PUT /devices/{deviceId}" in log
+    # No key, token or signature in any line, even at trace level.
+    for secret in policy_keys + [key, secondary, sig, urllib.parse.quote(sig, safe=""), owner, reader, broker, device_token]:
+        assert secret not in log
+    for token in [owner, reader, broker]:
+        assert token.split("sig=")[1].split("&")[0] not in log

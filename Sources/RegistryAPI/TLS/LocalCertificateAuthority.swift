@@ -90,6 +90,15 @@ public enum LocalCertificateAuthority {
         return configuration
     }
 
+    /// When the first certificate of a PEM chain expires (`nil` if it cannot be read).
+    public static func expiry(ofCertificateAt path: String) -> Date? {
+        guard let pem = try? String(contentsOfFile: path, encoding: .utf8),
+            let document = try? PEMDocument(pemString: pem),
+            let certificate = try? Certificate(pemDocument: document)
+        else { return nil }
+        return certificate.notValidAfter
+    }
+
     static func keyIdentifier(_ key: P256.Signing.PublicKey) -> ArraySlice<UInt8> {
         ArraySlice(Insecure.SHA1.hash(data: key.x963Representation))
     }

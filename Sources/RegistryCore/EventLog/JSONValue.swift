@@ -34,6 +34,15 @@ public indirect enum JSONValue: Sendable, Hashable {
         return nil
     }
 
+    /// Any JSON number as a Double (integers and decimals alike).
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let i): Double(i)
+        case .number(let text): Double(text)
+        default: nil
+        }
+    }
+
     public var boolValue: Bool? {
         if case .bool(let b) = self { return b }
         return nil

@@ -8,6 +8,16 @@ public struct CommandOutcome: Sendable, Hashable {
     public var identity: Identity?
 }
 
+/// One durable commit of identity commands, as the writer saw it.
+public struct CommitObservation: Sendable, Hashable {
+    /// Commands in the transaction (several callers' batches share one commit).
+    public var commands: Int
+    /// Events appended (0 when every command was refused).
+    public var events: Int
+    /// From the start of the transaction to the end of its durable commit.
+    public var duration: Duration
+}
+
 /// The store: the single writer with group commit, plus the reads of `RegistryStorage`.
 ///
 /// One dedicated thread owns every write transaction. `execute` enqueues a batch of commands and
@@ -25,6 +35,8 @@ public final class RegistryStore: Sendable {
         public var mapSize: Int
         /// LMDB flags; durable (none) by default. `.noSync` is for benchmarks that say so.
         public var environmentFlags: EnvironmentFlags
+        /// Told about every identity commit, on the writer thread (keep it cheap): metrics.
+        public var commitObserver: (@Sendable (CommitObservation) -> Void)?
 
         public init(
             dataDirectory: DataDirectory,

@@ -65,6 +65,7 @@ final class Writer: @unchecked Sendable {
 
     private func runCommands(_ batches: [CommandBatch]) {
         let progress: Progress
+        let started = ContinuousClock.now
         do {
             // The body may run more than once (map growth): it starts from the committed head
             // each time and only its returned value is kept.
@@ -85,8 +86,12 @@ final class Writer: @unchecked Sendable {
             for batch in batches { batch.continuation.resume(throwing: error) }
             return
         }
+        let appended = Int(progress.seq - lastSeq)
         (lastSeq, lastHash, lastTime) = (progress.seq, progress.hash, progress.time)
         commits.publish(lastSeq)
+        configuration.commitObserver?(
+            CommitObservation(commands: batches.reduce(0) { $0 + $1.commands.count }, events: appended, duration: ContinuousClock.now - started)
+        )
         for (batch, results) in zip(batches, progress.results) { batch.continuation.resume(returning: results) }
     }
 

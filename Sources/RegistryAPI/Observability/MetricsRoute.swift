@@ -1,0 +1,26 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RegistryCore
+import RegistryDelivery
+
+/// `GET /metrics`: Prometheus text format. Needs RegistryRead unless the operator opened it
+/// (`metrics.open` in the configuration file, for a local Prometheus without tokens).
+struct MetricsRoute: Sendable {
+    let store: RegistryStore
+    let delivery: DeliveryService?
+    let metrics: RegistryMetrics
+    let open: Bool
+
+    func register(on router: Router<RegistryRequestContext>) {
+        router.get("metrics") { _, context in
+            if !open { try context.require(.registryRead) }
+            let text = metrics.scrape(store: store, delivery: delivery)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: text))
+            )
+        }
+    }
+}

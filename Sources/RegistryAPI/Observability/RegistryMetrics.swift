@@ -1,0 +1,117 @@
+import Foundation
+import LMDB
+import Prometheus
+import RegistryCore
+import RegistryDelivery
+import Synchronization
+
+/// The daemon's Prometheus metrics, in its own registry (no process-global metrics system, so
+/// every test router has its own). Counters and histograms move as work happens; the gauges of
+/// state (map use, identities, routes, certificate expiry) are read when `/metrics` is scraped.
+public final class RegistryMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let requestCounters = Mutex<[String: Counter]>([:])
+    private let latencies = Mutex<[String: DurationHistogram]>([:])
+    private let commitCommands: ValueHistogram
+    private let commitLatency: DurationHistogram
+    private let eventsAppended: Counter
+    private let throttled = Mutex<[String: Counter]>([:])
+    /// Seconds since the Unix epoch when the served certificate expires (set by `serve`).
+    private let certificateExpiry = Mutex<Double?>(nil)
+
+    static let latencyBuckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
+    ]
+
+    public init() {
+        commitCommands = registry.makeValueHistogram(descriptor: Self.name("registryd_writer_batch_commands", "Commands per durable commit (group commit)"), buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
+        commitLatency = registry.makeDurationHistogram(descriptor: Self.name("registryd_writer_commit_seconds", "Write transaction including its durable commit"), buckets: Self.latencyBuckets)
+        eventsAppended = registry.makeCounter(descriptor: Self.name("registryd_events_appended_total", "Events appended to the log"))
+    }
+
+    /// A metric name with its help text (swift-prometheus' descriptor; the unit is in the name).
+    static func name(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    // MARK: recording
+
+    /// One answered request. `operation` is the route template (never the raw path: bounded labels).
+    func request(operation: String, method: String, status: Int, duration: Duration) {
+        let key = "\(method) \(operation) \(status)"
+        let counter = requestCounters.withLock { counters in
+            if let c = counters[key] { return c }
+            let c = registry.makeCounter(descriptor: Self.name("registryd_http_requests_total", "Requests answered, by operation and status"), labels: [("operation", "\(method) \(operation)"), ("status", String(status))])
+            counters[key] = c
+            return c
+        }
+        counter.increment()
+        let opKey = "\(method) \(operation)"
+        let histogram = latencies.withLock { histograms in
+            if let h = histograms[opKey] { return h }
+            let h = registry.makeDurationHistogram(descriptor: Self.name("registryd_http_request_duration_seconds", "Request latency, by operation"), labels: [("operation", opKey)], buckets: Self.latencyBuckets)
+            histograms[opKey] = h
+            return h
+        }
+        histogram.record(duration)
+    }
+
+    /// The writer's commit observer.
+    public func commit(_ observation: CommitObservation) {
+        commitCommands.record(Double(observation.commands))
+        commitLatency.record(observation.duration)
+        if observation.events > 0 { eventsAppended.increment(by: Int64(observation.events)) }
+    }
+
+    func throttledRequest(operationClass: String) {
+        let counter = throttled.withLock { counters in
+            if let c = counters[operationClass] { return c }
+            let c = registry.makeCounter(descriptor: Self.name("registryd_throttled_requests_total", "Requests refused with 429, by operation class"), labels: [("class", operationClass)])
+            counters[operationClass] = c
+            return c
+        }
+        counter.increment()
+    }
+
+    public func setCertificateExpiry(_ date: Date) {
+        certificateExpiry.withLock { $0 = date.timeIntervalSince1970 }
+    }
+
+    // MARK: scrape
+
+    /// Refreshes the state gauges and renders the text format.
+    func scrape(store: RegistryStore, delivery: DeliveryService?) -> [UInt8] {
+        let environment = store.storage.environment
+        registry.makeGauge(descriptor: Self.name("registryd_lmdb_map_size_bytes", "LMDB map size")).set(Double(environment.mapSize))
+        registry.makeGauge(descriptor: Self.name("registryd_lmdb_map_used_bytes", "LMDB map bytes in use")).set(Double(environment.usedBytes))
+        if let stats = try? store.storage.statistics() {
+            let identities: [(String, String, Int)] = [
+                ("device", "enabled", stats.enabledDeviceCount), ("device", "disabled", stats.disabledDeviceCount), ("module", "any", stats.totalModuleCount),
+            ]
+            for (kind, status, value) in identities {
+                registry.makeGauge(descriptor: Self.name("registryd_identities", "Identities by kind and status"), labels: [("kind", kind), ("status", status)])
+                    .set(Double(value))
+            }
+            registry.makeGauge(descriptor: Self.name("registryd_connected_devices", "Devices a broker last reported connected")).set(Double(stats.connectedDeviceCount))
+        }
+        if let head = try? store.storage.head() {
+            registry.makeGauge(descriptor: Self.name("registryd_log_head_sequence", "Sequence number of the last event")).set(Double(head.seq))
+        }
+        for route in delivery?.statuses() ?? [] {
+            let labels = [("route", route.name)]
+            registry.makeGauge(descriptor: Self.name("registryd_route_delivered_messages", "Messages delivered by the route"), labels: labels).set(Double(route.delivered))
+            registry.makeGauge(descriptor: Self.name("registryd_route_failed_attempts", "Failed delivery attempts of the route"), labels: labels).set(Double(route.failedAttempts))
+            registry.makeGauge(descriptor: Self.name("registryd_route_parked_messages", "Messages parked after the retry window"), labels: labels).set(Double(route.parked))
+            registry.makeGauge(descriptor: Self.name("registryd_route_lag_events", "Events committed but not yet delivered"), labels: labels).set(Double(route.lag))
+            for health in ["healthy", "unhealthy", "dead"] {
+                registry.makeGauge(descriptor: Self.name("registryd_route_health", "1 for the route endpoint's current health"), labels: labels + [("health", health)])
+                    .set(route.health.rawValue == health ? 1.0 : 0.0)
+            }
+        }
+        if let expiry = certificateExpiry.withLock({ $0 }) {
+            registry.makeGauge(descriptor: Self.name("registryd_tls_certificate_expiry_seconds", "Unix time when the served certificate expires")).set(expiry)
+        }
+        return registry.emitToBuffer()
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import RegistryAPI
+import RegistryCore
+import RegistryTesting
+import Synchronization
+import Testing
+
+/// Throttling (token buckets on a manual clock), `/metrics` and `/readyz` at router level.
+struct OperationsRoutesTests {
+    typealias R = RegistryRoutesTests
+
+    final class ManualMonotonic: Sendable {
+        let nanoseconds = Atomic<Int64>(0)
+        func advance(_ d: Duration) { nanoseconds.add(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000, ordering: .relaxed) }
+        var now: Duration { .nanoseconds(nanoseconds.load(ordering: .relaxed)) }
+    }
+
+    static func withAPI(
+        configuration: RegistryAPIConfiguration,
+        clock: ManualMonotonic = ManualMonotonic(),
+        readiness: Readiness = Readiness(listening: true),
+        _ body: @escaping @Sendable (any TestClientProtocol, RegistryStore) async throws -> Void
+    ) async throws {
+        try await withTemporaryDirectory { dir in
+            let metrics = RegistryMetrics()
+            var storeConfiguration = RegistryStore.Configuration(dataDirectory: DataDirectory(path: dir), clock: ManualClock(Timestamp(iso8601: "2026-01-01T00:00:00Z")!))
+            storeConfiguration.commitObserver = { metrics.commit($0) }
+            let store = try RegistryStore(configuration: storeConfiguration, random: SeededRandom(seed: 1))
+            let router = buildRouter(
+                store: store,
+                authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies),
+                configuration: configuration,
+                readiness: readiness,
+                metrics: metrics,
+                throttleClock: { clock.now },
+                now: { R.now }
+            )
+            try await Application(router: router).test(.router) { client in try await body(client, store) }
+            store.close()
+        }
+    }
+
+    @Test func throttlingAnswers429WithRetryAfterAndRecovers() async throws {
+        let clock = ManualMonotonic()
+        let configuration = RegistryAPIConfiguration(throttling: ThrottlingConfiguration(rates: [.registryReads: 2]))
+        try await Self.withAPI(configuration: configuration, clock: clock) { client, _ in
+            _ = try await R.call(client, .put, "/devices/d1", body: "{}")
+            #expect(try await R.call(client, .get, "/devices/d1").status == .ok)
+            #expect(try await R.call(client, .get, "/devices/d1").status == .ok)
+            let refused = try await R.call(client, .get, "/devices/d1")
+            R.expectAzureError(refused, .tooManyRequests, "ThrottlingException")
+            let retryAfter = try #require(refused.headers[.retryAfter].flatMap(Int.init))
+            #expect(retryAfter == 1)
+            // Other classes and the probes have their own budget (none configured: unlimited).
+            for i in 0..<5 { #expect(try await R.call(client, .put, "/devices/w\(i)", body: "{}").status == .ok) }
+            let probe = try await R.call(client, .get, "/healthz", auth: nil)
+            #expect(probe.status == .ok)
+            // A client that waits as told gets through; half of it is not enough at 2/s for two.
+            clock.advance(.seconds(retryAfter))
+            #expect(try await R.call(client, .get, "/devices/d1").status == .ok)
+            #expect(try await R.call(client, .get, "/devices/d1").status == .ok)
+            #expect(try await R.call(client, .get, "/devices/d1").status == .tooManyRequests)
+            clock.advance(.milliseconds(500))
+            #expect(try await R.call(client, .get, "/devices/d1").status == .ok)
+            #expect(try await R.call(client, .get, "/devices/d1").status == .tooManyRequests)
+        }
+    }
+
+    @Test func throttlingConfigurationIsValidated() throws {
+        let parsed = try ThrottlingConfiguration(json: try JSONParser.parse(Array(#"{"registryWrites": 10, "queries": 0.5, "burstSeconds": 2}"#.utf8)))
+        #expect(parsed.rates == [.registryWrites: 10, .queries: 0.5])
+        #expect(parsed.burstSeconds == 2)
+        #expect(throws: ConfigurationFieldError.self) { try ThrottlingConfiguration(json: try JSONParser.parse(Array(#"{"reads": 1}"#.utf8))) }
+        #expect(throws: ConfigurationFieldError.self) { try ThrottlingConfiguration(json: try JSONParser.parse(Array(#"{"bulk": -1}"#.utf8))) }
+    }
+
+    static func metric(_ text: String, _ prefix: String) -> Double? {
+        text.split(separator: "\n").first { $0.hasPrefix(prefix + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    @Test func metricsMoveWithRequestsAndNeedRegistryRead() async throws {
+        try await Self.withAPI(configuration: RegistryAPIConfiguration()) { client, _ in
+            #expect(try await R.call(client, .get, "/metrics", auth: nil).status == .unauthorized)
+            #expect(try await R.call(client, .get, "/metrics", auth: R.token("device")).status == .unauthorized)
+            _ = try await R.call(client, .put, "/devices/m1", body: "{}")
+            _ = try await R.call(client, .put, "/devices/m2", body: #"{"status":"disabled"}"#)
+            _ = try await R.call(client, .get, "/devices/m1")
+            _ = try await R.call(client, .get, "/devices/nope")
+            let text = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: R.token("registryRead")]) { response in
+                #expect(response.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
+                return String(buffer: response.body)
+            }
+            #expect(Self.metric(text, #"registryd_http_requests_total{operation="GET /devices/{deviceId}",status="200"}"#) == 1)
+            #expect(Self.metric(text, #"registryd_http_requests_total{operation="GET /devices/{deviceId}",status="404"}"#) == 1)
+            #expect(Self.metric(text, #"registryd_http_requests_total{operation="PUT /devices/{deviceId}",status="200"}"#) == 2)
+            #expect(Self.metric(text, "registryd_events_appended_total") == 2)
+            #expect(Self.metric(text, #"registryd_identities{kind="device",status="disabled"}"#) == 1)
+            #expect(Self.metric(text, #"registryd_identities{kind="device",status="enabled"}"#) == 1)
+            #expect((Self.metric(text, "registryd_lmdb_map_used_bytes") ?? 0) > 0)
+            #expect((Self.metric(text, "registryd_writer_commit_seconds_count") ?? 0) >= 2)
+            #expect(text.contains("# TYPE registryd_http_request_duration_seconds histogram"))
+        }
+    }
+
+    @Test func metricsCanBeOpenedAndReadinessReportsChecks() async throws {
+        let readiness = Readiness(listening: false)
+        try await Self.withAPI(configuration: RegistryAPIConfiguration(metricsOpen: true), readiness: readiness) { client, _ in
+            #expect(try await R.call(client, .get, "/metrics", auth: nil).status == .ok)
+            let notReady = try await R.call(client, .get, "/readyz", auth: nil)
+            #expect(notReady.status == .serviceUnavailable)
+            #expect(notReady.json?["checks"]?["listening"] == .bool(false))
+            #expect(notReady.json?["checks"]?["writer"] == .bool(true))
+            readiness.setListening(true)
+            #expect(try await R.call(client, .get, "/readyz", auth: nil).status == .ok)
+        }
+    }
+}
