@@ -13,6 +13,13 @@ struct RegistryRoutes: Sendable {
 
         router.get("devices") { request, context in try listDevices(request, context) }
         router.get("devices/:deviceId") { _, context in try getDevice(context) }
+        let query = QueryRoute(store: store, routes: self)
+        router.post("devices/:deviceId") { request, context in
+            guard context.parameters.get("deviceId") == "query" else {
+                throw APIError(status: .methodNotAllowed, code: "InvalidOperation", message: "POST is supported on /devices/query and /devices only.")
+            }
+            return try await query.handle(request, context)
+        }
         router.put("devices/:deviceId") { request, context in try await putDevice(request, context) }
         router.delete("devices/:deviceId") { request, context in try await deleteDevice(request, context) }
         router.get("devices/:deviceId/modules") { _, context in try listModules(context) }

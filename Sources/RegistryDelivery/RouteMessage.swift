@@ -95,32 +95,12 @@ public struct RouteMessage: Sendable, Hashable, RouteMessageProperties {
         systemProperties = system
         // Connection messages carry only an order key (Azure's shape): the log's sequence number,
         // zero-padded so that string order is numeric order, which increases per identity.
-        body = source == .deviceConnectionStateEvents ? Self.connectionBody(seq: record.seq) : Self.twinBody(record.payload, time: time)
+        body = source == .deviceConnectionStateEvents ? Self.connectionBody(seq: record.seq) : TwinDocument.make(record.payload, lastUpdated: time)
     }
 
     static func connectionBody(seq: UInt64) -> JSONValue {
         let digits = String(seq)
         return .object(["sequenceNumber": .string(String(repeating: "0", count: max(0, 20 - digits.count)) + digits)])
-    }
-
-    /// The twin-like body: identity facts a subscriber needs, never key material.
-    static func twinBody(_ payload: JSONValue, time: String) -> JSONValue {
-        let metadata: JSONValue = .object(["$metadata": .object(["$lastUpdated": .string(time)]), "$version": .int(1)])
-        var body: [String: JSONValue] = [
-            "etag": .string("AAAAAAAAAAE="),
-            "version": .int(2),
-            "properties": .object(["desired": metadata, "reported": metadata]),
-        ]
-        for name in ["deviceId", "moduleId", "generationId", "status", "statusReason", "statusUpdatedTime", "connectionState", "lastActivityTime", "cloudToDeviceMessageCount", "capabilities", "deviceScope", "parentScopes", "managedBy"] {
-            if let value = payload[name], value != .null { body[name == "statusUpdatedTime" ? "statusUpdateTime" : name] = value }
-        }
-        if let etag = payload["etag"] { body["deviceEtag"] = etag }
-        if let auth = payload["authentication"] {
-            body["authenticationType"] = auth["type"] ?? .null
-            // Thumbprints are public (they identify a certificate); keys never leave the registry.
-            if let thumbprints = auth["x509Thumbprint"] { body["x509Thumbprint"] = thumbprints }
-        }
-        return .object(body)
     }
 
     /// The documented wire form (file lines and webhook bodies), canonical JSON.

@@ -222,3 +222,42 @@ def test_bulk_create_update_delete_with_partial_failure(registry):
     too_many = [entry(f"sdk-over-{i}", "create") for i in range(101)]
     assert status_of(lambda: registry.bulk_create_or_update_devices(too_many)) == 413
     assert status_of(lambda: registry.get_device("sdk-over-0")) == 404
+
+
+def test_query_with_paging_projections_and_counts(registry):
+    from azure.iot.hub.models import QuerySpecification
+
+    for i in range(5):
+        registry.create_device_with_sas(f"q-{i}", None, None, "disabled" if i % 2 == 0 else "enabled")
+    registry.create_module_with_sas("q-1", "qmod", "ops", None, None)
+
+    # SELECT *: Twin items, two per page, followed with the continuation token as the SDK does.
+    spec = QuerySpecification(query="SELECT * FROM devices WHERE STARTS_WITH(deviceId, 'q-') AND status = 'disabled'")
+    seen, token, pages = [], None, 0
+    while True:
+        result = registry.query_iot_hub(spec, continuation_token=token, max_item_count=2)
+        assert result.type == "Twin"
+        seen += [twin.device_id for twin in result.items]
+        assert all(twin.status == "disabled" and twin.authentication_type == "sas" for twin in result.items)
+        pages += 1
+        token = result.continuation_token
+        if not token:
+            break
+    assert seen == ["q-0", "q-2", "q-4"]
+    assert pages == 2
+
+    # Projections and aggregates are Raw items.
+    raw = registry.query_iot_hub(QuerySpecification(query="SELECT deviceId, status FROM devices WHERE deviceId IN ['q-1', 'q-3']"))
+    assert raw.type == "Raw"
+    # The SDK reads every item as a Twin; projected fields land on it, others in additional_properties.
+    assert [(t.device_id, t.status, t.etag) for t in raw.items] == [("q-1", "enabled", None), ("q-3", "enabled", None)]
+    counted = registry.query_iot_hub(QuerySpecification(query="SELECT status, COUNT() AS n FROM devices WHERE STARTS_WITH(deviceId, 'q-') GROUP BY status"))
+    assert sorted((t.status, t.additional_properties["n"]) for t in counted.items) == [("disabled", 3), ("enabled", 2)]
+    modules = registry.query_iot_hub(QuerySpecification(query="SELECT * FROM devices.modules WHERE moduleId = 'qmod'"))
+    assert [(t.device_id, t.module_id) for t in modules.items] == [("q-1", "qmod")]
+
+    # A malformed query is a 400 naming the position.
+    with pytest.raises(HttpOperationError) as info:
+        registry.query_iot_hub(QuerySpecification(query="SELECT * FROM devices WHERE status = "))
+    assert info.value.response.status_code == 400
+    assert "position 38" in info.value.response.text

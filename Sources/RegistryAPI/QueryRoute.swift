@@ -1,0 +1,93 @@
+import Crypto
+import Dispatch
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import RegistryCore
+
+/// `POST /devices/query`: the IoT Hub query language over device and module twins (ServiceConnect).
+///
+/// Body `{"query": "..."}`; page size from `x-ms-max-item-count` (default 100, at most 1000);
+/// `x-ms-continuation` resumes (clients re-send the same query with it). Answers a JSON array
+/// with `x-ms-item-type` `Twin` (SELECT *) or `Raw`, and `x-ms-continuation` unless it is the
+/// last page. A malformed query answers 400 with the position of the error.
+struct QueryRoute: Sendable {
+    let store: RegistryStore
+    let routes: RegistryRoutes
+
+    static let defaultPageSize = 100
+    static let maximumPageSize = 1000
+
+    /// Registered as `POST devices/:deviceId` so that a device named `query` can still be read
+    /// with GET (a literal `devices/query` segment would shadow it).
+    func handle(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
+        try context.require(.serviceConnect)
+        let json = try IdentityRequestDecoder.parse(try await routes.body(request))
+        guard let text = try IdentityRequestDecoder.string(json, "query"), !text.isEmpty else {
+            throw APIError(status: .badRequest, code: "ArgumentNull", message: "The body must be {\"query\": \"SELECT ...\"}.")
+        }
+        let query: DeviceQuery
+        do {
+            query = try QueryParser.parse(text)
+        } catch {
+            throw APIError.invalid(error.description)
+        }
+        var pageSize = Self.defaultPageSize
+        if let header = request.headers[.maxItemCount] {
+            guard let n = Int(header.trimmingCharacters(in: .whitespaces)), n > 0 else {
+                throw APIError.invalid("x-ms-max-item-count must be a positive whole number.")
+            }
+            pageSize = min(n, Self.maximumPageSize)
+        }
+        var cursor: QueryCursor?
+        if let token = request.headers[.continuation], !token.isEmpty {
+            guard let decoded = Self.decode(token, query: text) else {
+                throw APIError.invalid("x-ms-continuation does not belong to this query; re-send the query that produced it.")
+            }
+            cursor = decoded
+        }
+        let storage = store.storage
+        let requested = cursor
+        let size = pageSize
+        // A query may scan the whole registry: off the cooperative pool, in short read transactions.
+        let page = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<QueryPage, any Error>) in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try storage.runQuery(query, cursor: requested, pageSize: size) })
+            }
+        }
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt8(ascii: "["))
+        for (i, item) in page.items.enumerated() {
+            if i > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeBytes(CanonicalJSON.encode(item))
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
+        var headers: HTTPFields = [.contentType: jsonContentType, .itemType: query.returnsTwins ? "Twin" : "Raw"]
+        if let next = page.next { headers[.continuation] = Self.encode(next, query: text) }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
+    }
+
+    /// Opaque to clients: base64 of `{"k": hex key, "n": returned, "q": query digest}`.
+    static func encode(_ cursor: QueryCursor, query: String) -> String {
+        let json: JSONValue = .object(["k": .string(Hex.encode(cursor.afterKey)), "n": .int(Int64(cursor.returned)), "q": .string(digest(query))])
+        return Data(CanonicalJSON.encode(json)).base64EncodedString()
+    }
+
+    static func decode(_ token: String, query: String) -> QueryCursor? {
+        guard let data = Data(base64Encoded: token), let json = try? JSONParser.parse(Array(data)),
+            json["q"]?.stringValue == digest(query), let key = json["k"]?.stringValue.flatMap(Hex.decode), let returned = json["n"]?.intValue, returned >= 0
+        else { return nil }
+        return QueryCursor(afterKey: key, returned: Int(returned))
+    }
+
+    static func digest(_ query: String) -> String {
+        String(Hex.encode(Array(SHA256.hash(data: Array(query.utf8)))).prefix(16))
+    }
+}
+
+extension HTTPField.Name {
+    static let maxItemCount = HTTPField.Name("x-ms-max-item-count")!
+    static let continuation = HTTPField.Name("x-ms-continuation")!
+    static let itemType = HTTPField.Name("x-ms-item-type")!
+}

@@ -1,0 +1,167 @@
+import Foundation
+import LMDB
+
+/// Where a paged query resumes: after this storage key, with this many items already returned
+/// (for TOP).
+public struct QueryCursor: Sendable, Hashable {
+    public var afterKey: [UInt8]
+    public var returned: Int
+
+    public init(afterKey: [UInt8], returned: Int) {
+        self.afterKey = afterKey
+        self.returned = returned
+    }
+}
+
+/// One page of results; `next` is `nil` on the last page.
+public struct QueryPage: Sendable {
+    public var items: [JSONValue]
+    public var next: QueryCursor?
+}
+
+extension RegistryStorage {
+    /// Documents read per read transaction: long scans are split so no transaction stays open
+    /// for long (a long reader keeps the writer from reusing pages).
+    static let queryChunk = 5_000
+
+    /// Runs one page of `query` in key order (devices by id; modules by device, then module id).
+    /// Aggregate queries scan everything and answer in one page. Blocking: call it off the
+    /// cooperative pool for large registries.
+    public func runQuery(_ query: DeviceQuery, cursor: QueryCursor?, pageSize: Int) throws -> QueryPage {
+        if query.isAggregate { return QueryPage(items: try aggregate(query), next: nil) }
+        let limit = min(pageSize, query.top.map { $0 - (cursor?.returned ?? 0) } ?? Int.max)
+        guard limit > 0 else { return QueryPage(items: [], next: nil) }
+        var items: [JSONValue] = []
+        var after = cursor?.afterKey
+        var lastReturnedKey: [UInt8]?
+        var exhausted = false
+        while items.count < limit && !exhausted {
+            var examined = 0
+            exhausted = true
+            try read { txn, db in
+                let database = query.source == .devices ? db.devices : db.modules
+                try txn.scan(database, from: after.map { $0 + [0] }) { key, value in
+                    examined += 1
+                    after = key
+                    let twin = try Self.twin(value)
+                    if QueryEvaluator.matches(query.filter, twin) {
+                        items.append(Self.project(query, twin))
+                        lastReturnedKey = key
+                        if items.count == limit {
+                            exhausted = false
+                            return false
+                        }
+                    }
+                    if examined >= Self.queryChunk {
+                        exhausted = false
+                        return false
+                    }
+                    return true
+                }
+            }
+        }
+        let returned = (cursor?.returned ?? 0) + items.count
+        let more = !exhausted && items.count == limit && returned < (query.top ?? Int.max)
+        return QueryPage(items: items, next: more ? lastReturnedKey.map { QueryCursor(afterKey: $0, returned: returned) } : nil)
+    }
+
+    static func twin(_ stored: [UInt8]) throws -> JSONValue {
+        TwinDocument.make(try JSONParser.parse(stored), lastUpdated: Timestamp.unset.iso8601, tags: .object([:]))
+    }
+
+    static func project(_ query: DeviceQuery, _ twin: JSONValue) -> JSONValue {
+        guard case .items(let fields, _, _) = query.selection else { return twin }
+        var out: [String: JSONValue] = [:]
+        for field in fields {
+            guard let (name, value) = QueryEvaluator.resolve(field.path, in: twin) else { continue }
+            // Without AS, the key is the property's own name (`DeviceId` answers `deviceId`).
+            let explicitAlias = field.alias != field.path.last
+            out[explicitAlias ? field.alias : name] = value
+        }
+        return .object(out)
+    }
+
+    /// COUNT/SUM/AVG/MIN/MAX, optionally per GROUP BY key, over every matching document.
+    func aggregate(_ query: DeviceQuery) throws -> [JSONValue] {
+        guard case .items(let fields, let aggregates, _) = query.selection else { return [] }
+        struct Accumulator {
+            var count = 0
+            var sums: [Double]
+            var counts: [Int]
+            var minimums: [JSONValue?]
+            var maximums: [JSONValue?]
+            var groupValues: [JSONValue?]
+        }
+        var groups: [[JSONValue?]: Accumulator] = [:]
+        var order: [[JSONValue?]] = []
+        var after: [UInt8]?
+        var done = false
+        while !done {
+            var examined = 0
+            done = true
+            try read { txn, db in
+                let database = query.source == .devices ? db.devices : db.modules
+                try txn.scan(database, from: after.map { $0 + [0] }) { key, value in
+                    examined += 1
+                    after = key
+                    let twin = try Self.twin(value)
+                    if QueryEvaluator.matches(query.filter, twin) {
+                        let groupKey = query.groupBy.map { QueryEvaluator.resolve($0, in: twin)?.value }
+                        var acc = groups[groupKey] ?? {
+                            order.append(groupKey)
+                            return Accumulator(
+                                sums: Array(repeating: 0, count: aggregates.count), counts: Array(repeating: 0, count: aggregates.count),
+                                minimums: Array(repeating: nil, count: aggregates.count), maximums: Array(repeating: nil, count: aggregates.count),
+                                groupValues: groupKey
+                            )
+                        }()
+                        acc.count += 1
+                        for (i, aggregate) in aggregates.enumerated() {
+                            guard let path = aggregate.path, let v = QueryEvaluator.resolve(path, in: twin)?.value else { continue }
+                            if let x = v.doubleValue {
+                                acc.sums[i] += x
+                                acc.counts[i] += 1
+                            }
+                            if acc.minimums[i].map({ QueryEvaluator.compare(.less, v, $0) == true }) ?? true { acc.minimums[i] = v }
+                            if acc.maximums[i].map({ QueryEvaluator.compare(.greater, v, $0) == true }) ?? true { acc.maximums[i] = v }
+                        }
+                        groups[groupKey] = acc
+                    }
+                    if examined >= Self.queryChunk {
+                        done = false
+                        return false
+                    }
+                    return true
+                }
+            }
+        }
+        // A plain COUNT over nothing still answers one row (0), as Azure does.
+        if groups.isEmpty && query.groupBy.isEmpty {
+            order = [[]]
+            groups[[]] = Accumulator(
+                sums: Array(repeating: 0, count: aggregates.count), counts: Array(repeating: 0, count: aggregates.count),
+                minimums: Array(repeating: nil, count: aggregates.count), maximums: Array(repeating: nil, count: aggregates.count), groupValues: []
+            )
+        }
+        var rows: [JSONValue] = []
+        for key in order {
+            guard let acc = groups[key] else { continue }
+            var row: [String: JSONValue] = [:]
+            for field in fields {
+                let index = query.groupBy.firstIndex { $0.map { $0.lowercased() } == field.path.map { $0.lowercased() } }
+                if let index, let value = acc.groupValues[index] { row[field.alias] = value }
+            }
+            for (i, aggregate) in aggregates.enumerated() {
+                switch aggregate.function {
+                case .count: row[aggregate.alias] = .int(Int64(acc.count))
+                case .sum: row[aggregate.alias] = QueryEvaluator.number(acc.sums[i])
+                case .avg: if acc.counts[i] > 0 { row[aggregate.alias] = .number(String(acc.sums[i] / Double(acc.counts[i]))) }
+                case .min: if let v = acc.minimums[i] { row[aggregate.alias] = v }
+                case .max: if let v = acc.maximums[i] { row[aggregate.alias] = v }
+                }
+            }
+            rows.append(.object(row))
+        }
+        return rows
+    }
+}

@@ -1,0 +1,266 @@
+/// Recursive-descent parser for `DeviceQuery`. Precedence, loosest first: OR, AND, NOT,
+/// comparison / IN, + -, * / %, unary minus.
+public enum QueryParser {
+    public static func parse(_ text: String) throws(QuerySyntaxError) -> DeviceQuery {
+        var parser = Parser(tokens: try QueryLexer.tokens(text))
+        return try parser.query()
+    }
+}
+
+private struct Parser {
+    let tokens: [QueryToken]
+    var index = 0
+
+    init(tokens: [QueryToken]) { self.tokens = tokens }
+
+    var current: QueryToken { tokens[index] }
+
+    mutating func advance() { if index < tokens.count - 1 { index += 1 } }
+
+    func fail(_ message: String, at token: QueryToken? = nil) -> QuerySyntaxError {
+        let t = token ?? current
+        let found: String
+        switch t.kind {
+        case .end: found = "the end of the query"
+        case .identifier(let s), .keyword(let s), .number(let s), .symbol(let s): found = "'\(s)'"
+        case .string(let s): found = "'\(s)'"
+        }
+        return QuerySyntaxError(position: t.position, message: "\(message), found \(found)")
+    }
+
+    mutating func accept(keyword: String) -> Bool {
+        if case .keyword(keyword) = current.kind {
+            advance()
+            return true
+        }
+        return false
+    }
+
+    mutating func expect(keyword: String) throws(QuerySyntaxError) {
+        guard accept(keyword: keyword) else { throw fail("expected \(keyword)") }
+    }
+
+    mutating func accept(symbol: String) -> Bool {
+        if case .symbol(symbol) = current.kind {
+            advance()
+            return true
+        }
+        return false
+    }
+
+    mutating func expect(symbol: String) throws(QuerySyntaxError) {
+        guard accept(symbol: symbol) else { throw fail("expected '\(symbol)'") }
+    }
+
+    mutating func identifier(_ what: String) throws(QuerySyntaxError) -> String {
+        guard case .identifier(let name) = current.kind else { throw fail("expected \(what)") }
+        advance()
+        return name
+    }
+
+    /// `name(.name)*`
+    mutating func path() throws(QuerySyntaxError) -> [String] {
+        var parts = [try identifier("a property name")]
+        while accept(symbol: ".") { parts.append(try identifier("a property name after '.'")) }
+        return parts
+    }
+
+    mutating func query() throws(QuerySyntaxError) -> DeviceQuery {
+        try expect(keyword: "SELECT")
+        var top: Int?
+        if accept(keyword: "TOP") {
+            guard case .number(let text) = current.kind, let n = Int(text), n > 0 else { throw fail("expected a positive whole number after TOP") }
+            top = n
+            advance()
+        }
+        let selection = try selectionList()
+        try expect(keyword: "FROM")
+        let fromToken = current
+        let from = try path()
+        let source: DeviceQuery.Source
+        switch from.map({ $0.lowercased() }) {
+        case ["devices"]: source = .devices
+        case ["devices", "modules"]: source = .modules
+        default: throw fail("expected devices or devices.modules after FROM", at: fromToken)
+        }
+        var filter: QueryExpression?
+        if accept(keyword: "WHERE") { filter = try orExpression() }
+        var groupBy: [[String]] = []
+        if accept(keyword: "GROUP") {
+            try expect(keyword: "BY")
+            repeat { groupBy.append(try path()) } while accept(symbol: ",")
+        }
+        guard case .end = current.kind else { throw fail("expected the end of the query") }
+        let query = DeviceQuery(selection: selection, top: top, source: source, filter: filter, groupBy: groupBy)
+        try check(query)
+        return query
+    }
+
+    /// Aggregates and grouping must agree: a grouped query selects only grouped fields and aggregates.
+    func check(_ query: DeviceQuery) throws(QuerySyntaxError) {
+        guard !query.groupBy.isEmpty else {
+            if case .items(let fields, let aggregates, _) = query.selection, !aggregates.isEmpty, !fields.isEmpty {
+                throw QuerySyntaxError(position: 1, message: "fields next to aggregates need GROUP BY those fields")
+            }
+            return
+        }
+        guard case .items(let fields, let aggregates, _) = query.selection, !aggregates.isEmpty else {
+            throw QuerySyntaxError(position: 1, message: "GROUP BY needs an aggregate such as COUNT() AS n in the SELECT list")
+        }
+        let grouped = Set(query.groupBy.map { $0.map { $0.lowercased() } })
+        for field in fields where !grouped.contains(field.path.map { $0.lowercased() }) {
+            throw QuerySyntaxError(position: 1, message: "'\(field.path.joined(separator: "."))' is selected but not in GROUP BY")
+        }
+    }
+
+    mutating func selectionList() throws(QuerySyntaxError) -> DeviceQuery.Selection {
+        if accept(symbol: "*") { return .all }
+        var fields: [DeviceQuery.Field] = []
+        var aggregates: [DeviceQuery.Aggregate] = []
+        var order: [String] = []
+        repeat {
+            let token = current
+            if case .identifier(let name) = token.kind, let function = DeviceQuery.Aggregate.Function(rawValue: name.uppercased()),
+                case .symbol("(") = tokens[index + 1].kind
+            {
+                advance()
+                advance()
+                var argument: [String]?
+                if function != .count || !accept(symbol: ")") {
+                    if function == .count, accept(symbol: "*") {
+                        argument = nil
+                    } else {
+                        argument = try path()
+                    }
+                    try expect(symbol: ")")
+                }
+                guard accept(keyword: "AS") else { throw fail("an aggregate needs AS name") }
+                let alias = try identifier("a name after AS")
+                aggregates.append(DeviceQuery.Aggregate(function: function, path: argument, alias: alias))
+                order.append(alias)
+            } else {
+                let path = try path()
+                let alias = accept(keyword: "AS") ? try identifier("a name after AS") : path.last!
+                fields.append(DeviceQuery.Field(path: path, alias: alias))
+                order.append(alias)
+            }
+        } while accept(symbol: ",")
+        return .items(fields: fields, aggregates: aggregates, order: order)
+    }
+
+    mutating func orExpression() throws(QuerySyntaxError) -> QueryExpression {
+        var left = try andExpression()
+        while accept(keyword: "OR") { left = .or(left, try andExpression()) }
+        return left
+    }
+
+    mutating func andExpression() throws(QuerySyntaxError) -> QueryExpression {
+        var left = try notExpression()
+        while accept(keyword: "AND") { left = .and(left, try notExpression()) }
+        return left
+    }
+
+    mutating func notExpression() throws(QuerySyntaxError) -> QueryExpression {
+        if accept(keyword: "NOT") { return .not(try notExpression()) }
+        return try comparison()
+    }
+
+    mutating func comparison() throws(QuerySyntaxError) -> QueryExpression {
+        let left = try additive()
+        if case .symbol(let s) = current.kind, let op = ComparisonOperator(rawValue: s) {
+            advance()
+            return .compare(op, left, try additive())
+        }
+        if accept(keyword: "IN") { return .member(left, try list(), negated: false) }
+        if accept(keyword: "NIN") { return .member(left, try list(), negated: true) }
+        if case .keyword("NOT") = current.kind, case .keyword("IN") = tokens[index + 1].kind {
+            advance()
+            advance()
+            return .member(left, try list(), negated: true)
+        }
+        return left
+    }
+
+    mutating func list() throws(QuerySyntaxError) -> [QueryExpression] {
+        let open = accept(symbol: "[") ? "]" : (accept(symbol: "(") ? ")" : "")
+        guard !open.isEmpty else { throw fail("expected '[' after IN") }
+        var items: [QueryExpression] = []
+        if accept(symbol: open) { return items }
+        repeat { items.append(try additive()) } while accept(symbol: ",")
+        try expect(symbol: open)
+        return items
+    }
+
+    mutating func additive() throws(QuerySyntaxError) -> QueryExpression {
+        var left = try multiplicative()
+        while case .symbol(let s) = current.kind, s == "+" || s == "-" {
+            advance()
+            left = .arithmetic(ArithmeticOperator(rawValue: s)!, left, try multiplicative())
+        }
+        return left
+    }
+
+    mutating func multiplicative() throws(QuerySyntaxError) -> QueryExpression {
+        var left = try unary()
+        while case .symbol(let s) = current.kind, s == "*" || s == "/" || s == "%" {
+            advance()
+            left = .arithmetic(ArithmeticOperator(rawValue: s)!, left, try unary())
+        }
+        return left
+    }
+
+    mutating func unary() throws(QuerySyntaxError) -> QueryExpression {
+        if accept(symbol: "-") { return .negate(try unary()) }
+        return try primary()
+    }
+
+    mutating func primary() throws(QuerySyntaxError) -> QueryExpression {
+        let token = current
+        switch token.kind {
+        case .string(let s):
+            advance()
+            return .literal(.string(s))
+        case .number(let text):
+            advance()
+            if let i = Int64(text) { return .literal(.int(i)) }
+            return .literal(.number(text))
+        case .keyword("TRUE"):
+            advance()
+            return .literal(.bool(true))
+        case .keyword("FALSE"):
+            advance()
+            return .literal(.bool(false))
+        case .keyword("NULL"):
+            advance()
+            return .literal(.null)
+        case .symbol("("):
+            advance()
+            let inner = try orExpression()
+            try expect(symbol: ")")
+            return inner
+        case .identifier(let name):
+            if case .symbol("(") = tokens[index + 1].kind {
+                guard let function = QueryFunction(rawValue: name.uppercased()) else {
+                    throw fail("unknown function (known: \(QueryFunction.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                advance()
+                advance()
+                var arguments: [QueryExpression] = []
+                if !accept(symbol: ")") {
+                    repeat { arguments.append(try additive()) } while accept(symbol: ",")
+                    try expect(symbol: ")")
+                }
+                guard arguments.count == function.arity else {
+                    throw fail("\(function.rawValue) takes \(function.arity) argument\(function.arity == 1 ? "" : "s")", at: token)
+                }
+                if function == .isDefined || function == .isNull, case .path = arguments[0] {} else if function == .isDefined {
+                    throw fail("IS_DEFINED takes a property path", at: token)
+                }
+                return .function(function, arguments)
+            }
+            return .path(try path())
+        default:
+            throw fail("expected a value, a property or '('")
+        }
+    }
+}

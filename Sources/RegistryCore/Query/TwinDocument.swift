@@ -1,0 +1,32 @@
+/// The twin shape of an identity (spec §8.2): what queries return for `SELECT *` and what
+/// lifecycle messages carry as their body. Identity facts only, never key material.
+public enum TwinDocument {
+    static let copied = [
+        "deviceId", "moduleId", "generationId", "status", "statusReason", "statusUpdatedTime", "connectionState", "lastActivityTime",
+        "cloudToDeviceMessageCount", "capabilities", "deviceScope", "parentScopes", "managedBy",
+    ]
+
+    /// - Parameters:
+    ///   - payload: a stored Device or Module document (keys sealed or not: they are not copied).
+    ///   - lastUpdated: the `$metadata.$lastUpdated` of the (empty) desired and reported properties.
+    ///   - tags: the twin's tags, when the shape carries them (queries do; messages do not).
+    public static func make(_ payload: JSONValue, lastUpdated: String, tags: JSONValue? = nil) -> JSONValue {
+        let metadata: JSONValue = .object(["$metadata": .object(["$lastUpdated": .string(lastUpdated)]), "$version": .int(1)])
+        var body: [String: JSONValue] = [
+            "etag": .string("AAAAAAAAAAE="),
+            "version": .int(2),
+            "properties": .object(["desired": metadata, "reported": metadata]),
+        ]
+        for name in copied {
+            if let value = payload[name], value != .null { body[name == "statusUpdatedTime" ? "statusUpdateTime" : name] = value }
+        }
+        if let etag = payload["etag"] { body["deviceEtag"] = etag }
+        if let auth = payload["authentication"] {
+            body["authenticationType"] = auth["type"] ?? .null
+            // Thumbprints are public (they identify a certificate); keys never leave the registry.
+            if let thumbprints = auth["x509Thumbprint"] { body["x509Thumbprint"] = thumbprints }
+        }
+        if let tags { body["tags"] = tags }
+        return .object(body)
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import RegistryAPI
+import RegistryCore
+import RegistryTesting
+import Testing
+
+/// `POST /devices/query` at router level: headers, paging tokens, rights, errors.
+struct QueryRouteTests {
+    typealias R = RegistryRoutesTests
+
+    static func query(
+        _ client: any TestClientProtocol, _ text: String, pageSize: String? = nil, continuation: String? = nil, auth: String = R.token("service")
+    ) async throws -> (HTTPResponse.Status, HTTPFields, JSONValue?) {
+        var headers: HTTPFields = [.authorization: auth, .contentType: "application/json"]
+        if let pageSize { headers[HTTPField.Name("x-ms-max-item-count")!] = pageSize }
+        if let continuation { headers[HTTPField.Name("x-ms-continuation")!] = continuation }
+        let body = String(decoding: CanonicalJSON.encode(.object(["query": .string(text)])), as: UTF8.self)
+        return try await client.execute(uri: "/devices/query?api-version=2021-04-12", method: .post, headers: headers, body: ByteBuffer(string: body)) { response in
+            (response.status, response.headers, try? JSONParser.parse(Array(response.body.readableBytesView)))
+        }
+    }
+
+    @Test func pagesWithOpaqueContinuationsAndItemTypes() async throws {
+        try await R().withAPI { client in
+            for id in ["a", "b", "c", "query"] { _ = try await R.call(client, .put, "/devices/\(id)", body: "{}") }
+            // A device named `query` is still a device for GET.
+            #expect(try await R.call(client, .get, "/devices/query").json?["deviceId"] == .string("query"))
+
+            let (status, headers, body) = try await Self.query(client, "SELECT * FROM devices", pageSize: "3")
+            #expect(status == .ok)
+            #expect(headers[HTTPField.Name("x-ms-item-type")!] == "Twin")
+            guard case .array(let first)? = body else { Issue.record("not an array"); return }
+            #expect(first.compactMap { $0["deviceId"]?.stringValue } == ["a", "b", "c"])
+            let token = try #require(headers[HTTPField.Name("x-ms-continuation")!])
+            let (_, lastHeaders, lastBody) = try await Self.query(client, "SELECT * FROM devices", pageSize: "3", continuation: token)
+            #expect(lastBody == .array([try #require(lastBody?.arrayValue?.first)]))
+            #expect(lastBody?.arrayValue?.first?["deviceId"] == .string("query"))
+            #expect(lastHeaders[HTTPField.Name("x-ms-continuation")!] == nil, "absent on the last page")
+
+            let (_, rawHeaders, raw) = try await Self.query(client, "SELECT COUNT() AS n FROM devices")
+            #expect(rawHeaders[HTTPField.Name("x-ms-item-type")!] == "Raw")
+            #expect(raw == .array([.object(["n": .int(4)])]))
+
+            // A token from another query, a bad page size, a bad query, and the right needed.
+            let (otherStatus, _, _) = try await Self.query(client, "SELECT deviceId FROM devices", continuation: token)
+            #expect(otherStatus == .badRequest)
+            #expect(try await Self.query(client, "SELECT * FROM devices", pageSize: "zero").0 == .badRequest)
+            let (badStatus, badHeaders, badBody) = try await Self.query(client, "SELECT * FROM devices WHERE")
+            #expect(badStatus == .badRequest)
+            #expect(badHeaders[HTTPField.Name("iothub-errorcode")!] == "ArgumentInvalid")
+            #expect(badBody?["Message"]?.stringValue?.contains("position 28") == true)
+            #expect(try await Self.query(client, "SELECT * FROM devices", auth: R.token("registryReadWrite")).0 == .unauthorized)
+            #expect(try await R.call(client, .post, "/devices/a", body: "{}").status == .methodNotAllowed)
+        }
+    }
+}
