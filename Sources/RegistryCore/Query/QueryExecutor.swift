@@ -20,18 +20,21 @@ public struct QueryPage: Sendable {
 }
 
 extension RegistryStorage {
-    /// Documents read per read transaction: long scans are split so no transaction stays open
-    /// for long (a long reader keeps the writer from reusing pages).
-    static let queryChunk = 5_000
+    /// Work per read transaction (a parsed document counts 10, a skipped one 1): long scans are
+    /// split so no transaction stays open for long (a long reader keeps the writer from reusing
+    /// pages).
+    public static let queryChunk = 50_000
 
     /// Runs one page of `query` in key order (devices by id; modules by device, then module id).
     /// Aggregate queries scan everything and answer in one page. Blocking: call it off the
     /// cooperative pool for large registries.
-    public func runQuery(_ query: DeviceQuery, cursor: QueryCursor?, pageSize: Int) throws -> QueryPage {
-        if query.isAggregate { return QueryPage(items: try aggregate(query), next: nil) }
+    /// - Parameter chunkWork: work per read transaction (tests make it small to cross chunks).
+    public func runQuery(_ query: DeviceQuery, cursor: QueryCursor?, pageSize: Int, chunkWork: Int = RegistryStorage.queryChunk) throws -> QueryPage {
+        if query.isAggregate { return QueryPage(items: try aggregate(query, chunkWork: chunkWork), next: nil) }
         let limit = min(pageSize, query.top.map { $0 - (cursor?.returned ?? 0) } ?? Int.max)
         guard limit > 0 else { return QueryPage(items: [], next: nil) }
         var items: [JSONValue] = []
+        let patterns = Self.requiredPatterns(query.filter)
         var after = cursor?.afterKey
         var lastReturnedKey: [UInt8]?
         var exhausted = false
@@ -41,8 +44,17 @@ extension RegistryStorage {
             try read { txn, db in
                 let database = query.source == .devices ? db.devices : db.modules
                 try txn.scan(database, from: after.map { $0 + [0] }) { key, value in
-                    examined += 1
+                    // Stop before this document: the next transaction resumes at it.
+                    if examined >= chunkWork {
+                        exhausted = false
+                        return false
+                    }
                     after = key
+                    guard Self.mayMatch(value, patterns) else {
+                        examined += 1
+                        return true
+                    }
+                    examined += 10
                     let twin = try Self.twin(value)
                     if QueryEvaluator.matches(query.filter, twin) {
                         items.append(Self.project(query, twin))
@@ -51,10 +63,6 @@ extension RegistryStorage {
                             exhausted = false
                             return false
                         }
-                    }
-                    if examined >= Self.queryChunk {
-                        exhausted = false
-                        return false
                     }
                     return true
                 }
@@ -65,9 +73,51 @@ extension RegistryStorage {
         return QueryPage(items: items, next: more ? lastReturnedKey.map { QueryCursor(afterKey: $0, returned: returned) } : nil)
     }
 
+    /// Byte patterns every matching stored document must contain, from the equality tests on
+    /// plain identity fields in the WHERE clause's top-level AND chain. A document without one
+    /// of them cannot match, so it is skipped without being parsed (parsing dominates a scan);
+    /// a document with all of them is still parsed and evaluated, so the filter only saves work.
+    /// Sound because stored documents are canonical JSON: a member `"name":"value"` appears in
+    /// exactly these bytes, and quotes inside string values are always escaped.
+    static func requiredPatterns(_ filter: QueryExpression?) -> [[UInt8]] {
+        guard let filter else { return [] }
+        switch filter {
+        case .and(let a, let b):
+            return requiredPatterns(a) + requiredPatterns(b)
+        case .compare(.equal, .path(let path), .literal(let value)), .compare(.equal, .literal(let value), .path(let path)):
+            guard let member = storedMember[path.map { $0.lowercased() }.joined(separator: ".")] else { return [] }
+            switch value {
+            case .string(let text):
+                guard !text.unicodeScalars.contains(where: { $0 == "\"" || $0 == "\\" || $0.value < 0x20 }) else { return [] }
+                return [Array("\"\(member)\":\"\(text)\"".utf8)]
+            case .bool(let flag):
+                return [Array("\"\(member)\":\(flag)".utf8)]
+            default:
+                return []
+            }
+        default:
+            return []
+        }
+    }
+
+    /// Twin fields (lower case) whose stored member has a name found nowhere else in a
+    /// Device or Module document.
+    static let storedMember: [String: String] = [
+        "deviceid": "deviceId", "moduleid": "moduleId", "status": "status", "statusreason": "statusReason",
+        "connectionstate": "connectionState", "devicescope": "deviceScope", "generationid": "generationId",
+        "managedby": "managedBy", "authenticationtype": "type", "capabilities.iotedge": "iotEdge",
+    ]
+
+    static func mayMatch(_ stored: [UInt8], _ patterns: [[UInt8]]) -> Bool {
+        patterns.allSatisfy { ByteSearch.first($0, in: stored) != nil }
+    }
+
     static func twin(_ stored: [UInt8]) throws -> JSONValue {
         TwinDocument.make(try JSONParser.parse(stored), lastUpdated: Timestamp.unset.iso8601, tags: .object([:]))
     }
+
+    /// `project` for tests that build their own reference results.
+    public static func projectForTests(_ query: DeviceQuery, _ twin: JSONValue) -> JSONValue { project(query, twin) }
 
     static func project(_ query: DeviceQuery, _ twin: JSONValue) -> JSONValue {
         guard case .items(let fields, _, _) = query.selection else { return twin }
@@ -82,7 +132,7 @@ extension RegistryStorage {
     }
 
     /// COUNT/SUM/AVG/MIN/MAX, optionally per GROUP BY key, over every matching document.
-    func aggregate(_ query: DeviceQuery) throws -> [JSONValue] {
+    func aggregate(_ query: DeviceQuery, chunkWork: Int) throws -> [JSONValue] {
         guard case .items(let fields, let aggregates, _) = query.selection else { return [] }
         struct Accumulator {
             var count = 0
@@ -93,6 +143,7 @@ extension RegistryStorage {
             var groupValues: [JSONValue?]
         }
         var groups: [[JSONValue?]: Accumulator] = [:]
+        let patterns = Self.requiredPatterns(query.filter)
         var order: [[JSONValue?]] = []
         var after: [UInt8]?
         var done = false
@@ -102,8 +153,17 @@ extension RegistryStorage {
             try read { txn, db in
                 let database = query.source == .devices ? db.devices : db.modules
                 try txn.scan(database, from: after.map { $0 + [0] }) { key, value in
-                    examined += 1
+                    // Stop before this document: the next transaction resumes at it.
+                    if examined >= chunkWork {
+                        done = false
+                        return false
+                    }
                     after = key
+                    guard Self.mayMatch(value, patterns) else {
+                        examined += 1
+                        return true
+                    }
+                    examined += 10
                     let twin = try Self.twin(value)
                     if QueryEvaluator.matches(query.filter, twin) {
                         let groupKey = query.groupBy.map { QueryEvaluator.resolve($0, in: twin)?.value }
@@ -126,10 +186,6 @@ extension RegistryStorage {
                             if acc.maximums[i].map({ QueryEvaluator.compare(.greater, v, $0) == true }) ?? true { acc.maximums[i] = v }
                         }
                         groups[groupKey] = acc
-                    }
-                    if examined >= Self.queryChunk {
-                        done = false
-                        return false
                     }
                     return true
                 }
