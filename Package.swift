@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "RegistryAPITests",
             dependencies: [
-                "RegistryAPI", "RegistryCore", "RegistryTesting", "RegistryDelivery",
+                "LMDB", "RegistryAPI", "RegistryCore", "RegistryTesting", "RegistryDelivery",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -38,6 +38,7 @@ public func buildRouter(
     delivery: DeliveryService? = nil,
     readiness: Readiness = Readiness(listening: true),
     metrics: RegistryMetrics? = nil,
+    jobs: JobService? = nil,
     throttleClock: @escaping @Sendable () -> Duration = Throttle.monotonicNow,
     now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 ) -> Router<RegistryRequestContext> {
@@ -56,6 +57,9 @@ public func buildRouter(
     let routes = RegistryRoutes(store: store, configuration: configuration)
     routes.register(on: router)
     BulkRoutes(store: store, routes: routes).register(on: router)
+    if let jobs {
+        JobRoutes(jobs: jobs, routes: routes, clock: { Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9)) }).register(on: router)
+    }
     HistoryRoute(store: store).register(on: router)
     let deviceAuth = configuration.deviceAuth
     DeviceAuthRoute(

@@ -20,19 +20,7 @@ struct ExportCommand: ParsableCommand {
     func run() throws {
         let storage = try RegistryStorage(directory: DataDirectory(path: data.dataDir), create: false, needsKeys: !excludeKeys)
         let out = FileHandle.standardOutput
-        var buffer: [UInt8] = []
-        var counts = (devices: 0, modules: 0)
-        try storage.forEachIdentity(openKeys: !excludeKeys) { document, isModule in
-            let json = try JSONParser.parse(document.json)
-            buffer += CanonicalJSON.encode(ExportImportDevice.line(from: json, excludeKeys: excludeKeys))
-            buffer.append(10)
-            if isModule { counts.modules += 1 } else { counts.devices += 1 }
-            if buffer.count > 1 << 20 {
-                out.write(Data(buffer))
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
-        out.write(Data(buffer))
+        let counts = try ImportExportEngine.export(storage: storage, excludeKeys: excludeKeys) { out.write($0) }
         FileHandle.standardError.write(Data("exported \(counts.devices) devices and \(counts.modules) modules\n".utf8))
     }
 }
@@ -62,86 +50,19 @@ struct ImportCommand: AsyncParsableCommand {
             throw ValidationError("cannot open \(data.dataDir) for writing: \(error)")
         }
         defer { store.close() }
-        guard let reader = LineReader(path: file) else { throw ValidationError("cannot read \(file)") }
+        guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
         guard FileManager.default.createFile(atPath: errors, contents: nil) else { throw ValidationError("cannot write \(errors)") }
         guard let errorLog = FileHandle(forWritingAtPath: errors) else { throw ValidationError("cannot write \(errors)") }
-        let progress = isatty(2) == 1
-        var lineNumber = 0
-        var pending: [(line: Int, key: [UInt8], command: Command, operation: String)] = []
-        var imported = 0
-        var failed = 0
-
-        func logError(_ line: Int, _ deviceId: String, _ moduleId: String?, _ code: String, _ message: String, _ operation: String) {
-            let json = JSONValue.object([
-                "line": .int(Int64(line)), "deviceId": .string(deviceId), "moduleId": JSONValue(moduleId),
-                "errorCode": .string(code), "errorStatus": .string(message), "operation": .string(operation),
-            ])
-            errorLog.write(Data(CanonicalJSON.encode(json) + [10]))
-            failed += 1
-        }
-
-        func flush() async throws {
-            // Key order: a device before its modules, and sequential inserts into LMDB's B-trees.
-            pending.sort { $0.key.lexicographicallyPrecedes($1.key) }
-            let results = try await store.execute(pending.map(\.command), actor: "import", requestId: (file as NSString).lastPathComponent)
-            for (result, entry) in zip(results, pending) {
-                switch result {
-                case .success: imported += 1
-                case .failure(let error): logError(entry.line, entry.command.deviceId, entry.command.moduleId, error.code.name, error.message, entry.operation)
-                }
+        let showProgress = isatty(2) == 1
+        let counts = try await ImportExportEngine.importFile(
+            store: store, path: file, batch: batch, actor: "import", requestId: (file as NSString).lastPathComponent,
+            errors: { errorLog.write(Data(CanonicalJSON.encode($0) + [10])) },
+            progress: { counts in
+                if showProgress { FileHandle.standardError.write(Data("\rimported \(counts.imported) identities, \(counts.failed) errors".utf8)) }
             }
-            pending.removeAll(keepingCapacity: true)
-            if progress { FileHandle.standardError.write(Data("\rimported \(imported) identities, \(failed) errors".utf8)) }
-        }
-
-        while let line = reader.next() {
-            lineNumber += 1
-            if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
-            do {
-                let json = try JSONParser.parse(line)
-                let (command, operation) = try ExportImportDevice.command(from: json)
-                pending.append((lineNumber, StorageKey.module(command.deviceId, command.moduleId ?? ""), command, operation))
-            } catch let error as ExportImportDevice.EntryError {
-                logError(lineNumber, error.deviceId, error.moduleId, error.code, error.message, error.operation)
-            } catch {
-                logError(lineNumber, "", nil, "DeserializationError", "\(error)", "unknown")
-            }
-            if pending.count >= batch { try await flush() }
-        }
-        if !pending.isEmpty { try await flush() }
-        if progress { FileHandle.standardError.write(Data("\n".utf8)) }
-        print("imported \(imported) identities; \(failed) lines failed (see \(errors))")
-        if failed > 0 { throw ExitCode(4) }
-    }
-}
-
-/// Reads a file line by line without loading it whole.
-final class LineReader {
-    private let handle: FileHandle
-    private var buffer: [UInt8] = []
-    private var start = 0
-    private var done = false
-
-    init?(path: String) {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        self.handle = handle
-    }
-
-    func next() -> [UInt8]? {
-        while true {
-            if let newline = buffer[start...].firstIndex(of: 10) {
-                defer { start = newline + 1 }
-                return Array(buffer[start..<newline])
-            }
-            if done {
-                guard start < buffer.count else { return nil }
-                defer { start = buffer.count }
-                return Array(buffer[start...])
-            }
-            let chunk = handle.readData(ofLength: 1 << 20)
-            buffer.removeFirst(start)
-            start = 0
-            if chunk.isEmpty { done = true } else { buffer += chunk }
-        }
+        )
+        if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+        print("imported \(counts.imported) identities; \(counts.failed) lines failed (see \(errors))")
+        if counts.failed > 0 { throw ExitCode(4) }
     }
 }

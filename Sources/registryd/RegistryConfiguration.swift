@@ -13,8 +13,9 @@ struct RegistryConfiguration: Sendable {
     var limits = RegistryLimits()
     var api = RegistryAPIConfiguration()
     var delivery = DeliveryConfiguration()
+    var jobs = JobsConfiguration()
 
-    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics"]
+    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs"]
 
     init() {}
 
@@ -47,6 +48,13 @@ struct RegistryConfiguration: Sendable {
         if let deviceAuth = members["deviceAuth"] {
             do {
                 api.deviceAuth = try DeviceAuthConfiguration(json: deviceAuth)
+            } catch {
+                throw ConfigurationError("\(source): \(error.description)")
+            }
+        }
+        if let jobs = members["jobs"] {
+            do {
+                self.jobs = try JobsConfiguration(json: jobs)
             } catch {
                 throw ConfigurationError("\(source): \(error.description)")
             }

@@ -65,6 +65,8 @@ struct ServeCommand: AsyncParsableCommand {
         let delivery = DeliveryService(store: store, hubName: hub, configuration: settings.delivery, logger: logger)
         try await delivery.prepareCursors()
         let authenticator = ServiceAuthenticator(hostName: hostName ?? "localhost:\(address.port)", policies: policies)
+        let jobs = JobService(store: store, configuration: settings.jobs, logger: logger)
+        try await jobs.recoverInterrupted(now: SystemClock().now())
         let readiness = Readiness()
         let router = buildRouter(
             store: store,
@@ -72,7 +74,8 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: settings.api,
             delivery: delivery,
             readiness: readiness,
-            metrics: metrics
+            metrics: metrics,
+            jobs: jobs
         )
         let environment = ProcessInfo.processInfo.environment
         let notifier = await SystemdNotifier.fromEnvironment(environment, logger: logger)

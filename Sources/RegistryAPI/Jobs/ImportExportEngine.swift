@@ -1,0 +1,154 @@
+import Foundation
+import RegistryCore
+
+/// Export and import of `ExportImportDevice` JSON Lines: one implementation for the
+/// `registryd export` / `import` tools and for `/jobs` import and export jobs.
+public enum ImportExportEngine {
+    public struct ExportCounts: Sendable, Hashable {
+        public var devices = 0
+        public var modules = 0
+    }
+
+    public struct ImportCounts: Sendable, Hashable {
+        public var imported = 0
+        public var failed = 0
+        public var lines = 0
+        /// Bytes of the file consumed so far (for progress).
+        public var bytesRead = 0
+    }
+
+    /// Stopped on request (a cancelled job).
+    public struct Cancelled: Error {}
+
+    /// Writes every device, each followed by its modules, from one consistent snapshot.
+    /// - Parameters:
+    ///   - write: receives the output in chunks of about 1 MB.
+    ///   - isCancelled: polled between identities.
+    public static func export(
+        storage: RegistryStorage,
+        excludeKeys: Bool,
+        isCancelled: () -> Bool = { false },
+        write: (Data) throws -> Void
+    ) throws -> ExportCounts {
+        var buffer: [UInt8] = []
+        var counts = ExportCounts()
+        try storage.forEachIdentity(openKeys: !excludeKeys) { document, isModule in
+            if isCancelled() { throw Cancelled() }
+            let json = try JSONParser.parse(document.json)
+            buffer += CanonicalJSON.encode(ExportImportDevice.line(from: json, excludeKeys: excludeKeys))
+            buffer.append(10)
+            if isModule { counts.modules += 1 } else { counts.devices += 1 }
+            if buffer.count > 1 << 20 {
+                try write(Data(buffer))
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        try write(Data(buffer))
+        return counts
+    }
+
+    /// Applies a JSON Lines file through the writer in key-sorted batches (an exported file is
+    /// already in key order; random-order inserts cost several times more in LMDB). A line that
+    /// cannot be read or applied goes to `errors` as a JSON object and the import goes on.
+    /// A first line not starting with `{` (a comment some tools put first) is skipped.
+    public static func importFile(
+        store: RegistryStore,
+        path: String,
+        batch: Int,
+        actor: String,
+        requestId: String,
+        errors: (JSONValue) -> Void,
+        isCancelled: () -> Bool = { false },
+        progress: (ImportCounts) async -> Void = { _ in }
+    ) async throws -> ImportCounts {
+        guard let reader = LineReader(path: path) else { throw ImportExportError("cannot read \(path)") }
+        var counts = ImportCounts()
+        var pending: [(line: Int, key: [UInt8], command: Command, operation: String)] = []
+
+        func logError(_ line: Int, _ deviceId: String, _ moduleId: String?, _ code: String, _ message: String, _ operation: String) {
+            errors(.object([
+                "line": .int(Int64(line)), "deviceId": .string(deviceId), "moduleId": JSONValue(moduleId),
+                "errorCode": .string(code), "errorStatus": .string(message), "operation": .string(operation),
+            ]))
+            counts.failed += 1
+        }
+
+        func flush() async throws {
+            pending.sort { $0.key.lexicographicallyPrecedes($1.key) }
+            let results = try await store.execute(pending.map(\.command), actor: actor, requestId: requestId)
+            for (result, entry) in zip(results, pending) {
+                switch result {
+                case .success: counts.imported += 1
+                case .failure(let error): logError(entry.line, entry.command.deviceId, entry.command.moduleId, error.code.name, error.message, entry.operation)
+                }
+            }
+            pending.removeAll(keepingCapacity: true)
+            counts.bytesRead = reader.position
+            await progress(counts)
+        }
+
+        while let line = reader.next() {
+            counts.lines += 1
+            guard let first = line.first(where: { $0 != 32 && $0 != 9 && $0 != 13 }) else { continue }
+            if first != UInt8(ascii: "{") && counts.lines == 1 { continue }
+            do {
+                let json = try JSONParser.parse(line)
+                let (command, operation) = try ExportImportDevice.command(from: json)
+                pending.append((counts.lines, StorageKey.module(command.deviceId, command.moduleId ?? ""), command, operation))
+            } catch let error as ExportImportDevice.EntryError {
+                logError(counts.lines, error.deviceId, error.moduleId, error.code, error.message, error.operation)
+            } catch {
+                logError(counts.lines, "", nil, "DeserializationError", "\(error)", "unknown")
+            }
+            if pending.count >= batch {
+                if isCancelled() { throw Cancelled() }
+                try await flush()
+            }
+        }
+        if !pending.isEmpty {
+            if isCancelled() { throw Cancelled() }
+            try await flush()
+        }
+        return counts
+    }
+}
+
+public struct ImportExportError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Reads a file line by line without loading it whole.
+public final class LineReader {
+    private let handle: FileHandle
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var done = false
+    /// Bytes consumed by the lines returned so far.
+    public private(set) var position = 0
+
+    public init?(path: String) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        self.handle = handle
+    }
+
+    public func next() -> [UInt8]? {
+        while true {
+            if let newline = buffer[start...].firstIndex(of: 10) {
+                position += newline + 1 - start
+                defer { start = newline + 1 }
+                return Array(buffer[start..<newline])
+            }
+            if done {
+                guard start < buffer.count else { return nil }
+                position += buffer.count - start
+                defer { start = buffer.count }
+                return Array(buffer[start...])
+            }
+            let chunk = handle.readData(ofLength: 1 << 20)
+            buffer.removeFirst(start)
+            start = 0
+            if chunk.isEmpty { done = true } else { buffer += chunk }
+        }
+    }
+}

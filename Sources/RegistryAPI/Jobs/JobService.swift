@@ -1,0 +1,292 @@
+import Foundation
+import HTTPTypes
+import LMDB
+import Logging
+import RegistryCore
+import Synchronization
+
+/// The `jobs` key of the configuration file: where job containers may live.
+///
+/// ```json
+/// {"jobs": {"roots": ["/srv/registryd/jobs"], "importBatch": 10000}}
+/// ```
+public struct JobsConfiguration: Sendable, Hashable {
+    /// Directories `file://` container URIs must resolve inside (symlinks resolved). None: jobs are off.
+    public var roots: [String]
+    /// Import lines per write transaction.
+    public var importBatch: Int
+
+    public init(roots: [String] = [], importBatch: Int = 10_000) {
+        self.roots = roots
+        self.importBatch = importBatch
+    }
+
+    public init(json: JSONValue) throws(ConfigurationFieldError) {
+        self.init()
+        guard case .object(let fields) = json else { throw ConfigurationFieldError("jobs", "must be an object") }
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+            switch key {
+            case "roots":
+                guard case .array(let items) = value else { throw ConfigurationFieldError("jobs.roots", "must be an array of absolute directory paths") }
+                roots = []
+                for item in items {
+                    guard let path = item.stringValue, path.hasPrefix("/") else { throw ConfigurationFieldError("jobs.roots", "must hold absolute directory paths") }
+                    roots.append(path)
+                }
+            case "importBatch":
+                guard let n = value.intValue, n > 0, n <= 100_000 else { throw ConfigurationFieldError("jobs.importBatch", "must be an integer from 1 to 100000") }
+                importBatch = Int(n)
+            default:
+                throw ConfigurationFieldError("jobs.\(key)", "unknown key (known: importBatch, roots)")
+            }
+        }
+    }
+}
+
+/// Runs import and export jobs, one at a time, recording each in the `jobs` database: created
+/// `enqueued`, then `running` with progress, then `completed`, `failed` (with a reason) or
+/// `cancelled`. Exports write a consistent snapshot; imports go through the writer in large
+/// key-sorted batches, with `importErrors.log` beside the output.
+public final class JobService: Sendable {
+    let store: RegistryStore
+    let configuration: JobsConfiguration
+    let logger: Logger
+    private let active = Mutex<(id: String, cancelled: Bool)?>(nil)
+
+    public init(store: RegistryStore, configuration: JobsConfiguration, logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: records
+
+    public func list() throws -> [JobRecord] {
+        try store.storage.read { txn, db in
+            var records: [JobRecord] = []
+            try txn.scan(db.jobs) { _, value in
+                if let record = (try? JSONParser.parse(value)).flatMap(JobRecord.init(json:)) { records.append(record) }
+                return true
+            }
+            return records.sorted { $0.startTimeUtc < $1.startTimeUtc }
+        }
+    }
+
+    public func get(_ id: String) throws -> JobRecord? {
+        try store.storage.read { txn, db in try txn.get(db.jobs, Array(id.utf8)) }
+            .flatMap { try? JSONParser.parse($0) }.flatMap(JobRecord.init(json:))
+    }
+
+    func save(_ record: JobRecord) async throws {
+        let key = Array(record.jobId.utf8)
+        let value = CanonicalJSON.encode(record.json)
+        try await store.perform { txn, db in try txn.put(db.jobs, key, value) }
+    }
+
+    /// At start: a job left `enqueued` or `running` by a daemon that stopped is marked failed
+    /// (its partial effects are real: an import's applied batches stay applied).
+    public func recoverInterrupted(now: Timestamp) async throws {
+        for var record in try list() where !record.status.isTerminal {
+            record.failureReason = "registryd stopped while the job was \(record.status.rawValue); create the job again (an import may have applied part of its file)"
+            record.status = .failed
+            record.endTimeUtc = now
+            try await save(record)
+            logger.warning("job interrupted by a restart marked failed", metadata: ["job.id": "\(record.jobId)"])
+        }
+    }
+
+    // MARK: create and cancel
+
+    /// Validates and records a job, then starts it. Throws `APIError` for a bad request.
+    public func create(_ body: JSONValue, now: Timestamp) async throws -> JobRecord {
+        func string(_ name: String) throws -> String? { try IdentityRequestDecoder.string(body, name).flatMap { $0.isEmpty ? nil : $0 } }
+        guard let typeName = try string("type") else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "type is required (export or import).") }
+        guard let type = JobRecord.Kind(rawValue: typeName.lowercased()) else {
+            throw APIError.invalid("Job type '\(typeName)' is not supported; use export or import.")
+        }
+        guard !configuration.roots.isEmpty else {
+            throw APIError.invalid("Import and export jobs are off: configure jobs.roots with the directories containers may use.")
+        }
+        let outputUri = try string("outputBlobContainerUri")
+        let inputUri = try string("inputBlobContainerUri")
+        let exclude = try IdentityRequestDecoder.bool(body, "excludeKeysInExport") ?? false
+        var record = JobRecord(
+            jobId: UUID().uuidString.lowercased(), type: type, status: .enqueued, startTimeUtc: now,
+            inputBlobContainerUri: inputUri, inputBlobName: type == .import ? try string("inputBlobName") ?? "devices.txt" : nil,
+            outputBlobContainerUri: outputUri, outputBlobName: type == .export ? try string("outputBlobName") ?? "devices.txt" : nil,
+            excludeKeysInExport: exclude
+        )
+        // Resolve every path now: a bad container is the caller's error (400), not a failed job.
+        let plan: JobPlan
+        switch type {
+        case .export:
+            guard let outputUri else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "An export needs outputBlobContainerUri.") }
+            let directory = try container(outputUri, field: "outputBlobContainerUri")
+            plan = .export(output: try blob(record.outputBlobName!, in: directory, field: "outputBlobName", mustExist: false))
+        case .import:
+            guard let inputUri else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "An import needs inputBlobContainerUri.") }
+            let input = try blob(record.inputBlobName!, in: try container(inputUri, field: "inputBlobContainerUri"), field: "inputBlobName", mustExist: true)
+            let errorsDirectory = try outputUri.map { try container($0, field: "outputBlobContainerUri") } ?? (input as NSString).deletingLastPathComponent
+            plan = .import(input: input, errors: try blob("importErrors.log", in: errorsDirectory, field: "outputBlobContainerUri", mustExist: false))
+        }
+        let claimed = active.withLock { current -> Bool in
+            guard current == nil else { return false }
+            current = (record.jobId, false)
+            return true
+        }
+        guard claimed else { throw APIError(status: .forbidden, code: "JobQuotaExceeded", message: "Job quota has been exceeded: one import or export job may be active at a time.") }
+        do {
+            try await save(record)
+        } catch {
+            active.withLock { $0 = nil }
+            throw error
+        }
+        let started = record
+        Task.detached { await self.run(started, plan) }
+        record.status = .enqueued
+        return record
+    }
+
+    /// Asks the active job to stop; answers the record as it stands (terminal jobs unchanged).
+    public func cancel(_ id: String, now: Timestamp) async throws -> JobRecord? {
+        guard var record = try get(id) else { return nil }
+        let signalled = active.withLock { current -> Bool in
+            guard current?.id == id else { return false }
+            current?.cancelled = true
+            return true
+        }
+        if !signalled && !record.status.isTerminal {
+            // Not running here (left over): record the cancellation directly.
+            record.status = .cancelled
+            record.endTimeUtc = now
+            try await save(record)
+        }
+        return try get(id) ?? record
+    }
+
+    var isCancelled: Bool { active.withLock { $0?.cancelled ?? false } }
+
+    // MARK: running
+
+    enum JobPlan: Sendable {
+        case export(output: String)
+        case `import`(input: String, errors: String)
+    }
+
+    func run(_ initial: JobRecord, _ plan: JobPlan) async {
+        var record = initial
+        record.status = .running
+        do {
+            try await save(record)
+            switch plan {
+            case .export(let output):
+                try await runExport(&record, output: output)
+            case .import(let input, let errors):
+                try await runImport(&record, input: input, errorsPath: errors)
+            }
+            record.status = .completed
+            record.progress = 100
+        } catch is ImportExportEngine.Cancelled {
+            record.status = .cancelled
+        } catch {
+            record.status = .failed
+            record.failureReason = "\(error)"
+            logger.error("job failed", metadata: ["job.id": "\(record.jobId)", "error": "\(error)"])
+        }
+        record.endTimeUtc = Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
+        try? await save(record)
+        active.withLock { $0 = nil }
+        logger.info("job finished", metadata: ["job.id": "\(record.jobId)", "job.type": "\(record.type.rawValue)", "job.status": "\(record.status.rawValue)"])
+    }
+
+    func runExport(_ record: inout JobRecord, output: String) async throws {
+        let storage = store.storage
+        let exclude = record.excludeKeysInExport
+        let temporary = output + ".partial-\(record.jobId)"
+        // A scan of the whole registry blocks: run it off the cooperative pool.
+        let counts = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ImportExportEngine.ExportCounts, any Error>) in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result {
+                    guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]),
+                        let handle = FileHandle(forWritingAtPath: temporary)
+                    else { throw ImportExportError("cannot write \(temporary)") }
+                    defer { try? handle.close() }
+                    do {
+                        let counts = try ImportExportEngine.export(storage: storage, excludeKeys: exclude, isCancelled: { self.isCancelled }) { try handle.write(contentsOf: $0) }
+                        try handle.synchronize()
+                        return counts
+                    } catch {
+                        try? FileManager.default.removeItem(atPath: temporary)
+                        throw error
+                    }
+                })
+            }
+        }
+        // The finished file appears whole (rename), never half-written under its name.
+        if FileManager.default.fileExists(atPath: output) { try FileManager.default.removeItem(atPath: output) }
+        try FileManager.default.moveItem(atPath: temporary, toPath: output)
+        record.identities = counts.devices + counts.modules
+    }
+
+    func runImport(_ record: inout JobRecord, input: String, errorsPath: String) async throws {
+        guard FileManager.default.createFile(atPath: errorsPath, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let errorLog = FileHandle(forWritingAtPath: errorsPath)
+        else { throw ImportExportError("cannot write \(errorsPath)") }
+        defer { try? errorLog.close() }
+        let size = max(1, (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 1)
+        var progressRecord = record
+        let counts = try await ImportExportEngine.importFile(
+            store: store, path: input, batch: configuration.importBatch, actor: "job:\(record.jobId)", requestId: record.jobId,
+            errors: { errorLog.write(Data(CanonicalJSON.encode($0) + [10])) },
+            isCancelled: { self.isCancelled },
+            progress: { counts in
+                progressRecord.progress = min(99, counts.bytesRead * 100 / size)
+                progressRecord.identities = counts.imported
+                progressRecord.failedLines = counts.failed
+                try? await self.save(progressRecord)
+            }
+        )
+        record.identities = counts.imported
+        record.failedLines = counts.failed
+    }
+
+    // MARK: containers
+
+    /// A `file://` container URI as a real directory inside one of the roots: absolute, no
+    /// `..`, symlinks resolved before the check.
+    func container(_ uri: String, field: String) throws -> String {
+        guard let url = URL(string: uri), url.scheme?.lowercased() == "file", (url.host ?? "").isEmpty || url.host == "localhost" else {
+            throw APIError.invalid("\(field) must be a file:// URI of a directory under the configured job roots.")
+        }
+        let path = url.path
+        guard path.hasPrefix("/") else { throw APIError.invalid("\(field) must be an absolute file:// path.") }
+        guard !path.split(separator: "/").contains("..") else { throw APIError.invalid("\(field) must not contain '..'.") }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw APIError.invalid("\(field): \(path) is not an existing directory.")
+        }
+        let resolved = Self.realPath(path)
+        guard configuration.roots.contains(where: { Self.isInside(resolved, Self.realPath($0)) }) else {
+            throw APIError.invalid("\(field): \(path) is outside the configured job roots.")
+        }
+        return resolved
+    }
+
+    /// A blob (a plain file name) in a resolved container; an existing file must not lead out of it.
+    func blob(_ name: String, in directory: String, field: String, mustExist: Bool) throws -> String {
+        guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else { throw APIError.invalid("\(field) must be a plain file name.") }
+        let path = directory + "/" + name
+        let exists = FileManager.default.fileExists(atPath: path)
+        if mustExist && !exists { throw APIError.invalid("\(field): \(path) does not exist.") }
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil {
+            throw APIError.invalid("\(field): \(path) is a symbolic link; jobs read and write regular files only.")
+        }
+        return path
+    }
+
+    static func realPath(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
+
+    static func isInside(_ path: String, _ root: String) -> Bool {
+        path == root || path.hasPrefix(root.hasSuffix("/") ? root : root + "/")
+    }
+}
