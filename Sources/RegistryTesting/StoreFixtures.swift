@@ -25,5 +25,5 @@ public func makeStore(
 /// Replays `directory`'s log into a scratch directory and returns the verification report.
 public func verifyReplay(_ directory: String) throws -> Replayer.Report {
     let storage = try RegistryStorage(directory: DataDirectory(path: directory), create: false, needsKeys: false)
-    return try withTemporaryDirectory { scratch in try Replayer.verify(source: storage, scratchPath: scratch) }
+    return try Replayer.verify(source: storage)
 }

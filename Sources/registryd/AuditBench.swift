@@ -24,11 +24,8 @@ struct AuditBench: ParsableCommand {
             return (count, bytes)
         }
         let scan = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("registryd-bench-audit-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
         start = DispatchTime.now().uptimeNanoseconds
-        let report = try Replayer.verify(source: storage, scratchPath: scratch)
+        let report = try Replayer.verify(source: storage)
         let verify = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         print(String(format: "raw scan: %d events, %.0f MB in %.2f s", count, Double(bytes) / 1e6, scan))
         print(String(format: "audit verify: %@ in %.2f s = %.1f%% of the raw scan's rate", "\(report.outcome)", verify, 100 * scan / verify))

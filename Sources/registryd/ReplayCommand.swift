@@ -31,7 +31,7 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "jsonl (default) or dir.")
     var format: String = "jsonl"
 
-    @Option(help: "Where to build the scratch environment (default: a new temporary directory, removed afterwards).")
+    @Option(help: "With --until --format jsonl: where to build the point-in-time environment (default: a temporary directory, removed afterwards).")
     var scratch: String?
 
     func validate() throws {
@@ -45,7 +45,7 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         if verify {
-            try AuditVerify.run(dataDir: data.dataDir, scratch: scratch)
+            try AuditVerify.run(dataDir: data.dataDir)
             return
         }
         let storage = try RegistryStorage(directory: DataDirectory(path: data.dataDir), create: false, needsKeys: false)
@@ -91,7 +91,8 @@ struct ReplayCommand: ParsableCommand {
 }
 
 /// `registryd audit verify`: walk the whole log, check sequence continuity and the hash chain,
-/// decode every event, replay into a scratch environment and compare with the live projections.
+/// decode every event, and compare every live projection with what the log folds to (in memory,
+/// byte for byte: see `LogVerifier`).
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "audit", abstract: "Audit tools.", subcommands: [AuditVerifyCommand.self])
 }
@@ -105,24 +106,18 @@ struct AuditVerifyCommand: ParsableCommand {
 
     @OptionGroup var data: DataDirectoryOptions
 
-    @Option(help: "Where to build the scratch environment (default: a new temporary directory, removed afterwards).")
-    var scratch: String?
-
-    func run() throws { try AuditVerify.run(dataDir: data.dataDir, scratch: scratch) }
+    func run() throws { try AuditVerify.run(dataDir: data.dataDir) }
 }
 
 /// The one implementation behind `audit verify` and `replay --verify`.
 enum AuditVerify {
-    static func run(dataDir: String, scratch: String?) throws {
+    static func run(dataDir: String) throws {
         let storage = try RegistryStorage(directory: DataDirectory(path: dataDir), create: false, needsKeys: false)
-        let scratchPath = scratch ?? FileManager.default.temporaryDirectory.appendingPathComponent("registryd-replay-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: scratchPath, withIntermediateDirectories: true)
-        defer { if scratch == nil { try? FileManager.default.removeItem(atPath: scratchPath) } }
         let total = storage.commitsHead()
         let terminal = isatty(2) == 1
-        let report = try Replayer.verify(source: storage, scratchPath: scratchPath) { done in
+        let report = try Replayer.verify(source: storage) { done in
             // Progress on a terminal only; pipes and logs stay quiet.
-            if terminal { FileHandle.standardError.write(Data("\rreplayed \(done)/\(total) events".utf8)) }
+            if terminal { FileHandle.standardError.write(Data("\rverified \(done)/\(total) events".utf8)) }
         }
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
         print("events: \(report.events)")

@@ -80,6 +80,40 @@ struct ReplayVerifyTests {
         }
     }
 
+    @Test func historyAndCounterTamperingIsReported() async throws {
+        try await withTemporaryDirectory { dir in
+            try await populated(dir)
+            let storage = try RegistryStorage(directory: DataDirectory(path: dir), create: false, needsKeys: false)
+            let clean = try verifyReplay(dir)
+            #expect(clean.outcome == .clean)
+            #expect(clean.historyEntries == Int(clean.events))
+            // An entry moved to another device: its seq belongs to d1, not d2.
+            let moved = try storage.read { txn, db -> [UInt8]? in
+                var found: [UInt8]?
+                try txn.scan(db.history, from: StorageKey.modulePrefix("d1")) { key, _ in
+                    found = key
+                    return false
+                }
+                return found
+            }
+            let key = try #require(moved)
+            let seq = try #require(StorageKey.sequence(from: Array(key[(key.firstIndex(of: 0)! + 1)...])))
+            try storage.environment.write { txn in
+                try txn.delete(storage.databases.history, key)
+                try txn.put(storage.databases.history, StorageKey.history("d2", seq), [])
+            }
+            #expect(try verifyReplay(dir).outcome == .projectionDiffers(database: "history", key: "d2@\(seq)", detail: "present in the live projection, absent from the replay"))
+            // Removed outright: the count no longer matches the log.
+            try storage.environment.write { txn in try txn.delete(storage.databases.history, StorageKey.history("d2", seq)) }
+            #expect(try verifyReplay(dir).outcome == .projectionDiffers(database: "history", key: "(1 entries)", detail: "absent from the live projection, present in the replay"))
+            try storage.environment.write { txn in try txn.put(storage.databases.history, key, []) }
+            #expect(try verifyReplay(dir).outcome == .clean)
+            // The disabled-devices counter must match the documents.
+            try storage.environment.write { txn in try txn.put(storage.databases.meta, MetaKey.disabledDevices, StorageKey.sequence(99)) }
+            #expect(try verifyReplay(dir).outcome == .projectionDiffers(database: "meta", key: "stats.disabledDevices", detail: "counter differs from the replayed one"))
+        }
+    }
+
     @Test func verifyRunsBesideALiveWriter() async throws {
         try await withTemporaryDirectory { dir in
             let store = try makeStore(dir)
@@ -88,7 +122,7 @@ struct ReplayVerifyTests {
             async let more: Void = {
                 for i in 50..<100 { _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "d\(i)")), actor: "t", requestId: "\(i)") }
             }()
-            let report = try withTemporaryDirectory { scratch in try Replayer.verify(source: store.storage, scratchPath: scratch) }
+            let report = try Replayer.verify(source: store.storage)
             try await more
             #expect(report.outcome == .clean)
             #expect(report.events >= 50)

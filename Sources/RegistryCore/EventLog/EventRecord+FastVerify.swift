@@ -86,11 +86,11 @@ extension EventRecord {
         else { return nil }
         let hashStart = hashAt + hashMember.count
         guard hashStart + 65 <= b.count, b[hashStart + 64] == UInt8(ascii: "\""),
-            let hash = Hex.decode(String(decoding: b[hashStart..<(hashStart + 64)], as: UTF8.self)), hash.count == 32
+            let hash = Hex.decode(bytes: b[hashStart..<(hashStart + 64)]), hash.count == 32
         else { return nil }
         let prevStart = prevAt + prevHashMember.count
         guard prevStart + 65 <= b.count, b[prevStart + 64] == UInt8(ascii: "\""),
-            let prev = Hex.decode(String(decoding: b[prevStart..<(prevStart + 64)], as: UTF8.self))
+            let prev = Hex.decode(bytes: b[prevStart..<(prevStart + 64)])
         else { return nil }
         // Plain strings only (no escapes): anything else takes the full decode.
         func plainString(at start: Int) -> String? {
@@ -112,7 +112,8 @@ extension EventRecord {
             let schema = integer(at: schemaAt + schemaMember.count), schema >= 1, schema <= currentSchema
         else { return nil }
         var moduleId: String?
-        if let moduleAt = ByteSearch.first(moduleIdMember, in: b, from: hashStart + 64), moduleAt < payloadAt {
+        // `moduleId` sits between the hash and the payload: search only there.
+        if let moduleAt = ByteSearch.first(moduleIdMember, in: b, from: hashStart + 64, to: payloadAt) {
             guard let id = plainString(at: moduleAt + moduleIdMember.count) else { return nil }
             moduleId = id
         }

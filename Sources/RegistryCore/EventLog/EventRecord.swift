@@ -238,8 +238,11 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public static func decode(_ text: String) -> [UInt8]? {
-        let b = Array(text.utf8)
+    public static func decode(_ text: String) -> [UInt8]? { decode(bytes: Array(text.utf8)[...]) }
+
+    /// Decodes hex digits straight from stored bytes (no String in between: the log verifier
+    /// decodes two hashes per event).
+    public static func decode(bytes b: ArraySlice<UInt8>) -> [UInt8]? {
         guard b.count % 2 == 0 else { return nil }
         func nibble(_ c: UInt8) -> UInt8? {
             switch c {
@@ -251,8 +254,8 @@ public enum Hex {
         }
         var out = [UInt8]()
         out.reserveCapacity(b.count / 2)
-        var i = 0
-        while i < b.count {
+        var i = b.startIndex
+        while i < b.endIndex {
             guard let hi = nibble(b[i]), let lo = nibble(b[i + 1]) else { return nil }
             out.append(hi << 4 | lo)
             i += 2

@@ -26,27 +26,13 @@ public enum Replayer {
         public init() {}
     }
 
-    /// Events applied per scratch transaction.
+    /// Events verified per parallel chunk (and applied per scratch transaction).
     static let chunk = 10_000
 
-    /// Replays the whole log of `source` into a fresh environment in `scratchPath` (an empty,
-    /// existing directory) and compares every projection with the live one, all against one
-    /// consistent snapshot of the source (safe while a daemon writes it).
-    public static func verify(source: RegistryStorage, scratchPath: String, progress: ((UInt64) -> Void)? = nil) throws -> Report {
-        // The scratch copy is disposable: no flushes.
-        let scratch = try Environment(configuration: .init(path: scratchPath, mapSize: 64 << 20, flags: [.noSync]))
-        let scratchDatabases = try scratch.write { txn in try RegistryDatabases.open(in: txn) }
-        return try source.read { txn, live in
-            var report = Report()
-            if let corrupt = try rebuild(from: txn, live.events, into: scratch, scratchDatabases, report: &report, progress: progress) {
-                report.outcome = corrupt
-                return report
-            }
-            report.outcome = try scratch.read { rebuilt in
-                try compare(live: txn, live, rebuilt: rebuilt, scratchDatabases, report: &report)
-            }
-            return report
-        }
+    /// Verifies the whole log of `source` and compares every projection with it, byte for
+    /// byte, against one consistent snapshot (safe while a daemon writes). See `LogVerifier`.
+    public static func verify(source: RegistryStorage, progress: ((UInt64) -> Void)? = nil) throws -> Report {
+        try source.read { txn, live in try LogVerifier.verify(txn, live, progress: progress) }
     }
 
     /// Applies every event of `events` (verified; up to `point` when given) to the projections in
@@ -62,10 +48,10 @@ public enum Replayer {
         progress: ((UInt64) -> Void)? = nil
     ) throws -> Outcome? {
         var pending: [(event: VerifiedEvent, bytes: [UInt8])] = []
-        var expected: UInt64 = 1
-        var prevHash = EventRecord.genesisHash
-        var corruption: Outcome?
-        func flush() throws {
+        var applied: UInt64 = 0
+        let corruption = try walk(txn, events, until: point) { event, bytes in
+            pending.append((event, bytes))
+        } afterChunk: {
             let records = pending
             try target.write { out in
                 for (event, bytes) in records {
@@ -73,11 +59,30 @@ public enum Replayer {
                     try Projections.apply(event, txn: out, databases: targetDatabases)
                 }
             }
+            applied += UInt64(records.count)
             pending.removeAll(keepingCapacity: true)
-            progress?(expected - 1)
+            progress?(applied)
         }
-        // Each record's own hash needs only its bytes and its stored prevHash, so a chunk is
-        // checked on every core at once; the chain links and the fold then run in order.
+        report.events = applied
+        return corruption
+    }
+
+    /// Walks the log in order, verifying sequence continuity, the hash chain and each record's
+    /// hash, and hands every good event to `visit`; `afterChunk` runs after each chunk of
+    /// events (and once at the end). Stops at the first bad record (returned) or past `point`.
+    ///
+    /// Each record's own hash needs only its bytes and its stored prevHash, so a chunk is
+    /// checked on every core at once; the chain links then run in order.
+    static func walk<T: ReadableTransaction & ~Copyable>(
+        _ txn: borrowing T,
+        _ events: Database,
+        until point: ReplayPoint? = nil,
+        visit: (VerifiedEvent, [UInt8]) throws -> Void,
+        afterChunk: () throws -> Void = {}
+    ) throws -> Outcome? {
+        var expected: UInt64 = 1
+        var prevHash = EventRecord.genesisHash
+        var corruption: Outcome?
         var raw: [([UInt8], [UInt8])] = []
         func process() throws -> Bool {
             let checks = parallelMap(raw) { entry in EventRecord.selfCheck(entry.1) }
@@ -101,16 +106,20 @@ public enum Replayer {
                 switch result {
                 case .failure(let error):
                     corruption = .logCorrupt(seq: StorageKey.sequence(from: key) ?? expected, reason: error.description)
+                    try afterChunk()
                     return false
                 case .success(let event):
                     // Point-in-time stops need the event's time: decode only then.
-                    if let point, !point.includes(try EventRecord.decode(value)) { return false }
-                    pending.append((event, value))
+                    if let point, !point.includes(try EventRecord.decode(value)) {
+                        try afterChunk()
+                        return false
+                    }
+                    try visit(event, value)
                     prevHash = event.hash
                     expected += 1
                 }
             }
-            try flush()
+            try afterChunk()
             return true
         }
         var going = true
@@ -119,9 +128,7 @@ public enum Replayer {
             if raw.count >= chunk { going = try process() }
             return going
         }
-        if going, !raw.isEmpty { _ = try process() }
-        try flush()
-        report.events = expected - 1
+        if going { _ = try process() }
         return corruption
     }
 
@@ -135,60 +142,6 @@ public enum Replayer {
             results.withLock { $0[part] = local }
         }
         return results.withLock { $0.flatMap { $0 } }
-    }
-
-    /// Compares the projection databases entry by entry.
-    static func compare<L: ReadableTransaction & ~Copyable, R: ReadableTransaction & ~Copyable>(
-        live: borrowing L,
-        _ liveDatabases: RegistryDatabases,
-        rebuilt: borrowing R,
-        _ rebuiltDatabases: RegistryDatabases,
-        report: inout Report
-    ) throws -> Outcome {
-        let pairs = [
-            (liveDatabases.devices, rebuiltDatabases.devices),
-            (liveDatabases.modules, rebuiltDatabases.modules),
-            (liveDatabases.history, rebuiltDatabases.history),
-        ]
-        var counts: [Int] = []
-        for (l, r) in pairs {
-            var count = 0
-            let difference = try live.withCursor(l) { a in
-                try rebuilt.withCursor(r) { b -> Outcome? in
-                    var x = try a.first()
-                    var y = try b.first()
-                    while x != nil || y != nil {
-                        switch (x, y) {
-                        case (let lx?, let ry?) where lx.key == ry.key:
-                            if lx.value != ry.value { return .projectionDiffers(database: l.name, key: describe(lx.key, l.name), detail: "value differs from the replayed one") }
-                            count += 1
-                            x = try a.next()
-                            y = try b.next()
-                        case (let lx?, let ry?) where lx.key.lexicographicallyPrecedes(ry.key):
-                            return .projectionDiffers(database: l.name, key: describe(lx.key, l.name), detail: "present in the live projection, absent from the replay")
-                        case (nil, let ry?), (_?, let ry?):
-                            return .projectionDiffers(database: l.name, key: describe(ry.key, l.name), detail: "absent from the live projection, present in the replay")
-                        case (let lx?, nil):
-                            return .projectionDiffers(database: l.name, key: describe(lx.key, l.name), detail: "present in the live projection, absent from the replay")
-                        case (nil, nil):
-                            break
-                        }
-                    }
-                    return nil
-                }
-            }
-            if let difference { return difference }
-            counts.append(count)
-        }
-        (report.devices, report.modules, report.historyEntries) = (counts[0], counts[1], counts[2])
-        for counter in [MetaKey.disabledDevices, MetaKey.connectedDevices] {
-            let liveValue = try live.get(liveDatabases.meta, counter) ?? StorageKey.sequence(0)
-            let rebuiltValue = try rebuilt.get(rebuiltDatabases.meta, counter) ?? StorageKey.sequence(0)
-            if liveValue != rebuiltValue {
-                return .projectionDiffers(database: "meta", key: String(decoding: counter, as: UTF8.self), detail: "counter differs from the replayed one")
-            }
-        }
-        return .clean
     }
 
     /// A readable form of a projection key: `device`, `device/module` or `device@seq`.
