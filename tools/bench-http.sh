@@ -6,6 +6,7 @@
 # targets judge (DESIGN §9); run it three times and report the median.
 #
 #   tools/bench-http.sh [seconds-per-phase, default 10]
+#   PERF_OUT=/tmp/get.perf tools/bench-http.sh   also records a perf profile of the GET phase
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -43,7 +44,10 @@ created=$(echo "$create_out" | awk '/requests in/ {print $1}')
 batch=$(python3 -c "print(max(1, round($created / max(1, $t1 - $t0))))")
 
 export REGISTRYD_IDS=$((seeded / 2 / 2)) REGISTRYD_PREFIX=seed
+perf_pid=""
+if [ -n "${PERF_OUT:-}" ]; then perf record -F 999 -g -o "$PERF_OUT" -p $pid -- sleep "$secs" >/dev/null 2>&1 & perf_pid=$!; fi
 get_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/get.lua "$url")
+[ -n "$perf_pid" ] && wait "$perf_pid" || true
 gets=$(echo "$get_out" | rate)
 # Half of the maximum load: each connection waits so that all together send about gets/2 per second.
 export REGISTRYD_DELAY_MS; REGISTRYD_DELAY_MS=$(python3 -c "print(max(1, int(1000 * $conns / ($gets / 2))))")

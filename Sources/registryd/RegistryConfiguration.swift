@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import RegistryAPI
 import RegistryCore
@@ -14,8 +15,10 @@ struct RegistryConfiguration: Sendable {
     var api = RegistryAPIConfiguration()
     var delivery = DeliveryConfiguration()
     var jobs = JobsConfiguration()
+    /// The `server` object (serve's own settings), resolved with the environment and flags by `ServeSettings`.
+    var server: JSONValue?
 
-    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs"]
+    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs", "server"]
 
     init() {}
 
@@ -51,6 +54,14 @@ struct RegistryConfiguration: Sendable {
             } catch {
                 throw ConfigurationError("\(source): \(error.description)")
             }
+        }
+        if let server = members["server"] {
+            do {
+                _ = try ServeSettings.resolve(flags: .init(), environment: [:], file: server)
+            } catch let error as ValidationError {
+                throw ConfigurationError("\(source): \(error.message)")
+            }
+            self.server = server
         }
         if let jobs = members["jobs"] {
             do {

@@ -17,54 +17,62 @@ import UnixSignals
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the registry daemon.")
 
-    @OptionGroup var data: DataDirectoryOptions
+    // Every option may also come from the environment or the `server` key of the configuration
+    // file (ServeSettings); none has a default here, so "not given" is visible.
+    @Option(name: .long, help: "The data directory (default ./data; REGISTRYD_DATA_DIR).")
+    var dataDir: String?
 
-    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
-    var listen: String = "127.0.0.1:8443"
+    @Option(help: "Address to listen on, HOST:PORT; port 0 picks a free one (default 127.0.0.1:8443; REGISTRYD_LISTEN).")
+    var listen: String?
 
-    @Option(help: "The host name SAS tokens must name (default localhost:PORT); recorded in the data directory.")
+    @Option(help: "The host name SAS tokens must name (default localhost:PORT; REGISTRYD_HOST_NAME); recorded in the data directory.")
     var hostName: String?
 
-    @Option(help: "The hub name, fixed at first start (default registryd).")
+    @Option(help: "The hub name, fixed at first start (default registryd; REGISTRYD_HUB_NAME).")
     var hubName: String?
 
-    @Option(help: "JSON configuration file.")
+    @Option(help: "JSON configuration file (REGISTRYD_CONFIG).")
     var config: String?
 
-    @Option(help: "PEM certificate chain to serve (with --tls-key).")
+    @Option(help: "PEM certificate chain to serve, with --tls-key (REGISTRYD_TLS_CERT).")
     var tlsCert: String?
 
-    @Option(help: "PEM private key of --tls-cert.")
+    @Option(help: "PEM private key of --tls-cert (REGISTRYD_TLS_KEY).")
     var tlsKey: String?
 
-    @Flag(help: "Serve plain HTTP (behind a TLS-terminating proxy only).")
-    var plainHttp = false
+    @Flag(inversion: .prefixedNo, help: "Serve plain HTTP, behind a TLS-terminating proxy only (REGISTRYD_PLAIN_HTTP).")
+    var plainHttp: Bool?
 
-    @Option(help: "Log level (trace, debug, info, notice, warning, error, critical).")
-    var logLevel: String = "info"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info; REGISTRYD_LOG_LEVEL).")
+    var logLevel: String?
 
-    func validate() throws {
-        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
-        guard !(plainHttp && tlsCert != nil) else { throw ValidationError("--plain-http and --tls-cert exclude each other") }
-        _ = try ListenAddress(listen)
+    var flags: ServeSettings.Flags {
+        ServeSettings.Flags(dataDir: dataDir, listen: listen, hostName: hostName, hubName: hubName, tlsCert: tlsCert, tlsKey: tlsKey, plainHttp: plainHttp, logLevel: logLevel)
     }
 
     func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let configPath = config ?? environment[ServeSettings.configVariable].flatMap { $0.isEmpty ? nil : $0 }
+        let file = try configPath.map(RegistryConfiguration.init(file:)) ?? RegistryConfiguration()
+        let serve = try ServeSettings.resolve(flags: flags, environment: environment, file: file.server)
         var logger = Logger(label: "registryd")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let address = try ListenAddress(listen)
-        let settings = try config.map(RegistryConfiguration.init(file:)) ?? RegistryConfiguration()
-        let directory = DataDirectory(path: data.dataDir)
+        logger.logLevel = Logger.Level(rawValue: serve.logLevel) ?? .info
+        for name in ServeSettings.unknownVariables(environment) {
+            logger.warning("ignoring an environment variable that names no setting", metadata: ["variable": "\(name)"])
+        }
+        let address = try ListenAddress(serve.listen)
+        let settings = file
+        let directory = DataDirectory(path: serve.dataDir)
         let metrics = RegistryMetrics()
         var storeConfiguration = RegistryStore.Configuration(dataDirectory: directory, limits: settings.limits)
         storeConfiguration.commitObserver = { metrics.commit($0) }
         let store = try RegistryStore(configuration: storeConfiguration, logger: logger)
 
-        let hub = try await settleHubName(store)
+        let hub = try await settleHubName(store, requested: serve.hubName)
         let policies = try await PolicyStore.ensureBuiltIn(store)
         let delivery = DeliveryService(store: store, hubName: hub, configuration: settings.delivery, logger: logger)
         try await delivery.prepareCursors()
-        let authenticator = ServiceAuthenticator(hostName: hostName ?? "localhost:\(address.port)", policies: policies)
+        let authenticator = ServiceAuthenticator(hostName: serve.hostName ?? "localhost:\(address.port)", policies: policies)
         let jobs = JobService(store: store, configuration: settings.jobs, logger: logger)
         try await jobs.recoverInterrupted(now: SystemClock().now())
         let readiness = Readiness()
@@ -77,16 +85,15 @@ struct ServeCommand: AsyncParsableCommand {
             metrics: metrics,
             jobs: jobs
         )
-        let environment = ProcessInfo.processInfo.environment
         let notifier = await SystemdNotifier.fromEnvironment(environment, logger: logger)
 
         let server: HTTPServerBuilder
         let certificatePath: String?
-        if plainHttp {
+        if serve.plainHttp {
             server = .http1()
             certificatePath = nil
             logger.warning("serving plain HTTP: put a TLS-terminating proxy in front")
-        } else if let tlsCert, let tlsKey {
+        } else if let tlsCert = serve.tlsCert, let tlsKey = serve.tlsKey {
             certificatePath = tlsCert
             server = try .tls(.http1(), tlsConfiguration: LocalCertificateAuthority.serverConfiguration(certificatePath: tlsCert, keyPath: tlsKey))
         } else {
@@ -104,7 +111,7 @@ struct ServeCommand: AsyncParsableCommand {
                 logger.warning("the served TLS certificate expires soon", metadata: ["tls.certificate": "\(certificatePath)", "tls.days_left": "\(days)"])
             }
         }
-        let explicitHost = hostName
+        let explicitHost = serve.hostName
         let serverLogger = logger
         let app = Application(
             router: router,
@@ -127,7 +134,7 @@ struct ServeCommand: AsyncParsableCommand {
                 services: [
                     .init(service: StoreService(store: store, logger: logger)),
                     .init(service: delivery),
-                    .init(service: ReloadService(configPath: config, delivery: delivery, logger: logger)),
+                    .init(service: ReloadService(configPath: configPath, delivery: delivery, logger: logger)),
                     .init(service: app),
                     // Last: the first to see a shutdown, so STOPPING=1 goes out at once.
                     .init(
@@ -148,7 +155,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// The hub name is chosen at first start and never changes.
-    func settleHubName(_ store: RegistryStore) async throws -> String {
+    func settleHubName(_ store: RegistryStore, requested hubName: String?) async throws -> String {
         if let stored = try store.storage.metaString(MetaKey.hubName) {
             if let hubName, hubName != stored {
                 throw ValidationError("the hub name was fixed at first start as '\(stored)'; --hub-name '\(hubName)' cannot change it")

@@ -70,10 +70,20 @@ extension RegistryStorage {
                 guard let end = out[valueStart...].firstIndex(of: UInt8(ascii: "\"")) else { throw StoreError("a stored document is truncated") }
                 let sealed = String(decoding: out[valueStart..<end], as: UTF8.self)
                 let context = IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: name).context
-                out.replaceSubrange(valueStart..<end, with: Array(try sealer.open(sealed, context: context).utf8))
+                out.replaceSubrange(valueStart..<end, with: try openedKeyText(sealed, context: context, sealer: sealer))
             }
         }
         return IdentityDocument(json: out, etag: try Self.etag(in: out))
+    }
+
+    /// A sealed key's plaintext (base64 text bytes), memoized like `openedKey` (AES-GCM opening
+    /// was the largest cost of a GET after the parse was gone).
+    func openedKeyText(_ sealed: String, context: String, sealer: KeySealer) throws -> [UInt8] {
+        let cacheKey = "t\u{0}" + context + "\u{0}" + sealed
+        if let hit = openedKeys.lookup(cacheKey) { return hit }
+        let text = Array(try sealer.open(sealed, context: context).utf8)
+        openedKeys.insert(cacheKey, text)
+        return text
     }
 
     /// The top-level etag of a stored (canonical) document.
