@@ -106,13 +106,24 @@ public struct BulkRoutes: Sendable {
         let operation = mode.rawValue
         guard case .object = entry else { throw fail("ArgumentInvalid", "Each entry must be a JSON object.", operation) }
         guard let id = rawId else { throw fail("ArgumentNull", "The entry has no id.", operation) }
-        if IdentityRequestDecoder.member(entry, "tags") != nil || IdentityRequestDecoder.member(entry, "properties") != nil
-            || mode == .updateTwin || mode == .updateTwinIfMatchETag
-        {
-            throw fail("ArgumentInvalid", "Twin tags and desired/reported properties are not supported by this registry yet.", operation)
+        if let properties = IdentityRequestDecoder.member(entry, "properties"), properties != .null, properties != .object([:]) {
+            throw fail("ArgumentInvalid", "Desired and reported properties are not supported by this registry; only twin tags are.", operation)
+        }
+        let tags: [String: JSONValue]?
+        switch IdentityRequestDecoder.member(entry, "tags") {
+        case nil, .null?: tags = nil
+        case .object(let members)?: tags = members
+        default: throw fail("ArgumentInvalid", "tags must be a JSON object.", operation)
         }
         let etagText = ((try? IdentityRequestDecoder.string(entry, "eTag")) ?? nil).map { ETagCondition(header: $0) }
         let exact = etagText ?? .exact("")  // an *IfMatchETag mode without an etag cannot match
+        if mode == .updateTwin || mode == .updateTwinIfMatchETag {
+            // Twin-only modes: the tags replace the twin's, under the twin's etag (`twinETag`).
+            guard let tags else { throw fail("ArgumentNull", "The \(operation) mode needs tags.", operation) }
+            let twinTag = ((try? IdentityRequestDecoder.string(entry, "twinETag")) ?? nil).map { ETagCondition(header: $0) } ?? .exact("")
+            let update = TwinUpdate(deviceId: id, moduleId: moduleId, tags: tags, replace: true, ifMatch: mode == .updateTwin ? .absent : twinTag)
+            return (.updateTwin(update), operation)
+        }
         do {
             if let moduleId {
                 // The entry carries module fields under the same names as a Module body.
@@ -124,7 +135,8 @@ public struct BulkRoutes: Sendable {
                     members.removeValue(forKey: "statusReason")
                     body = .object(members)
                 }
-                let spec = try IdentityRequestDecoder.module(CanonicalJSON.encode(body), deviceId: id, moduleId: moduleId)
+                var spec = try IdentityRequestDecoder.module(CanonicalJSON.encode(body), deviceId: id, moduleId: moduleId)
+                spec.tags = tags
                 switch mode {
                 case .create: return (.createModule(spec), operation)
                 case .update: return (.replaceModule(spec, ifMatch: .absent), operation)
@@ -142,7 +154,8 @@ public struct BulkRoutes: Sendable {
                 members.removeValue(forKey: "id")
                 body = .object(members)
             }
-            let spec = try IdentityRequestDecoder.device(CanonicalJSON.encode(body), pathId: id)
+            var spec = try IdentityRequestDecoder.device(CanonicalJSON.encode(body), pathId: id)
+            spec.tags = tags
             switch mode {
             case .create: return (.createDevice(spec), operation)
             case .update: return (.replaceDevice(spec, ifMatch: .absent), operation)

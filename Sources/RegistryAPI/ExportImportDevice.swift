@@ -21,8 +21,11 @@ public enum ExportImportDevice {
             }
             out["authentication"] = auth
         }
-        if out["moduleId"] == nil {
-            out["twinETag"] = .string("AAAAAAAAAAE=")
+        // The twin: its tags when it has any, and its etag (for updateTwinIfMatchETag imports).
+        let twin = members["twin"]
+        if case .object(let tags)? = twin?["tags"], !tags.isEmpty { out["tags"] = .object(tags) }
+        if out["moduleId"] == nil || twin != nil {
+            out["twinETag"] = twin?["etag"] ?? .string(TwinState.initialEtag)
         }
         return .object(out)
     }

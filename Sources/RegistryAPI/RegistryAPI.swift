@@ -57,6 +57,7 @@ public func buildRouter(
     let routes = RegistryRoutes(store: store, configuration: configuration)
     routes.register(on: router)
     BulkRoutes(store: store, routes: routes).register(on: router)
+    TwinRoutes(store: store, routes: routes).register(on: router)
     if let jobs {
         JobRoutes(jobs: jobs, routes: routes, clock: { Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9)) }).register(on: router)
     }

@@ -177,7 +177,12 @@ struct RegistryRoutes: Sendable {
         return String(validating: out, as: UTF8.self)
     }
 
-    static func encode(_ identity: Identity) -> JSONValue { IdentityCodec.encode(identity) { key, _ in key } }
+    /// Azure's Device or Module JSON: the stored form without our `twin` member (served by /twins).
+    static func encode(_ identity: Identity) -> JSONValue {
+        guard case .object(var members) = IdentityCodec.encode(identity, key: { key, _ in key }) else { return .null }
+        members["twin"] = nil
+        return .object(members)
+    }
 
     static func identity(_ identity: Identity) -> Response {
         var response = json(encode(identity))
@@ -186,7 +191,7 @@ struct RegistryRoutes: Sendable {
     }
 
     static func document(_ document: IdentityDocument) -> Response {
-        var response = Response(status: .ok, headers: [.contentType: jsonContentType], body: .init(byteBuffer: ByteBuffer(bytes: document.json)))
+        var response = Response(status: .ok, headers: [.contentType: jsonContentType], body: .init(byteBuffer: ByteBuffer(bytes: document.identityJSON)))
         response.headers[.eTag] = "\"\(document.etag)\""
         return response
     }
@@ -196,7 +201,7 @@ struct RegistryRoutes: Sendable {
         buffer.writeInteger(UInt8(ascii: "["))
         for (i, document) in documents.enumerated() {
             if i > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-            buffer.writeBytes(document.json)
+            buffer.writeBytes(document.identityJSON)
         }
         buffer.writeInteger(UInt8(ascii: "]"))
         return Response(status: .ok, headers: [.contentType: jsonContentType], body: .init(byteBuffer: buffer))

@@ -38,7 +38,7 @@ public enum RouteSource: String, Sendable, Hashable, CaseIterable {
         case .deviceCreated, .moduleCreated: return "createDeviceIdentity"
         case .deviceDeleted, .moduleDeleted: return "deleteDeviceIdentity"
         case .deviceUpdated, .moduleUpdated: return self == .deviceIdentityChangeEvents ? "updateDeviceIdentity" : nil
-        case .deviceConnected, .deviceDisconnected, .moduleConnected, .moduleDisconnected: return nil
+        case .deviceConnected, .deviceDisconnected, .moduleConnected, .moduleDisconnected, .deviceTwinUpdated, .moduleTwinUpdated: return nil
         }
     }
 }

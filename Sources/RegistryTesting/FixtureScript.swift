@@ -48,6 +48,11 @@ public enum FixtureScript {
                     .reportConnection(ConnectionReport(deviceId: "camera-x509", connected: true)),
                 ]),
                 Step(advanceSeconds: 30, commands: [.reportConnection(ConnectionReport(deviceId: "sensor-02", connected: false))]),
+                // Twin tags: their own etag and version; the identity etag stays.
+                Step(advanceSeconds: 1, commands: [.updateTwin(TwinUpdate(deviceId: "sensor-02", tags: ["site": .object(["region": .string("eu")])]))]),
+                Step(advanceSeconds: 1, commands: [
+                    .updateTwin(TwinUpdate(deviceId: "sensor-02", tags: ["site": .object(["floor": .int(3)])], ifMatch: .exact(twinEtag(forSequence: 23)))),
+                ]),
             ]
         default:
             fatalError("unknown fixture \(name)")

@@ -61,7 +61,7 @@ struct BulkRoutesTests {
                 #"{"id":"other-taken","importMode":"updateIfMatchETag","eTag":"\"stale\"","status":"disabled"}"#,
                 #"{"id":"ghost","importMode":"delete"}"#,
                 #"{"id":"bad id","importMode":"create"}"#,
-                #"{"id":"tagged","importMode":"create","tags":{"a":1}}"#,
+                #"{"id":"tagged","importMode":"create","properties":{"desired":{"a":1}}}"#,
                 #"{"id":"odd","importMode":"teleport"}"#,
             ])
             #expect(reply.status == .badRequest)

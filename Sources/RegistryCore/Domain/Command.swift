@@ -14,6 +14,8 @@ public enum Command: Sendable, Hashable {
     case createOrReplaceModule(ModuleSpec, ifMatch: ETagCondition)
     /// A broker's connect or disconnect report (`POST /registry/connections`).
     case reportConnection(ConnectionReport)
+    /// Twin tags: merged (PATCH) or replaced (PUT), under the twin's own etag.
+    case updateTwin(TwinUpdate)
 
     /// The device the command is about.
     public var deviceId: String {
@@ -23,6 +25,7 @@ public enum Command: Sendable, Hashable {
         case .createModule(let s), .replaceModule(let s, _), .createOrReplaceModule(let s, _): s.deviceId
         case .deleteModule(let id, _, _): id
         case .reportConnection(let r): r.deviceId
+        case .updateTwin(let u): u.deviceId
         }
     }
 
@@ -33,7 +36,28 @@ public enum Command: Sendable, Hashable {
         case .createModule(let s), .replaceModule(let s, _), .createOrReplaceModule(let s, _): s.moduleId
         case .deleteModule(_, let m, _): m
         case .reportConnection(let r): r.moduleId
+        case .updateTwin(let u): u.moduleId
         }
+    }
+}
+
+/// A change to a twin's tags.
+public struct TwinUpdate: Sendable, Hashable {
+    public var deviceId: String
+    public var moduleId: String?
+    /// The tags to merge (a `null` value removes a key, objects merge recursively) or, with
+    /// `replace`, the new tags.
+    public var tags: [String: JSONValue]
+    public var replace: Bool
+    /// Against the twin's etag, not the identity's.
+    public var ifMatch: ETagCondition
+
+    public init(deviceId: String, moduleId: String? = nil, tags: [String: JSONValue], replace: Bool = false, ifMatch: ETagCondition = .absent) {
+        self.deviceId = deviceId
+        self.moduleId = moduleId
+        self.tags = tags
+        self.replace = replace
+        self.ifMatch = ifMatch
     }
 }
 
@@ -64,6 +88,8 @@ public struct DeviceSpec: Sendable, Hashable {
     public var capabilities: DeviceCapabilities
     public var deviceScope: String?
     public var parentScopes: [String]
+    /// Twin tags to set with the identity (import and bulk entries); `nil` keeps the twin.
+    public var tags: [String: JSONValue]?
 
     public init(
         deviceId: String,
@@ -72,8 +98,10 @@ public struct DeviceSpec: Sendable, Hashable {
         authentication: AuthenticationSpec? = nil,
         capabilities: DeviceCapabilities = .init(),
         deviceScope: String? = nil,
-        parentScopes: [String] = []
+        parentScopes: [String] = [],
+        tags: [String: JSONValue]? = nil
     ) {
+        self.tags = tags
         self.deviceId = deviceId
         self.status = status
         self.statusReason = statusReason
@@ -92,14 +120,17 @@ public struct ModuleSpec: Sendable, Hashable {
     public var managedBy: String?
     public var authentication: AuthenticationSpec?
     public var status: DeviceStatus?
+    public var tags: [String: JSONValue]?
 
     public init(
         deviceId: String,
         moduleId: String,
         managedBy: String? = nil,
         authentication: AuthenticationSpec? = nil,
-        status: DeviceStatus? = nil
+        status: DeviceStatus? = nil,
+        tags: [String: JSONValue]? = nil
     ) {
+        self.tags = tags
         self.deviceId = deviceId
         self.moduleId = moduleId
         self.managedBy = managedBy

@@ -78,6 +78,8 @@ public func decide(
         return [state.module == nil ? try rules.createModule(spec, random: &random) : try rules.replaceModule(spec, ifMatch: ifMatch, random: &random)]
     case .reportConnection(let report):
         return try rules.reportConnection(report)
+    case .updateTwin(let update):
+        return [try rules.updateTwin(update)]
     }
 }
 
@@ -85,6 +87,11 @@ public func decide(
 /// number, the shape Azure's etags are observed to have (`MQ==` for 1).
 public func etag(forSequence seq: UInt64) -> String {
     Data(String(seq).utf8).base64EncodedString()
+}
+
+/// `AAAAAAAAAAE=` for 1: base64 of the number as 8 big-endian bytes, as Azure's twin etags look.
+public func twinEtag(forSequence seq: UInt64) -> String {
+    Data((0..<8).map { UInt8(truncatingIfNeeded: seq >> (8 * (7 - UInt64($0)))) }).base64EncodedString()
 }
 
 /// A fresh symmetric key: 32 random bytes, base64 (Azure's default length).
@@ -128,6 +135,7 @@ private struct Rules {
         }
         try checkIdentityQuota()
         try checkDeviceFields(spec)
+        if let tags = spec.tags { try Validation.checkTags(tags) }
         let authentication = try resolveAuthentication(spec.authentication, existing: nil, random: &random)
         let status = spec.status ?? .enabled
         let generationId = String(context.now.ticks)
@@ -137,6 +145,7 @@ private struct Rules {
             ? (spec.deviceScope.nonEmpty ?? "ms-azure-iot-edge://\(spec.deviceId)-\(generationId)") : spec.deviceScope.nonEmpty
         let parents = spec.parentScopes.isEmpty && !spec.capabilities.iotEdge ? scope.map { [$0] } ?? [] : spec.parentScopes
         let now = context.now
+        let twin = spec.tags.map { TwinState(tags: $0, version: 2, etag: twinEtag(forSequence: nextSequence)) }
         return event(.deviceCreated) { etag in
             .device(
                 Device(
@@ -150,7 +159,8 @@ private struct Rules {
                     authentication: authentication,
                     capabilities: spec.capabilities,
                     deviceScope: scope,
-                    parentScopes: parents
+                    parentScopes: parents,
+                    twin: twin
                 )
             )
         }
@@ -165,7 +175,10 @@ private struct Rules {
         let existing = try existingDevice(spec.deviceId)
         try checkPrecondition(ifMatch, current: existing.etag, what: "device '\(spec.deviceId)'")
         try checkDeviceFields(spec)
+        if let tags = spec.tags { try Validation.checkTags(tags) }
         var device = existing
+        // Tags given with an update (import) replace the twin's; otherwise the twin stays.
+        if let tags = spec.tags { device.twin = TwinState(tags: tags, version: (existing.twin?.version ?? 2) + 1, etag: twinEtag(forSequence: nextSequence)) }
         device.authentication = try resolveAuthentication(spec.authentication, existing: existing.authentication, random: &random)
         // PUT is a full replace: an omitted status is the default, enabled.
         device.status = spec.status ?? .enabled
@@ -213,8 +226,10 @@ private struct Rules {
             )
         }
         try checkIdentityQuota()
+        if let tags = spec.tags { try Validation.checkTags(tags) }
         let authentication = try resolveAuthentication(spec.authentication, existing: nil, random: &random)
         let generationId = String(context.now.ticks)
+        let twin = spec.tags.map { TwinState(tags: $0, version: 2, etag: twinEtag(forSequence: nextSequence)) }
         return event(.moduleCreated) { etag in
             .module(
                 Module(
@@ -223,7 +238,8 @@ private struct Rules {
                     managedBy: spec.managedBy.nonEmpty,
                     generationId: generationId,
                     etag: etag,
-                    authentication: authentication
+                    authentication: authentication,
+                    twin: twin
                 )
             )
         }
@@ -240,6 +256,10 @@ private struct Rules {
         try checkPrecondition(ifMatch, current: module.etag, what: "module '\(spec.moduleId)'")
         module.authentication = try resolveAuthentication(spec.authentication, existing: module.authentication, random: &random)
         module.managedBy = spec.managedBy.nonEmpty
+        if let tags = spec.tags {
+            try Validation.checkTags(tags)
+            module.twin = TwinState(tags: tags, version: (module.twin?.version ?? 2) + 1, etag: twinEtag(forSequence: nextSequence))
+        }
         return event(.moduleUpdated) { etag in
             module.etag = etag
             return .module(module)
@@ -253,6 +273,28 @@ private struct Rules {
         let module = try existingModule(deviceId, moduleId)
         try checkPrecondition(ifMatch, current: module.etag, what: "module '\(moduleId)'")
         return event(.moduleDeleted) { _ in .module(module) }
+    }
+
+    // MARK: twin tags
+
+    /// Merges (or replaces) the twin's tags under the twin's etag; the identity etag stays.
+    mutating func updateTwin(_ update: TwinUpdate) throws(RegistryError) -> RegistryEvent {
+        try Validation.checkId(update.deviceId, kind: "device")
+        if let moduleId = update.moduleId { try Validation.checkId(moduleId, kind: "module") }
+        var device = try existingDevice(update.deviceId)
+        func next(_ current: TwinState?, what: String) throws(RegistryError) -> TwinState {
+            try checkPrecondition(update.ifMatch, current: current?.etag ?? TwinState.initialEtag, what: "the twin of \(what)")
+            let tags = update.replace ? update.tags : Validation.mergedTags(current?.tags ?? [:], update.tags)
+            try Validation.checkTags(tags)
+            return TwinState(tags: tags, version: (current?.version ?? 2) + 1, etag: twinEtag(forSequence: nextSequence))
+        }
+        if let moduleId = update.moduleId {
+            var module = try existingModule(update.deviceId, moduleId)
+            module.twin = try next(module.twin, what: "module '\(moduleId)'")
+            return event(.moduleTwinUpdated) { _ in .module(module) }
+        }
+        device.twin = try next(device.twin, what: "device '\(update.deviceId)'")
+        return event(.deviceTwinUpdated) { _ in .device(device) }
     }
 
     // MARK: connection state

@@ -52,6 +52,25 @@ public struct Authentication: Sendable, Hashable {
     }
 }
 
+/// The twin's tags, with their own version and etag (DESIGN §4): a tag change never changes the
+/// identity's etag. `nil` on an identity whose twin never changed (empty tags, version 1).
+public struct TwinState: Sendable, Hashable {
+    /// A JSON object (Azure's limits are checked by `Validation.checkTags`).
+    public var tags: [String: JSONValue]
+    public var version: Int64
+    /// Base64 of the 8-byte big-endian sequence number of the last twin change (Azure's shape).
+    public var etag: String
+
+    public init(tags: [String: JSONValue], version: Int64, etag: String) {
+        self.tags = tags
+        self.version = version
+        self.etag = etag
+    }
+
+    /// The twin of an identity that never had one written.
+    public static let initialEtag = twinEtag(forSequence: 1)
+}
+
 /// A device identity with every field of Azure's Device JSON (api-version 2021-04-12).
 public struct Device: Sendable, Hashable {
     public var deviceId: String
@@ -70,6 +89,8 @@ public struct Device: Sendable, Hashable {
     public var capabilities: DeviceCapabilities
     public var deviceScope: String?
     public var parentScopes: [String]
+    /// Not part of Azure's Device JSON: served by `/twins` and queries.
+    public var twin: TwinState?
 
     public init(
         deviceId: String,
@@ -85,7 +106,8 @@ public struct Device: Sendable, Hashable {
         authentication: Authentication,
         capabilities: DeviceCapabilities = .init(),
         deviceScope: String? = nil,
-        parentScopes: [String] = []
+        parentScopes: [String] = [],
+        twin: TwinState? = nil
     ) {
         self.deviceId = deviceId
         self.generationId = generationId
@@ -101,6 +123,7 @@ public struct Device: Sendable, Hashable {
         self.capabilities = capabilities
         self.deviceScope = deviceScope
         self.parentScopes = parentScopes
+        self.twin = twin
     }
 }
 
@@ -122,6 +145,7 @@ public struct Module: Sendable, Hashable {
     public var lastActivityTime: Timestamp
     public var cloudToDeviceMessageCount: Int64
     public var authentication: Authentication
+    public var twin: TwinState?
 
     public init(
         deviceId: String,
@@ -133,8 +157,10 @@ public struct Module: Sendable, Hashable {
         connectionStateUpdatedTime: Timestamp = .unset,
         lastActivityTime: Timestamp = .unset,
         cloudToDeviceMessageCount: Int64 = 0,
-        authentication: Authentication
+        authentication: Authentication,
+        twin: TwinState? = nil
     ) {
+        self.twin = twin
         self.deviceId = deviceId
         self.moduleId = moduleId
         self.managedBy = managedBy

@@ -12,6 +12,9 @@ public enum EventType: String, Sendable, Hashable, CaseIterable {
     case deviceDisconnected
     case moduleConnected
     case moduleDisconnected
+    /// The twin's tags changed (`PATCH`/`PUT /twins`, import twin modes): the identity etag stays.
+    case deviceTwinUpdated
+    case moduleTwinUpdated
 
     public var isDelete: Bool { self == .deviceDeleted || self == .moduleDeleted }
 
@@ -26,7 +29,7 @@ public enum EventType: String, Sendable, Hashable, CaseIterable {
     /// An event whose payload is a device (not a module).
     public var isDevice: Bool {
         switch self {
-        case .deviceCreated, .deviceUpdated, .deviceDeleted, .deviceConnected, .deviceDisconnected: true
+        case .deviceCreated, .deviceUpdated, .deviceDeleted, .deviceConnected, .deviceDisconnected, .deviceTwinUpdated: true
         default: false
         }
     }

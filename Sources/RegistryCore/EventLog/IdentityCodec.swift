@@ -39,7 +39,21 @@ public enum IdentityCodec {
             "capabilities": .object(["iotEdge": .bool(d.capabilities.iotEdge)]),
             "deviceScope": JSONValue(d.deviceScope),
             "parentScopes": .array(d.parentScopes.map(JSONValue.string)),
-        ])
+        ].merging(encode(d.twin)) { a, _ in a })
+    }
+
+    /// Twin members, only once a twin has been written (older documents keep their exact bytes).
+    /// `"twin"` is not an Azure Device field: the API's Device responses leave it out.
+    static func encode(_ twin: TwinState?) -> [String: JSONValue] {
+        guard let twin else { return [:] }
+        return ["twin": .object(["tags": .object(twin.tags), "version": .int(twin.version), "etag": .string(twin.etag)])]
+    }
+
+    static func decodeTwin(_ json: JSONValue) -> TwinState? {
+        guard let twin = json["twin"], case .object(let tags)? = twin["tags"], let version = twin["version"]?.intValue, let etag = twin["etag"]?.stringValue else {
+            return nil
+        }
+        return TwinState(tags: tags, version: version, etag: etag)
     }
 
     public static func encode(_ m: Module, key: (String, KeySlot) -> String) -> JSONValue {
@@ -54,7 +68,7 @@ public enum IdentityCodec {
             "lastActivityTime": .string(m.lastActivityTime.iso8601),
             "cloudToDeviceMessageCount": .int(m.cloudToDeviceMessageCount),
             "authentication": encode(m.authentication, deviceId: m.deviceId, moduleId: m.moduleId, key: key),
-        ])
+        ].merging(encode(m.twin)) { a, _ in a })
     }
 
     static func encode(_ a: Authentication, deviceId: String, moduleId: String?, key: (String, KeySlot) -> String) -> JSONValue {
@@ -96,7 +110,8 @@ public enum IdentityCodec {
                     connectionStateUpdatedTime: try timestamp("connectionStateUpdatedTime"),
                     lastActivityTime: try timestamp("lastActivityTime"),
                     cloudToDeviceMessageCount: json["cloudToDeviceMessageCount"]?.intValue ?? 0,
-                    authentication: try decodeAuthentication(json["authentication"], deviceId: deviceId, moduleId: moduleId, key: key)
+                    authentication: try decodeAuthentication(json["authentication"], deviceId: deviceId, moduleId: moduleId, key: key),
+                    twin: decodeTwin(json)
                 )
             )
         }
@@ -115,7 +130,8 @@ public enum IdentityCodec {
                 authentication: try decodeAuthentication(json["authentication"], deviceId: deviceId, moduleId: nil, key: key),
                 capabilities: DeviceCapabilities(iotEdge: json["capabilities"]?["iotEdge"]?.boolValue ?? false),
                 deviceScope: json["deviceScope"]?.stringValue,
-                parentScopes: (json["parentScopes"]?.arrayValue ?? []).compactMap(\.stringValue)
+                parentScopes: (json["parentScopes"]?.arrayValue ?? []).compactMap(\.stringValue),
+                twin: decodeTwin(json)
             )
         )
     }

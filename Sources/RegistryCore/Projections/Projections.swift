@@ -21,7 +21,7 @@ public enum Projections {
     public static func apply(_ event: VerifiedEvent, txn: borrowing WriteTransaction, databases db: RegistryDatabases) throws {
         try txn.put(db.history, StorageKey.history(event.deviceId, event.seq), [])
         switch event.type {
-        case .deviceCreated, .deviceUpdated, .deviceConnected, .deviceDisconnected:
+        case .deviceCreated, .deviceUpdated, .deviceConnected, .deviceDisconnected, .deviceTwinUpdated:
             let key = StorageKey.device(event.deviceId)
             let old = try txn.get(db.devices, key)
             let wasDisabled = old.map(isDisabled) ?? false
@@ -36,7 +36,7 @@ public enum Projections {
                 if isDisabled(old) { try adjust(MetaKey.disabledDevices, by: -1, txn: txn, db) }
                 if isConnected(old) { try adjust(MetaKey.connectedDevices, by: -1, txn: txn, db) }
             }
-        case .moduleCreated, .moduleUpdated, .moduleConnected, .moduleDisconnected:
+        case .moduleCreated, .moduleUpdated, .moduleConnected, .moduleDisconnected, .moduleTwinUpdated:
             try txn.put(db.modules, StorageKey.module(event.deviceId, event.moduleId ?? ""), event.payloadBytes)
         case .moduleDeleted:
             try txn.delete(db.modules, StorageKey.module(event.deviceId, event.moduleId ?? ""))

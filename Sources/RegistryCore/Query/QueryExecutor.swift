@@ -113,7 +113,7 @@ extension RegistryStorage {
     }
 
     static func twin(_ stored: [UInt8]) throws -> JSONValue {
-        TwinDocument.make(try JSONParser.parse(stored), lastUpdated: Timestamp.unset.iso8601, tags: .object([:]))
+        TwinDocument.make(try JSONParser.parse(stored), lastUpdated: Timestamp.unset.iso8601, includeTags: true)
     }
 
     /// `project` for tests that build their own reference results.

@@ -9,12 +9,15 @@ public enum TwinDocument {
     /// - Parameters:
     ///   - payload: a stored Device or Module document (keys sealed or not: they are not copied).
     ///   - lastUpdated: the `$metadata.$lastUpdated` of the (empty) desired and reported properties.
-    ///   - tags: the twin's tags, when the shape carries them (queries do; messages do not).
-    public static func make(_ payload: JSONValue, lastUpdated: String, tags: JSONValue? = nil) -> JSONValue {
+    ///   - includeTags: whether the shape carries the twin's tags (queries and /twins do; lifecycle
+    ///     messages do not).
+    public static func make(_ payload: JSONValue, lastUpdated: String, includeTags: Bool = false) -> JSONValue {
         let metadata: JSONValue = .object(["$metadata": .object(["$lastUpdated": .string(lastUpdated)]), "$version": .int(1)])
+        // The twin's own etag and version once its tags were written; before, those of a new twin.
+        let twin = payload["twin"]
         var body: [String: JSONValue] = [
-            "etag": .string("AAAAAAAAAAE="),
-            "version": .int(2),
+            "etag": twin?["etag"] ?? .string(TwinState.initialEtag),
+            "version": twin?["version"] ?? .int(2),
             "properties": .object(["desired": metadata, "reported": metadata]),
         ]
         for name in copied {
@@ -26,7 +29,7 @@ public enum TwinDocument {
             // Thumbprints are public (they identify a certificate); keys never leave the registry.
             if let thumbprints = auth["x509Thumbprint"] { body["x509Thumbprint"] = thumbprints }
         }
-        if let tags { body["tags"] = tags }
+        if includeTags { body["tags"] = twin?["tags"] ?? .object([:]) }
         return .object(body)
     }
 }
