@@ -47,11 +47,14 @@ public struct JSONParser {
         }
     }
 
+    private static let trueBytes = Array("true".utf8)
+    private static let falseBytes = Array("false".utf8)
+    private static let nullBytes = Array("null".utf8)
+
     private mutating func literal(_ word: String) throws(Error) {
-        let expected = Array(word.utf8)
-        guard index + expected.count <= bytes.count, Array(bytes[index..<(index + expected.count)]) == expected else {
-            throw error("invalid literal")
-        }
+        let expected = word == "true" ? Self.trueBytes : word == "false" ? Self.falseBytes : Self.nullBytes
+        guard index + expected.count <= bytes.count else { throw error("invalid literal") }
+        for (offset, byte) in expected.enumerated() where bytes[index + offset] != byte { throw error("invalid literal") }
         index += expected.count
     }
 
@@ -148,7 +151,22 @@ public struct JSONParser {
 
     private mutating func parseString() throws(Error) -> String {
         index += 1
-        var out: [UInt8] = []
+        // Fast path (stored documents, ids, most input): no escape before the closing quote,
+        // so the string is a slice of the input, validated once.
+        let start = index
+        var scan = index
+        while scan < bytes.count {
+            let b = bytes[scan]
+            if b == 34 {
+                guard let s = String(validating: bytes[start..<scan], as: UTF8.self) else { throw error("invalid UTF-8 in string") }
+                index = scan + 1
+                return s
+            }
+            if b == 92 || b < 32 { break }
+            scan += 1
+        }
+        var out: [UInt8] = Array(bytes[start..<scan])
+        index = scan
         while true {
             guard index < bytes.count else { throw error("unterminated string") }
             let b = bytes[index]
