@@ -135,7 +135,7 @@ public struct BulkRoutes: Sendable {
                     members.removeValue(forKey: "statusReason")
                     body = .object(members)
                 }
-                var spec = try IdentityRequestDecoder.module(CanonicalJSON.encode(body), deviceId: id, moduleId: moduleId)
+                var spec = try IdentityRequestDecoder.module(json: body, deviceId: id, moduleId: moduleId)
                 spec.tags = tags
                 switch mode {
                 case .create: return (.createModule(spec), operation)
@@ -154,7 +154,7 @@ public struct BulkRoutes: Sendable {
                 members.removeValue(forKey: "id")
                 body = .object(members)
             }
-            var spec = try IdentityRequestDecoder.device(CanonicalJSON.encode(body), pathId: id)
+            var spec = try IdentityRequestDecoder.device(json: body, pathId: id)
             spec.tags = tags
             switch mode {
             case .create: return (.createDevice(spec), operation)

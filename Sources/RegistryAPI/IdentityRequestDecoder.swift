@@ -22,8 +22,11 @@ enum IdentityRequestDecoder {
         return json
     }
 
-    static func device(_ body: [UInt8], pathId: String) throws -> DeviceSpec {
-        let json = try parse(body)
+    static func device(_ body: [UInt8], pathId: String) throws -> DeviceSpec { try device(json: try parse(body), pathId: pathId) }
+
+    /// A Device body already parsed (bulk entries and import lines: no re-encoding).
+    static func device(json: JSONValue, pathId: String) throws -> DeviceSpec {
+        guard case .object = json else { throw APIError.format("The request body must be a JSON object.") }
         if let id = try string(json, "deviceId"), id != pathId {
             throw APIError.invalid("The deviceId in the body ('\(id)') does not match the one in the path ('\(pathId)').")
         }
@@ -46,7 +49,11 @@ enum IdentityRequestDecoder {
     }
 
     static func module(_ body: [UInt8], deviceId: String, moduleId: String) throws -> ModuleSpec {
-        let json = try parse(body)
+        try module(json: try parse(body), deviceId: deviceId, moduleId: moduleId)
+    }
+
+    static func module(json: JSONValue, deviceId: String, moduleId: String) throws -> ModuleSpec {
+        guard case .object = json else { throw APIError.format("The request body must be a JSON object.") }
         if let id = try string(json, "deviceId"), id != deviceId {
             throw APIError.invalid("The deviceId in the body ('\(id)') does not match the one in the path ('\(deviceId)').")
         }

@@ -15,7 +15,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (run by hand, not in CI).",
-        subcommands: [StoreBench.self, DeliveryBench.self, AuditBench.self, QueryBench.self]
+        subcommands: [StoreBench.self, DeliveryBench.self, AuditBench.self, QueryBench.self, ImportExportBench.self]
     )
 }
 

@@ -64,6 +64,7 @@ public enum ImportExportEngine {
         guard let reader = LineReader(path: path) else { throw ImportExportError("cannot read \(path)") }
         var counts = ImportCounts()
         var pending: [(line: Int, key: [UInt8], command: Command, operation: String)] = []
+        pending.reserveCapacity(batch)
 
         func logError(_ line: Int, _ deviceId: String, _ moduleId: String?, _ code: String, _ message: String, _ operation: String) {
             errors(.object([
@@ -73,18 +74,32 @@ public enum ImportExportEngine {
             counts.failed += 1
         }
 
-        func flush() async throws {
-            pending.sort { $0.key.lexicographicallyPrecedes($1.key) }
-            let results = try await store.execute(pending.map(\.command), actor: actor, requestId: requestId)
-            for (result, entry) in zip(results, pending) {
+        typealias Entry = (line: Int, key: [UInt8], command: Command, operation: String)
+        // One batch is applied by the writer while the next one is read and parsed: the two
+        // halves of an import overlap (they were 50% and 30% of it, one after the other).
+        var inFlight: (entries: [Entry], task: Task<[Result<CommandOutcome, RegistryError>], any Error>)?
+
+        func settle() async throws {
+            guard let (entries, task) = inFlight else { return }
+            inFlight = nil
+            let results = try await task.value
+            for (result, entry) in zip(results, entries) {
                 switch result {
                 case .success: counts.imported += 1
                 case .failure(let error): logError(entry.line, entry.command.deviceId, entry.command.moduleId, error.code.name, error.message, entry.operation)
                 }
             }
+            await progress(counts)
+        }
+
+        func flush() async throws {
+            pending.sort { $0.key.lexicographicallyPrecedes($1.key) }
+            try await settle()
+            let entries = pending
+            let commands = entries.map(\.command)
+            inFlight = (entries, Task { try await store.execute(commands, actor: actor, requestId: requestId) })
             pending.removeAll(keepingCapacity: true)
             counts.bytesRead = reader.position
-            await progress(counts)
         }
 
         while let line = reader.next() {
@@ -101,14 +116,21 @@ public enum ImportExportEngine {
                 logError(counts.lines, "", nil, "DeserializationError", "\(error)", "unknown")
             }
             if pending.count >= batch {
-                if isCancelled() { throw Cancelled() }
+                if isCancelled() {
+                    try await settle()  // the batch already with the writer is applied and counted
+                    throw Cancelled()
+                }
                 try await flush()
             }
         }
         if !pending.isEmpty {
-            if isCancelled() { throw Cancelled() }
+            if isCancelled() {
+                try await settle()
+                throw Cancelled()
+            }
             try await flush()
         }
+        try await settle()
         return counts
     }
 }

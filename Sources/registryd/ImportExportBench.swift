@@ -1,0 +1,132 @@
+import ArgumentParser
+import Foundation
+import LMDB
+import RegistryAPI
+import RegistryCore
+
+/// `registryd bench import-export [--devices N]`: the import and export engines against raw LMDB
+/// in the same run. Import vs loading the very records the import produced (log, device
+/// documents, history) into a fresh environment in key order, one transaction per batch; export
+/// vs a raw scan that parses and re-encodes every document; plus the time to open the loaded
+/// store (start to ready).
+struct ImportExportBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "import-export", abstract: "Import and export vs raw LMDB on the same records.")
+
+    @Option(help: "Devices to generate (10% disabled, explicit keys).")
+    var devices = 1_000_000
+
+    @Option(help: "Directory for the benchmark's files (removed afterwards).")
+    var workDir: String = FileManager.default.temporaryDirectory.path
+
+    @Option(help: "Lines per import transaction.")
+    var batch = 10_000
+
+    func seconds(_ start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+
+    /// Imports in its own scope, so the store (and its directory lock) is gone when it returns.
+    func importInto(_ directory: DataDirectory, file: String) async throws -> ImportExportEngine.ImportCounts {
+        let store = try RegistryStore(configuration: .init(dataDirectory: directory, maxBatchCommands: batch, mapSize: 1 << 30))
+        defer { store.close() }
+        return try await ImportExportEngine.importFile(store: store, path: file, batch: batch, actor: "bench", requestId: "bench", errors: { _ in })
+    }
+
+    /// Start to ready of the storage, in its own scope for the same reason.
+    func open(_ directory: DataDirectory) throws -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let store = try RegistryStore(configuration: .init(dataDirectory: directory))
+        defer { store.close() }
+        _ = try store.storage.statistics()
+        return seconds(start)
+    }
+
+    func run() async throws {
+        let root = workDir + "/registryd-bench-ie-\(getpid())"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+
+        // The input: an export-shaped file in key order.
+        let key = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        let file = root + "/devices.txt"
+        FileManager.default.createFile(atPath: file, contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
+        var buffer = ""
+        for i in 0..<devices {
+            buffer += #"{"id":"dev-\#(String(format: "%07d", i))","importMode":"create","status":"\#(i % 10 == 0 ? "disabled" : "enabled")","authentication":{"type":"sas","symmetricKey":{"primaryKey":"\#(key)","secondaryKey":"\#(key)"}}}"#
+            buffer += "\n"
+            if buffer.utf8.count > 1 << 20 {
+                out.write(Data(buffer.utf8))
+                buffer = ""
+            }
+        }
+        out.write(Data(buffer.utf8))
+        try out.close()
+
+        // Import through the writer.
+        let imported = DataDirectory(path: root + "/imported")
+        var start = DispatchTime.now().uptimeNanoseconds
+        let counts = try await importInto(imported, file: file)
+        let importSeconds = seconds(start)
+
+        // Raw LMDB loading the same records: the import's log, documents and history entries,
+        // in key order, one transaction per `batch` identities, durable commits.
+        let source = try RegistryStorage(directory: imported, create: false, needsKeys: false)
+        let rawPath = root + "/raw"
+        try FileManager.default.createDirectory(atPath: rawPath, withIntermediateDirectories: true)
+        let records: [(Database, [UInt8], [UInt8])] = try source.read { txn, db in
+            var all: [(Database, [UInt8], [UInt8])] = []
+            for database in [db.events, db.devices, db.history] {
+                try txn.scan(database) { k, v in
+                    all.append((database, k, v))
+                    return true
+                }
+            }
+            return all
+        }
+        let raw = try Environment(configuration: .init(path: rawPath, mapSize: 1 << 30))
+        let rawDatabases = try raw.write { txn in
+            (events: try txn.openDatabase("events"), devices: try txn.openDatabase("devices"), history: try txn.openDatabase("history"))
+        }
+        let perIdentity = 3
+        start = DispatchTime.now().uptimeNanoseconds
+        let n = records.count / perIdentity
+        var i = 0
+        while i < n {
+            let end = min(n, i + batch)
+            try raw.write { txn in
+                for part in 0..<perIdentity {
+                    for j in i..<end {
+                        let (database, k, v) = records[part * n + j]
+                        let target = database.name == "events" ? rawDatabases.events : database.name == "devices" ? rawDatabases.devices : rawDatabases.history
+                        try txn.put(target, k, v, flags: database.name == "events" ? .append : [])
+                    }
+                }
+            }
+            i = end
+        }
+        let rawLoadSeconds = seconds(start)
+
+        // Export vs raw scan + parse + encode of every document.
+        start = DispatchTime.now().uptimeNanoseconds
+        var exportedBytes = 0
+        let exported = try ImportExportEngine.export(storage: source, excludeKeys: true) { exportedBytes += $0.count }
+        let exportSeconds = seconds(start)
+        start = DispatchTime.now().uptimeNanoseconds
+        var encodedBytes = 0
+        try source.read { txn, db in
+            try txn.scan(db.devices) { _, value in
+                encodedBytes += CanonicalJSON.encode(try JSONParser.parse(value)).count
+                return true
+            }
+        }
+        let rawEncodeSeconds = seconds(start)
+
+        // Start to ready: opening the loaded store (lock, environment, head, writer thread).
+        let openSeconds = try open(imported)
+
+        print(String(format: "import:   %d identities (%d failed) in %.2f s = %.0f/s", counts.imported, counts.failed, importSeconds, Double(counts.imported) / importSeconds))
+        print(String(format: "raw LMDB loading the same %d records (log, document, history; batch %d): %.2f s -> import = %.0f%% of raw", records.count, batch, rawLoadSeconds, 100 * rawLoadSeconds / importSeconds))
+        print(String(format: "export:   %d devices, %d modules, %.0f MB in %.2f s", exported.devices, exported.modules, Double(exportedBytes) / 1e6, exportSeconds))
+        print(String(format: "raw scan + parse + encode of every document (%.0f MB): %.2f s -> export = %.0f%% of raw", Double(encodedBytes) / 1e6, rawEncodeSeconds, 100 * rawEncodeSeconds / exportSeconds))
+        print(String(format: "open the loaded store (start to ready of the storage): %.3f s", openSeconds))
+    }
+}
