@@ -47,7 +47,7 @@ struct ImportExportBench: AsyncParsableCommand {
         // The input: an export-shaped file in key order.
         let key = Data((0..<32).map { UInt8($0) }).base64EncodedString()
         let file = root + "/devices.txt"
-        FileManager.default.createFile(atPath: file, contents: nil)
+        guard FileManager.default.createFile(atPath: file, contents: nil) else { throw ValidationError("cannot write \(file)") }
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
         var buffer = ""
         for i in 0..<devices {
