@@ -89,19 +89,22 @@ struct ServeCommand: AsyncParsableCommand {
 
         let server: HTTPServerBuilder
         let certificatePath: String?
+        var serving: ServingCertificate?
         if serve.plainHttp {
             server = .http1()
             certificatePath = nil
             logger.warning("serving plain HTTP: put a TLS-terminating proxy in front")
         } else if let tlsCert = serve.tlsCert, let tlsKey = serve.tlsKey {
             certificatePath = tlsCert
-            server = try .tls(.http1(), tlsConfiguration: LocalCertificateAuthority.serverConfiguration(certificatePath: tlsCert, keyPath: tlsKey))
+            serving = try ServingCertificate(certificatePath: tlsCert, keyPath: tlsKey)
+            server = try .tls(.http1(), tlsConfiguration: serving!.serverConfiguration())
         } else {
             let paths = LocalCertificateAuthority.Paths(dataDirectory: directory.path)
             try LocalCertificateAuthority.ensure(paths)
             logger.info("TLS with the local CA; clients trust it with REQUESTS_CA_BUNDLE", metadata: ["tls.ca": "\(paths.caCertificate)"])
             certificatePath = paths.serverCertificate
-            server = try .tls(.http1(), tlsConfiguration: LocalCertificateAuthority.serverConfiguration(certificatePath: paths.serverCertificate, keyPath: paths.serverKey))
+            serving = try ServingCertificate(certificatePath: paths.serverCertificate, keyPath: paths.serverKey)
+            server = try .tls(.http1(), tlsConfiguration: serving!.serverConfiguration())
         }
 
         if let certificatePath, let expiry = LocalCertificateAuthority.expiry(ofCertificateAt: certificatePath) {
@@ -134,7 +137,7 @@ struct ServeCommand: AsyncParsableCommand {
                 services: [
                     .init(service: StoreService(store: store, logger: logger)),
                     .init(service: delivery),
-                    .init(service: ReloadService(configPath: configPath, delivery: delivery, logger: logger)),
+                    .init(service: ReloadService(configPath: configPath, delivery: delivery, certificate: serving, metrics: metrics, logger: logger)),
                     .init(service: app),
                     // Last: the first to see a shutdown, so STOPPING=1 goes out at once.
                     .init(
@@ -186,12 +189,23 @@ struct StoreService: Service {
 struct ReloadService: Service {
     let configPath: String?
     let delivery: DeliveryService
+    let certificate: ServingCertificate?
+    let metrics: RegistryMetrics
     let logger: Logger
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            // The served certificate first: new handshakes use it, open connections carry on.
+            if let certificate {
+                do {
+                    if let expiry = try certificate.reload() { metrics.setCertificateExpiry(expiry) }
+                    logger.info("TLS certificate reloaded", metadata: ["tls.certificate": "\(certificate.certificatePath)"])
+                } catch {
+                    logger.error("TLS certificate reload refused; keeping the running one", metadata: ["error": "\(error)"])
+                }
+            }
             guard let configPath else {
-                logger.info("SIGHUP without --config: nothing to reload")
+                logger.info("SIGHUP without --config: no configuration to reload")
                 continue
             }
             do {

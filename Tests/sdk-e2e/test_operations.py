@@ -186,3 +186,85 @@ def test_metrics_parse_as_prometheus_text_and_logs_hold_no_secrets():
         assert secret not in log
     for token in [owner, reader, broker]:
         assert token.split("sig=")[1].split("&")[0] not in log
+
+
+def make_certificate(directory, name, common_name):
+    cert, key = os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".key")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30",
+         "-subj", f"/CN={common_name}", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def served_certificate(port):
+    import hashlib
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port)) as raw, context.wrap_socket(raw, server_hostname="localhost") as tls:
+        return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+
+
+def test_sighup_reloads_the_tls_certificate_without_dropping_connections():
+    import http.client
+    import shutil
+
+    data = tempfile.mkdtemp(prefix="registryd-tls-")
+    first_cert, first_key = make_certificate(data, "first", "first")
+    second_cert, second_key = make_certificate(data, "second", "second")
+    live_cert, live_key = os.path.join(data, "live.pem"), os.path.join(data, "live.key")
+    shutil.copy(first_cert, live_cert)
+    shutil.copy(first_key, live_key)
+    port = free_port()
+    proc = subprocess.Popen(
+        [BINARY, "serve", "--data-dir", os.path.join(data, "d"), "--listen", f"127.0.0.1:{port}", "--tls-cert", live_cert, "--tls-key", live_key],
+        stdout=open(os.path.join(data, "serve.log"), "w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                before = served_certificate(port)
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, open(os.path.join(data, "serve.log")).read()
+                time.sleep(0.1)
+        context = ssl.create_default_context(cafile=first_cert)
+        kept = http.client.HTTPSConnection("localhost", port, context=context)
+        kept.request("GET", "/healthz")
+        first = kept.getresponse()
+        assert first.status == 200
+        first.read()  # the whole response, so the connection can carry the next request
+
+        # A new pair in place, then SIGHUP: new handshakes present it.
+        shutil.copy(second_cert, live_cert)
+        shutil.copy(second_key, live_key)
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 20
+        while served_certificate(port) == before:
+            assert time.time() < deadline, "the certificate was not reloaded"
+            time.sleep(0.1)
+        new_context = ssl.create_default_context(cafile=second_cert)
+        fresh = http.client.HTTPSConnection("localhost", port, context=new_context)
+        fresh.request("GET", "/healthz")
+        assert fresh.getresponse().status == 200
+        # The connection opened before the reload still works.
+        kept.request("GET", "/readyz")
+        assert kept.getresponse().status == 200
+
+        # A broken pair is refused and the running one stays.
+        with open(live_cert, "w") as f:
+            f.write("not a certificate")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None
+        check = http.client.HTTPSConnection("localhost", port, context=ssl.create_default_context(cafile=second_cert))
+        check.request("GET", "/healthz")
+        assert check.getresponse().status == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+    assert "TLS certificate reload refused" in open(os.path.join(data, "serve.log")).read()
