@@ -62,6 +62,7 @@ public func buildRouter(
         JobRoutes(jobs: jobs, routes: routes, clock: { Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9)) }).register(on: router)
     }
     HistoryRoute(store: store).register(on: router)
+    PolicyRoutes(store: store, routes: routes, authenticator: authenticator).register(on: router)
     let deviceAuth = configuration.deviceAuth
     DeviceAuthRoute(
         store: store,

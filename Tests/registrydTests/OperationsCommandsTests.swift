@@ -68,3 +68,31 @@ import Testing
         }
     }
 }
+
+extension OperationsCommandsTests {
+    @Test func policiesCommandsChangeAStoppedDaemonsPolicies() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try makeStore(dir)
+            _ = try await PolicyStore.ensureBuiltIn(store)
+            // While a writer holds the directory, the command points at the API.
+            let refused = try runRegistryd(["policies", "add", "--data-dir", dir, "ops", "--rights", "RegistryRead"])
+            #expect(refused.status != 0)
+            #expect(refused.output.contains("/registry/policies"))
+            store.close()
+
+            #expect(try runRegistryd(["policies", "add", "--data-dir", dir, "ops", "--rights", "RegistryRead, ServiceConnect"]).status == 0)
+            let listed = try runRegistryd(["policies", "list", "--data-dir", dir])
+            #expect(listed.output.contains("ops\tRegistryRead, ServiceConnect"))
+            let storage = try RegistryStorage(directory: DataDirectory(path: dir), create: false)
+            let before = try #require(try PolicyStore.load(storage).first { $0.name == "ops" })
+            #expect(try runRegistryd(["policies", "rotate", "--data-dir", dir, "ops", "--secondary"]).status == 0)
+            let after = try #require(try PolicyStore.load(storage).first { $0.name == "ops" })
+            #expect(after.primaryKey == before.primaryKey && after.secondaryKey != before.secondaryKey)
+            #expect(try runRegistryd(["policies", "remove", "--data-dir", dir, "ops"]).status == 0)
+            let lastOwner = try runRegistryd(["policies", "remove", "--data-dir", dir, "iothubowner"])
+            #expect(lastOwner.status != 0)
+            #expect(lastOwner.output.contains("all four rights"))
+            #expect(try PolicyStore.load(storage).count == 5)
+        }
+    }
+}

@@ -29,14 +29,67 @@ public enum PolicyStore {
         }
     }
 
-    /// Creates Azure's five built-in policies with random keys if the registry has no policy yet
-    /// (first start). Returns the policies now stored.
-    public static func ensureBuiltIn(_ store: RegistryStore) async throws -> [SharedAccessPolicy] {
-        let existing = try load(store.storage)
-        if !existing.isEmpty { return existing }
+    /// Adds a policy or changes an existing one's rights (its keys stay; a new one gets fresh keys).
+    /// Returns the policy as stored.
+    public static func upsert(name: String, rights: AccessRights, store: RegistryStore) async throws(PolicyError) -> SharedAccessPolicy {
+        try checkName(name)
+        guard !rights.isEmpty else { throw PolicyError("a policy needs at least one right") }
+        let existing = try current(store)
         var random = BufferedSystemRandom()
-        let policies = SharedAccessPolicy.builtIn(random: &random)
-        let sealer = store.storage.sealer!
+        var policy = existing.first { $0.name == name }
+            ?? SharedAccessPolicy(name: name, rights: rights, primaryKey: generateKey(random: &random), secondaryKey: generateKey(random: &random))
+        policy.rights = rights
+        try checkOwnerRemains(existing.filter { $0.name != name } + [policy])
+        try await save([policy], store: store)
+        return policy
+    }
+
+    /// Gives a policy a new primary or secondary key (the other one keeps working, so clients
+    /// can move over without a gap).
+    public static func rotate(name: String, secondary: Bool, store: RegistryStore) async throws(PolicyError) -> SharedAccessPolicy {
+        guard var policy = try current(store).first(where: { $0.name == name }) else { throw PolicyError("no policy named '\(name)'", notFound: true) }
+        var random = BufferedSystemRandom()
+        if secondary { policy.secondaryKey = generateKey(random: &random) } else { policy.primaryKey = generateKey(random: &random) }
+        try await save([policy], store: store)
+        return policy
+    }
+
+    public static func remove(name: String, store: RegistryStore) async throws(PolicyError) {
+        let existing = try current(store)
+        guard existing.contains(where: { $0.name == name }) else { throw PolicyError("no policy named '\(name)'", notFound: true) }
+        try checkOwnerRemains(existing.filter { $0.name != name })
+        do {
+            _ = try await store.perform { txn, db in try txn.delete(db.policies, Array(name.utf8)) }
+        } catch {
+            throw PolicyError("\(error)")
+        }
+    }
+
+    static func current(_ store: RegistryStore) throws(PolicyError) -> [SharedAccessPolicy] {
+        do {
+            return try load(store.storage)
+        } catch {
+            throw PolicyError("\(error)")
+        }
+    }
+
+    /// 1 to 64 characters: letters, digits, `.`, `_`, `-` (it appears in `skn`).
+    static func checkName(_ name: String) throws(PolicyError) {
+        guard (1...64).contains(name.utf8.count),
+            name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 46 || $0 == 95 || $0 == 45 })
+        else { throw PolicyError("a policy name has 1 to 64 letters, digits, '.', '_' or '-'") }
+    }
+
+    /// Nobody may lock themselves out: some policy must keep every right.
+    static func checkOwnerRemains(_ policies: [SharedAccessPolicy]) throws(PolicyError) {
+        guard policies.contains(where: { $0.rights == .all }) else {
+            throw PolicyError("at least one policy must keep all four rights (like iothubowner)")
+        }
+    }
+
+    static func save(_ policies: [SharedAccessPolicy], store: RegistryStore) async throws(PolicyError) {
+        guard let sealer = store.storage.sealer else { throw PolicyError("the data key is needed to write policies") }
+        var random = BufferedSystemRandom()
         let records: [([UInt8], [UInt8])] = policies.map { policy in
             let json = JSONValue.object([
                 "name": .string(policy.name),
@@ -46,10 +99,33 @@ public enum PolicyStore {
             ])
             return (Array(policy.name.utf8), CanonicalJSON.encode(json))
         }
-        try await store.perform { txn, db in
-            for (key, value) in records { try txn.put(db.policies, key, value) }
+        do {
+            try await store.perform { txn, db in
+                for (key, value) in records { try txn.put(db.policies, key, value) }
+            }
+        } catch {
+            throw PolicyError("\(error)")
         }
+    }
+
+    /// Creates Azure's five built-in policies with random keys if the registry has no policy yet
+    /// (first start). Returns the policies now stored.
+    public static func ensureBuiltIn(_ store: RegistryStore) async throws -> [SharedAccessPolicy] {
+        let existing = try load(store.storage)
+        if !existing.isEmpty { return existing }
+        var random = BufferedSystemRandom()
+        try await save(SharedAccessPolicy.builtIn(random: &random), store: store)
         return try load(store.storage)
+    }
+}
+
+/// A policy change that is refused, with an operator-facing reason (never a key).
+public struct PolicyError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public var notFound: Bool
+    public init(_ description: String, notFound: Bool = false) {
+        self.description = description
+        self.notFound = notFound
     }
 }
 

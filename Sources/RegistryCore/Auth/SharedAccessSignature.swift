@@ -156,22 +156,34 @@ public enum AuthenticationFailure: String, Error, Sendable, Hashable {
 public final class ServiceAuthenticator: Sendable {
     private struct State {
         var hostName: String
+        var policies: [String: SharedAccessPolicy]
         var verified: [String: (policy: SharedAccessPolicy, expiry: Int64)] = [:]
     }
 
-    private let policies: [String: SharedAccessPolicy]
     private let state: Mutex<State>
     static let cacheLimit = 4096
 
     public init(hostName: String, policies: [SharedAccessPolicy]) {
-        self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        self.state = Mutex(State(hostName: hostName))
+        self.state = Mutex(State(hostName: hostName, policies: Self.byName(policies)))
+    }
+
+    static func byName(_ policies: [SharedAccessPolicy]) -> [String: SharedAccessPolicy] {
+        Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     public var hostName: String { state.withLock { $0.hostName } }
 
     /// The policies tokens are checked against.
-    public var policyList: [SharedAccessPolicy] { Array(policies.values) }
+    public var policyList: [SharedAccessPolicy] { state.withLock { Array($0.policies.values) } }
+
+    /// Replaces the policies (after an add, remove or key rotation), forgetting every verified
+    /// token: a removed policy or a rotated key stops working on the next request.
+    public func setPolicies(_ policies: [SharedAccessPolicy]) {
+        state.withLock {
+            $0.policies = Self.byName(policies)
+            $0.verified.removeAll()
+        }
+    }
 
     /// Changes the host name tokens must name (forgetting tokens verified for the old one).
     public func setHostName(_ name: String) {
@@ -185,7 +197,7 @@ public final class ServiceAuthenticator: Sendable {
     /// names this host, and verifies with one of the policy's keys.
     public func authenticate(header: String?, now: Int64) -> Result<SharedAccessPolicy, AuthenticationFailure> {
         guard let header else { return .failure(.missing) }
-        let (remembered, host) = state.withLock { ($0.verified[header], $0.hostName) }
+        let (remembered, host, policies) = state.withLock { ($0.verified[header], $0.hostName, $0.policies) }
         if let remembered {
             return remembered.expiry >= now ? .success(remembered.policy) : .failure(.expired)
         }
@@ -198,7 +210,8 @@ public final class ServiceAuthenticator: Sendable {
         let secondary = token.isSigned(with: policy.secondaryKey)
         guard primary || secondary else { return .failure(.badSignature) }
         state.withLock { s in
-            guard s.hostName == host else { return }
+            // Not remembered if the host or the policy changed meanwhile.
+            guard s.hostName == host, s.policies[policy.name] == policy else { return }
             if s.verified.count >= Self.cacheLimit { s.verified.removeAll(keepingCapacity: true) }
             s.verified[header] = (policy, token.expiry)
         }

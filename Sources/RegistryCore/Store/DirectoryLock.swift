@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,8 @@ import Darwin
 /// The kernel drops the lock when the process dies (even by SIGKILL), so a crash never leaves a
 /// stale lock behind. The file holds the owner's pid for the error message.
 public final class DirectoryLock: Sendable {
-    private let descriptor: Int32
+    /// The locked descriptor until `release()` (or deinit) gives it up.
+    private let descriptor: Mutex<Int32?>
 
     public init(path: String) throws {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -29,11 +31,18 @@ public final class DirectoryLock: Sendable {
         ftruncate(fd, 0)
         let pid = "\(getpid())\n"
         _ = pid.withCString { write(fd, $0, strlen($0)) }
-        self.descriptor = fd
+        self.descriptor = Mutex(fd)
     }
 
-    deinit {
-        flock(descriptor, LOCK_UN)
-        close(descriptor)
+    /// Gives the directory up (idempotent): another store, even in this process, may then open it.
+    public func release() {
+        guard let fd = descriptor.withLock({ value -> Int32? in
+            defer { value = nil }
+            return value
+        }) else { return }
+        flock(fd, LOCK_UN)
+        close(fd)
     }
+
+    deinit { release() }
 }

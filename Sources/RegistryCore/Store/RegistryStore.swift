@@ -147,6 +147,8 @@ public final class RegistryStore: Sendable {
     public func close() {
         if queue.close() { finished.wait() }
         commits.finish()
+        // The writer has stopped: the directory is free for the next writer (even in this process).
+        lock.release()
     }
 }
 

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import RegistryCore
+
+/// `registryd policies list|add|remove|rotate --data-dir DIR`: shared access policies of a stopped
+/// daemon's data directory, changed through the writer. While `serve` runs it holds the
+/// directory, and the same changes go through `/registry/policies` (iothubowner).
+struct PoliciesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policies",
+        abstract: "List, add, remove or rotate shared access policies (daemon stopped; /registry/policies while it runs).",
+        subcommands: [List.self, Add.self, Remove.self, Rotate.self]
+    )
+
+    static func open(_ dataDir: String) throws -> RegistryStore {
+        do {
+            return try RegistryStore(configuration: .init(dataDirectory: DataDirectory(path: dataDir)))
+        } catch let error as StoreError where error.description.contains("in use") {
+            throw ValidationError(
+                "\(error.description)\nWhile the daemon runs, use its API with an iothubowner token, e.g.\n"
+                    + "  curl --cacert \(dataDir)/tls/ca.pem -H \"Authorization: $(registryd sas-token --data-dir \(dataDir))\" https://HOST/registry/policies"
+            )
+        }
+    }
+
+    static func change<T>(_ body: () async throws(PolicyError) -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Names and rights (no keys).")
+        @OptionGroup var data: DataDirectoryOptions
+        func run() async throws {
+            let storage = try RegistryStorage(directory: DataDirectory(path: data.dataDir), create: false)
+            for policy in try PolicyStore.load(storage).sorted(by: { $0.name < $1.name }) { print("\(policy.name)\t\(policy.rights.description)") }
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a policy (fresh keys) or change a policy's rights.")
+        @OptionGroup var data: DataDirectoryOptions
+        @Argument(help: "The policy name.") var name: String
+        @Option(help: "Comma-separated rights: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect.") var rights: String
+        func run() async throws {
+            guard let parsed = AccessRights(description: rights) else { throw ValidationError("unknown right in '\(rights)'") }
+            let store = try PoliciesCommand.open(data.dataDir)
+            defer { store.close() }
+            let policy = try await PoliciesCommand.change { () async throws(PolicyError) in try await PolicyStore.upsert(name: name, rights: parsed, store: store) }
+            print("\(policy.name)\t\(policy.rights.description)")
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove a policy (its tokens stop working).")
+        @OptionGroup var data: DataDirectoryOptions
+        @Argument(help: "The policy name.") var name: String
+        func run() async throws {
+            let store = try PoliciesCommand.open(data.dataDir)
+            defer { store.close() }
+            try await PoliciesCommand.change { () async throws(PolicyError) in try await PolicyStore.remove(name: name, store: store) }
+            print("removed \(name)")
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rotate", abstract: "Give a policy a new primary (default) or secondary key.")
+        @OptionGroup var data: DataDirectoryOptions
+        @Argument(help: "The policy name.") var name: String
+        @Flag(help: "Rotate the secondary key instead of the primary.") var secondary = false
+        func run() async throws {
+            let store = try PoliciesCommand.open(data.dataDir)
+            defer { store.close() }
+            _ = try await PoliciesCommand.change { () async throws(PolicyError) in try await PolicyStore.rotate(name: name, secondary: secondary, store: store) }
+            print("rotated the \(secondary ? "secondary" : "primary") key of \(name); print it with: registryd connection-string --data-dir \(data.dataDir) --policy \(name)")
+        }
+    }
+}

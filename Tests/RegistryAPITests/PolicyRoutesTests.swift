@@ -1,0 +1,68 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import RegistryAPI
+import RegistryCore
+import RegistryTesting
+import Testing
+
+/// `/registry/policies` on a running router: iothubowner only, changes effective at once.
+struct PolicyRoutesTests {
+    typealias R = RegistryRoutesTests
+
+    @Test func addRotateRemoveTakeEffectOnTheNextRequest() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try makeStore(dir)
+            let policies = try await PolicyStore.ensureBuiltIn(store)
+            let owner = try #require(policies.first { $0.name == "iothubowner" })
+            let authenticator = ServiceAuthenticator(hostName: R.host, policies: policies)
+            let router = buildRouter(store: store, authenticator: authenticator, now: { R.now })
+            @Sendable func token(_ name: String, _ key: String) -> String {
+                SharedAccessSignature.make(resource: R.host, key: key, keyName: name, expiry: R.now + 600)
+            }
+            let ownerToken = token("iothubowner", owner.primaryKey)
+            try await Application(router: router).test(.router) { client in
+                let listed = try await R.call(client, .get, "/registry/policies", auth: ownerToken)
+                #expect(listed.json?.arrayValue?.count == 5)
+                #expect(listed.json?.arrayValue?.allSatisfy { $0["primaryKey"] == nil } == true, "the list shows no keys")
+                // Only all-rights callers.
+                let readWrite = try #require(policies.first { $0.name == "registryReadWrite" })
+                #expect(try await R.call(client, .get, "/registry/policies", auth: token("registryReadWrite", readWrite.primaryKey)).status == .unauthorized)
+
+                // Add: its token works at once.
+                let added = try await R.call(client, .put, "/registry/policies/ops-reader", body: #"{"rights":"RegistryRead"}"#, auth: ownerToken)
+                #expect(added.status == .ok)
+                let key = try #require(added.json?["primaryKey"]?.stringValue)
+                let opsToken = token("ops-reader", key)
+                #expect(try await R.call(client, .get, "/devices", auth: opsToken).status == .ok)
+                #expect(try await R.call(client, .put, "/devices/x", body: "{}", auth: opsToken).status == .unauthorized)
+
+                // Rotate the primary: the old token stops at once, the secondary still works.
+                let rotated = try await R.call(client, .post, "/registry/policies/ops-reader/rotate", body: #"{"key":"primary"}"#, auth: ownerToken)
+                let newKey = try #require(rotated.json?["primaryKey"]?.stringValue)
+                #expect(newKey != key)
+                #expect(try await R.call(client, .get, "/devices", auth: opsToken).status == .unauthorized)
+                #expect(try await R.call(client, .get, "/devices", auth: token("ops-reader", newKey)).status == .ok)
+                let secondary = try #require(rotated.json?["secondaryKey"]?.stringValue)
+                #expect(try await R.call(client, .get, "/devices", auth: token("ops-reader", secondary)).status == .ok)
+
+                // Change rights, then remove.
+                _ = try await R.call(client, .put, "/registry/policies/ops-reader", body: #"{"rights":"RegistryRead, RegistryWrite"}"#, auth: ownerToken)
+                #expect(try await R.call(client, .put, "/devices/y", body: "{}", auth: token("ops-reader", newKey)).status == .ok)
+                #expect(try await R.call(client, .delete, "/registry/policies/ops-reader", auth: ownerToken).status == .noContent)
+                #expect(try await R.call(client, .get, "/devices", auth: token("ops-reader", newKey)).status == .unauthorized)
+
+                // Refusals: the last all-rights policy, bad names and rights, unknown policies.
+                R.expectAzureError(try await R.call(client, .delete, "/registry/policies/iothubowner", auth: ownerToken), .badRequest, "ArgumentInvalid")
+                R.expectAzureError(try await R.call(client, .put, "/registry/policies/iothubowner", body: #"{"rights":"RegistryRead"}"#, auth: ownerToken), .badRequest, "ArgumentInvalid")
+                R.expectAzureError(try await R.call(client, .put, "/registry/policies/bad%20name", body: #"{"rights":"RegistryRead"}"#, auth: ownerToken), .badRequest, "ArgumentInvalid")
+                R.expectAzureError(try await R.call(client, .put, "/registry/policies/p", body: #"{"rights":"Everything"}"#, auth: ownerToken), .badRequest, "ArgumentInvalid")
+                R.expectAzureError(try await R.call(client, .delete, "/registry/policies/ghost", auth: ownerToken), .notFound, "PolicyNotFound")
+                // Changes are stored: a new authenticator loads them.
+                #expect(try PolicyStore.load(store.storage).map(\.name).sorted() == ["device", "iothubowner", "registryRead", "registryReadWrite", "service"])
+            }
+            store.close()
+        }
+    }
+}
