@@ -18,11 +18,14 @@ command -v wrk >/dev/null && command -v mdb_stat >/dev/null || {
 }
 swift build -c release --product registryd >/dev/null
 bin=.build/release/registryd
-data=$(mktemp -d /tmp/registryd-bench-http-XXXX)
+# BENCH_DATA_DIR=DIR runs against an existing data directory (e.g. one with a million identities
+# imported; it is written to and kept), otherwise a fresh one that is removed afterwards.
+data="${BENCH_DATA_DIR:-$(mktemp -d /tmp/registryd-bench-http-XXXX)}"
+keep="${BENCH_DATA_DIR:+yes}"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" --log-level warning &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; [ -n "$keep" ] || rm -rf "$data"' EXIT
 for _ in $(seq 100); do curl -fsk "https://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 export REGISTRYD_SAS; REGISTRYD_SAS=$("$bin" sas-token --data-dir "$data" --ttl 7200)
 url="https://localhost:$port"

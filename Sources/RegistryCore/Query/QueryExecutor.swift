@@ -34,19 +34,39 @@ extension RegistryStorage {
         let limit = min(pageSize, query.top.map { $0 - (cursor?.returned ?? 0) } ?? Int.max)
         guard limit > 0 else { return QueryPage(items: [], next: nil) }
         var items: [JSONValue] = []
-        let patterns = Self.requiredPatterns(query.filter)
-        var after = cursor?.afterKey
         var lastReturnedKey: [UInt8]?
-        var exhausted = false
-        while items.count < limit && !exhausted {
+        let reachedEnd = try scanMatching(query, after: cursor?.afterKey, chunkWork: chunkWork) { key, twin in
+            items.append(Self.project(query, twin))
+            lastReturnedKey = key
+            return items.count < limit
+        }
+        let returned = (cursor?.returned ?? 0) + items.count
+        let more = !reachedEnd && items.count == limit && returned < (query.top ?? Int.max)
+        return QueryPage(items: items, next: more ? lastReturnedKey.map { QueryCursor(afterKey: $0, returned: returned) } : nil)
+    }
+
+    /// Visits, in key order after `after`, every document that matches the query's WHERE (as
+    /// its twin), in read transactions of at most `chunkWork` work each (a parsed document counts
+    /// 10, one the byte prefilter skips 1). `visit` returns false to stop.
+    /// - Returns: whether the scan reached the end of the database.
+    func scanMatching(
+        _ query: DeviceQuery,
+        after start: [UInt8]?,
+        chunkWork: Int,
+        _ visit: (_ key: [UInt8], _ twin: JSONValue) throws -> Bool
+    ) throws -> Bool {
+        let patterns = Self.requiredPatterns(query.filter)
+        var after = start
+        while true {
             var examined = 0
-            exhausted = true
+            var outcome: Bool?  // nil: chunk used up, go on in a new transaction
             try read { txn, db in
                 let database = query.source == .devices ? db.devices : db.modules
+                outcome = true
                 try txn.scan(database, from: after.map { $0 + [0] }) { key, value in
                     // Stop before this document: the next transaction resumes at it.
                     if examined >= chunkWork {
-                        exhausted = false
+                        outcome = nil
                         return false
                     }
                     after = key
@@ -56,21 +76,14 @@ extension RegistryStorage {
                     }
                     examined += 10
                     let twin = try Self.twin(value)
-                    if QueryEvaluator.matches(query.filter, twin) {
-                        items.append(Self.project(query, twin))
-                        lastReturnedKey = key
-                        if items.count == limit {
-                            exhausted = false
-                            return false
-                        }
-                    }
-                    return true
+                    guard QueryEvaluator.matches(query.filter, twin) else { return true }
+                    if try visit(key, twin) { return true }
+                    outcome = false
+                    return false
                 }
             }
+            if let outcome { return outcome }
         }
-        let returned = (cursor?.returned ?? 0) + items.count
-        let more = !exhausted && items.count == limit && returned < (query.top ?? Int.max)
-        return QueryPage(items: items, next: more ? lastReturnedKey.map { QueryCursor(afterKey: $0, returned: returned) } : nil)
     }
 
     /// Byte patterns every matching stored document must contain, from the equality tests on
@@ -143,53 +156,29 @@ extension RegistryStorage {
             var groupValues: [JSONValue?]
         }
         var groups: [[JSONValue?]: Accumulator] = [:]
-        let patterns = Self.requiredPatterns(query.filter)
         var order: [[JSONValue?]] = []
-        var after: [UInt8]?
-        var done = false
-        while !done {
-            var examined = 0
-            done = true
-            try read { txn, db in
-                let database = query.source == .devices ? db.devices : db.modules
-                try txn.scan(database, from: after.map { $0 + [0] }) { key, value in
-                    // Stop before this document: the next transaction resumes at it.
-                    if examined >= chunkWork {
-                        done = false
-                        return false
-                    }
-                    after = key
-                    guard Self.mayMatch(value, patterns) else {
-                        examined += 1
-                        return true
-                    }
-                    examined += 10
-                    let twin = try Self.twin(value)
-                    if QueryEvaluator.matches(query.filter, twin) {
-                        let groupKey = query.groupBy.map { QueryEvaluator.resolve($0, in: twin)?.value }
-                        var acc = groups[groupKey] ?? {
-                            order.append(groupKey)
-                            return Accumulator(
-                                sums: Array(repeating: 0, count: aggregates.count), counts: Array(repeating: 0, count: aggregates.count),
-                                minimums: Array(repeating: nil, count: aggregates.count), maximums: Array(repeating: nil, count: aggregates.count),
-                                groupValues: groupKey
-                            )
-                        }()
-                        acc.count += 1
-                        for (i, aggregate) in aggregates.enumerated() {
-                            guard let path = aggregate.path, let v = QueryEvaluator.resolve(path, in: twin)?.value else { continue }
-                            if let x = v.doubleValue {
-                                acc.sums[i] += x
-                                acc.counts[i] += 1
-                            }
-                            if acc.minimums[i].map({ QueryEvaluator.compare(.less, v, $0) == true }) ?? true { acc.minimums[i] = v }
-                            if acc.maximums[i].map({ QueryEvaluator.compare(.greater, v, $0) == true }) ?? true { acc.maximums[i] = v }
-                        }
-                        groups[groupKey] = acc
-                    }
-                    return true
+        _ = try scanMatching(query, after: nil, chunkWork: chunkWork) { _, twin in
+            let groupKey = query.groupBy.map { QueryEvaluator.resolve($0, in: twin)?.value }
+            var acc = groups[groupKey] ?? {
+                order.append(groupKey)
+                return Accumulator(
+                    sums: Array(repeating: 0, count: aggregates.count), counts: Array(repeating: 0, count: aggregates.count),
+                    minimums: Array(repeating: nil, count: aggregates.count), maximums: Array(repeating: nil, count: aggregates.count),
+                    groupValues: groupKey
+                )
+            }()
+            acc.count += 1
+            for (i, aggregate) in aggregates.enumerated() {
+                guard let path = aggregate.path, let v = QueryEvaluator.resolve(path, in: twin)?.value else { continue }
+                if let x = v.doubleValue {
+                    acc.sums[i] += x
+                    acc.counts[i] += 1
                 }
+                if acc.minimums[i].map({ QueryEvaluator.compare(.less, v, $0) == true }) ?? true { acc.minimums[i] = v }
+                if acc.maximums[i].map({ QueryEvaluator.compare(.greater, v, $0) == true }) ?? true { acc.maximums[i] = v }
             }
+            groups[groupKey] = acc
+            return true
         }
         // A plain COUNT over nothing still answers one row (0), as Azure does.
         if groups.isEmpty && query.groupBy.isEmpty {
