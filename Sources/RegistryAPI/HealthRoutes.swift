@@ -15,7 +15,7 @@ public final class Readiness: Sendable {
     /// The individual checks of `/readyz` (also what the systemd watchdog requires).
     public func checks(store: RegistryStore) -> [String: Bool] {
         [
-            "storage": (try? store.storage.head()) != nil,
+            "storage": (try? store.storage.head()) != nil && !store.health.isFull,
             "writer": store.isAcceptingWrites,
             "listening": isListening,
         ]

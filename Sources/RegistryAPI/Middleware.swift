@@ -16,6 +16,12 @@ struct AzureErrorMiddleware: RouterMiddleware {
             return error.response()
         } catch let error as RegistryError {
             return APIError(error).response()
+        } catch let error as StorageFullError {
+            context.logger.error("write refused: storage full", metadata: ["error": "\(error)"])
+            return APIError(
+                status: .serviceUnavailable, code: "ServiceUnavailable",
+                message: "The registry's storage is full; nothing was written. It resumes by itself when space returns; retry later."
+            ).response()
         } catch let error as HTTPError {
             switch error.status {
             case .contentTooLarge:

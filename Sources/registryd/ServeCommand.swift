@@ -137,6 +137,7 @@ struct ServeCommand: AsyncParsableCommand {
                 services: [
                     .init(service: StoreService(store: store, logger: logger)),
                     .init(service: delivery),
+                    .init(service: StorageRecoveryService(store: store, interval: .seconds(2), logger: logger)),
                     .init(service: ReloadService(configPath: configPath, delivery: delivery, certificate: serving, metrics: metrics, logger: logger)),
                     .init(service: app),
                     // Last: the first to see a shutdown, so STOPPING=1 goes out at once.
@@ -144,7 +145,9 @@ struct ServeCommand: AsyncParsableCommand {
                         service: SystemdService(
                             notifier: notifier,
                             watchdog: watchdogInterval(environment, pid: getpid()),
-                            healthy: { readiness.checks(store: store).values.allSatisfy { $0 } },
+                            // Alive, not ready: a full disk keeps /readyz false but must not get
+                            // the daemon restarted (it recovers by itself), so it is not part of this.
+                            healthy: { store.isAcceptingWrites && (try? store.storage.head()) != nil },
                             logger: logger
                         )
                     ),
@@ -181,6 +184,21 @@ struct StoreService: Service {
         try? await gracefulShutdown()
         logger.info("draining the writer")
         store.close()
+    }
+}
+
+/// While the storage is full, tries a tiny write every `interval`; the first that succeeds clears
+/// the full state (the writer logs it), so `/readyz` and writes come back without a restart.
+struct StorageRecoveryService: Service {
+    let store: RegistryStore
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            if store.health.isFull, store.isAcceptingWrites { _ = await store.probeStorage() }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 
+import pytest
 import requests
 from registryd_helpers import BINARY, free_port
 
@@ -268,3 +269,68 @@ def test_sighup_reloads_the_tls_certificate_without_dropping_connections():
         proc.terminate()
         assert proc.wait(timeout=30) == 0
     assert "TLS certificate reload refused" in open(os.path.join(data, "serve.log")).read()
+
+
+def test_a_full_disk_refuses_writes_with_503_and_recovers_by_itself():
+    """A real full filesystem: a 16 MB tmpfs holds the data directory and a filler file."""
+    mount = tempfile.mkdtemp(prefix="registryd-fulldisk-")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mount], capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs privileges this machine does not give")
+    proc = None
+    try:
+        data = os.path.join(mount, "data")
+        port = free_port()
+        log_path = os.path.join(tempfile.mkdtemp(), "serve.log")
+        proc = subprocess.Popen([BINARY, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}"], stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+        from registryd_helpers import wait_until_serving
+
+        ca = wait_until_serving(proc, data, port)
+        http = requests.Session()
+        http.verify = ca
+        http.trust_env = False
+        url = f"https://localhost:{port}"
+        owner = subprocess.check_output([BINARY, "sas-token", "--data-dir", data]).decode().strip()
+        assert http.put(url + "/devices/before", json={}, headers={"Authorization": owner}).status_code == 200
+
+        # Fill the filesystem.
+        filler = os.path.join(mount, "filler")
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        statuses = []
+        for i in range(400):
+            r = http.put(url + f"/devices/full-{i}", json={"statusReason": "x" * 100}, headers={"Authorization": owner})
+            statuses.append(r.status_code)
+            if r.status_code == 503:
+                assert r.headers["iothub-errorcode"] == "ServiceUnavailable"
+                assert "storage is full" in r.json()["Message"]
+                break
+        assert statuses[-1] == 503, statuses[-5:]
+        ready = http.get(url + "/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["storage"] is False
+        assert http.get(url + "/healthz").status_code == 200
+        assert http.get(url + "/devices/before", headers={"Authorization": owner}).status_code == 200, "reads go on"
+
+        # Space returns: the daemon notices by itself (probe writes), then takes writes again.
+        os.remove(filler)
+        deadline = time.time() + 30
+        while http.get(url + "/readyz").status_code != 200:
+            assert time.time() < deadline, "did not recover"
+            time.sleep(0.2)
+        assert http.put(url + "/devices/after", json={}, headers={"Authorization": owner}).status_code == 200
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        proc = None
+        verify = subprocess.run([BINARY, "audit", "verify", "--data-dir", data], capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout
+        log = open(log_path).read()
+        assert "storage full" in log and "writes resume" in log
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        subprocess.run(["umount", mount], capture_output=True)

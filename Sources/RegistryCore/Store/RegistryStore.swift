@@ -58,6 +58,8 @@ public final class RegistryStore: Sendable {
     public let storage: RegistryStorage
     /// Wakes delivery and event streams after each commit.
     public let commits: CommitSignal
+    /// Full storage (disk or map): set by the writer, reported by `/readyz`.
+    public let health = StorageHealth()
     private let queue: WriteQueue
     private let lock: DirectoryLock
     private let finished = DispatchSemaphore(value: 0)
@@ -88,6 +90,7 @@ public final class RegistryStore: Sendable {
             random: random,
             queue: queue,
             commits: commits,
+            health: health,
             logger: logger
         )
         let finished = self.finished
@@ -137,6 +140,18 @@ public final class RegistryStore: Sendable {
                     continuation.resume(throwing: error)
                 }
             )
+        }
+    }
+
+    /// A tiny write (a probe time in `meta`) that succeeds once the storage has space again,
+    /// clearing the full state. `serve` runs it periodically while the storage is full.
+    public func probeStorage() async -> Bool {
+        let stamp = Array(String(DispatchTime.now().uptimeNanoseconds).utf8)
+        do {
+            try await perform { txn, db in try txn.put(db.meta, Array("health.probe".utf8), stamp) }
+            return true
+        } catch {
+            return false
         }
     }
 

@@ -9,6 +9,7 @@ final class Writer: @unchecked Sendable {
     private var random: any RandomNumberGenerator
     private let queue: WriteQueue
     private let commits: CommitSignal
+    private let health: StorageHealth
     private let logger: Logger
     private var lastSeq: UInt64
     private var lastHash: [UInt8]
@@ -21,8 +22,10 @@ final class Writer: @unchecked Sendable {
         random: any RandomNumberGenerator,
         queue: WriteQueue,
         commits: CommitSignal,
+        health: StorageHealth,
         logger: Logger
     ) {
+        self.health = health
         self.storage = storage
         self.configuration = configuration
         self.random = random
@@ -48,12 +51,25 @@ final class Writer: @unchecked Sendable {
     ) {
         do {
             let resume = try storage.environment.write { txn in try work(txn, storage.databases) }
+            recovered()
             resume()
         } catch let failure as CustomWorkFailure {
             failure.resume()
         } catch {
-            onStorageFailure(error)
+            onStorageFailure(classify(error))
         }
+    }
+
+    /// A storage error as callers see it: "no space" becomes `StorageFullError` (and the store
+    /// is marked full until a write succeeds again).
+    private func classify(_ error: any Error) -> any Error {
+        guard StorageHealth.isNoSpace(error) else { return error }
+        if health.record(full: true) { logger.error("storage full: writes are refused until space returns", metadata: ["store.error": "\(error)"]) }
+        return StorageFullError(underlying: "\(error)")
+    }
+
+    private func recovered() {
+        if health.record(full: false) { logger.notice("storage has space again: writes resume") }
     }
 
     private struct Progress {
@@ -83,9 +99,11 @@ final class Writer: @unchecked Sendable {
             }
         } catch {
             logger.error("write transaction failed", metadata: ["store.error": "\(error)", "store.batches": "\(batches.count)"])
-            for batch in batches { batch.continuation.resume(throwing: error) }
+            let failure = classify(error)
+            for batch in batches { batch.continuation.resume(throwing: failure) }
             return
         }
+        recovered()
         let appended = Int(progress.seq - lastSeq)
         (lastSeq, lastHash, lastTime) = (progress.seq, progress.hash, progress.time)
         commits.publish(lastSeq)
