@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(
             name: "registrydTests",
             dependencies: [
-                "registryd", "RegistryCore", "RegistryTesting", "LMDB",
+                "registryd", "RegistryCore", "RegistryAPI", "RegistryTesting", "LMDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

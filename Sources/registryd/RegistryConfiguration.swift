@@ -23,19 +23,22 @@ struct RegistryConfiguration: Sendable {
     init() {}
 
     init(file path: String) throws {
+        try self.init(json: try Self.json(file: path), source: path)
+    }
+
+    /// The file's JSON, not yet validated (`serve` writes environment and flag values into it first).
+    static func json(file path: String) throws -> JSONValue {
         let bytes: [UInt8]
         do {
             bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
             throw ConfigurationError("cannot read \(path): \(error.localizedDescription)")
         }
-        let json: JSONValue
         do {
-            json = try JSONParser.parse(bytes)
+            return try JSONParser.parse(bytes)
         } catch {
             throw ConfigurationError("\(path): \(error)")
         }
-        try self.init(json: json, source: path)
     }
 
     init(json: JSONValue, source: String) throws {

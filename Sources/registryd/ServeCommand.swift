@@ -46,6 +46,43 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info; REGISTRYD_LOG_LEVEL).")
     var logLevel: String?
 
+    // Settings of the configuration file that flags may also set (SettingsOverlay).
+    @Option(help: "Modules per device (REGISTRYD_MAX_MODULES_PER_DEVICE; file: limits.maxModulesPerDevice).")
+    var maxModulesPerDevice: Int?
+    @Option(help: "Devices plus modules at most (REGISTRYD_MAX_IDENTITIES; file: limits.maxIdentities).")
+    var maxIdentities: Int?
+    @Option(help: "Request body limit in bytes (REGISTRYD_MAX_REQUEST_BODY_BYTES; file: limits.maxRequestBodyBytes).")
+    var maxRequestBodyBytes: Int?
+    @Option(help: "Serve /metrics without a token: true or false (REGISTRYD_METRICS_OPEN; file: metrics.open).")
+    var metricsOpen: String?
+    @Option(help: "Job container roots, colon-separated (REGISTRYD_JOB_ROOTS; file: jobs.roots).")
+    var jobRoots: String?
+    @Option(help: "Registry reads per second (REGISTRYD_THROTTLE_REGISTRY_READS; file: throttling.registryReads).")
+    var throttleRegistryReads: Double?
+    @Option(help: "Registry writes per second (REGISTRYD_THROTTLE_REGISTRY_WRITES; file: throttling.registryWrites).")
+    var throttleRegistryWrites: Double?
+    @Option(help: "Bulk and job requests per second (REGISTRYD_THROTTLE_BULK; file: throttling.bulk).")
+    var throttleBulk: Double?
+    @Option(help: "Queries per second (REGISTRYD_THROTTLE_QUERIES; file: throttling.queries).")
+    var throttleQueries: Double?
+    @Option(help: "Device authentication checks and connection reports per second (REGISTRYD_THROTTLE_DEVICE_AUTH; file: throttling.deviceAuth).")
+    var throttleDeviceAuth: Double?
+
+    var overlayFlags: [String: String] {
+        var out: [String: String] = [:]
+        if let maxModulesPerDevice { out["max-modules-per-device"] = String(maxModulesPerDevice) }
+        if let maxIdentities { out["max-identities"] = String(maxIdentities) }
+        if let maxRequestBodyBytes { out["max-request-body-bytes"] = String(maxRequestBodyBytes) }
+        if let metricsOpen { out["metrics-open"] = metricsOpen }
+        if let jobRoots { out["job-roots"] = jobRoots }
+        if let throttleRegistryReads { out["throttle-registry-reads"] = String(throttleRegistryReads) }
+        if let throttleRegistryWrites { out["throttle-registry-writes"] = String(throttleRegistryWrites) }
+        if let throttleBulk { out["throttle-bulk"] = String(throttleBulk) }
+        if let throttleQueries { out["throttle-queries"] = String(throttleQueries) }
+        if let throttleDeviceAuth { out["throttle-device-auth"] = String(throttleDeviceAuth) }
+        return out
+    }
+
     var flags: ServeSettings.Flags {
         ServeSettings.Flags(dataDir: dataDir, listen: listen, hostName: hostName, hubName: hubName, tlsCert: tlsCert, tlsKey: tlsKey, plainHttp: plainHttp, logLevel: logLevel)
     }
@@ -53,7 +90,9 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let configPath = config ?? environment[ServeSettings.configVariable].flatMap { $0.isEmpty ? nil : $0 }
-        let file = try configPath.map(RegistryConfiguration.init(file:)) ?? RegistryConfiguration()
+        let fileJSON = try configPath.map(RegistryConfiguration.json(file:)) ?? .object([:])
+        let merged = try SettingsOverlay.apply(to: fileJSON, environment: environment, flags: overlayFlags)
+        let file = try RegistryConfiguration(json: merged, source: configPath ?? "the environment and flags")
         let serve = try ServeSettings.resolve(flags: flags, environment: environment, file: file.server)
         var logger = Logger(label: "registryd")
         logger.logLevel = Logger.Level(rawValue: serve.logLevel) ?? .info
