@@ -121,3 +121,34 @@ struct TwinRoutesTests {
         }
     }
 }
+
+extension TwinRoutesTests {
+    /// Tags are the user's: a tag that looks like an identity field never counts as one.
+    @Test func tagsThatLookLikeIdentityFieldsChangeNothingElse() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try makeStore(dir)
+            let router = buildRouter(store: store, authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies), now: { R.now })
+            try await Application(router: router).test(.router) { client in
+                let created = try await R.call(client, .put, "/devices/look-alike", body: "{}")
+                let key = try #require(created.json?["authentication"]?["symmetricKey"]?["primaryKey"]?.stringValue)
+                let tags = #"{"tags":{"status":"disabled","connectionState":"Connected","twin":{"etag":"x"},"primaryKey":"aes256gcm:zz","type":"selfSigned"}}"#
+                #expect(try await R.call(client, .patch, "/twins/look-alike", body: tags).status == .ok)
+                let stats = try await R.call(client, .get, "/statistics/devices")
+                #expect(stats.json?["disabledDeviceCount"] == .int(0))
+                #expect(try await R.call(client, .get, "/statistics/service", auth: R.token("service")).json?["connectedDeviceCount"] == .int(0))
+                let device = try await R.call(client, .get, "/devices/look-alike")
+                #expect(device.json?["status"] == .string("enabled"))
+                #expect(device.json?["authentication"]?["symmetricKey"]?["primaryKey"] == .string(key))
+                #expect(device.json?["twin"] == nil)
+                // Device auth reads the identity's own status and type.
+                let token = DeviceAuthRouteTests.deviceToken("devices/look-alike", key: key)
+                let check = try await DeviceAuthRouteTests.check(client, .object(["deviceId": .string("look-alike"), "token": .string(token)]))
+                #expect(check.1 == "allow")
+                let query = try store.storage.runQuery(try QueryParser.parse("SELECT deviceId FROM devices WHERE status = 'disabled'"), cursor: nil, pageSize: 10)
+                #expect(query.items.isEmpty)
+            }
+            #expect(try verifyReplay(dir).outcome == .clean)
+            store.close()
+        }
+    }
+}

@@ -118,7 +118,7 @@ extension EventRecord {
             moduleId = id
         }
         let payload = Array(b[(payloadAt + payloadMember.count)..<prevAt])
-        let disabled = type.isDevice && ByteSearch.first(disabledMarker, in: payload, from: 0) != nil
+        let disabled = type.isDevice && Projections.isDisabled(payload)
         return FastParse(
             event: VerifiedEvent(seq: UInt64(seq), type: type, deviceId: deviceId, moduleId: moduleId, payloadBytes: payload, hash: hash, disabled: disabled),
             seq: UInt64(seq),

@@ -9,14 +9,12 @@ public struct IdentityDocument: Sendable, Hashable {
     public var json: [UInt8]
     public var etag: String
 
-    static let twinMember = Array(",\"twin\":{".utf8)
-
     /// Azure's Device or Module JSON: `json` without the `twin` member (our twin tags, served by
     /// `/twins`). In canonical order `twin` is always the last member, and its first occurrence
     /// is the top-level one (a tag named `twin` sits inside it), so cutting from there to the
     /// closing brace removes exactly it.
     public var identityJSON: [UInt8] {
-        guard let at = ByteSearch.first(Self.twinMember, in: json) else { return json }
+        guard let at = ByteSearch.first(Projections.twinMember, in: json) else { return json }
         return Array(json[..<at]) + [UInt8(ascii: "}")]
     }
 }
