@@ -146,6 +146,17 @@ extension TwinRoutesTests {
                 #expect(check.1 == "allow")
                 let query = try store.storage.runQuery(try QueryParser.parse("SELECT deviceId FROM devices WHERE status = 'disabled'"), cursor: nil, pageSize: 10)
                 #expect(query.items.isEmpty)
+
+                // A self-signed device with only a secondary thumbprint and no keys: tags named like
+                // the missing members must not stand in for them.
+                let real = String(repeating: "ab", count: 20)
+                let planted = String(repeating: "cd", count: 20)
+                _ = try await R.call(client, .put, "/devices/cam", body: #"{"authentication":{"type":"selfSigned","x509Thumbprint":{"secondaryThumbprint":"\#(real)"}}}"#)
+                let planting = #"{"tags":{"primaryThumbprint":"\#(planted)","primaryKey":"aes256gcm:zz"}}"#
+                #expect(try await R.call(client, .patch, "/twins/cam", body: planting).status == .ok)
+                #expect(try await DeviceAuthRouteTests.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(planted)])).2 == "badSignature")
+                #expect(try await DeviceAuthRouteTests.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(real)])).1 == "allow")
+                #expect(try await R.call(client, .get, "/devices/cam").status == .ok)
             }
             #expect(try verifyReplay(dir).outcome == .clean)
             store.close()

@@ -53,7 +53,8 @@ extension RegistryStorage {
 
     /// The string value after `marker` (plain strings only: these values never hold escapes).
     static func stringMember(_ marker: [UInt8], in bytes: [UInt8]) -> String? {
-        guard let at = ByteSearch.first(marker, in: bytes) else { return nil }
+        // Only the identity's own members: never a tag of the same name in the `twin` member.
+        guard let at = ByteSearch.first(marker, in: bytes, to: Projections.identityEnd(bytes)) else { return nil }
         let start = at + marker.count
         guard let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
         return String(decoding: bytes[start..<end], as: UTF8.self)
