@@ -69,7 +69,7 @@ public func buildRouter(
         routes: routes,
         configuration: deviceAuth,
         authenticator: {
-            DeviceAuthenticator(hostName: authenticator.hostName, additionalHostNames: deviceAuth.hostNames, policies: authenticator.policyList)
+            DeviceAuthenticator(hostName: authenticator.hostName, additionalHostNames: deviceAuth.hostNames, policy: authenticator.policy(named:))
         },
         now: now
     ).register(on: router)

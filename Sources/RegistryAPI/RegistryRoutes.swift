@@ -78,10 +78,7 @@ struct RegistryRoutes: Sendable {
         try context.require(.registryRead)
         let id = try Self.pathId(context, "deviceId")
         let moduleId = try Self.pathId(context, "moduleId")
-        guard let module = try store.storage.moduleDocument(id, moduleId) else {
-            if try store.storage.device(id) == nil { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
-            throw RegistryError(.moduleNotFound, "Module \(moduleId) on device \(id) not registered")
-        }
+        guard let module = try store.storage.moduleDocument(id, moduleId) else { throw try missingModule(id, moduleId) }
         return Self.document(module)
     }
 
@@ -152,6 +149,12 @@ struct RegistryRoutes: Sendable {
     }
 
     /// Decodes `%XX` escapes once (not `+`); `nil` for a malformed escape or invalid UTF-8.
+    /// The 404 for a module that is not there: DeviceNotFound when its device is missing too.
+    func missingModule(_ deviceId: String, _ moduleId: String) throws -> RegistryError {
+        if try store.storage.device(deviceId) == nil { return RegistryError(.deviceNotFound, "Device \(deviceId) not registered") }
+        return RegistryError(.moduleNotFound, "Module \(moduleId) on device \(deviceId) not registered")
+    }
+
     static func percentDecoded(_ text: String) -> String? {
         let utf8 = text.utf8
         guard utf8.contains(UInt8(ascii: "%")) else { return text }

@@ -30,9 +30,7 @@ struct TwinRoutes: Sendable {
             return try txn.get(db.devices, StorageKey.device(deviceId))
         }
         guard let stored else {
-            if moduleId != nil, try store.storage.device(deviceId) != nil {
-                throw RegistryError(.moduleNotFound, "Module \(moduleId!) on device \(deviceId) not registered")
-            }
+            if let moduleId { throw try routes.missingModule(deviceId, moduleId) }
             throw RegistryError(.deviceNotFound, "Device \(deviceId) not registered")
         }
         return Self.twin(try JSONParser.parse(stored))

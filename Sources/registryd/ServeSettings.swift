@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import RegistryCore
 
 /// The daemon's own settings, from three places: the `server` key of the configuration file,
@@ -105,5 +106,3 @@ struct ServeSettings: Equatable {
         return environment.keys.filter { $0.hasPrefix("REGISTRYD_") && !known.contains($0) }.sorted()
     }
 }
-
-import Logging

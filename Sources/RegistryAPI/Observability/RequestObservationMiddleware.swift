@@ -45,9 +45,9 @@ struct RequestObservationMiddleware: RouterMiddleware {
         guard let first = parts.first else { return nil }
         let start = first == "registry" ? 1 : 0
         guard parts.count > start + 1, parts[start] == "devices" else { return nil }
-        let device = String(parts[start + 1]).removingPercentEncoding ?? String(parts[start + 1])
+        let device = RegistryRoutes.percentDecoded(String(parts[start + 1])) ?? String(parts[start + 1])
         if parts.count > start + 3, parts[start + 2] == "modules" {
-            return device + "/" + (String(parts[start + 3]).removingPercentEncoding ?? String(parts[start + 3]))
+            return device + "/" + (RegistryRoutes.percentDecoded(String(parts[start + 3])) ?? String(parts[start + 3]))
         }
         return device
     }

@@ -45,11 +45,12 @@ public struct DeviceAuthenticator: Sendable {
     /// The host names a token's `sr` may name: the daemon's own, then any the operator added
     /// (`deviceAuth.hostNames`: the name devices use to reach the broker).
     public var hostNames: [String]
-    public var policies: [String: SharedAccessPolicy]
+    /// The policy a gateway token names (`skn`), looked up at the moment of the check.
+    public var policy: @Sendable (String) -> SharedAccessPolicy?
 
-    public init(hostName: String, additionalHostNames: [String] = [], policies: [SharedAccessPolicy]) {
+    public init(hostName: String, additionalHostNames: [String] = [], policy: @escaping @Sendable (String) -> SharedAccessPolicy?) {
         self.hostNames = [hostName] + additionalHostNames
-        self.policies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        self.policy = policy
     }
 
     public func check(_ credentials: DeviceCredentials, storage: RegistryStorage, now: Int64) throws -> DeviceAuthDecision {
@@ -75,7 +76,7 @@ public struct DeviceAuthenticator: Sendable {
             if let name = token.keyName {
                 // A policy token (a gateway): the policy needs DeviceConnect and the scope may be
                 // any segment prefix of the identity's path (`{host}/devices` covers them all).
-                guard let policy = policies[name], policy.rights.contains(.deviceConnect) else { return .deny(.badSignature) }
+                guard let policy = policy(name), policy.rights.contains(.deviceConnect) else { return .deny(.badSignature) }
                 guard !scope.isEmpty, scope.count <= identityPath.count, Array(identityPath.prefix(scope.count)) == scope else { return .deny(.wrongScope) }
                 let primary = token.isSigned(with: policy.primaryKey)
                 let secondary = token.isSigned(with: policy.secondaryKey)

@@ -176,6 +176,9 @@ public final class ServiceAuthenticator: Sendable {
     /// The policies tokens are checked against.
     public var policyList: [SharedAccessPolicy] { state.withLock { Array($0.policies.values) } }
 
+    /// One policy by name, as it stands now (no copy of the whole set: device checks ask per request).
+    public func policy(named name: String) -> SharedAccessPolicy? { state.withLock { $0.policies[name] } }
+
     /// Replaces the policies (after an add, remove or key rotation), forgetting every verified
     /// token: a removed policy or a rotated key stops working on the next request.
     public func setPolicies(_ policies: [SharedAccessPolicy]) {
