@@ -48,3 +48,47 @@ public struct ByteKey: Hashable, Sendable {
 
     public static func == (a: ByteKey, b: ByteKey) -> Bool { a.bytes == b.bytes }
 }
+
+extension ByteScan {
+    /// The last index of `pattern` in `bytes[start..<end]`, or `nil`. The stored records keep a
+    /// few members at their end (`prevHash`, `seq`, `type`), found from there backwards.
+    public static func lastIndex(of pattern: [UInt8], in bytes: [UInt8], from start: Int = 0, to end: Int? = nil) -> Int? {
+        let end = min(end ?? bytes.count, bytes.count)
+        guard !pattern.isEmpty, start >= 0, end - start >= pattern.count else { return nil }
+        return bytes.withUnsafeBufferPointer { haystack in
+            pattern.withUnsafeBufferPointer { needle in
+                let base = haystack.baseAddress!
+                let head = needle[0]
+                var i = end - needle.count
+                while i >= start {
+                    if base[i] == head, memcmp(base + i, needle.baseAddress!, needle.count) == 0 { return i }
+                    i -= 1
+                }
+                return nil
+            }
+        }
+    }
+
+    /// Whether `a[rangeA]` equals `b[rangeB]`, byte for byte.
+    public static func equal(_ a: [UInt8], _ rangeA: Range<Int>, _ b: [UInt8], _ rangeB: Range<Int>) -> Bool {
+        guard rangeA.lowerBound >= 0, rangeA.upperBound <= a.count, rangeB.lowerBound >= 0, rangeB.upperBound <= b.count, rangeA.count == rangeB.count else { return false }
+        guard !rangeA.isEmpty else { return true }
+        return a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in memcmp(pa.baseAddress! + rangeA.lowerBound, pb.baseAddress! + rangeB.lowerBound, rangeA.count) == 0 }
+        }
+    }
+
+    /// `a[rangeA]` against `b[rangeB]` in key order (bytes compared unsigned, then length), as
+    /// LMDB orders keys.
+    public static func compare(_ a: [UInt8], _ rangeA: Range<Int>, _ b: [UInt8], _ rangeB: Range<Int>) -> Int {
+        let common = min(rangeA.count, rangeB.count)
+        let c: Int32 =
+            common == 0
+            ? 0
+            : a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in memcmp(pa.baseAddress! + rangeA.lowerBound, pb.baseAddress! + rangeB.lowerBound, common) }
+            }
+        if c != 0 { return c < 0 ? -1 : 1 }
+        return rangeA.count == rangeB.count ? 0 : (rangeA.count < rangeB.count ? -1 : 1)
+    }
+}

@@ -25,6 +25,69 @@ struct ReplayVerifyTests {
         }
     }
 
+    /// Ids that are prefixes of each other, modules under several devices, updates and deletes,
+    /// over many scan batches: the verifier's key-order merge must agree with LMDB's order at
+    /// every batch boundary, and its parallel shares with the log's sequence.
+    func populatedWide(_ dir: String) async throws {
+        let store = try makeStore(dir)
+        let ids = ["a", "a-", "a0", "ab", "a.b", "b"] + (0..<150).map { "dev\($0)" }
+        var commands: [Command] = ids.map { .createDevice(DeviceSpec(deviceId: $0)) }
+        for device in ["a", "a0", "dev1", "dev10"] {
+            for module in ["m", "m1", "M", "m-"] { commands.append(.createModule(ModuleSpec(deviceId: device, moduleId: module))) }
+        }
+        _ = try await store.execute(commands, actor: "t", requestId: "bulk")
+        _ = try await store.execute(.replaceDevice(DeviceSpec(deviceId: "dev5", status: .disabled), ifMatch: .any), actor: "t", requestId: "u1")
+        _ = try await store.execute(.replaceDevice(DeviceSpec(deviceId: "a", status: .disabled), ifMatch: .any), actor: "t", requestId: "u2")
+        _ = try await store.execute(.deleteDevice(deviceId: "a-", ifMatch: .any), actor: "t", requestId: "d1")
+        _ = try await store.execute(.deleteDevice(deviceId: "dev7", ifMatch: .any), actor: "t", requestId: "d2")
+        _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "dev7")), actor: "t", requestId: "c1")
+        _ = try await store.execute(.deleteModule(deviceId: "a0", moduleId: "m1", ifMatch: .any), actor: "t", requestId: "d3")
+        store.close()
+    }
+
+    func verify(_ dir: String, batchSize: Int) throws -> Replayer.Report {
+        let storage = try RegistryStorage(directory: DataDirectory(path: dir), create: false, needsKeys: false)
+        return try Replayer.verify(source: storage, batchSize: batchSize)
+    }
+
+    @Test func aWideLogVerifiesAtEveryBatchSize() async throws {
+        try await withTemporaryDirectory { dir in
+            try await populatedWide(dir)
+            for size in [1, 3, 64, 100, 10_000] {
+                let report = try verify(dir, batchSize: size)
+                #expect(report.outcome == .clean, "batch size \(size)")
+                // 172 creates, 6 changes; 155 devices (a- gone, dev7 back), 15 modules.
+                #expect((report.events, report.devices, report.modules, report.historyEntries) == (178, 155, 15, 178), "batch size \(size)")
+            }
+        }
+    }
+
+    @Test func tamperingIsFoundWhereverTheBatchesSplit() async throws {
+        try await withTemporaryDirectory { dir in
+            try await populatedWide(dir)
+            let storage = try RegistryStorage(directory: DataDirectory(path: dir), create: false, needsKeys: false)
+            func outcomes() throws -> Set<Replayer.Outcome> { Set(try [3, 64, 100, 10_000].map { try verify(dir, batchSize: $0).outcome }) }
+            // A document removed, then one that the log never made, then a module's.
+            let saved = try #require(try storage.read { txn, db in try txn.get(db.devices, StorageKey.device("dev60")) })
+            try storage.environment.write { txn in try txn.delete(storage.databases.devices, StorageKey.device("dev60")) }
+            #expect(try outcomes() == [.projectionDiffers(database: "devices", key: "dev60", detail: "absent from the live projection, present in the replay")])
+            try storage.environment.write { txn in try txn.put(storage.databases.devices, StorageKey.device("dev60"), saved) }
+            try storage.environment.write { txn in try txn.put(storage.databases.devices, StorageKey.device("dev60x"), saved) }
+            #expect(try outcomes() == [.projectionDiffers(database: "devices", key: "dev60x", detail: "present in the live projection, absent from the replay")])
+            try storage.environment.write { txn in try txn.delete(storage.databases.devices, StorageKey.device("dev60x")) }
+            try storage.environment.write { txn in try txn.put(storage.databases.modules, StorageKey.module("a0", "m1"), saved) }
+            #expect(try outcomes() == [.projectionDiffers(database: "modules", key: "a0/m1", detail: "present in the live projection, absent from the replay")])
+            try storage.environment.write { txn in try txn.delete(storage.databases.modules, StorageKey.module("a0", "m1")) }
+            #expect(try outcomes() == [.clean])
+            // One byte of one event in the middle of the log.
+            try tamper(dir, \.events, key: StorageKey.sequence(120)) { value in
+                let at = value.count / 2
+                value[at] = value[at] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+            }
+            #expect(try outcomes() == [.logCorrupt(seq: 120, reason: "hash does not match the content")])
+        }
+    }
+
     @Test func cleanLogVerifies() async throws {
         try await withTemporaryDirectory { dir in
             try await populated(dir)
@@ -75,6 +138,9 @@ struct ReplayVerifyTests {
             let storage = try RegistryStorage(directory: DataDirectory(path: dir), create: false, needsKeys: false)
             try storage.environment.write { txn in try txn.put(storage.databases.history, StorageKey.history("zz", 99), []) }
             #expect(try verifyReplay(dir).outcome == .projectionDiffers(database: "history", key: "zz@99", detail: "present in the live projection, absent from the replay"))
+            // The history index is checked before the documents (their expectations come from it).
+            try storage.environment.write { txn in try txn.delete(storage.databases.history, StorageKey.history("zz", 99)) }
+            #expect(try verifyReplay(dir).outcome == .clean)
             try storage.environment.write { txn in try txn.delete(storage.databases.modules, StorageKey.module("d1", "m")) }
             #expect(try verifyReplay(dir).outcome == .projectionDiffers(database: "modules", key: "d1/m", detail: "absent from the live projection, present in the replay"))
         }

@@ -1,4 +1,5 @@
 import Crypto
+import LMDB
 
 /// What replay needs of a stored event, read straight from its bytes.
 public struct VerifiedEvent: Sendable {
@@ -13,56 +14,75 @@ public struct VerifiedEvent: Sendable {
     public var disabled: Bool
 }
 
-extension EventRecord {
-    /// Verifies a stored record without building a JSON tree: locates the envelope members in
-    /// the canonical bytes, checks sequence, `prevHash` and the SHA-256 over the bytes without
-    /// the `hash` member, and slices out the payload.
-    ///
-    /// Why the byte search is sound: the stored bytes are canonical JSON with sorted keys, so the
-    /// top-level members come in a fixed order (actor, deviceId, hash, moduleId, payload,
-    /// prevHash, requestId, schema, seq, time, type), and inside any string a quote is always
-    /// escaped, so `,"name":` with an unescaped quote only occurs as a member name. `hash` is the
-    /// first member after two strings; `prevHash` the last one after the payload. A record the
-    /// fast path cannot read (escapes in ids, an unknown layout) falls back to the full decode.
-    public static func fastVerified(_ bytes: [UInt8], expectedSeq: UInt64, prevHash: [UInt8]) -> Result<VerifiedEvent, EventDecodingError> {
-        guard let fast = fastParse(bytes) else {
-            return verified(bytes, expectedSeq: expectedSeq, prevHash: prevHash).map { record in
-                VerifiedEvent(
-                    seq: record.seq, type: record.type, deviceId: record.deviceId, moduleId: record.moduleId,
-                    payloadBytes: record.payloadBytes, hash: record.hash, disabled: Projections.isDisabled(record.payload)
-                )
+/// A SHA-256 value held inline (no allocation): the log verifier reads two per event.
+struct Hash32: Equatable, Sendable {
+    var a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0, d: UInt64 = 0
+
+    init(_ bytes: some Sequence<UInt8>) {
+        var i = 0
+        for byte in bytes {
+            switch i >> 3 {
+            case 0: a = a << 8 | UInt64(byte)
+            case 1: b = b << 8 | UInt64(byte)
+            case 2: c = c << 8 | UInt64(byte)
+            default: d = d << 8 | UInt64(byte)
             }
+            i += 1
         }
-        guard fast.seq == expectedSeq else { return .failure(EventDecodingError("sequence \(fast.seq) where \(expectedSeq) was expected")) }
-        guard fast.prevHash == prevHash else { return .failure(EventDecodingError("prevHash does not match the previous event's hash")) }
-        var hasher = SHA256()
-        hasher.update(data: prevHash)
-        hasher.update(data: bytes[..<fast.hashMemberStart])
-        hasher.update(data: bytes[fast.hashMemberEnd...])
-        guard Array(hasher.finalize()) == fast.hash else { return .failure(EventDecodingError("hash does not match the content")) }
-        return .success(fast.event)
     }
 
-    /// A record checked on its own: its envelope read from the bytes and whether its hash
-    /// matches its content under its stored prevHash (`nil` when the fast path cannot read it).
-    static func selfCheck(_ bytes: [UInt8]) -> (FastParse, Bool)? {
-        guard let fast = fastParse(bytes) else { return nil }
-        var hasher = SHA256()
-        hasher.update(data: fast.prevHash)
-        hasher.update(data: bytes[..<fast.hashMemberStart])
-        hasher.update(data: bytes[fast.hashMemberEnd...])
-        return (fast, Array(hasher.finalize()) == fast.hash)
+    /// Decodes 64 hex digits at `start` of `text` (either case, as `Hex.decode` accepts).
+    init?(hex text: [UInt8], at start: Int) {
+        guard start >= 0, start + 64 <= text.count else { return nil }
+        // One table lookup per digit; any non-digit sets a high bit, checked once at the end.
+        var bad: UInt8 = 0
+        func word(_ at: Int) -> UInt64 {
+            var v: UInt64 = 0
+            for i in at..<(at + 16) {
+                let n = Hash32.hexValues[Int(text[i])]
+                bad |= n
+                v = v << 4 | UInt64(n & 15)
+            }
+            return v
+        }
+        a = word(start)
+        b = word(start + 16)
+        c = word(start + 32)
+        d = word(start + 48)
+        guard bad & 0xF0 == 0 else { return nil }
     }
 
-    struct FastParse: Sendable {
-        var event: VerifiedEvent
-        var seq: UInt64
-        var prevHash: [UInt8]
-        var hash: [UInt8]
-        var hashMemberStart: Int
-        var hashMemberEnd: Int
+    private static let hexValues: [UInt8] = (0...255).map { Hex.nibble(UInt8($0)) ?? 0xFF }
+
+    /// The 32 bytes, written over `out` (a caller's reused buffer of 32).
+    func write(into out: inout [UInt8]) {
+        for (w, word) in [a, b, c, d].enumerated() {
+            for j in 0..<8 { out[8 * w + j] = UInt8(truncatingIfNeeded: word >> UInt64(56 - 8 * j)) }
+        }
     }
 
+    var bytes: [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        write(into: &out)
+        return out
+    }
+}
+
+/// Where the envelope members of one stored event record sit in a buffer (a scan batch holding
+/// many records, or one record), read without building a JSON tree.
+struct RecordLayout: Sendable {
+    var seq: UInt64
+    var type: EventType
+    var device: Range<Int>
+    var module: Range<Int>?
+    var payload: Range<Int>
+    var hash: Hash32
+    var prevHash: Hash32
+    /// The `,"hash":"…"` member, which the hash itself does not cover.
+    var hashMember: Range<Int>
+}
+
+extension EventRecord {
     static let hashMember = Array(",\"hash\":\"".utf8)
     static let deviceIdMember = Array("{\"actor\":\"".utf8)
     static let deviceIdName = Array(",\"deviceId\":\"".utf8)
@@ -74,58 +94,82 @@ extension EventRecord {
     static let typeMember = Array(",\"type\":\"".utf8)
     static let disabledMarker = Array("\"status\":\"disabled\"".utf8)
 
-    static func fastParse(_ b: [UInt8]) -> FastParse? {
-        guard b.starts(with: deviceIdMember),
-            let deviceAt = ByteSearch.first(deviceIdName, in: b, from: 0),
-            let hashAt = ByteSearch.first(hashMember, in: b, from: deviceAt),
-            let payloadAt = ByteSearch.first(payloadMember, in: b, from: hashAt),
-            let prevAt = ByteSearch.last(prevHashMember, in: b),
-            prevAt > payloadAt,
-            let schemaAt = ByteSearch.last(schemaMember, in: b), let seqAt = ByteSearch.last(seqMember, in: b), let typeAt = ByteSearch.last(typeMember, in: b),
-            schemaAt > prevAt, seqAt > schemaAt, typeAt > seqAt
+    /// Reads the envelope of the record at `b[r]`; `nil` when the fast path cannot (escapes in
+    /// ids, an unknown layout), and the caller falls back to the full decode.
+    ///
+    /// Why the byte search is sound: the stored bytes are canonical JSON with sorted keys, so the
+    /// top-level members come in a fixed order (actor, deviceId, hash, moduleId, payload,
+    /// prevHash, requestId, schema, seq, time, type), and inside any string a quote is always
+    /// escaped, so `,"name":` with an unescaped quote only occurs as a member name. `hash` is the
+    /// first member after two strings; `prevHash` the last one after the payload.
+    static func layout(_ b: [UInt8], _ r: Range<Int>) -> RecordLayout? {
+        guard r.count > deviceIdMember.count, ByteScan.equal(b, r.lowerBound..<(r.lowerBound + deviceIdMember.count), deviceIdMember),
+            let deviceAt = ByteSearch.first(deviceIdName, in: b, from: r.lowerBound, to: r.upperBound),
+            let hashAt = ByteSearch.first(hashMember, in: b, from: deviceAt, to: r.upperBound),
+            let payloadAt = ByteSearch.first(payloadMember, in: b, from: hashAt, to: r.upperBound),
+            let prevAt = ByteSearch.last(prevHashMember, in: b, from: payloadAt, to: r.upperBound),
+            let schemaAt = ByteSearch.last(schemaMember, in: b, from: prevAt, to: r.upperBound),
+            let seqAt = ByteSearch.last(seqMember, in: b, from: schemaAt, to: r.upperBound),
+            let typeAt = ByteSearch.last(typeMember, in: b, from: seqAt, to: r.upperBound),
+            prevAt > payloadAt, schemaAt > prevAt, seqAt > schemaAt, typeAt > seqAt
         else { return nil }
         let hashStart = hashAt + hashMember.count
-        guard hashStart + 65 <= b.count, b[hashStart + 64] == UInt8(ascii: "\""),
-            let hash = Hex.decode(bytes: b[hashStart..<(hashStart + 64)]), hash.count == 32
-        else { return nil }
+        guard hashStart + 65 <= r.upperBound, b[hashStart + 64] == UInt8(ascii: "\""), let hash = Hash32(hex: b, at: hashStart) else { return nil }
         let prevStart = prevAt + prevHashMember.count
-        guard prevStart + 65 <= b.count, b[prevStart + 64] == UInt8(ascii: "\""),
-            let prev = Hex.decode(bytes: b[prevStart..<(prevStart + 64)])
-        else { return nil }
+        guard prevStart + 65 <= r.upperBound, b[prevStart + 64] == UInt8(ascii: "\""), let prev = Hash32(hex: b, at: prevStart) else { return nil }
         // Plain strings only (no escapes): anything else takes the full decode.
-        func plainString(at start: Int) -> String? {
-            guard let end = b[start...].firstIndex(of: UInt8(ascii: "\"")), !b[start..<end].contains(UInt8(ascii: "\\")) else { return nil }
-            return String(decoding: b[start..<end], as: UTF8.self)
+        func plainString(at start: Int) -> Range<Int>? {
+            guard let end = ByteScan.firstIndex(of: quote, in: b, from: start, to: r.upperBound), ByteScan.firstIndex(of: backslash, in: b, from: start, to: end) == nil else { return nil }
+            return start..<end
         }
         func integer(at start: Int) -> Int64? {
             var i = start
             var v: Int64 = 0
-            while i < b.count, b[i] >= 48, b[i] <= 57 {
+            while i < r.upperBound, b[i] >= 48, b[i] <= 57, i - start < 18 {
                 v = v &* 10 &+ Int64(b[i] - 48)
                 i += 1
             }
-            return i > start && i < b.count && (b[i] == UInt8(ascii: ",") || b[i] == UInt8(ascii: "}")) ? v : nil
+            return i > start && i < r.upperBound && (b[i] == UInt8(ascii: ",") || b[i] == UInt8(ascii: "}")) ? v : nil
         }
-        guard let deviceId = plainString(at: deviceAt + deviceIdName.count),
-            let typeName = plainString(at: typeAt + typeMember.count), let type = EventType(rawValue: typeName),
+        guard let device = plainString(at: deviceAt + deviceIdName.count),
+            let typeName = plainString(at: typeAt + typeMember.count), let type = EventType(rawValue: String(decoding: b[typeName], as: UTF8.self)),
             let seq = integer(at: seqAt + seqMember.count), seq > 0,
             let schema = integer(at: schemaAt + schemaMember.count), schema >= 1, schema <= currentSchema
         else { return nil }
-        var moduleId: String?
+        var module: Range<Int>?
         // `moduleId` sits between the hash and the payload: search only there.
         if let moduleAt = ByteSearch.first(moduleIdMember, in: b, from: hashStart + 64, to: payloadAt) {
             guard let id = plainString(at: moduleAt + moduleIdMember.count) else { return nil }
-            moduleId = id
+            module = id
         }
-        let payload = Array(b[(payloadAt + payloadMember.count)..<prevAt])
-        let disabled = type.isDevice && Projections.isDisabled(payload)
-        return FastParse(
-            event: VerifiedEvent(seq: UInt64(seq), type: type, deviceId: deviceId, moduleId: moduleId, payloadBytes: payload, hash: hash, disabled: disabled),
-            seq: UInt64(seq),
-            prevHash: prev,
-            hash: hash,
-            hashMemberStart: hashAt,
-            hashMemberEnd: hashStart + 65
+        return RecordLayout(
+            seq: UInt64(seq), type: type, device: device, module: module,
+            payload: (payloadAt + payloadMember.count)..<prevAt,
+            hash: hash, prevHash: prev, hashMember: hashAt..<(hashStart + 65)
         )
+    }
+
+    /// One record verified as the log walk verifies it (fast path, or the full decode when the
+    /// fast path cannot read it).
+    public static func fastVerified(_ bytes: [UInt8], expectedSeq: UInt64, prevHash: [UInt8]) -> Result<VerifiedEvent, EventDecodingError> {
+        var scratch = [UInt8](repeating: 0, count: 32)
+        let checked = selfCheck(bytes, 0..<bytes.count, scratch: &scratch)
+        return WalkedEvent.accept(bytes, record: 0..<bytes.count, checked: checked, expectedSeq: expectedSeq, prevHash: Hash32(prevHash)).map(\.verifiedEvent)
+    }
+
+    private static let quote: [UInt8] = [UInt8(ascii: "\"")]
+    private static let backslash: [UInt8] = [UInt8(ascii: "\\")]
+
+    /// A record checked on its own: its layout and whether its hash matches its content under
+    /// its stored prevHash (`nil` when the fast path cannot read it). `scratch` is a reused
+    /// 32-byte buffer for the prevHash bytes.
+    static func selfCheck(_ b: [UInt8], _ r: Range<Int>, scratch: inout [UInt8]) -> (RecordLayout, Bool)? {
+        guard let layout = layout(b, r) else { return nil }
+        layout.prevHash.write(into: &scratch)
+        var hasher = SHA256()
+        hasher.update(data: scratch)
+        hasher.update(data: b[r.lowerBound..<layout.hashMember.lowerBound])
+        hasher.update(data: b[layout.hashMember.upperBound..<r.upperBound])
+        return (layout, Hash32(hasher.finalize()) == layout.hash)
     }
 }

@@ -240,18 +240,18 @@ public enum Hex {
 
     public static func decode(_ text: String) -> [UInt8]? { decode(bytes: Array(text.utf8)[...]) }
 
-    /// Decodes hex digits straight from stored bytes (no String in between: the log verifier
-    /// decodes two hashes per event).
+    static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: c - 48
+        case 97...102: c - 87
+        case 65...70: c - 55
+        default: nil
+        }
+    }
+
+    /// Decodes hex digits straight from stored bytes (no String in between).
     public static func decode(bytes b: ArraySlice<UInt8>) -> [UInt8]? {
         guard b.count % 2 == 0 else { return nil }
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case 48...57: c - 48
-            case 97...102: c - 87
-            case 65...70: c - 55
-            default: nil
-            }
-        }
         var out = [UInt8]()
         out.reserveCapacity(b.count / 2)
         var i = b.startIndex

@@ -27,12 +27,13 @@ public enum Replayer {
     }
 
     /// Events verified per parallel chunk (and applied per scratch transaction).
-    static let chunk = 10_000
+    public static let chunk = 10_000
 
     /// Verifies the whole log of `source` and compares every projection with it, byte for
     /// byte, against one consistent snapshot (safe while a daemon writes). See `LogVerifier`.
-    public static func verify(source: RegistryStorage, progress: ((UInt64) -> Void)? = nil) throws -> Report {
-        try source.read { txn, live in try LogVerifier.verify(txn, live, progress: progress) }
+    /// `batchSize` is the entries per scan batch (tests make it small to cross batch boundaries).
+    public static func verify(source: RegistryStorage, batchSize: Int = chunk, progress: ((UInt64) -> Void)? = nil) throws -> Report {
+        try source.read { txn, live in try LogVerifier.verify(txn, live, batchSize: batchSize, progress: progress) }
     }
 
     /// Applies every event of `events` (verified; up to `point` when given) to the projections in
@@ -47,15 +48,15 @@ public enum Replayer {
         copyEvents: Bool = false,
         progress: ((UInt64) -> Void)? = nil
     ) throws -> Outcome? {
-        var pending: [(event: VerifiedEvent, bytes: [UInt8])] = []
+        var pending: [(event: VerifiedEvent, record: [UInt8]?)] = []
         var applied: UInt64 = 0
-        let corruption = try walk(txn, events, until: point) { event, bytes in
-            pending.append((event, bytes))
+        let corruption = try walk(txn, events, until: point) { event in
+            pending.append((event.verifiedEvent, copyEvents ? event.recordBytes : nil))
         } afterChunk: {
             let records = pending
             try target.write { out in
-                for (event, bytes) in records {
-                    if copyEvents { try out.put(targetDatabases.events, StorageKey.sequence(event.seq), bytes, flags: .append) }
+                for (event, record) in records {
+                    if let record { try out.put(targetDatabases.events, StorageKey.sequence(event.seq), record, flags: .append) }
                     try Projections.apply(event, txn: out, databases: targetDatabases)
                 }
             }
@@ -68,53 +69,40 @@ public enum Replayer {
     }
 
     /// Walks the log in order, verifying sequence continuity, the hash chain and each record's
-    /// hash, and hands every good event to `visit`; `afterChunk` runs after each chunk of
-    /// events (and once at the end). Stops at the first bad record (returned) or past `point`.
+    /// hash, and hands every good event to `visit`; `afterChunk` runs after each batch of
+    /// events. Stops at the first bad record (returned) or past `point`.
     ///
-    /// Each record's own hash needs only its bytes and its stored prevHash, so a chunk is
-    /// checked on every core at once; the chain links then run in order.
+    /// Each record's own hash needs only its bytes and its stored prevHash, so every batch is
+    /// copied out of the map and checked on all cores at once (`scanParallel`); the chain links
+    /// then run in order on this thread.
     static func walk<T: ReadableTransaction & ~Copyable>(
         _ txn: borrowing T,
         _ events: Database,
         until point: ReplayPoint? = nil,
-        visit: (VerifiedEvent, [UInt8]) throws -> Void,
+        batchSize: Int = chunk,
+        visit: (borrowing WalkedEvent) throws -> Void,
         afterChunk: () throws -> Void = {}
     ) throws -> Outcome? {
         var expected: UInt64 = 1
-        var prevHash = EventRecord.genesisHash
+        var prevHash = Hash32(EventRecord.genesisHash)
         var corruption: Outcome?
-        var raw: [([UInt8], [UInt8])] = []
-        func process() throws -> Bool {
-            let checks = parallelMap(raw) { entry in EventRecord.selfCheck(entry.1) }
-            defer { raw.removeAll(keepingCapacity: true) }
-            for ((key, value), check) in zip(raw, checks) {
-                let result: Result<VerifiedEvent, EventDecodingError>
-                switch check {
-                case .none:
-                    result = EventRecord.fastVerified(value, expectedSeq: expected, prevHash: prevHash)
-                case .some(let (fast, hashMatches)):
-                    if fast.seq != expected {
-                        result = .failure(EventDecodingError("sequence \(fast.seq) where \(expected) was expected"))
-                    } else if fast.prevHash != prevHash {
-                        result = .failure(EventDecodingError("prevHash does not match the previous event's hash"))
-                    } else if !hashMatches {
-                        result = .failure(EventDecodingError("hash does not match the content"))
-                    } else {
-                        result = .success(fast.event)
-                    }
-                }
-                switch result {
-                case .failure(let error):
-                    corruption = .logCorrupt(seq: StorageKey.sequence(from: key) ?? expected, reason: error.description)
-                    try afterChunk()
-                    return false
-                case .success(let event):
-                    // Point-in-time stops need the event's time: decode only then.
-                    if let point, !point.includes(try EventRecord.decode(value)) {
+        try txn.scanParallel(events, entries: batchSize, parts: shares, transform: selfChecks) { shares in
+            for (batch, checks) in shares {
+                for i in 0..<batch.count {
+                    let event: WalkedEvent
+                    switch WalkedEvent.accept(batch.bytes, record: batch.values[i], checked: checks[i], expectedSeq: expected, prevHash: prevHash) {
+                    case .success(let good): event = good
+                    case .failure(let error):
+                        corruption = .logCorrupt(seq: StorageKey.sequence(from: batch.key(i)) ?? expected, reason: error.description)
                         try afterChunk()
                         return false
                     }
-                    try visit(event, value)
+                    // Point-in-time stops need the event's time: decode only then.
+                    if let point, !point.includes(try EventRecord.decode(event.recordBytes)) {
+                        try afterChunk()
+                        return false
+                    }
+                    try visit(event)
                     prevHash = event.hash
                     expected += 1
                 }
@@ -122,26 +110,20 @@ public enum Replayer {
             try afterChunk()
             return true
         }
-        var going = true
-        try txn.scan(events) { key, value in
-            raw.append((key, value))
-            if raw.count >= chunk { going = try process() }
-            return going
-        }
-        if going { _ = try process() }
         return corruption
     }
 
-    /// `transform` over `items`, split across the cores (Dispatch's pool, not the cooperative one).
-    static func parallelMap<T: Sendable>(_ items: [([UInt8], [UInt8])], _ transform: @Sendable (([UInt8], [UInt8])) -> T) -> [T] {
-        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
-        guard items.count >= 64, parts > 1 else { return items.map(transform) }
-        let results = Mutex<[[T]]>(Array(repeating: [], count: parts))
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let local = items[(items.count * part / parts)..<(items.count * (part + 1) / parts)].map(transform)
-            results.withLock { $0[part] = local }
-        }
-        return results.withLock { $0.flatMap { $0 } }
+    /// The cores the log walk and the verifier's scans spread over.
+    static let cores = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+
+    /// Shares per scan batch: more than the cores, so that a core slowed by the ordered work
+    /// running beside it does not hold the batch back.
+    static let shares = cores * 4
+
+    /// Every record of `batch` checked on its own (one core's share of a scan batch).
+    @Sendable static func selfChecks(_ batch: EntryBatch) -> [(RecordLayout, Bool)?] {
+        var scratch = [UInt8](repeating: 0, count: 32)
+        return batch.values.map { EventRecord.selfCheck(batch.bytes, $0, scratch: &scratch) }
     }
 
     /// A readable form of a projection key: `device`, `device/module` or `device@seq`.
