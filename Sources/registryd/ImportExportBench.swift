@@ -63,6 +63,9 @@ struct ImportExportBench: AsyncParsableCommand {
 
         // Import through the writer.
         let imported = DataDirectory(path: root + "/imported")
+        // Both loads start from a quiet disk: earlier writes flushed, so their write-back does
+        // not land on the durable commits of the one being measured.
+        sync()
         var start = DispatchTime.now().uptimeNanoseconds
         let counts = try await importInto(imported, file: file)
         let importSeconds = seconds(start)
@@ -87,6 +90,7 @@ struct ImportExportBench: AsyncParsableCommand {
             (events: try txn.openDatabase("events"), devices: try txn.openDatabase("devices"), history: try txn.openDatabase("history"))
         }
         let perIdentity = 3
+        sync()  // a quiet disk, as for the import
         start = DispatchTime.now().uptimeNanoseconds
         let n = records.count / perIdentity
         var i = 0
@@ -106,10 +110,16 @@ struct ImportExportBench: AsyncParsableCommand {
         let rawLoadSeconds = seconds(start)
 
         // Export vs raw scan + parse + encode of every document.
+        // Both loads start from a quiet disk: earlier writes flushed, so their write-back does
+        // not land on the durable commits of the one being measured.
+        sync()
         start = DispatchTime.now().uptimeNanoseconds
         var exportedBytes = 0
         let exported = try ImportExportEngine.export(storage: source, excludeKeys: true) { exportedBytes += $0.count }
         let exportSeconds = seconds(start)
+        // Both loads start from a quiet disk: earlier writes flushed, so their write-back does
+        // not land on the durable commits of the one being measured.
+        sync()
         start = DispatchTime.now().uptimeNanoseconds
         var encodedBytes = 0
         try source.read { txn, db in

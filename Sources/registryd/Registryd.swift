@@ -1,4 +1,5 @@
 import ArgumentParser
+import LMDB
 
 /// The one binary: the daemon and its tools as subcommands.
 @main
@@ -12,6 +13,11 @@ struct Registryd: AsyncParsableCommand {
         ],
         defaultSubcommand: ServeCommand.self
     )
+
+    static func main() async {
+        ProcessMemory.keepFreedMemory()
+        await main(nil)
+    }
 }
 
 /// Options every data-directory command shares.

@@ -74,14 +74,13 @@ public struct EventRecord: Sendable, Hashable {
         // The payload is encoded once; the body (for the hash) and the stored bytes splice it in.
         let payloadBytes = CanonicalJSON.encode(payload)
         self.payloadBytes = payloadBytes
-        let computed = Self.chainHash(prevHash: prevHash, body: Self.canonicalBytes(
-            seq: seq, time: time, type: type, schema: schema, deviceId: deviceId, moduleId: moduleId, actor: actor,
-            requestId: requestId, payloadBytes: payloadBytes, prevHash: prevHash, hash: nil))
+        let parts = Parts(
+            seq: seq, time: time, type: type, schema: schema, deviceId: deviceId, moduleId: moduleId, actor: actor, requestId: requestId,
+            payloadBytes: payloadBytes)
+        let (computed, encoded) = parts.chained(to: prevHash)
         self.computedHash = computed
         self.hash = storedHash ?? computed
-        self.encoded = Self.canonicalBytes(
-            seq: seq, time: time, type: type, schema: schema, deviceId: deviceId, moduleId: moduleId, actor: actor,
-            requestId: requestId, payloadBytes: payloadBytes, prevHash: prevHash, hash: self.hash)
+        self.encoded = storedHash.map { parts.bytes(prevHash: prevHash, hash: $0) } ?? encoded
     }
 
     public static func chainHash(prevHash: [UInt8], body: [UInt8]) -> [UInt8] {
@@ -98,43 +97,102 @@ public struct EventRecord: Sendable, Hashable {
         seq: UInt64, time: Timestamp, type: EventType, schema: Int64, deviceId: String, moduleId: String?, actor: String,
         requestId: String, payloadBytes: [UInt8], prevHash: [UInt8], hash: [UInt8]?
     ) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(payloadBytes.count + 400)
-        func member(_ name: StaticString, first: Bool = false) {
+        Parts(seq: seq, time: time, type: type, schema: schema, deviceId: deviceId, moduleId: moduleId, actor: actor, requestId: requestId, payloadBytes: payloadBytes)
+            .bytes(prevHash: prevHash, hash: hash)
+    }
+
+    /// The envelope's canonical JSON in the three pieces that do not depend on the chain: the
+    /// writer makes them on several cores, then splices in `prevHash` and `hash` in order.
+    /// Canonical member order: actor, deviceId, [hash], moduleId, payload, [prevHash],
+    /// requestId, schema, seq, time, type.
+    struct Parts: Sendable {
+        /// `{"actor":…,"deviceId":…`
+        var head: [UInt8] = []
+        /// `,"moduleId":…,"payload":…`
+        var middle: [UInt8] = []
+        /// `,"requestId":…,"schema":…,"seq":…,"time":…,"type":…}`
+        var tail: [UInt8] = []
+
+        init(
+            seq: UInt64, time: Timestamp, type: EventType, schema: Int64 = EventRecord.currentSchema, deviceId: String, moduleId: String?,
+            actor: String, requestId: String, payloadBytes: [UInt8]
+        ) {
+            head.reserveCapacity(32 + actor.utf8.count + deviceId.utf8.count)
+            head.append(123)
+            Self.member("actor", into: &head, first: true)
+            CanonicalJSON.writeString(actor, into: &head)
+            Self.member("deviceId", into: &head)
+            CanonicalJSON.writeString(deviceId, into: &head)
+            middle.reserveCapacity(payloadBytes.count + 32 + (moduleId?.utf8.count ?? 0))
+            if let moduleId {
+                Self.member("moduleId", into: &middle)
+                CanonicalJSON.writeString(moduleId, into: &middle)
+            }
+            Self.member("payload", into: &middle)
+            middle.append(contentsOf: payloadBytes)
+            tail.reserveCapacity(128 + requestId.utf8.count)
+            Self.member("requestId", into: &tail)
+            CanonicalJSON.writeString(requestId, into: &tail)
+            Self.member("schema", into: &tail)
+            tail.append(contentsOf: String(schema).utf8)
+            Self.member("seq", into: &tail)
+            tail.append(contentsOf: String(seq).utf8)
+            Self.member("time", into: &tail)
+            CanonicalJSON.writeString(time.iso8601, into: &tail)
+            Self.member("type", into: &tail)
+            CanonicalJSON.writeString(type.rawValue, into: &tail)
+            tail.append(125)
+        }
+
+        private static func member(_ name: String, into out: inout [UInt8], first: Bool = false) {
             if !first { out.append(44) }
             out.append(34)
-            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            out.append(contentsOf: name.utf8)
             out.append(contentsOf: [34, 58])
         }
-        out.append(123)
-        member("actor", first: true)
-        CanonicalJSON.writeString(actor, into: &out)
-        member("deviceId")
-        CanonicalJSON.writeString(deviceId, into: &out)
-        if let hash {
-            member("hash")
-            CanonicalJSON.writeString(Hex.encode(hash), into: &out)
+
+        private static func hexMember(_ name: String, _ value: [UInt8]) -> [UInt8] {
+            var out: [UInt8] = []
+            out.reserveCapacity(80)
+            member(name, into: &out)
+            CanonicalJSON.writeString(Hex.encode(value), into: &out)
+            return out
         }
-        if let moduleId {
-            member("moduleId")
-            CanonicalJSON.writeString(moduleId, into: &out)
+
+        /// The stored bytes (with `hash`) or the hashed body (without it).
+        func bytes(prevHash: [UInt8], hash: [UInt8]?) -> [UInt8] {
+            let prev = Self.hexMember("prevHash", prevHash)
+            let hashPart = hash.map { Self.hexMember("hash", $0) } ?? []
+            var out: [UInt8] = []
+            out.reserveCapacity(head.count + hashPart.count + middle.count + prev.count + tail.count)
+            out.append(contentsOf: head)
+            out.append(contentsOf: hashPart)
+            out.append(contentsOf: middle)
+            out.append(contentsOf: prev)
+            out.append(contentsOf: tail)
+            return out
         }
-        member("payload")
-        out.append(contentsOf: payloadBytes)
-        member("prevHash")
-        CanonicalJSON.writeString(Hex.encode(prevHash), into: &out)
-        member("requestId")
-        CanonicalJSON.writeString(requestId, into: &out)
-        member("schema")
-        out.append(contentsOf: String(schema).utf8)
-        member("seq")
-        out.append(contentsOf: String(seq).utf8)
-        member("time")
-        CanonicalJSON.writeString(time.iso8601, into: &out)
-        member("type")
-        CanonicalJSON.writeString(type.rawValue, into: &out)
-        out.append(125)
-        return out
+
+        /// The chain hash and the stored bytes, hashing the pieces in place (no body copy).
+        func chained(to prevHash: [UInt8]) -> (hash: [UInt8], encoded: [UInt8]) {
+            let prev = Self.hexMember("prevHash", prevHash)
+            var hasher = SHA256()
+            hasher.update(data: prevHash)
+            hasher.update(data: head)
+            hasher.update(data: middle)
+            hasher.update(data: prev)
+            hasher.update(data: tail)
+            let hash = Array(hasher.finalize())
+            let hashPart = Self.hexMember("hash", hash)
+            var out: [UInt8] = []
+            out.reserveCapacity(head.count + hashPart.count + middle.count + prev.count + tail.count)
+            out.append(contentsOf: head)
+            out.append(contentsOf: hashPart)
+            out.append(contentsOf: middle)
+            out.append(contentsOf: prev)
+            out.append(contentsOf: tail)
+            return (hash, out)
+        }
     }
 
     /// The record as a JSON value (used by tests to pin `canonicalBytes`).

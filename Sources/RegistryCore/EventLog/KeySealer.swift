@@ -22,7 +22,14 @@ public struct KeySealer: Sendable {
     /// Seals `plaintext`; the nonce comes from `random` (the system's generator in production,
     /// a seeded one in golden-fixture tests).
     public func seal(_ plaintext: String, context: String, random: inout some RandomNumberGenerator) -> String {
-        let nonceBytes = randomBytes(12, using: &random)
+        seal(plaintext, context: context, nonce: randomBytes(Self.nonceSize, using: &random))
+    }
+
+    public static let nonceSize = 12
+
+    /// Seals with a nonce drawn beforehand (the writer draws nonces in order, then seals on
+    /// several cores; the draws, and so a seeded run's output, stay what they were).
+    public func seal(_ plaintext: String, context: String, nonce nonceBytes: [UInt8]) -> String {
         // Both calls only fail for malformed nonces or keys, which the checks above rule out.
         let nonce = try! AES.GCM.Nonce(data: nonceBytes)
         let box = try! AES.GCM.seal(Array(plaintext.utf8), using: key, nonce: nonce, authenticating: Array(context.utf8))

@@ -73,11 +73,17 @@ final class Writer: @unchecked Sendable {
     }
 
     private struct Progress {
+        /// The last event decided (sequence numbers are given out at decision).
         var seq: UInt64
-        var hash: [UInt8]
         var time: Timestamp
+        /// The last event stored, and its hash (the chain advances as events are stored).
+        var storedSeq: UInt64
+        var hash: [UInt8]
         var results: [[Result<CommandOutcome, RegistryError>]] = []
     }
+
+    /// Most events encoded together: bounds the memory a huge batch holds before it is stored.
+    private static let maximumRun = 1024
 
     private func runCommands(_ batches: [CommandBatch]) {
         let progress: Progress
@@ -86,15 +92,44 @@ final class Writer: @unchecked Sendable {
             // The body may run more than once (map growth): it starts from the committed head
             // each time and only its returned value is kept.
             progress = try storage.environment.write { txn in
-                var p = Progress(seq: lastSeq, hash: lastHash, time: lastTime)
+                var p = Progress(seq: lastSeq, time: lastTime, storedSeq: lastSeq, hash: lastHash)
+                // Commands are decided in order here; their events collect in `deciding`. A full
+                // run goes to the other cores to be prepared (sealed, encoded) while the next one
+                // is decided, and is stored (chained, appended, projected) in order before that
+                // next one is handed over. A command whose device an unstored event touches
+                // would read state not yet stored, so everything is stored first; so it is after
+                // every command when an identity limit makes each decision depend on the count
+                // stored so far.
+                var deciding: [DecidedEvent] = []
+                var touched: Set<String> = []
+                var preparing: PreparingRun?
+                defer { preparing?.wait() }
+                let oneByOne = configuration.limits.maxIdentities != nil
                 for batch in batches {
                     var results: [Result<CommandOutcome, RegistryError>] = []
                     results.reserveCapacity(batch.commands.count)
                     for command in batch.commands {
-                        results.append(try apply(command, batch: batch, txn: txn, progress: &p))
+                        if touched.contains(command.deviceId) {
+                            try storeAll(&preparing, &deciding, txn: txn, progress: &p)
+                            touched.removeAll(keepingCapacity: true)
+                        }
+                        let result = try decide(command, batch: batch, txn: txn, progress: &p, into: &deciding)
+                        if case .success(let outcome) = result, !outcome.events.isEmpty { touched.insert(command.deviceId) }
+                        if oneByOne {
+                            try storeAll(&preparing, &deciding, txn: txn, progress: &p)
+                            touched.removeAll(keepingCapacity: true)
+                        } else if deciding.count >= Self.maximumRun {
+                            if let run = preparing { try store(run.events, run.wait(), txn: txn, progress: &p) }
+                            preparing = PreparingRun(deciding, sealer: storage.sealer!)
+                            deciding.removeAll(keepingCapacity: true)
+                            // Still unstored: the run just handed over, whose devices are `touched`.
+                        }
+                        results.append(result)
                     }
                     p.results.append(results)
                 }
+                try storeAll(&preparing, &deciding, txn: txn, progress: &p)
+                precondition(p.storedSeq == p.seq, "every decided event is stored")
                 return p
             }
         } catch {
@@ -113,48 +148,63 @@ final class Writer: @unchecked Sendable {
         for (batch, results) in zip(batches, progress.results) { batch.continuation.resume(returning: results) }
     }
 
-    /// Decides one command against the transaction's current state and appends its events.
-    /// A rule violation is returned as a failure (nothing written); storage errors throw.
-    private func apply(
+    /// Decides one command against the transaction's current state (plus nothing of `run`:
+    /// see `runCommands`) and queues its events. A rule violation is returned as a failure
+    /// (nothing queued); storage errors throw.
+    private func decide(
         _ command: Command,
         batch: CommandBatch,
         txn: borrowing WriteTransaction,
-        progress p: inout Progress
+        progress p: inout Progress,
+        into run: inout [DecidedEvent]
     ) throws -> Result<CommandOutcome, RegistryError> {
         // Event times strictly increase, so creation times (generationIds) are unique.
         let now = max(configuration.clock.now(), p.time.successor)
         let state = try loadState(for: command, txn)
         let events: [RegistryEvent]
         do {
-            events = try decide(command, state: state, context: DecisionContext(now: now, sequence: p.seq + 1, limits: configuration.limits), random: &random)
+            events = try RegistryCore.decide(command, state: state, context: DecisionContext(now: now, sequence: p.seq + 1, limits: configuration.limits), random: &random)
         } catch {
             return .failure(error)
         }
         for event in events {
-            let payload = IdentityCodec.encode(event.identity) { key, slot in
-                storage.sealer!.seal(key, context: slot.context, random: &random)
-            }
-            let record = EventRecord(
-                seq: event.seq,
-                time: event.time,
-                type: event.type,
-                deviceId: event.deviceId,
-                moduleId: event.moduleId,
-                actor: batch.actor,
-                requestId: batch.requestId,
-                payload: payload,
-                prevHash: p.hash
-            )
-            // Pair assertion (TigerStyle): the log stays gapless and chained.
-            precondition(record.seq == p.seq + 1, "event sequence must be gapless")
-            try txn.put(storage.databases.events, StorageKey.sequence(record.seq), record.encoded, flags: .append)
-            try Projections.apply(record, txn: txn, databases: storage.databases)
-            p.seq = record.seq
-            p.hash = record.hash
+            // Pair assertion (TigerStyle): the log stays gapless.
+            precondition(event.seq == p.seq + 1, "event sequence must be gapless")
+            run.append(DecidedEvent(event, actor: batch.actor, requestId: batch.requestId, random: &random))
+            p.seq = event.seq
         }
         p.time = now
         let identity = events.last.flatMap { $0.type.isDelete ? nil : $0.identity }
         return .success(CommandOutcome(events: events, identity: identity))
+    }
+
+    /// Stores the run being prepared, then the one being decided.
+    private func storeAll(_ preparing: inout PreparingRun?, _ deciding: inout [DecidedEvent], txn: borrowing WriteTransaction, progress p: inout Progress) throws {
+        if let run = preparing {
+            preparing = nil
+            try store(run.events, run.wait(), txn: txn, progress: &p)
+        }
+        try store(deciding, DecidedEvent.prepareAll(deciding, sealer: storage.sealer!), txn: txn, progress: &p)
+        deciding.removeAll(keepingCapacity: true)
+    }
+
+    /// Chains, appends and projects prepared events in order.
+    private func store(_ run: [DecidedEvent], _ prepared: [DecidedEvent.Prepared], txn: borrowing WriteTransaction, progress p: inout Progress) throws {
+        precondition(run.count == prepared.count, "every event is prepared")
+        for (decided, ready) in zip(run, prepared) {
+            let event = decided.event
+            // Pair assertion (TigerStyle): the log stays gapless and chained.
+            precondition(event.seq == p.storedSeq + 1, "event sequence must be gapless")
+            let (hash, encoded) = ready.parts.chained(to: p.hash)
+            try txn.put(storage.databases.events, StorageKey.sequence(event.seq), encoded, flags: .append)
+            try Projections.apply(
+                VerifiedEvent(
+                    seq: event.seq, type: event.type, deviceId: event.deviceId, moduleId: event.moduleId,
+                    payloadBytes: ready.payloadBytes, hash: hash, disabled: ready.disabled),
+                txn: txn, databases: storage.databases)
+            p.storedSeq = event.seq
+            p.hash = hash
+        }
     }
 
     private func loadState(for command: Command, _ txn: borrowing WriteTransaction) throws -> CommandState {

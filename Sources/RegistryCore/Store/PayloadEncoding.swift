@@ -1,0 +1,95 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// An event decided by the writer whose payload (keys sealed, canonical JSON) is still to be
+/// made. Sealing and encoding were about a third of the writer's time on an import; they need
+/// nothing of the transaction, so a run of decided events is encoded on every core at once and
+/// then chained and stored in order (see `Writer`).
+struct DecidedEvent: Sendable {
+    var event: RegistryEvent
+    /// One nonce per sealed key, drawn in the order the codec seals them (primary, secondary),
+    /// on the writer thread: the generator is drawn exactly as a one-at-a-time writer would.
+    var nonces: [[UInt8]]
+    var actor: String
+    var requestId: String
+
+    init(_ event: RegistryEvent, actor: String, requestId: String, random: inout some RandomNumberGenerator) {
+        self.event = event
+        self.actor = actor
+        self.requestId = requestId
+        let keys: SymmetricKey
+        switch event.identity {
+        case .device(let d): keys = d.authentication.symmetricKey
+        case .module(let m): keys = m.authentication.symmetricKey
+        }
+        nonces = [keys.primaryKey, keys.secondaryKey].compactMap { $0 }.map { _ in randomBytes(KeySealer.nonceSize, using: &random) }
+    }
+
+    /// What the ordered part of a write needs of this event, made off it: the payload in
+    /// canonical JSON (keys sealed) and the record's pieces around the chain fields.
+    struct Prepared: Sendable {
+        var payloadBytes: [UInt8]
+        var disabled: Bool
+        var parts: EventRecord.Parts
+    }
+
+    func prepare(sealer: KeySealer) -> Prepared {
+        var next = 0
+        let payload = IdentityCodec.encode(event.identity) { key, slot in
+            // Pair assertion: the codec seals exactly the keys counted above, in that order.
+            precondition(next < nonces.count, "a key was sealed that had no nonce drawn")
+            defer { next += 1 }
+            return sealer.seal(key, context: slot.context, nonce: nonces[next])
+        }
+        precondition(next == nonces.count, "a drawn nonce was not used")
+        let bytes = CanonicalJSON.encode(payload)
+        return Prepared(
+            payloadBytes: bytes,
+            disabled: Projections.isDisabled(payload),
+            parts: EventRecord.Parts(
+                seq: event.seq, time: event.time, type: event.type, deviceId: event.deviceId, moduleId: event.moduleId,
+                actor: actor, requestId: requestId, payloadBytes: bytes)
+        )
+    }
+
+    /// Every event of `events` prepared, in order, split across the cores when there are enough
+    /// to be worth it (Dispatch's pool: the writer is a thread of its own, not a task). Each
+    /// core also frees what it built, so the writer does not.
+    static func prepareAll(_ events: [DecidedEvent], sealer: KeySealer) -> [Prepared] {
+        let parts = min(cores, events.count / minimumPerCore)
+        guard parts > 1 else { return events.map { $0.prepare(sealer: sealer) } }
+        let results = Mutex<[[Prepared]]>(Array(repeating: [], count: parts))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let share = events[(events.count * part / parts)..<(events.count * (part + 1) / parts)].map { $0.prepare(sealer: sealer) }
+            results.withLock { $0[part] = share }
+        }
+        return results.withLock { $0.flatMap { $0 } }
+    }
+
+    static let cores = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+    /// Below this many events per core, handing work to other threads costs more than it saves.
+    static let minimumPerCore = 16
+}
+
+/// A run of decided events being prepared on Dispatch's pool while the writer decides the next.
+final class PreparingRun: Sendable {
+    let events: [DecidedEvent]
+    private let group = DispatchGroup()
+    private let result = Mutex<[DecidedEvent.Prepared]>([])
+
+    init(_ events: [DecidedEvent], sealer: KeySealer) {
+        self.events = events
+        DispatchQueue.global().async(group: group) {
+            let prepared = DecidedEvent.prepareAll(events, sealer: sealer)
+            self.result.withLock { $0 = prepared }
+        }
+    }
+
+    /// The prepared events, once ready.
+    @discardableResult
+    func wait() -> [DecidedEvent.Prepared] {
+        group.wait()
+        return result.withLock { $0 }
+    }
+}

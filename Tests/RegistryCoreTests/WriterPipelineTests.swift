@@ -1,0 +1,72 @@
+import Foundation
+import LMDB
+import RegistryCore
+import RegistryTesting
+import Testing
+
+/// The writer decides commands in order but prepares (seals, encodes) runs of events on other
+/// cores and stores them in order. Whatever the batching, the log must be byte for byte what a
+/// one-command-at-a-time writer makes from the same seeded randomness and clock.
+struct WriterPipelineTests {
+    /// Creates past two full runs of 1,024 events (handed to the other cores while the next is
+    /// decided), then modules, updates, deletes and rule failures on devices an unstored event
+    /// touches (each forces what is pending to be stored first); devices with and without keys.
+    func commands() -> [Command] {
+        var commands: [Command] = []
+        for i in 0..<2_300 {
+            let auth: AuthenticationSpec? = i % 7 == 0 ? AuthenticationSpec(type: .selfSigned, primaryThumbprint: String(repeating: "A", count: 40), secondaryThumbprint: String(repeating: "B", count: 40)) : nil
+            commands.append(.createDevice(DeviceSpec(deviceId: "d\(i)", authentication: auth)))
+        }
+        for i in stride(from: 0, to: 2_300, by: 97) {
+            commands.append(.createModule(ModuleSpec(deviceId: "d\(i)", moduleId: "m")))
+            commands.append(.createModule(ModuleSpec(deviceId: "d\(i)", moduleId: "m2")))
+            if i % 5 == 0 { commands.append(.createDevice(DeviceSpec(deviceId: "d\(i + 1)"))) }  // already exists: fails
+            commands.append(.replaceDevice(DeviceSpec(deviceId: "d\(i + 2)", status: .disabled), ifMatch: .any))
+            commands.append(.deleteDevice(deviceId: "d\(i + 3)", ifMatch: .any))
+            commands.append(.createDevice(DeviceSpec(deviceId: "d\(i + 3)")))
+        }
+        return commands
+    }
+
+    func log(_ dir: String) throws -> [[UInt8]] {
+        let storage = try RegistryStorage(directory: DataDirectory(path: dir), create: false, needsKeys: false)
+        return try storage.read { txn, db in
+            var values: [[UInt8]] = []
+            try txn.scan(db.events) { _, value in
+                values.append(value)
+                return true
+            }
+            return values
+        }
+    }
+
+    @Test func oneBigBatchWritesTheLogOfOneCommandAtATime() async throws {
+        try await withTemporaryDirectory { root in
+            let batched = root + "/batched", single = root + "/single"
+            try FileManager.default.createDirectory(atPath: batched, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: single, withIntermediateDirectories: true)
+            let commands = commands()
+
+            let store = try makeStore(batched, maxBatchCommands: 10_000, mapSize: 256 << 20)
+            let batchedResults = try await store.execute(commands, actor: "t", requestId: "r")
+            store.close()
+
+            // The same data key, so that the same keys and nonces seal to the same bytes.
+            try FileManager.default.copyItem(atPath: batched + "/data.key", toPath: single + "/data.key")
+            let one = try makeStore(single, maxBatchCommands: 1, mapSize: 256 << 20)
+            var singleResults: [Result<CommandOutcome, RegistryError>] = []
+            for command in commands { singleResults += try await one.execute([command], actor: "t", requestId: "r") }
+            one.close()
+
+            #expect(batchedResults == singleResults)
+            let failures = batchedResults.filter { if case .failure = $0 { true } else { false } }.count
+            #expect(failures == 5)  // the repeated creates (i = 0, 485, 970, 1455, 1940)
+            let (a, b) = (try log(batched), try log(single))
+            #expect(a.count > 2 * 1_024)
+            let firstDifference = (0..<min(a.count, b.count)).first { a[$0] != b[$0] }
+            #expect(firstDifference == nil, "first differing event: \(firstDifference.map { String(decoding: a[$0], as: UTF8.self) + "\n" + String(decoding: b[$0], as: UTF8.self) } ?? "")")
+            #expect(a.count == b.count)
+            #expect(try verifyReplay(batched).outcome == .clean)
+        }
+    }
+}
