@@ -184,3 +184,48 @@ struct FastVerifyTests {
         #expect(fast.disabled)
     }
 }
+
+/// The writer's direct canonical encoding of identities must be byte for byte the canonical JSON
+/// of the codec's tree (the form replay, audit and third-party verifiers rebuild).
+struct CanonicalIdentityTests {
+    func strings(_ random: inout SeededRandom) -> String? {
+        let pool = ["", "plain", "quote\"d", "back\\slash", "tab\there", "line\nbreak", "ctl\u{1}", "ünïcödé", "emoji 🚀", "a/b:c"]
+        let pick = Int(random.next() % UInt64(pool.count + 1))
+        return pick == pool.count ? nil : pool[pick]
+    }
+
+    func tags(_ random: inout SeededRandom) -> [String: JSONValue] {
+        [
+            "b": .string(strings(&random) ?? "x"), "a": .int(Int64(random.next() % 1000)), "Z": .bool(random.next() % 2 == 0), "nil": .null,
+            "nested": .object(["z": .array([.int(1), .number("2.5"), .string("q\"")]), "é": .object([:])]), "": .string(""),
+        ]
+    }
+
+    @Test func directEncodingEqualsTheTreeEncoding() {
+        var random = SeededRandom(seed: 7)
+        let sealed: (String, IdentityCodec.KeySlot) -> String = { key, slot in "sealed(\(key)|\(slot.context))" }
+        for i in 0..<300 {
+            let symmetric = SymmetricKey(primaryKey: i % 3 == 0 ? nil : "p\(i)", secondaryKey: i % 5 == 0 ? nil : "s\(i)")
+            let thumbs = X509Thumbprint(primaryThumbprint: strings(&random), secondaryThumbprint: strings(&random))
+            let types: [AuthenticationType] = [.sas, .selfSigned, .certificateAuthority, .none]
+            let auth = Authentication(type: types[i % 4], symmetricKey: symmetric, x509Thumbprint: thumbs)
+            let twin = i % 4 == 0 ? nil : TwinState(tags: i % 8 == 1 ? [:] : tags(&random), version: Int64(i), etag: "AAAAAAAAAAE=")
+            let device = Device(
+                deviceId: "dev-\(i)", generationId: "\(i)", etag: "MQ==", connectionState: i % 2 == 0 ? .connected : .disconnected,
+                status: i % 3 == 0 ? .disabled : .enabled, statusReason: strings(&random),
+                connectionStateUpdatedTime: Timestamp(ticks: Int64(i) * 12_345), statusUpdatedTime: .unset, lastActivityTime: Timestamp(ticks: 639_028_224_000_000_000 + Int64(i)),
+                cloudToDeviceMessageCount: Int64(i), authentication: auth, capabilities: DeviceCapabilities(iotEdge: i % 2 == 1),
+                deviceScope: strings(&random), parentScopes: i % 3 == 0 ? [] : ["ms-azure-iot-edge://p-\(i)", "x\"y"], twin: twin
+            )
+            let module = Module(
+                deviceId: "dev-\(i)", moduleId: "m\(i)", managedBy: strings(&random), generationId: "\(i)", etag: "Mg==",
+                connectionState: .connected, lastActivityTime: Timestamp(ticks: Int64(i)), cloudToDeviceMessageCount: 3, authentication: auth, twin: twin
+            )
+            for identity in [Identity.device(device), .module(module)] {
+                let direct = IdentityCodec.canonicalBytes(identity, key: sealed)
+                let tree = CanonicalJSON.encode(IdentityCodec.encode(identity, key: sealed))
+                #expect(direct == tree, "\(String(decoding: direct, as: UTF8.self))\n\(String(decoding: tree, as: UTF8.self))")
+            }
+        }
+    }
+}

@@ -36,17 +36,17 @@ struct DecidedEvent: Sendable {
 
     func prepare(sealer: KeySealer) -> Prepared {
         var next = 0
-        let payload = IdentityCodec.encode(event.identity) { key, slot in
+        let bytes = IdentityCodec.canonicalBytes(event.identity) { key, slot in
             // Pair assertion: the codec seals exactly the keys counted above, in that order.
             precondition(next < nonces.count, "a key was sealed that had no nonce drawn")
             defer { next += 1 }
             return sealer.seal(key, context: slot.context, nonce: nonces[next])
         }
         precondition(next == nonces.count, "a drawn nonce was not used")
-        let bytes = CanonicalJSON.encode(payload)
+        let disabled = if case .device(let d) = event.identity { d.status == .disabled } else { false }
         return Prepared(
             payloadBytes: bytes,
-            disabled: Projections.isDisabled(payload),
+            disabled: disabled,
             parts: EventRecord.Parts(
                 seq: event.seq, time: event.time, type: event.type, deviceId: event.deviceId, moduleId: event.moduleId,
                 actor: actor, requestId: requestId, payloadBytes: bytes)

@@ -1,0 +1,160 @@
+extension IdentityCodec {
+    /// `CanonicalJSON.encode(encode(identity, key:))`, written member by member in canonical
+    /// (sorted) order without building the JSON tree and sorting its keys: the writer's hot
+    /// path, where the tree and the sort were half of preparing an event. Keys are sealed in the
+    /// codec's order (primary, then secondary). A test pins the equality over varied identities.
+    public static func canonicalBytes(_ identity: Identity, key: (String, KeySlot) -> String) -> [UInt8] {
+        var out = CanonicalWriter()
+        switch identity {
+        case .device(let d):
+            out.open()
+            out.member("authentication")
+            out.authentication(d.authentication, deviceId: d.deviceId, moduleId: nil, key: key)
+            out.member("capabilities")
+            out.open()
+            out.member("iotEdge")
+            out.bool(d.capabilities.iotEdge)
+            out.close()
+            out.member("cloudToDeviceMessageCount")
+            out.int(d.cloudToDeviceMessageCount)
+            out.member("connectionState")
+            out.string(d.connectionState.rawValue)
+            out.member("connectionStateUpdatedTime")
+            out.string(d.connectionStateUpdatedTime.iso8601)
+            out.member("deviceId")
+            out.string(d.deviceId)
+            out.member("deviceScope")
+            out.string(d.deviceScope)
+            out.member("etag")
+            out.string(d.etag)
+            out.member("generationId")
+            out.string(d.generationId)
+            out.member("lastActivityTime")
+            out.string(d.lastActivityTime.iso8601)
+            out.member("parentScopes")
+            out.strings(d.parentScopes)
+            out.member("status")
+            out.string(d.status.rawValue)
+            out.member("statusReason")
+            out.string(d.statusReason)
+            out.member("statusUpdatedTime")
+            out.string(d.statusUpdatedTime.iso8601)
+            out.twin(d.twin)
+            out.close()
+        case .module(let m):
+            out.open()
+            out.member("authentication")
+            out.authentication(m.authentication, deviceId: m.deviceId, moduleId: m.moduleId, key: key)
+            out.member("cloudToDeviceMessageCount")
+            out.int(m.cloudToDeviceMessageCount)
+            out.member("connectionState")
+            out.string(m.connectionState.rawValue)
+            out.member("connectionStateUpdatedTime")
+            out.string(m.connectionStateUpdatedTime.iso8601)
+            out.member("deviceId")
+            out.string(m.deviceId)
+            out.member("etag")
+            out.string(m.etag)
+            out.member("generationId")
+            out.string(m.generationId)
+            out.member("lastActivityTime")
+            out.string(m.lastActivityTime.iso8601)
+            out.member("managedBy")
+            out.string(m.managedBy)
+            out.member("moduleId")
+            out.string(m.moduleId)
+            out.twin(m.twin)
+            out.close()
+        }
+        return out.bytes
+    }
+}
+
+/// Canonical JSON written in order: the caller gives members already sorted.
+private struct CanonicalWriter {
+    var bytes: [UInt8] = []
+    /// Whether the innermost open object has no member yet.
+    private var empty = true
+
+    init() { bytes.reserveCapacity(1024) }
+
+    mutating func open() {
+        bytes.append(123)
+        empty = true
+    }
+
+    mutating func close() {
+        bytes.append(125)
+        empty = false
+    }
+
+    /// `"name":`, after a comma unless it is the object's first member. Names are plain ASCII.
+    mutating func member(_ name: String) {
+        if !empty { bytes.append(44) }
+        bytes.append(34)
+        bytes.append(contentsOf: name.utf8)
+        bytes.append(contentsOf: [34, 58])
+        empty = true  // until its value is written
+    }
+
+    mutating func string(_ value: String?) {
+        if let value { CanonicalJSON.writeString(value, into: &bytes) } else { bytes.append(contentsOf: [110, 117, 108, 108]) }
+        empty = false
+    }
+
+    mutating func int(_ value: Int64) {
+        bytes.append(contentsOf: String(value).utf8)
+        empty = false
+    }
+
+    mutating func bool(_ value: Bool) {
+        bytes.append(contentsOf: value ? [116, 114, 117, 101] : [102, 97, 108, 115, 101])
+        empty = false
+    }
+
+    mutating func strings(_ values: [String]) {
+        bytes.append(91)
+        for (i, value) in values.enumerated() {
+            if i > 0 { bytes.append(44) }
+            CanonicalJSON.writeString(value, into: &bytes)
+        }
+        bytes.append(93)
+        empty = false
+    }
+
+    mutating func authentication(_ a: Authentication, deviceId: String, moduleId: String?, key: (String, IdentityCodec.KeySlot) -> String) {
+        open()
+        member("symmetricKey")
+        open()
+        member("primaryKey")
+        string(a.symmetricKey.primaryKey.map { key($0, IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: "primaryKey")) })
+        member("secondaryKey")
+        string(a.symmetricKey.secondaryKey.map { key($0, IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: "secondaryKey")) })
+        close()
+        member("type")
+        string(a.type.rawValue)
+        member("x509Thumbprint")
+        open()
+        member("primaryThumbprint")
+        string(a.x509Thumbprint.primaryThumbprint)
+        member("secondaryThumbprint")
+        string(a.x509Thumbprint.secondaryThumbprint)
+        close()
+        close()
+    }
+
+    /// The last member when present: `"twin":{"etag":…,"tags":{…},"version":…}`.
+    mutating func twin(_ twin: TwinState?) {
+        guard let twin else { return }
+        member("twin")
+        open()
+        member("etag")
+        string(twin.etag)
+        member("tags")
+        CanonicalJSON.write(.object(twin.tags), into: &bytes)
+        empty = false
+        member("version")
+        int(twin.version)
+        close()
+    }
+}
