@@ -59,11 +59,29 @@ extension ReadableTransaction where Self: ~Copyable {
         bytes: Int = 8 << 20,
         _ body: (EntryBatch) throws -> Bool
     ) throws {
+        var batch = EntryBatch()
+        var stopped = false
+        try forEachMapped(db, from: start) { k, v in
+            batch.append(k, v)
+            if batch.count >= entries || batch.bytes.count >= bytes {
+                guard try body(batch) else {
+                    stopped = true
+                    return false
+                }
+                batch.reset()
+            }
+            return true
+        }
+        if !stopped, !batch.isEmpty { _ = try body(batch) }
+    }
+
+    /// Visits the entries of `db` from the first key `>= start` (or the first) as they lie in
+    /// the map, until `visit` returns `false` or the database ends.
+    fileprivate func forEachMapped(_ db: Database, from start: [UInt8]?, _ visit: (MDB_val, MDB_val) throws -> Bool) throws {
         var cursorHandle: OpaquePointer?
         try check(mdb_cursor_open(txnHandle, db.dbi, &cursorHandle))
         guard let cursorHandle else { throw LMDBError(code: MDB_BAD_TXN) }
         defer { mdb_cursor_close(cursorHandle) }
-        var batch = EntryBatch()
         var k = MDB_val()
         var v = MDB_val()
         var rc: Int32
@@ -76,15 +94,10 @@ extension ReadableTransaction where Self: ~Copyable {
             rc = mdb_cursor_get(cursorHandle, &k, &v, MDB_FIRST)
         }
         while rc == 0 {
-            batch.append(k, v)
-            if batch.count >= entries || batch.bytes.count >= bytes {
-                guard try body(batch) else { return }
-                batch.reset()
-            }
+            guard try visit(k, v) else { return }
             rc = mdb_cursor_get(cursorHandle, &k, &v, MDB_NEXT)
         }
         if rc != MDB_NOTFOUND { try check(rc) }
-        if !batch.isEmpty { _ = try body(batch) }
     }
 
     /// Whether the value under `key` holds `other[otherRange]` at `range` (`nil` when the key is
@@ -138,21 +151,6 @@ extension ReadableTransaction where Self: ~Copyable {
         _ body: ([(batch: EntryBatch, result: R)]) throws -> Bool
     ) throws {
         let parts = max(1, parts)
-        var cursorHandle: OpaquePointer?
-        try check(mdb_cursor_open(txnHandle, db.dbi, &cursorHandle))
-        guard let cursorHandle else { throw LMDBError(code: MDB_BAD_TXN) }
-        defer { mdb_cursor_close(cursorHandle) }
-        var k = MDB_val()
-        var v = MDB_val()
-        var rc: Int32
-        if let start {
-            rc = start.withUnsafeBytes { startBytes in
-                k = MDB_val(mv_size: startBytes.count, mv_data: UnsafeMutableRawPointer(mutating: startBytes.baseAddress))
-                return mdb_cursor_get(cursorHandle, &k, &v, MDB_SET_RANGE)
-            }
-        } else {
-            rc = mdb_cursor_get(cursorHandle, &k, &v, MDB_FIRST)
-        }
         // Double-buffered: the cores copy and transform batch k+1 while `body` runs on batch k
         // here, and this thread joins them when `body` is done, so the ordered work of `body`
         // overlaps the parallel work. (The calling thread helps rather than only waiting: it
@@ -191,14 +189,18 @@ extension ReadableTransaction where Self: ~Copyable {
             previous = next
             return going
         }
-        while rc == 0 {
+        var stopped = false
+        try forEachMapped(db, from: start) { k, v in
             pending.append(MappedEntry(key: UnsafeRawPointer(k.mv_data), keySize: k.mv_size, value: UnsafeRawPointer(v.mv_data), valueSize: v.mv_size))
             if pending.count >= entries {
-                guard try advance() else { return }
+                guard try advance() else {
+                    stopped = true
+                    return false
+                }
             }
-            rc = mdb_cursor_get(cursorHandle, &k, &v, MDB_NEXT)
+            return true
         }
-        if rc != MDB_NOTFOUND { try check(rc) }
+        guard !stopped else { return }
         if !pending.isEmpty {
             guard try advance() else { return }
         }

@@ -161,16 +161,7 @@ public struct EventRecord: Sendable, Hashable {
 
         /// The stored bytes (with `hash`) or the hashed body (without it).
         func bytes(prevHash: [UInt8], hash: [UInt8]?) -> [UInt8] {
-            let prev = Self.hexMember("prevHash", prevHash)
-            let hashPart = hash.map { Self.hexMember("hash", $0) } ?? []
-            var out: [UInt8] = []
-            out.reserveCapacity(head.count + hashPart.count + middle.count + prev.count + tail.count)
-            out.append(contentsOf: head)
-            out.append(contentsOf: hashPart)
-            out.append(contentsOf: middle)
-            out.append(contentsOf: prev)
-            out.append(contentsOf: tail)
-            return out
+            assemble(prev: Self.hexMember("prevHash", prevHash), hash: hash)
         }
 
         /// The chain hash and the stored bytes, hashing the pieces in place (no body copy).
@@ -183,7 +174,11 @@ public struct EventRecord: Sendable, Hashable {
             hasher.update(data: prev)
             hasher.update(data: tail)
             let hash = Array(hasher.finalize())
-            let hashPart = Self.hexMember("hash", hash)
+            return (hash, assemble(prev: prev, hash: hash))
+        }
+
+        private func assemble(prev: [UInt8], hash: [UInt8]?) -> [UInt8] {
+            let hashPart = hash.map { Self.hexMember("hash", $0) } ?? []
             var out: [UInt8] = []
             out.reserveCapacity(head.count + hashPart.count + middle.count + prev.count + tail.count)
             out.append(contentsOf: head)
@@ -191,7 +186,7 @@ public struct EventRecord: Sendable, Hashable {
             out.append(contentsOf: middle)
             out.append(contentsOf: prev)
             out.append(contentsOf: tail)
-            return (hash, out)
+            return out
         }
     }
 
