@@ -71,6 +71,12 @@ public struct DeviceAuthenticator: Sendable {
                 return .deny(.malformed)
             }
             guard token.expiry >= now else { return .deny(.expired) }
+            if token.keyName == nil, isExactScope(token.resource, credentials) {
+                // The common case, a device-key token naming exactly this identity: checked
+                // without splitting the resource into segments.
+                guard record.type == .sas else { return .deny(.wrongCredentialType) }
+                return verifiesWithAnyKey(token, record) ? .allow(.sas) : .deny(.badSignature)
+            }
             let identityPath = ["devices", credentials.deviceId] + (credentials.moduleId.map { ["modules", $0] } ?? [])
             guard let scope = scopePath(token.resource) else { return .deny(.wrongScope) }
             if let name = token.keyName {
@@ -85,15 +91,28 @@ public struct DeviceAuthenticator: Sendable {
             // A device-key token names exactly this identity and is signed with its own key.
             guard scope == identityPath else { return .deny(.wrongScope) }
             guard record.type == .sas else { return .deny(.wrongCredentialType) }
-            // Every key is tried (no early exit), each comparison constant-time.
-            var matched = false
-            for key in record.keys where token.isSigned(withKeyBytes: key) { matched = true }
-            return matched ? .allow(.sas) : .deny(.badSignature)
+            return verifiesWithAnyKey(token, record) ? .allow(.sas) : .deny(.badSignature)
         }
     }
 
-    /// The path segments of a token's audience, if it names this host (case-insensitive, with
-    /// or without the port).
+    /// Every key is tried (no early exit), each comparison constant-time.
+    func verifiesWithAnyKey(_ token: SharedAccessSignature, _ record: CredentialRecord) -> Bool {
+        let message = token.signedMessage
+        var matched = false
+        for key in record.keys where key.verifies(message, signature: token.signature) { matched = true }
+        return matched
+    }
+
+    /// Whether `resource` is exactly `{host}/devices/{id}[/modules/{mid}]` for a known host (what
+    /// the SDKs send); anything else takes the general segment comparison.
+    func isExactScope(_ resource: String, _ credentials: DeviceCredentials) -> Bool {
+        guard let slash = resource.utf8.firstIndex(of: UInt8(ascii: "/")) else { return false }
+        var expected = "/devices/" + credentials.deviceId
+        if let moduleId = credentials.moduleId { expected += "/modules/" + moduleId }
+        guard resource.utf8[slash...].elementsEqual(expected.utf8) else { return false }
+        return isKnownHost(String(resource[..<slash]))
+    }
+
     func scopePath(_ audience: String) -> [String]? {
         let parts = audience.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard let host = parts.first, hostNames.contains(where: { ServiceAuthenticator.audience(host, matches: $0) }) else { return nil }

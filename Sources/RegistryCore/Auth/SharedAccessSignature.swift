@@ -121,12 +121,35 @@ public struct SharedAccessSignature: Sendable, Hashable {
 
     /// Constant-time check against raw key bytes.
     public func isSigned(withKeyBytes key: [UInt8]) -> Bool {
-        guard !key.isEmpty else { return false }
-        return HMAC<SHA256>.isValidAuthenticationCode(
-            signature,
-            authenticating: Array((rawResource + "\n" + rawExpiry).utf8),
-            using: Crypto.SymmetricKey(data: key)
-        )
+        isSigned(with: SigningKey(key))
+    }
+
+    /// Constant-time check against a prepared key.
+    public func isSigned(with key: SigningKey) -> Bool {
+        key.verifies(signedMessage, signature: signature)
+    }
+
+    /// What the signature covers: `sr` as received, a newline, `se` as received.
+    var signedMessage: [UInt8] { Array((rawResource + "\n" + rawExpiry).utf8) }
+}
+
+/// A symmetric key ready to verify SAS signatures. HMAC-SHA256 hashes the key's inner and outer
+/// pads before any message; that state is computed once per key and copied for each check
+/// (device checks verify against every key of the identity on every call).
+public final class SigningKey: @unchecked Sendable {
+    // Why unchecked: `prepared` is never mutated after init; each check works on a copy (a
+    // value type whose hashing state is copied on write).
+    private let prepared: HMAC<SHA256>?
+
+    public init(_ bytes: [UInt8]) {
+        prepared = bytes.isEmpty ? nil : HMAC<SHA256>(key: Crypto.SymmetricKey(data: bytes))
+    }
+
+    /// Whether `signature` is the HMAC of `message` under this key, compared in constant time.
+    func verifies(_ message: [UInt8], signature: [UInt8]) -> Bool {
+        guard var mac = prepared else { return false }
+        mac.update(data: message)
+        return mac.finalize() == signature
     }
 }
 
@@ -153,11 +176,14 @@ public enum AuthenticationFailure: String, Error, Sendable, Hashable {
 /// (the SDKs re-sign at most once per second), and parsing plus two HMACs per request was the
 /// largest cost of a GET. A remembered token is still checked for expiry on every use, and only
 /// an identical header string can hit, so nothing weaker than a full verification ever passes.
+/// They are remembered under the SHA-256 of the header, not the header: looking a string up
+/// compares it with remembered ones byte by byte and stops at the first difference, which
+/// would time how much of a forged signature matches a valid one; digests reveal nothing.
 public final class ServiceAuthenticator: Sendable {
     private struct State {
         var hostName: String
         var policies: [String: SharedAccessPolicy]
-        var verified: [String: (policy: SharedAccessPolicy, expiry: Int64)] = [:]
+        var verified: [Hash32: (policy: SharedAccessPolicy, expiry: Int64)] = [:]
     }
 
     private let state: Mutex<State>
@@ -200,7 +226,8 @@ public final class ServiceAuthenticator: Sendable {
     /// names this host, and verifies with one of the policy's keys.
     public func authenticate(header: String?, now: Int64) -> Result<SharedAccessPolicy, AuthenticationFailure> {
         guard let header else { return .failure(.missing) }
-        let (remembered, host, policies) = state.withLock { ($0.verified[header], $0.hostName, $0.policies) }
+        let digest = Hash32(SHA256.hash(data: Array(header.utf8)))
+        let (remembered, host, policies) = state.withLock { ($0.verified[digest], $0.hostName, $0.policies) }
         if let remembered {
             return remembered.expiry >= now ? .success(remembered.policy) : .failure(.expired)
         }
@@ -216,7 +243,7 @@ public final class ServiceAuthenticator: Sendable {
             // Not remembered if the host or the policy changed meanwhile.
             guard s.hostName == host, s.policies[policy.name] == policy else { return }
             if s.verified.count >= Self.cacheLimit { s.verified.removeAll(keepingCapacity: true) }
-            s.verified[header] = (policy, token.expiry)
+            s.verified[digest] = (policy, token.expiry)
         }
         return .success(policy)
     }

@@ -15,7 +15,7 @@ public struct VerifiedEvent: Sendable {
 }
 
 /// A SHA-256 value held inline (no allocation): the log verifier reads two per event.
-struct Hash32: Equatable, Sendable {
+struct Hash32: Hashable, Sendable {
     var a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0, d: UInt64 = 0
 
     init(_ bytes: some Sequence<UInt8>) {

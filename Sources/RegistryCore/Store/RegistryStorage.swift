@@ -14,8 +14,10 @@ public final class RegistryStorage: Sendable {
     public let environment: Environment
     public let databases: RegistryDatabases
     let sealer: KeySealer?
-    /// Opened key values for device authentication (see `credentials(deviceId:moduleId:)`).
-    let openedKeys = OpenedKeyCache()
+    /// Opened key texts for identity reads (see `IdentityDocument`).
+    let openedKeys = OpenedKeyCache<[UInt8]>()
+    /// Opened keys for device authentication (see `credentials(deviceId:moduleId:)`).
+    let signingKeys = OpenedKeyCache<SigningKey>()
 
     /// Opens an existing data directory (or creates it when `create` is set).
     /// - Parameters:
