@@ -74,8 +74,10 @@ extension RegistryStorage {
         var out = stored
         if let sealer {
             for (marker, name) in [(Self.secondaryMarker, "secondaryKey"), (Self.primaryMarker, "primaryKey")] {
-                // Only the identity's own keys: never a tag of the same name in the `twin` member.
-                guard let start = ByteSearch.first(marker, in: out, to: Projections.identityEnd(out)) else { continue }
+                // Only the identity's own keys, in its first member (see `credentials`): never a
+                // tag of the same name in the `twin` member.
+                let end = ByteSearch.first(Self.afterAuthenticationMarker, in: out) ?? Projections.identityEnd(out)
+                guard let start = ByteSearch.first(marker, in: out, to: end) else { continue }
                 let valueStart = start + marker.count - KeySealer.prefix.utf8.count
                 guard let end = out[valueStart...].firstIndex(of: UInt8(ascii: "\"")) else { throw StoreError("a stored document is truncated") }
                 let sealed = String(decoding: out[valueStart..<end], as: UTF8.self)
