@@ -39,12 +39,14 @@ public struct SharedAccessSignature: Sendable, Hashable {
                 slot = value
                 return true
             }
-            switch String(decoding: name.map(Self.lower), as: UTF8.self) {
-            case "sr": guard take(&sr) else { return nil }
-            case "sig": guard take(&sig) else { return nil }
-            case "se": guard take(&se) else { return nil }
-            case "skn": guard take(&skn) else { return nil }
-            default: continue
+            if Self.isName(name, Self.srName) {
+                guard take(&sr) else { return nil }
+            } else if Self.isName(name, Self.sigName) {
+                guard take(&sig) else { return nil }
+            } else if Self.isName(name, Self.seName) {
+                guard take(&se) else { return nil }
+            } else if Self.isName(name, Self.sknName) {
+                guard take(&skn) else { return nil }
             }
         }
         guard let sr, let sig, let se,
@@ -67,6 +69,13 @@ public struct SharedAccessSignature: Sendable, Hashable {
     }
 
     static func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
+
+    static let srName = Array("sr".utf8), sigName = Array("sig".utf8), seName = Array("se".utf8), sknName = Array("skn".utf8)
+
+    /// Whether a field name is `lowercaseName`, in any case (no String per field).
+    static func isName(_ name: ArraySlice<UInt8>, _ lowercaseName: [UInt8]) -> Bool {
+        name.count == lowercaseName.count && zip(name, lowercaseName).allSatisfy { lower($0) == $1 }
+    }
 
     /// `%XX` decoding (no `+` rule); `nil` for a bad escape or bytes that are not UTF-8.
     static func percentDecoded(_ bytes: ArraySlice<UInt8>) -> String? {
