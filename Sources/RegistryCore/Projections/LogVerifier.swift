@@ -59,6 +59,9 @@ enum LogVerifier {
 
         // 1. The log.
         let corruption = try Replayer.walk(txn, db.events, batchSize: batchSize) { event in
+            // Offsets are 32-bit (a million events keep ~20 MB of ids); ids are at most 128
+            // bytes each, so stopping short of the limit before appending is enough.
+            guard arena.count < Int(UInt32.max) - 512 else { throw EventDecodingError("the log's ids exceed 4 GiB: too large for one verification pass") }
             let start = arena.count
             arena.append(contentsOf: event.bytes[event.device])
             let deviceEnd = arena.count
@@ -78,7 +81,6 @@ enum LogVerifier {
             report.outcome = corruption
             return report
         }
-        guard arena.count <= UInt32.max else { throw EventDecodingError("log too large for one verification pass") }
 
         // 2. The history index, and from it each identity's last event in key order.
         var devices: [Expected] = []

@@ -113,7 +113,7 @@ public enum Replayer {
         return corruption
     }
 
-    /// The cores the log walk and the verifier's scans spread over.
+    /// The cores the log walk, the verifier's scans and the writer's preparation spread over.
     static let cores = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
 
     /// Shares per scan batch: more than the cores, so that a core slowed by the ordered work

@@ -1,5 +1,4 @@
 import Dispatch
-import Foundation
 import Synchronization
 
 /// An event decided by the writer whose payload (keys sealed, canonical JSON) is still to be
@@ -57,7 +56,7 @@ struct DecidedEvent: Sendable {
     /// to be worth it (Dispatch's pool: the writer is a thread of its own, not a task). Each
     /// core also frees what it built, so the writer does not.
     static func prepareAll(_ events: [DecidedEvent], sealer: KeySealer) -> [Prepared] {
-        let parts = min(cores, events.count / minimumPerCore)
+        let parts = min(Replayer.cores, events.count / minimumPerCore)
         guard parts > 1 else { return events.map { $0.prepare(sealer: sealer) } }
         let results = Mutex<[[Prepared]]>(Array(repeating: [], count: parts))
         DispatchQueue.concurrentPerform(iterations: parts) { part in
@@ -67,7 +66,6 @@ struct DecidedEvent: Sendable {
         return results.withLock { $0.flatMap { $0 } }
     }
 
-    static let cores = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
     /// Below this many events per core, handing work to other threads costs more than it saves.
     static let minimumPerCore = 16
 }
