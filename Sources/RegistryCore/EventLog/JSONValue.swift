@@ -20,8 +20,14 @@ public indirect enum JSONValue: Sendable, Hashable {
     public func member(caseInsensitive key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         if let exact = members[key] { return exact }
-        let lowered = key.lowercased()
-        return members.first { $0.key.lowercased() == lowered }?.value
+        // ASCII case folding, byte by byte: the property names are ASCII, and lowercasing every
+        // member's name allocated a String per member on every lookup of an absent field.
+        return members.first { Self.equalIgnoringASCIICase($0.key, key) }?.value
+    }
+
+    static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+        func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
+        return a.utf8.count == b.utf8.count && zip(a.utf8, b.utf8).allSatisfy { lower($0) == lower($1) }
     }
 
     public var stringValue: String? {
