@@ -27,11 +27,7 @@ public enum ByteScan {
 
     /// Whether `bytes[range]` equals `other`, byte for byte.
     public static func equal(_ bytes: [UInt8], _ range: Range<Int>, _ other: [UInt8]) -> Bool {
-        guard range.lowerBound >= 0, range.upperBound <= bytes.count, range.count == other.count else { return false }
-        guard !other.isEmpty else { return true }
-        return bytes.withUnsafeBufferPointer { a in
-            other.withUnsafeBufferPointer { b in memcmp(a.baseAddress! + range.lowerBound, b.baseAddress!, other.count) == 0 }
-        }
+        equal(bytes, range, other, 0..<other.count)
     }
 }
 

@@ -29,8 +29,12 @@ public struct EntryBatch: Sendable {
     public func value(_ i: Int) -> [UInt8] { Array(bytes[values[i]]) }
 
     fileprivate mutating func append(_ key: MDB_val, _ value: MDB_val) {
-        keys.append(copy(key.mv_data, key.mv_size))
-        values.append(copy(value.mv_data, value.mv_size))
+        append(key.mv_data, key.mv_size, value.mv_data, value.mv_size)
+    }
+
+    fileprivate mutating func append(_ key: UnsafeRawPointer?, _ keySize: Int, _ value: UnsafeRawPointer?, _ valueSize: Int) {
+        keys.append(copy(key, keySize))
+        values.append(copy(value, valueSize))
     }
 
     fileprivate mutating func copy(_ data: UnsafeRawPointer?, _ size: Int) -> Range<Int> {
@@ -166,10 +170,7 @@ extension ReadableTransaction where Self: ~Copyable {
                 batch.bytes.reserveCapacity(total)
                 batch.keys.reserveCapacity(range.count)
                 batch.values.reserveCapacity(range.count)
-                for i in range {
-                    batch.keys.append(batch.copy(found[i].key, found[i].keySize))
-                    batch.values.append(batch.copy(found[i].value, found[i].valueSize))
-                }
+                for i in range { batch.append(found[i].key, found[i].keySize, found[i].value, found[i].valueSize) }
                 return (batch, transform(batch))
             }
             if found.count >= 64 {
