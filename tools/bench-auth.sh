@@ -2,9 +2,10 @@
 # Device-authentication benchmark of a running `registryd serve` (by hand, not in CI): HTTPS with
 # keep-alive at 64 connections, POST /registry/auth/device with device-key SAS tokens for 1,000
 # devices, against the same server's no-op /healthz in the same run (the issue's ratio), then the
-# EMQX authenticator route. Every answer is checked to be an allow.
+# EMQX authenticator route. Every answer is checked to be an allow (on the server's decision
+# counters in /metrics).
 #
-#   tools/bench-auth.sh [seconds-per-phase, default 10]
+#   tools/bench-auth.sh [seconds-per-phase, default 10]   (ROUNDS=N: rounds of the three phases, default 5)
 #   PERF_OUT=/tmp/auth.perf tools/bench-auth.sh   also records a perf profile of the auth phase
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,16 +56,60 @@ PY
 
 rate() { awk '/Requests\/sec/ {print $2}'; }
 p99() { awk '$1=="99%" {print $2}'; }
-noop_out=$(wrk -t2 -c$conns -d${secs}s --latency "$url/healthz")
-perf_pid=""
-if [ -n "${PERF_OUT:-}" ]; then perf record -F 999 -g -o "$PERF_OUT" -p $pid -- sleep "$secs" >/dev/null 2>&1 & perf_pid=$!; fi
-auth_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/auth.lua "$url")
-[ -n "$perf_pid" ] && wait "$perf_pid" || true
-emqx_out=$(REGISTRYD_AUTH_PATH=/registry/auth/emqx REGISTRYD_BODIES="$data/emqx-bodies.jsonl" wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/auth.lua "$url")
-noop=$(echo "$noop_out" | rate)
-auth=$(echo "$auth_out" | rate)
-emqx=$(echo "$emqx_out" | rate)
-echo "no-op /healthz:             $noop req/s, p99 $(echo "$noop_out" | p99)"
-echo "POST /registry/auth/device: $auth req/s, p99 $(echo "$auth_out" | p99)"
-echo "POST /registry/auth/emqx:   $emqx req/s, p99 $(echo "$emqx_out" | p99)"
-python3 -c "print(f'auth / no-op = {$auth / $noop:.2f}   (target >= 0.70);  emqx / no-op = {$emqx / $noop:.2f}')"
+requests() { awk '/requests in/ {print $1}'; }
+# Every phase's client does the same work per request (formatted once, cycled through one Lua
+# callback, same Authorization header); the unscripted no-op is printed for reference only.
+# The machine is shared and its neighbours come and go within seconds, so the phases alternate
+# in short rounds and the ratio reported is the median of the rounds' ratios (each round's
+# phases run back to back, under about the same load).
+rounds="${ROUNDS:-5}"
+plain_out=$(wrk -t2 -c$conns -d${secs}s --latency "$url/healthz")
+auth_total=0; emqx_total=0; ratios=""; emqx_ratios=""; cpu_ratios=""
+# The server's CPU time (user + system clock ticks) per answered request, a second view that a
+# neighbour's load disturbs less than throughput does.
+ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
+for round in $(seq "$rounds"); do
+  c0=$(ticks)
+  noop_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/noop.lua "$url")
+  c1=$(ticks)
+  perf_pid=""
+  if [ -n "${PERF_OUT:-}" ] && [ "$round" = 1 ]; then perf record -F 999 -g -o "$PERF_OUT" -p $pid -- sleep "$secs" >/dev/null 2>&1 & perf_pid=$!; fi
+  auth_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/auth.lua "$url")
+  c2=$(ticks)
+  [ -n "$perf_pid" ] && wait "$perf_pid" || true
+  emqx_out=$(REGISTRYD_AUTH_PATH=/registry/auth/emqx REGISTRYD_BODIES="$data/emqx-bodies.jsonl" wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/auth.lua "$url")
+  auth_total=$((auth_total + $(echo "$auth_out" | requests))); emqx_total=$((emqx_total + $(echo "$emqx_out" | requests)))
+  noop=$(echo "$noop_out" | rate); auth=$(echo "$auth_out" | rate); emqx=$(echo "$emqx_out" | rate)
+  cpu_ratios="$cpu_ratios $(python3 -c "print(f'{($c1 - $c0) / $(echo "$noop_out" | requests) / (($c2 - $c1) / $(echo "$auth_out" | requests)):.3f}')")"
+  ratios="$ratios $(python3 -c "print(f'{$auth / $noop:.3f}')")"; emqx_ratios="$emqx_ratios $(python3 -c "print(f'{$emqx / $noop:.3f}')")"
+  printf 'round %s: no-op %s req/s p99 %s | device %s req/s p99 %s | emqx %s req/s p99 %s\n' "$round" \
+    "$noop" "$(echo "$noop_out" | p99)" "$auth" "$(echo "$auth_out" | p99)" "$emqx" "$(echo "$emqx_out" | p99)"
+done
+
+# Every answer must have been an allow (a benchmark of denials would measure the wrong thing):
+# the server's decision counters must show no denial and at least as many allows as wrk counted
+# answers (wrk leaves a few requests unanswered when it stops).
+curl -fsk -H "Authorization: $owner" "$url/metrics" > "$data/metrics.txt"
+python3 - "$auth_total" "$emqx_total" "$data/metrics.txt" <<'PY'
+import re, sys
+answered = {"device": int(sys.argv[1]), "emqx": int(sys.argv[2])}
+counts = {}
+for line in open(sys.argv[3]).read().splitlines():
+    m = re.match(r'registryd_device_auth_decisions_total\{route="(\w+)",result="(\w+)",detail="(\w+)"\} (\S+)', line)
+    if m: counts[m.groups()[:3]] = float(m.group(4))
+for route, n in answered.items():
+    allows = sum(v for (r, result, _), v in counts.items() if r == route and result == "allow")
+    denies = {d: v for (r, result, d), v in counts.items() if r == route and result == "deny" and v > 0}
+    if denies or allows < n:
+        sys.exit(f"{route}: {n} answers counted by wrk, the server counted {allows:.0f} allows and denials {denies}")
+PY
+
+echo "no-op /healthz unscripted (reference, not in the ratio): $(echo "$plain_out" | rate) req/s, p99 $(echo "$plain_out" | p99)"
+echo "every answer an allow (checked on the server's decision counters)"
+python3 - $ratios -- $emqx_ratios -- $cpu_ratios <<'PY'
+import statistics, sys
+device, emqx, cpu = [[float(x) for x in part.split()] for part in " ".join(sys.argv[1:]).split("--")]
+print(f"auth / no-op, median of {len(device)} rounds = {statistics.median(device):.2f}   (target >= 0.70; rounds {' '.join(f'{r:.2f}' for r in device)})")
+print(f"emqx / no-op, median of {len(emqx)} rounds = {statistics.median(emqx):.2f}   (rounds {' '.join(f'{r:.2f}' for r in emqx)})")
+print(f"server CPU per no-op / per device check, median = {statistics.median(cpu):.2f}   (rounds {' '.join(f'{r:.2f}' for r in cpu)})")
+PY

@@ -22,6 +22,8 @@ struct DeviceAuthRoute: Sendable {
     let configuration: DeviceAuthConfiguration
     let authenticator: @Sendable () -> DeviceAuthenticator
     let now: @Sendable () -> Int64
+    /// Counts every answer by decision (`registryd_device_auth_decisions_total`).
+    var metrics: RegistryMetrics? = nil
 
     func register(on router: Router<RegistryRequestContext>) {
         router.post("registry/auth/device") { request, context in
@@ -42,6 +44,7 @@ struct DeviceAuthRoute: Sendable {
                 throw APIError.invalid("Give one of token, thumbprint or certificateAuthority.")
             }
             let decision = try authenticator().check(DeviceCredentials(deviceId: deviceId, moduleId: moduleId, credential: credential), storage: store.storage, now: now())
+            metrics?.deviceAuth(route: "device", decision: decision)
             return Response(
                 status: .ok, headers: [.contentType: jsonContentType],
                 body: .init(byteBuffer: ByteBuffer(bytes: Self.answers[decision] ?? CanonicalJSON.encode(Self.answer(decision)))))
@@ -73,7 +76,8 @@ struct DeviceAuthRoute: Sendable {
     /// deny for anything that is not a valid Azure-convention login.
     func emqxDecision(_ json: JSONValue) throws -> JSONValue {
         func deny(_ reason: DeviceAuthDenial) -> JSONValue {
-            .object(["result": .string("deny"), "is_superuser": .bool(false), "reason": .string(reason.rawValue)])
+            metrics?.deviceAuth(route: "emqx", decision: .deny(reason))
+            return .object(["result": .string("deny"), "is_superuser": .bool(false), "reason": .string(reason.rawValue)])
         }
         guard let username = try IdentityRequestDecoder.string(json, "username"),
             let clientId = try IdentityRequestDecoder.string(json, "clientid"),
@@ -84,7 +88,8 @@ struct DeviceAuthRoute: Sendable {
         guard let password = try IdentityRequestDecoder.string(json, "password"), !password.isEmpty else { return deny(.malformed) }
         let credentials = DeviceCredentials(deviceId: identity.deviceId, moduleId: identity.moduleId, credential: .token(password))
         switch try authenticator.check(credentials, storage: store.storage, now: now()) {
-        case .allow:
+        case .allow(let type):
+            metrics?.deviceAuth(route: "emqx", decision: .allow(type))
             var answer: [String: JSONValue] = ["result": .string("allow"), "is_superuser": .bool(false)]
             let header = password.hasPrefix("SharedAccessSignature ") ? password : "SharedAccessSignature " + password
             if let token = SharedAccessSignature(header: header) { answer["expire_at"] = .int(token.expiry) }

@@ -71,7 +71,8 @@ public func buildRouter(
         authenticator: {
             DeviceAuthenticator(hostName: authenticator.hostName, additionalHostNames: deviceAuth.hostNames, policy: authenticator.policy(named:))
         },
-        now: now
+        now: now,
+        metrics: metrics
     ).register(on: router)
     if deviceAuth.connectionReports {
         ConnectionRoutes(store: store, routes: routes, configuration: deviceAuth).register(on: router)

@@ -105,6 +105,29 @@ struct OperationsRoutesTests {
         }
     }
 
+    @Test func deviceAuthenticationAnswersAreCountedByRouteAndDecision() async throws {
+        try await Self.withAPI(configuration: RegistryAPIConfiguration()) { client, _ in
+            let created = try await R.call(client, .put, "/devices/a1", body: "{}")
+            let key = try #require(created.json?["authentication"]?["symmetricKey"]?["primaryKey"]?.stringValue)
+            let good = DeviceAuthRouteTests.deviceToken("devices/a1", key: key)
+            let expired = DeviceAuthRouteTests.deviceToken("devices/a1", key: key, expiry: R.now - 1)
+            for (body, count) in [(#"{"deviceId":"a1","token":"\#(good)"}"#, 2), (#"{"deviceId":"a1","token":"\#(expired)"}"#, 1), (#"{"deviceId":"ghost","token":"\#(good)"}"#, 1)] {
+                for _ in 0..<count {
+                    #expect(try await R.call(client, .post, "/registry/auth/device", body: body, auth: R.token("device")).status == .ok)
+                }
+            }
+            let login = #"{"username":"\#(R.host)/a1/?api-version=2021-04-12","password":"\#(good)","clientid":"a1"}"#
+            #expect(try await R.call(client, .post, "/registry/auth/emqx", body: login, auth: R.token("device")).json?["result"] == .string("allow"))
+            let text = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: R.token("registryRead")]) { String(buffer: $0.body) }
+            func decisions(_ labels: String) -> Double? { Self.metric(text, "registryd_device_auth_decisions_total{\(labels)}") }
+            #expect(decisions(#"route="device",result="allow",detail="sas""#) == 2)
+            #expect(decisions(#"route="device",result="deny",detail="expired""#) == 1)
+            #expect(decisions(#"route="device",result="deny",detail="unknownIdentity""#) == 1)
+            #expect(decisions(#"route="device",result="deny",detail="badSignature""#) == 0)
+            #expect(decisions(#"route="emqx",result="allow",detail="sas""#) == 1)
+        }
+    }
+
     @Test func metricsCanBeOpenedAndReadinessReportsChecks() async throws {
         let readiness = Readiness(listening: false)
         try await Self.withAPI(configuration: RegistryAPIConfiguration(metricsOpen: true), readiness: readiness) { client, _ in

@@ -16,6 +16,9 @@ public final class RegistryMetrics: Sendable {
     private let commitLatency: DurationHistogram
     private let eventsAppended: Counter
     private let throttled = Mutex<[String: Counter]>([:])
+    /// Device-authentication answers by route and decision, made up front (a dozen decisions per
+    /// route): counting one is an atomic increment, no lock and no label string per check.
+    private let deviceAuthDecisions: [String: [DeviceAuthDecision: Counter]]
     /// Seconds since the Unix epoch when the served certificate expires (set by `serve`).
     private let certificateExpiry = Mutex<Double?>(nil)
 
@@ -28,6 +31,20 @@ public final class RegistryMetrics: Sendable {
         commitCommands = registry.makeValueHistogram(descriptor: Self.name("registryd_writer_batch_commands", "Commands per durable commit (group commit)"), buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
         commitLatency = registry.makeDurationHistogram(descriptor: Self.name("registryd_writer_commit_seconds", "Write transaction including its durable commit"), buckets: Self.latencyBuckets)
         eventsAppended = registry.makeCounter(descriptor: Self.name("registryd_events_appended_total", "Events appended to the log"))
+        let decisions = AuthenticationType.allCases.map(DeviceAuthDecision.allow) + DeviceAuthDenial.allCases.map(DeviceAuthDecision.deny)
+        let registry = registry
+        var byRoute: [String: [DeviceAuthDecision: Counter]] = [:]
+        for route in ["device", "emqx"] {
+            byRoute[route] = Dictionary(uniqueKeysWithValues: decisions.map { decision in
+                let (result, detail) = switch decision {
+                case .allow(let type): ("allow", type.rawValue)
+                case .deny(let reason): ("deny", reason.rawValue)
+                }
+                let descriptor = Self.name("registryd_device_auth_decisions_total", "Device authentication answers by route, result and detail (the identity's authentication type for an allow, the reason for a deny)")
+                return (decision, registry.makeCounter(descriptor: descriptor, labels: [("route", route), ("result", result), ("detail", detail)]))
+            })
+        }
+        deviceAuthDecisions = byRoute
     }
 
     /// A metric name with its help text (swift-prometheus' descriptor; the unit is in the name).
@@ -62,6 +79,11 @@ public final class RegistryMetrics: Sendable {
         commitCommands.record(Double(observation.commands))
         commitLatency.record(observation.duration)
         if observation.events > 0 { eventsAppended.increment(by: Int64(observation.events)) }
+    }
+
+    /// One device-authentication answer of `route` (`device` or `emqx`).
+    func deviceAuth(route: String, decision: DeviceAuthDecision) {
+        deviceAuthDecisions[route]?[decision]?.increment()
     }
 
     func throttledRequest(operationClass: String) {
