@@ -88,3 +88,25 @@ extension ByteScan {
         return rangeA.count == rangeB.count ? 0 : (rangeA.count < rangeB.count ? -1 : 1)
     }
 }
+
+extension ByteScan {
+    /// A 64-bit fingerprint of `bytes[range]`, eight bytes at a time (a byte-at-a-time loop was
+    /// most of a cache lookup). Not a hash for untrusted keys: callers compare in full on a match.
+    public static func fingerprint(_ bytes: [UInt8], _ range: Range<Int>) -> UInt64 {
+        precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count)
+        return bytes.withUnsafeBytes { raw in
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(range.count)
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                hash = (hash ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x9e37_79b9_7f4a_7c15
+                hash ^= hash >> 29
+                i += 8
+            }
+            while i < range.upperBound {
+                hash = (hash ^ UInt64(raw[i])) &* 0x100_0000_01b3
+                i += 1
+            }
+            return hash
+        }
+    }
+}

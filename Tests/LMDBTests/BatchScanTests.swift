@@ -121,4 +121,23 @@ struct BatchScanTests {
             }
         }
     }
+
+    @Test func fingerprintsDependOnTheBytesOfTheRangeOnly() {
+        let a = bytes("xx aes256gcm:QUJDREVGR0hJSktMTU5PUFFSU1RVVldY yy")
+        let b = bytes("aes256gcm:QUJDREVGR0hJSktMTU5PUFFSU1RVVldY")
+        // The same bytes at another offset of another buffer: the same fingerprint.
+        #expect(ByteScan.fingerprint(a, 3..<(3 + b.count)) == ByteScan.fingerprint(b, 0..<b.count))
+        // One byte changed anywhere (in the 8-byte words or in the tail), or one byte more or
+        // less: another fingerprint.
+        var seen: Set<UInt64> = [ByteScan.fingerprint(b, 0..<b.count)]
+        for i in b.indices {
+            var changed = b
+            changed[i] ^= 1
+            seen.insert(ByteScan.fingerprint(changed, 0..<changed.count))
+        }
+        seen.insert(ByteScan.fingerprint(b, 0..<(b.count - 1)))
+        seen.insert(ByteScan.fingerprint(b, 1..<b.count))
+        #expect(seen.count == b.count + 3)
+        #expect(ByteScan.fingerprint(b, 5..<5) == ByteScan.fingerprint(a, 0..<0))
+    }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import RegistryCore
+@testable import RegistryCore
 import Testing
 
 /// The SAS token parser (byte-level) and signature check, against a token made by Python's
@@ -49,5 +49,30 @@ struct SharedAccessSignatureTests {
         ] {
             #expect(SharedAccessSignature(header: header) == nil, "\(header)")
         }
+    }
+
+    @Test func brokerCredentialsWithOrWithoutTheScheme() throws {
+        let bare = String(Self.python.dropFirst("SharedAccessSignature ".count))
+        for text in [Self.python, bare, "sharedAccessSignature " + bare] {
+            let token = try #require(SharedAccessSignature(credential: text), "\(text)")
+            #expect(token.isSigned(with: Self.key))
+            #expect(token.signedMessage == Array("hub.example.com%2Fdevices%2Fdev%201\n1800000000".utf8))
+        }
+        // Without the scheme a header is not a header.
+        #expect(SharedAccessSignature(header: bare) == nil)
+        for text in ["", "SharedAccessSignature", "sr=h&sig=AAAA", "Bearer " + bare] {
+            #expect(SharedAccessSignature(credential: text) == nil, "\(text)")
+        }
+    }
+
+    @Test func audiencesMatchTheHostInAnyCaseWithOrWithoutPort() {
+        let host = "Hub.Example.com:8443"
+        for audience in ["hub.example.com:8443", "HUB.EXAMPLE.COM", "hub.example.com/", "hub.example.com:8443/"] {
+            #expect(ServiceAuthenticator.audience(audience, matches: host), "\(audience)")
+        }
+        for audience in ["hub.example.co", "hub.example.com:8444", "hub.example.com//", "other.example.com", "", "hub.example.com:"] {
+            #expect(!ServiceAuthenticator.audience(audience, matches: host), "\(audience)")
+        }
+        #expect(ServiceAuthenticator.audience("localhost".prefix(9), matches: "localhost"))
     }
 }

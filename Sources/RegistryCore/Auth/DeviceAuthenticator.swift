@@ -67,7 +67,7 @@ public struct DeviceAuthenticator: Sendable {
             let candidate = presented.replacingOccurrences(of: ":", with: "").lowercased()
             return record.thumbprints.contains(candidate) ? .allow(.selfSigned) : .deny(.badSignature)
         case .token(let text):
-            guard let token = SharedAccessSignature(header: text.hasPrefix("SharedAccessSignature ") ? text : "SharedAccessSignature " + text) else {
+            guard let token = SharedAccessSignature(credential: text) else {
                 return .deny(.malformed)
             }
             guard token.expiry >= now else { return .deny(.expired) }
@@ -95,22 +95,31 @@ public struct DeviceAuthenticator: Sendable {
         }
     }
 
-    /// Every key is tried (no early exit), each comparison constant-time.
+    /// Keys in order (primary, then secondary), each comparison constant-time. Stopping at the
+    /// first key that verifies tells a timing observer only which key signed a token that is
+    /// valid anyway (no byte of any signature or key), and saves an HMAC on most checks; a
+    /// token that verifies with no key is always tried against every key.
     func verifiesWithAnyKey(_ token: SharedAccessSignature, _ record: CredentialRecord) -> Bool {
         let message = token.signedMessage
-        var matched = false
-        for key in record.keys where key.verifies(message, signature: token.signature) { matched = true }
-        return matched
+        return record.keys.contains { $0.verifies(message, signature: token.signature) }
     }
 
     /// Whether `resource` is exactly `{host}/devices/{id}[/modules/{mid}]` for a known host (what
     /// the SDKs send); anything else takes the general segment comparison.
     func isExactScope(_ resource: String, _ credentials: DeviceCredentials) -> Bool {
         guard let slash = resource.utf8.firstIndex(of: UInt8(ascii: "/")) else { return false }
-        var expected = "/devices/" + credentials.deviceId
-        if let moduleId = credentials.moduleId { expected += "/modules/" + moduleId }
-        guard resource.utf8[slash...].elementsEqual(expected.utf8) else { return false }
-        return isKnownHost(String(resource[..<slash]))
+        // `/devices/{id}[/modules/{mid}]`, compared piece by piece (no string built per check).
+        var rest = resource.utf8[slash...]
+        func consume(_ part: String.UTF8View) -> Bool {
+            guard rest.starts(with: part) else { return false }
+            rest = rest.dropFirst(part.count)
+            return true
+        }
+        guard consume("/devices/".utf8), consume(credentials.deviceId.utf8) else { return false }
+        if let moduleId = credentials.moduleId {
+            guard consume("/modules/".utf8), consume(moduleId.utf8) else { return false }
+        }
+        return rest.isEmpty && isKnownHost(resource[..<slash])
     }
 
     func scopePath(_ audience: String) -> [String]? {
@@ -120,7 +129,7 @@ public struct DeviceAuthenticator: Sendable {
     }
 
     /// Whether `host` is one of the names this registry answers to.
-    public func isKnownHost(_ host: String) -> Bool {
+    public func isKnownHost(_ host: some StringProtocol) -> Bool {
         hostNames.contains { ServiceAuthenticator.audience(host, matches: $0) }
     }
 }

@@ -5,13 +5,13 @@ import Synchronization
 /// A parsed `SharedAccessSignature sr=…&sig=…&se=…[&skn=…]` token.
 public struct SharedAccessSignature: Sendable, Hashable {
     /// `sr` exactly as received (still percent-encoded): what the signature covers.
-    public var rawResource: String
+    public private(set) var rawResource: String
     /// `sr` percent-decoded: the audience whose scope is checked.
     public var resource: String
     /// The signature bytes (`sig` percent-decoded, then base64-decoded).
     public var signature: [UInt8]
     /// `se` exactly as received (it is part of the signed string).
-    public var rawExpiry: String
+    public private(set) var rawExpiry: String
     /// Expiry, seconds since the Unix epoch.
     public var expiry: Int64
     /// The policy name; absent for device-key tokens.
@@ -22,13 +22,34 @@ public struct SharedAccessSignature: Sendable, Hashable {
     /// bytes: Foundation's string operations were most of a device check's parse cost.
     public init?(header: String) {
         let bytes = Array(header.utf8)
-        let prefix = Array("sharedaccesssignature ".utf8)
-        guard bytes.count > prefix.count, zip(bytes, prefix).allSatisfy({ Self.lower($0) == $1 }) else { return nil }
+        guard Self.hasScheme(bytes) else { return nil }
+        self.init(fields: bytes[Self.scheme.count...])
+    }
+
+    /// Parses a token as brokers pass it: with or without the `SharedAccessSignature ` scheme.
+    public init?(credential: String) {
+        let bytes = Array(credential.utf8)
+        self.init(fields: Self.hasScheme(bytes) ? bytes[Self.scheme.count...] : bytes[...])
+    }
+
+    static let scheme = Array("sharedaccesssignature ".utf8)
+
+    static func hasScheme(_ bytes: [UInt8]) -> Bool {
+        bytes.count > scheme.count && zip(bytes, scheme).allSatisfy { lower($0) == $1 }
+    }
+
+    /// The `name=value` fields after the scheme, separated by `&`.
+    init?(fields bytes: ArraySlice<UInt8>) {
         var sr: ArraySlice<UInt8>?
         var sig: ArraySlice<UInt8>?
         var se: ArraySlice<UInt8>?
         var skn: ArraySlice<UInt8>?
-        for part in bytes[prefix.count...].split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+        var cursor = bytes.startIndex
+        while cursor < bytes.endIndex {
+            let partEnd = bytes[cursor...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.endIndex
+            let part = bytes[cursor..<partEnd]
+            cursor = partEnd + 1
+            if part.isEmpty { continue }
             guard let eq = part.firstIndex(of: UInt8(ascii: "=")) else { return nil }
             var name = part[..<eq]
             while let c = name.first, c == 0x20 || c == 0x09 { name.removeFirst() }
@@ -60,6 +81,12 @@ public struct SharedAccessSignature: Sendable, Hashable {
         self.signature = Array(signature)
         self.rawExpiry = seText
         self.expiry = expiry
+        var message: [UInt8] = []
+        message.reserveCapacity(sr.count + 1 + se.count)
+        message.append(contentsOf: sr)
+        message.append(UInt8(ascii: "\n"))
+        message.append(contentsOf: se)
+        self.signedMessage = message
         if let skn {
             guard let name = Self.percentDecoded(skn) else { return nil }
             self.keyName = name
@@ -138,8 +165,9 @@ public struct SharedAccessSignature: Sendable, Hashable {
         key.verifies(signedMessage, signature: signature)
     }
 
-    /// What the signature covers: `sr` as received, a newline, `se` as received.
-    var signedMessage: [UInt8] { Array((rawResource + "\n" + rawExpiry).utf8) }
+    /// What the signature covers: `sr` as received, a newline, `se` as received (the bytes,
+    /// kept from the parse).
+    public private(set) var signedMessage: [UInt8]
 }
 
 /// A symmetric key ready to verify SAS signatures. HMAC-SHA256 hashes the key's inner and outer
@@ -257,13 +285,18 @@ public final class ServiceAuthenticator: Sendable {
         return .success(policy)
     }
 
-    /// The audience must be this host (case-insensitive; with or without the port; a trailing
-    /// slash tolerated).
-    static func audience(_ audience: String, matches hostName: String) -> Bool {
-        var a = audience.lowercased()
-        if a.hasSuffix("/") { a.removeLast() }
-        let host = hostName.lowercased()
-        let hostWithoutPort = host.split(separator: ":").first.map(String.init) ?? host
-        return a == host || a == hostWithoutPort
+    /// The audience must be this host (ASCII case-insensitive; with or without the port; a
+    /// trailing slash tolerated). Compared byte by byte: it runs on every device check, and
+    /// lowercasing and splitting both names allocated four strings per call.
+    static func audience(_ audience: some StringProtocol, matches hostName: String) -> Bool {
+        var a = Substring(audience).utf8
+        if a.last == UInt8(ascii: "/") { a = a.dropLast() }
+        let host = hostName.utf8
+        let hostWithoutPort = host.firstIndex(of: UInt8(ascii: ":")).map { host[..<$0] } ?? host[...]
+        return asciiCaseInsensitiveEqual(a, host[...]) || asciiCaseInsensitiveEqual(a, hostWithoutPort)
+    }
+
+    static func asciiCaseInsensitiveEqual(_ a: Substring.UTF8View, _ b: Substring.UTF8View) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { SharedAccessSignature.lower($0) == SharedAccessSignature.lower($1) }
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import LMDB
-import Synchronization
 
 /// What device authentication needs of one identity, read from the stored canonical documents
 /// without parsing them (the device-auth profile showed the parse and the key unsealing as the
@@ -47,10 +46,10 @@ extension RegistryStorage {
             throw StoreError("a stored document has no authentication type")
         }
         var keys: [SigningKey] = []
+        keys.reserveCapacity(2)
         for (marker, slot) in [(Self.primaryKeyMarker, "primaryKey"), (Self.secondaryKeyMarker, "secondaryKey")] {
-            guard let stored = Self.stringMember(marker, in: identity, before: end) else { continue }
-            let context = IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: slot).context
-            keys.append(try openedKey(stored, context: context))
+            guard let stored = Self.stringRange(marker, in: identity, before: end) else { continue }
+            keys.append(try openedKey(identity, stored, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: slot)))
         }
         let thumbprints = [Self.primaryThumbprintMarker, Self.secondaryThumbprintMarker].compactMap { Self.stringMember($0, in: identity, before: end)?.lowercased() }
         return CredentialRecord(deviceDisabled: Projections.isDisabled(device), type: type, keys: keys, thumbprints: thumbprints)
@@ -59,39 +58,24 @@ extension RegistryStorage {
     /// The string value after `marker`, found before `end` (plain strings only: these values
     /// never hold escapes).
     static func stringMember(_ marker: [UInt8], in bytes: [UInt8], before end: Int) -> String? {
+        stringRange(marker, in: bytes, before: end).map { String(decoding: bytes[$0], as: UTF8.self) }
+    }
+
+    /// Where the string value after `marker` lies (plain strings only, as above).
+    static func stringRange(_ marker: [UInt8], in bytes: [UInt8], before end: Int) -> Range<Int>? {
         guard let at = ByteSearch.first(marker, in: bytes, to: end) else { return nil }
         let start = at + marker.count
         guard let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
-        return String(decoding: bytes[start..<end], as: UTF8.self)
+        return start..<end
     }
 
     /// A key ready to verify signatures: unsealed (through the cache) when the storage holds
     /// the data key.
-    func openedKey(_ stored: String, context: String) throws -> SigningKey {
-        guard let sealer else { return SigningKey(Array(Data(base64Encoded: stored) ?? Data())) }
-        let cacheKey = context + "\u{0}" + stored
-        if let hit = signingKeys.lookup(cacheKey) { return hit }
-        let key = SigningKey(Array(Data(base64Encoded: try sealer.open(stored, context: context)) ?? Data()))
-        signingKeys.insert(cacheKey, key)
+    func openedKey(_ document: [UInt8], _ stored: Range<Int>, slot: IdentityCodec.KeySlot) throws -> SigningKey {
+        guard let sealer else { return SigningKey(Array(Data(base64Encoded: String(decoding: document[stored], as: UTF8.self)) ?? Data())) }
+        if let hit = signingKeys.lookup(document, stored, slot: slot) { return hit }
+        let key = SigningKey(Array(Data(base64Encoded: try sealer.open(String(decoding: document[stored], as: UTF8.self), context: slot.context)) ?? Data()))
+        signingKeys.insert(document, stored, slot: slot, key)
         return key
-    }
-}
-
-/// Memo of opened key values: sealed text (with its identity-and-slot context) to key bytes.
-/// A pure function's results, so it can never be stale: a changed key is a different sealed
-/// text (fresh nonce). Bounded: cleared when full.
-final class OpenedKeyCache<Value: Sendable>: Sendable {
-    private let entries = Mutex<[String: Value]>([:])
-    let capacity: Int
-
-    init(capacity: Int = 100_000) { self.capacity = capacity }
-
-    func lookup(_ key: String) -> Value? { entries.withLock { $0[key] } }
-
-    func insert(_ key: String, _ value: Value) {
-        entries.withLock {
-            if $0.count >= capacity { $0.removeAll(keepingCapacity: true) }
-            $0[key] = value
-        }
     }
 }

@@ -68,33 +68,40 @@ extension RegistryStorage {
     static let secondaryMarker = Array("\"secondaryKey\":\"\(KeySealer.prefix)".utf8)
     static let etagMarker = Array("\"etag\":\"".utf8)
 
-    /// Opens the sealed keys of a stored document in place. The markers cannot occur inside a
-    /// string value (quotes there are escaped), so each match is the member itself.
+    /// Opens the sealed keys of a stored document. The markers cannot occur inside a string
+    /// value (quotes there are escaped), so each match is the member itself; only the identity's
+    /// own keys are looked for, in its first member (see `credentials`), never a tag of the same
+    /// name in the `twin` member. The document is copied once, with the opened texts in place.
     func openDocument(_ stored: [UInt8], deviceId: String, moduleId: String?) throws -> IdentityDocument {
-        var out = stored
-        if let sealer {
-            for (marker, name) in [(Self.secondaryMarker, "secondaryKey"), (Self.primaryMarker, "primaryKey")] {
-                // Only the identity's own keys, in its first member (see `credentials`): never a
-                // tag of the same name in the `twin` member.
-                let end = ByteSearch.first(Self.afterAuthenticationMarker, in: out) ?? Projections.identityEnd(out)
-                guard let start = ByteSearch.first(marker, in: out, to: end) else { continue }
-                let valueStart = start + marker.count - KeySealer.prefix.utf8.count
-                guard let end = out[valueStart...].firstIndex(of: UInt8(ascii: "\"")) else { throw StoreError("a stored document is truncated") }
-                let sealed = String(decoding: out[valueStart..<end], as: UTF8.self)
-                let context = IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: name).context
-                out.replaceSubrange(valueStart..<end, with: try openedKeyText(sealed, context: context, sealer: sealer))
-            }
+        guard let sealer else { return IdentityDocument(json: stored, etag: try Self.etag(in: stored)) }
+        let end = ByteSearch.first(Self.afterAuthenticationMarker, in: stored) ?? Projections.identityEnd(stored)
+        var sealedValues: [(range: Range<Int>, name: String)] = []
+        for (marker, name) in [(Self.primaryMarker, "primaryKey"), (Self.secondaryMarker, "secondaryKey")] {
+            guard let start = ByteSearch.first(marker, in: stored, to: end) else { continue }
+            let valueStart = start + marker.count - KeySealer.prefix.utf8.count
+            guard let valueEnd = stored[valueStart...].firstIndex(of: UInt8(ascii: "\"")) else { throw StoreError("a stored document is truncated") }
+            sealedValues.append((valueStart..<valueEnd, name))
         }
+        guard !sealedValues.isEmpty else { return IdentityDocument(json: stored, etag: try Self.etag(in: stored)) }
+        sealedValues.sort { $0.range.lowerBound < $1.range.lowerBound }
+        var out: [UInt8] = []
+        out.reserveCapacity(stored.count)
+        var copied = 0
+        for (range, name) in sealedValues {
+            out.append(contentsOf: stored[copied..<range.lowerBound])
+            out.append(contentsOf: try openedKeyText(stored, range, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: name), sealer: sealer))
+            copied = range.upperBound
+        }
+        out.append(contentsOf: stored[copied...])
         return IdentityDocument(json: out, etag: try Self.etag(in: out))
     }
 
     /// A sealed key's plaintext (base64 text bytes), memoized like `openedKey` (AES-GCM opening
     /// was the largest cost of a GET after the parse was gone).
-    func openedKeyText(_ sealed: String, context: String, sealer: KeySealer) throws -> [UInt8] {
-        let cacheKey = "t\u{0}" + context + "\u{0}" + sealed
-        if let hit = openedKeys.lookup(cacheKey) { return hit }
-        let text = Array(try sealer.open(sealed, context: context).utf8)
-        openedKeys.insert(cacheKey, text)
+    func openedKeyText(_ document: [UInt8], _ sealed: Range<Int>, slot: IdentityCodec.KeySlot, sealer: KeySealer) throws -> [UInt8] {
+        if let hit = openedKeys.lookup(document, sealed, slot: slot) { return hit }
+        let text = Array(try sealer.open(String(decoding: document[sealed], as: UTF8.self), context: slot.context).utf8)
+        openedKeys.insert(document, sealed, slot: slot, text)
         return text
     }
 
