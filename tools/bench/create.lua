@@ -3,6 +3,7 @@
 local counter = 0
 local prefix = ""
 local threads = {}
+local headers = {["Authorization"] = os.getenv("REGISTRYD_SAS"), ["Content-Type"] = "application/json; charset=utf-8"}
 
 function setup(thread)
   thread:set("tid", #threads + 1)
@@ -15,6 +16,5 @@ end
 
 request = function()
   counter = counter + 1
-  return wrk.format("PUT", "/devices/" .. prefix .. counter .. "?api-version=2021-04-12",
-    {["Authorization"] = os.getenv("REGISTRYD_SAS"), ["Content-Type"] = "application/json; charset=utf-8"}, "{}")
+  return wrk.format("PUT", "/devices/" .. prefix .. counter .. "?api-version=2021-04-12", headers, "{}")
 end

@@ -1,7 +1,7 @@
 -- wrk script: GET /devices/<id> over ids created before (prefix-T-N for N in 1..count, T in 1..2),
 -- 4,096 random ids per thread formatted once and cycled (as tools/bench/noop.lua does for the
 -- baseline: the client's work per request is the same in both). An optional per-request delay
--- (ms, REGISTRYD_DELAY_MS) throttles each connection for the "half of the maximum load" run.
+-- (mean ms, REGISTRYD_DELAY_MS) throttles each connection for the "half of the maximum load" run.
 local count = tonumber(os.getenv("REGISTRYD_IDS") or "1000")
 local prefix = os.getenv("REGISTRYD_PREFIX") or "seed"
 local delay_ms = tonumber(os.getenv("REGISTRYD_DELAY_MS") or "0")
@@ -28,6 +28,9 @@ request = function()
   return requests[i]
 end
 
+-- Each connection waits a random time, uniform in [0, 2 x delay] (the mean is the delay asked
+-- for): with one fixed delay every connection stays in step with the others, and the server sees
+-- all of them at once, then nothing, which measures the bursts, not the load.
 if delay_ms > 0 then
-  delay = function() return delay_ms end
+  delay = function() return math.random(0, 2 * delay_ms) end
 end
