@@ -264,10 +264,12 @@ public final class ServiceAuthenticator: Sendable {
     public func authenticate(header: String?, now: Int64) -> Result<SharedAccessPolicy, AuthenticationFailure> {
         guard let header else { return .failure(.missing) }
         let digest = Hash32(SHA256.hash(data: Array(header.utf8)))
-        let (remembered, host, policies) = state.withLock { ($0.verified[digest], $0.hostName, $0.policies) }
-        if let remembered {
+        // The common case first, taking only the remembered entry out of the lock (copying the
+        // host name and the policy map out too cost reference counts shared by every request).
+        if let remembered = state.withLock({ $0.verified[digest] }) {
             return remembered.expiry >= now ? .success(remembered.policy) : .failure(.expired)
         }
+        let (host, policies) = state.withLock { ($0.hostName, $0.policies) }
         guard let token = SharedAccessSignature(header: header) else { return .failure(.malformed) }
         guard token.expiry >= now else { return .failure(.expired) }
         guard let name = token.keyName, let policy = policies[name] else { return .failure(.unknownPolicy) }
