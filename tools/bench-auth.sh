@@ -54,9 +54,7 @@ with open(os.environ["REGISTRYD_BODIES"], "w") as out, open(os.path.join(data, "
         emqx.write(json.dumps({"username": f"{host}/{i}/?api-version=2021-04-12", "password": token, "clientid": i}) + "\n")
 PY
 
-rate() { awk '/Requests\/sec/ {print $2}'; }
-p99() { awk '$1=="99%" {print $2}'; }
-requests() { awk '/requests in/ {print $1}'; }
+source tools/bench/rounds.sh
 # Every phase's client does the same work per request (formatted once, cycled through one Lua
 # callback, same Authorization header); the unscripted no-op is printed for reference only.
 # The machine is shared and its neighbours come and go within seconds, so the phases alternate
@@ -65,22 +63,13 @@ requests() { awk '/requests in/ {print $1}'; }
 rounds="${ROUNDS:-5}"
 plain_out=$(wrk -t2 -c$conns -d${secs}s --latency "$url/healthz")
 auth_total=0; emqx_total=0; ratios=""; emqx_ratios=""; cpu_ratios=""
-# The server's CPU time (user + system clock ticks) per answered request, a second view that a
-# neighbour's load disturbs less than throughput does.
-ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
 for round in $(seq "$rounds"); do
-  c0=$(ticks)
-  noop_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/noop.lua "$url")
-  c1=$(ticks)
-  perf_pid=""
-  if [ -n "${PERF_OUT:-}" ] && [ "$round" = 1 ]; then perf record -F 999 -g -o "$PERF_OUT" -p $pid -- sleep "$secs" >/dev/null 2>&1 & perf_pid=$!; fi
-  auth_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/auth.lua "$url")
-  c2=$(ticks)
-  [ -n "$perf_pid" ] && wait "$perf_pid" || true
+  round_pair "$round" tools/bench/auth.lua
+  auth_out=$measured_out
+  cpu_ratios="$cpu_ratios $cpu_ratio"
   emqx_out=$(REGISTRYD_AUTH_PATH=/registry/auth/emqx REGISTRYD_BODIES="$data/emqx-bodies.jsonl" wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/auth.lua "$url")
   auth_total=$((auth_total + $(echo "$auth_out" | requests))); emqx_total=$((emqx_total + $(echo "$emqx_out" | requests)))
   noop=$(echo "$noop_out" | rate); auth=$(echo "$auth_out" | rate); emqx=$(echo "$emqx_out" | rate)
-  cpu_ratios="$cpu_ratios $(python3 -c "print(f'{($c1 - $c0) / $(echo "$noop_out" | requests) / (($c2 - $c1) / $(echo "$auth_out" | requests)):.3f}')")"
   ratios="$ratios $(python3 -c "print(f'{$auth / $noop:.3f}')")"; emqx_ratios="$emqx_ratios $(python3 -c "print(f'{$emqx / $noop:.3f}')")"
   printf 'round %s: no-op %s req/s p99 %s | device %s req/s p99 %s | emqx %s req/s p99 %s\n' "$round" \
     "$noop" "$(echo "$noop_out" | p99)" "$auth" "$(echo "$auth_out" | p99)" "$emqx" "$(echo "$emqx_out" | p99)"

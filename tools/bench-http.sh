@@ -31,16 +31,9 @@ for _ in $(seq 100); do curl -fsk "https://127.0.0.1:$port/healthz" >/dev/null 2
 export REGISTRYD_SAS; REGISTRYD_SAS=$("$bin" sas-token --data-dir "$data" --ttl 7200)
 url="https://localhost:$port"
 
-rate() { awk '/Requests\/sec/ {print $2}'; }
-txns() { mdb_stat -e "$data/lmdb" | awk '/Last transaction ID/ {print $4}'; }
-
 echo "fsync probe and raw LMDB come from: $bin bench store"
-rate() { awk '/Requests\/sec/ {print $2}'; }
-requests() { awk '/requests in/ {print $1}'; }
-p99() { awk '$1=="99%" {print $2}'; }
+source tools/bench/rounds.sh
 txns() { mdb_stat -e "$data/lmdb" | awk '/Last transaction ID/ {print $4}'; }
-# The server's CPU time (user + system clock ticks), for CPU per request.
-ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
 
 # The no-op baseline is sent as the GETs are (tools/bench/noop.lua: same Authorization header,
 # requests formatted once and cycled through one Lua callback): wrk shares the cores with the
@@ -68,18 +61,12 @@ wrk -t2 -c$conns -d2s -s tools/bench/get.lua "$url" >/dev/null
 rounds="${ROUNDS:-5}"
 ratios=""; cpu_ratios=""; noops=""; gets=""; get_total=0
 for round in $(seq "$rounds"); do
-  c0=$(ticks)
-  noop_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/noop.lua "$url")
-  c1=$(ticks)
-  perf_pid=""
-  if [ -n "${PERF_OUT:-}" ] && [ "$round" = 1 ]; then perf record -F 999 -g -o "$PERF_OUT" -p $pid -- sleep "$secs" >/dev/null 2>&1 & perf_pid=$!; fi
-  get_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/get.lua "$url")
-  c2=$(ticks)
-  [ -n "$perf_pid" ] && wait "$perf_pid" || true
+  round_pair "$round" tools/bench/get.lua
+  get_out=$measured_out
+  cpu_ratios="$cpu_ratios $cpu_ratio"
   noop=$(echo "$noop_out" | rate); get=$(echo "$get_out" | rate)
   noops="$noops $noop"; gets="$gets $get"; get_total=$((get_total + $(echo "$get_out" | requests)))
   ratios="$ratios $(python3 -c "print(f'{$get / $noop:.3f}')")"
-  cpu_ratios="$cpu_ratios $(python3 -c "print(f'{($c1 - $c0) / $(echo "$noop_out" | requests) / (($c2 - $c1) / $(echo "$get_out" | requests)):.3f}')")"
   printf 'round %s: no-op %s req/s p99 %s | GET %s req/s p50 %s p99 %s\n' "$round" "$noop" "$(echo "$noop_out" | p99)" "$get" \
     "$(echo "$get_out" | awk '$1=="50%" {print $2}')" "$(echo "$get_out" | p99)"
 done
