@@ -91,8 +91,7 @@ struct DeviceAuthRoute: Sendable {
         case .allow(let type):
             metrics?.deviceAuth(route: "emqx", decision: .allow(type))
             var answer: [String: JSONValue] = ["result": .string("allow"), "is_superuser": .bool(false)]
-            let header = password.hasPrefix("SharedAccessSignature ") ? password : "SharedAccessSignature " + password
-            if let token = SharedAccessSignature(header: header) { answer["expire_at"] = .int(token.expiry) }
+            if let token = SharedAccessSignature(credential: password) { answer["expire_at"] = .int(token.expiry) }
             return .object(answer)
         case .deny(let reason):
             return deny(reason)
