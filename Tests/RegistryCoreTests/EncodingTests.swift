@@ -58,6 +58,18 @@ struct JSONTests {
         let value = try JSONParser.parse(#"{"DeviceID":"x"}"#)
         #expect(value.member(caseInsensitive: "deviceId") == .string("x"))
         #expect(value["deviceId"] == nil)
+        #expect(value.member(caseInsensitive: "deviceIdx") == nil)
+        #expect(value.member(caseInsensitive: "device") == nil)
+        // An exact name wins over one that only folds to it, in small and large objects.
+        let both = try JSONParser.parse(#"{"STATUS":"a","status":"b","Status":"c"}"#)
+        #expect(both.member(caseInsensitive: "status") == .string("b"))
+        #expect(both.member(caseInsensitive: "sTaTuS") != nil)
+        var many: [String: JSONValue] = ["STATUS": .string("a"), "status": .string("b")]
+        for i in 0..<40 { many["field\(i)"] = .int(Int64(i)) }
+        let large = JSONValue.object(many)
+        #expect(large.member(caseInsensitive: "status") == .string("b"))
+        #expect(large.member(caseInsensitive: "FIELD7") == .int(7))
+        #expect(large.member(caseInsensitive: "field40") == nil)
     }
 }
 

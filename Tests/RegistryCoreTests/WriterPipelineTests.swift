@@ -69,4 +69,36 @@ struct WriterPipelineTests {
             #expect(try verifyReplay(batched).outcome == .clean)
         }
     }
+
+    /// `submit` hands batches over in the order of the calls, so a bulk load can keep several
+    /// queued: many small submissions, awaited in reverse, give the results and the log of one
+    /// command at a time (a reordered batch would fail a delete, a re-create or a module).
+    @Test func submissionsApplyInTheOrderTheyWereMade() async throws {
+        try await withTemporaryDirectory { root in
+            let submitted = root + "/submitted", single = root + "/single"
+            try FileManager.default.createDirectory(atPath: submitted, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: single, withIntermediateDirectories: true)
+            let commands = Array(commands().suffix(400))
+
+            let store = try makeStore(submitted, maxBatchCommands: 30, mapSize: 256 << 20)
+            let pending = stride(from: 0, to: commands.count, by: 7).map { start in
+                store.submit(Array(commands[start..<min(commands.count, start + 7)]), actor: "t", requestId: "r")
+            }
+            var byBatch: [[Result<CommandOutcome, RegistryError>]] = []
+            for submission in pending.reversed() { byBatch.insert(try await submission.value(), at: 0) }
+            let empty = try await store.submit([], actor: "t", requestId: "r").value()
+            store.close()
+
+            try FileManager.default.copyItem(atPath: submitted + "/data.key", toPath: single + "/data.key")
+            let one = try makeStore(single, maxBatchCommands: 1, mapSize: 256 << 20)
+            var singleResults: [Result<CommandOutcome, RegistryError>] = []
+            for command in commands { singleResults += try await one.execute([command], actor: "t", requestId: "r") }
+            one.close()
+
+            #expect(byBatch.flatMap { $0 } == singleResults)
+            #expect(singleResults.contains { if case .failure = $0 { true } else { false } })
+            #expect(try log(submitted) == (try log(single)))
+            #expect(empty.isEmpty)
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import LMDB
 import Logging
+import Synchronization
 
 /// The result of one command: its events and the identity as it now stands (`nil` after a delete).
 public struct CommandOutcome: Sendable, Hashable {
@@ -95,10 +96,13 @@ public final class RegistryStore: Sendable {
         )
         let finished = self.finished
         let thread = Thread {
+            // Foundation names the OS thread only from the thread itself, and Linux keeps at
+            // most 15 bytes of it (a longer name is refused whole): for top -H and perf.
+            Thread.current.name = "registryd-write"
             writer.run()
             finished.signal()
         }
-        thread.name = "registryd-writer"
+        thread.name = "registryd-write"
         thread.start()
     }
 
@@ -113,8 +117,21 @@ public final class RegistryStore: Sendable {
     public func execute(_ commands: [Command], actor: String, requestId: String) async throws -> [Result<CommandOutcome, RegistryError>] {
         guard !commands.isEmpty else { return [] }
         return try await withCheckedThrowingContinuation { continuation in
-            queue.enqueue(.commands(CommandBatch(commands: commands, actor: actor, requestId: requestId, continuation: continuation)))
+            queue.enqueue(.commands(CommandBatch(commands: commands, actor: actor, requestId: requestId, complete: { continuation.resume(with: $0) })))
         }
+    }
+
+    /// Hands commands to the writer now and returns at once: submissions reach the writer in the
+    /// order of these calls (unlike tasks each calling `execute`), so a bulk load can keep
+    /// several batches queued, in order, and await each one's results later.
+    public func submit(_ commands: [Command], actor: String, requestId: String) -> PendingCommands {
+        let pending = PendingCommands()
+        if commands.isEmpty {
+            pending.complete(.success([]))
+        } else {
+            queue.enqueue(.commands(CommandBatch(commands: commands, actor: actor, requestId: requestId, complete: { pending.complete($0) })))
+        }
+        return pending
     }
 
     /// Executes one command.
@@ -167,12 +184,49 @@ public final class RegistryStore: Sendable {
     }
 }
 
-/// A caller's commands with its continuation.
+/// A caller's commands with how to hand their results back.
 struct CommandBatch {
     var commands: [Command]
     var actor: String
     var requestId: String
-    var continuation: CheckedContinuation<[Result<CommandOutcome, RegistryError>], any Error>
+    var complete: @Sendable (Result<[Result<CommandOutcome, RegistryError>], any Error>) -> Void
+}
+
+/// Commands handed to the writer by `RegistryStore.submit`, whose results are awaited later.
+public final class PendingCommands: Sendable {
+    public typealias Results = [Result<CommandOutcome, RegistryError>]
+    private enum State {
+        case waiting(CheckedContinuation<Results, any Error>?)
+        case done(Result<Results, any Error>)
+    }
+    private let state = Mutex<State>(.waiting(nil))
+
+    init() {}
+
+    func complete(_ result: Result<Results, any Error>) {
+        let waiter: CheckedContinuation<Results, any Error>? = state.withLock { state in
+            guard case .waiting(let continuation) = state else { return nil }
+            state = .done(result)
+            return continuation
+        }
+        waiter?.resume(with: result)
+    }
+
+    /// The commands' results, once their transaction has committed (awaited once).
+    public func value() async throws -> Results {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready: Result<Results, any Error>? = state.withLock { state in
+                switch state {
+                case .done(let result): return result
+                case .waiting(let earlier):
+                    precondition(earlier == nil, "the results of a submission are awaited once")
+                    state = .waiting(continuation)
+                    return nil
+                }
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
 }
 
 /// Failure of a custom write's own closure (not of the storage): carries how to resume its caller.
@@ -211,7 +265,7 @@ final class WriteQueue: @unchecked Sendable {
         if closed {
             condition.unlock()
             switch job {
-            case .commands(let batch): batch.continuation.resume(throwing: StoreError("the store is closed"))
+            case .commands(let batch): batch.complete(.failure(StoreError("the store is closed")))
             case .custom(_, let onStorageFailure): onStorageFailure(StoreError("the store is closed"))
             }
             return

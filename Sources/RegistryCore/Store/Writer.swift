@@ -119,9 +119,14 @@ final class Writer: @unchecked Sendable {
                             try storeAll(&preparing, &deciding, txn: txn, progress: &p)
                             touched.removeAll(keepingCapacity: true)
                         } else if deciding.count >= Self.maximumRun {
-                            if let run = preparing { try store(run.events, run.wait(), txn: txn, progress: &p) }
+                            // The next run goes to the helpers before the previous one is stored,
+                            // so its preparation overlaps the puts (stored first, the other core
+                            // idled while this thread did them).
+                            let previous = preparing
+                            let prepared = previous?.wait()
                             preparing = PreparingRun(deciding, sealer: storage.sealer!)
                             deciding.removeAll(keepingCapacity: true)
+                            if let previous, let prepared { try store(previous.events, prepared, txn: txn, progress: &p) }
                             // Still unstored: the run just handed over, whose devices are `touched`.
                         }
                         results.append(result)
@@ -135,7 +140,7 @@ final class Writer: @unchecked Sendable {
         } catch {
             logger.error("write transaction failed", metadata: ["store.error": "\(error)", "store.batches": "\(batches.count)"])
             let failure = classify(error)
-            for batch in batches { batch.continuation.resume(throwing: failure) }
+            for batch in batches { batch.complete(.failure(failure)) }
             return
         }
         recovered()
@@ -145,7 +150,7 @@ final class Writer: @unchecked Sendable {
         configuration.commitObserver?(
             CommitObservation(commands: batches.reduce(0) { $0 + $1.commands.count }, events: appended, duration: ContinuousClock.now - started)
         )
-        for (batch, results) in zip(batches, progress.results) { batch.continuation.resume(returning: results) }
+        for (batch, results) in zip(batches, progress.results) { batch.complete(.success(results)) }
     }
 
     /// Decides one command against the transaction's current state (plus nothing of `run`:
