@@ -54,6 +54,30 @@ struct JSONTests {
         #expect(try JSONParser.parse(#""\ud83d\ude00""#) == .string("😀"))
     }
 
+    /// Our base64 writer against Foundation's, every length from 0 to 70 and every byte value.
+    @Test func base64MatchesFoundation() {
+        var generator = SeededRandom(seed: 7)
+        for length in 0...70 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            #expect(Base64.encode(bytes) == Data(bytes).base64EncodedString(), "length \(length)")
+            var out: [UInt8] = [1, 2]
+            Base64.append(bytes, to: &out)
+            #expect(out.count == 2 + Base64.encodedCount(length))
+        }
+        let all = (0...255).map { UInt8($0) }
+        #expect(Base64.encode(all) == Data(all).base64EncodedString())
+        #expect(etag(forSequence: 1) == "MQ==")
+        #expect(twinEtag(forSequence: 1) == "AAAAAAAAAAE=")
+    }
+
+    /// Strings without escapes take an ASCII fast path; anything else is still validated.
+    @Test func unescapedStringsAreValidatedUTF8() throws {
+        #expect(try JSONParser.parse(Array(#"{"a":"plain","b":"été 😀"}"#.utf8)) == .object(["a": .string("plain"), "b": .string("été 😀")]))
+        for invalid: [UInt8] in [[34, 0xC3, 34], [34, 0x61, 0xFF, 34], [34, 0xED, 0xA0, 0x80, 34], [34, 0x61, 0xC3, 0x28, 34]] {
+            #expect(throws: JSONParser.Error.self) { try JSONParser.parse(invalid) }
+        }
+    }
+
     @Test func caseInsensitiveMemberLookup() throws {
         let value = try JSONParser.parse(#"{"DeviceID":"x"}"#)
         #expect(value.member(caseInsensitive: "deviceId") == .string("x"))
@@ -138,6 +162,21 @@ struct KeySealerTests {
         let otherKey = try KeySealer(keyBytes: [UInt8](repeating: 6, count: 32))
         #expect(throws: SealError.self) { try otherKey.open(sealed, context: "d//primaryKey") }
         #expect(throws: SealError.self) { try KeySealer(keyBytes: [1, 2, 3]) }
+    }
+
+    /// The writer's path (sealed straight into the document's bytes, the context built as bytes)
+    /// makes exactly what the String path makes, and it opens.
+    @Test func sealingIntoBytesMatchesTheStringForm() throws {
+        let sealer = try KeySealer(keyBytes: [UInt8](repeating: 5, count: 32))
+        for slot in [IdentityCodec.KeySlot(deviceId: "dev-1", moduleId: nil, name: "primaryKey"), IdentityCodec.KeySlot(deviceId: "d", moduleId: "é m", name: "secondaryKey")] {
+            #expect(slot.contextBytes == Array(slot.context.utf8))
+            let nonce = (0..<KeySealer.nonceSize).map { UInt8($0 * 7) }
+            var out: [UInt8] = [0x22]
+            sealer.seal("a-key", context: slot.contextBytes, nonce: nonce, into: &out)
+            let text = sealer.seal("a-key", context: slot.context, nonce: nonce)
+            #expect(out == [0x22] + Array(text.utf8))
+            #expect(try sealer.open(text, context: slot.context) == "a-key")
+        }
     }
 
     @Test func identityCodecRoundTrips() throws {

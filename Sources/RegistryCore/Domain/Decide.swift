@@ -86,17 +86,17 @@ public func decide(
 /// The etag of an identity whose last change has sequence number `seq`: base64 of the decimal
 /// number, the shape Azure's etags are observed to have (`MQ==` for 1).
 public func etag(forSequence seq: UInt64) -> String {
-    Data(String(seq).utf8).base64EncodedString()
+    Base64.encode(String(seq).utf8)
 }
 
 /// `AAAAAAAAAAE=` for 1: base64 of the number as 8 big-endian bytes, as Azure's twin etags look.
 public func twinEtag(forSequence seq: UInt64) -> String {
-    Data((0..<8).map { UInt8(truncatingIfNeeded: seq >> (8 * (7 - UInt64($0)))) }).base64EncodedString()
+    Base64.encode((0..<8).map { UInt8(truncatingIfNeeded: seq >> (8 * (7 - UInt64($0)))) })
 }
 
 /// A fresh symmetric key: 32 random bytes, base64 (Azure's default length).
 public func generateKey(random: inout some RandomNumberGenerator) -> String {
-    Data(randomBytes(32, using: &random)).base64EncodedString()
+    Base64.encode(randomBytes(32, using: &random))
 }
 
 /// `count` random bytes, eight per draw from the generator.

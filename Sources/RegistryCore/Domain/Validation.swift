@@ -29,19 +29,22 @@ public enum Validation {
 
     /// Decoded length of a base64 key, or `nil` when it is not canonical base64.
     static func base64DecodedCount(_ text: String) -> Int? {
-        let b = Array(text.utf8)
-        guard !b.isEmpty, b.count % 4 == 0 else { return nil }
+        let b = text.utf8
+        let count = b.count
+        guard count > 0, count % 4 == 0 else { return nil }
         var padding = 0
-        for (i, c) in b.enumerated() {
+        var i = 0
+        for c in b {
             let isAlphabet = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 43 || c == 47
             if c == 61 {  // '='
-                guard i >= b.count - 2 else { return nil }
+                guard i >= count - 2 else { return nil }
                 padding += 1
             } else {
                 guard isAlphabet, padding == 0 else { return nil }
             }
+            i += 1
         }
-        return b.count / 4 * 3 - padding
+        return count / 4 * 3 - padding
     }
 
     static func checkKey(_ key: String, name: String) throws(RegistryError) {

@@ -4,7 +4,14 @@ extension IdentityCodec {
     /// path, where the tree and the sort were half of preparing an event. Keys are sealed in the
     /// codec's order (primary, then secondary). A test pins the equality over varied identities.
     public static func canonicalBytes(_ identity: Identity, key: (String, KeySlot) -> String) -> [UInt8] {
+        canonicalBytes(identity) { plain, slot, out in CanonicalJSON.writeString(key(plain, slot), into: &out) }
+    }
+
+    /// The same, with each key's stored form appended by `sealedKey` as a whole JSON string
+    /// value, quotes included (the writer seals straight into the document's bytes).
+    public static func canonicalBytes(_ identity: Identity, sealedKey: (String, KeySlot, inout [UInt8]) -> Void) -> [UInt8] {
         var out = CanonicalWriter()
+        let key = sealedKey
         switch identity {
         case .device(let d):
             out.open()
@@ -110,12 +117,12 @@ private struct CanonicalWriter {
         empty = false
     }
 
-    mutating func authentication(_ a: Authentication, deviceId: String, moduleId: String?, key: (String, IdentityCodec.KeySlot) -> String) {
+    mutating func authentication(_ a: Authentication, deviceId: String, moduleId: String?, key: (String, IdentityCodec.KeySlot, inout [UInt8]) -> Void) {
         open()
         member("symmetricKey")
         open()
-        member("primaryKey", a.symmetricKey.primaryKey.map { key($0, IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: "primaryKey")) })
-        member("secondaryKey", a.symmetricKey.secondaryKey.map { key($0, IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: "secondaryKey")) })
+        keyMember("primaryKey", a.symmetricKey.primaryKey, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: "primaryKey"), key: key)
+        keyMember("secondaryKey", a.symmetricKey.secondaryKey, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: "secondaryKey"), key: key)
         close()
         member("type", a.type.rawValue)
         member("x509Thumbprint")
@@ -124,6 +131,13 @@ private struct CanonicalWriter {
         member("secondaryThumbprint", a.x509Thumbprint.secondaryThumbprint)
         close()
         close()
+    }
+
+    /// A key member: its stored form written by `key`, or null.
+    mutating func keyMember(_ name: String, _ value: String?, slot: IdentityCodec.KeySlot, key: (String, IdentityCodec.KeySlot, inout [UInt8]) -> Void) {
+        member(name)
+        if let value { key(value, slot, &bytes) } else { bytes.append(contentsOf: [110, 117, 108, 108]) }
+        empty = false
     }
 
     /// The last member when present: `"twin":{"etag":…,"tags":{…},"version":…}`.

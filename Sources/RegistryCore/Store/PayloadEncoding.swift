@@ -35,11 +35,13 @@ struct DecidedEvent: Sendable {
 
     func prepare(sealer: KeySealer) -> Prepared {
         var next = 0
-        let bytes = IdentityCodec.canonicalBytes(event.identity) { key, slot in
+        let bytes = IdentityCodec.canonicalBytes(event.identity) { key, slot, out in
             // Pair assertion: the codec seals exactly the keys counted above, in that order.
             precondition(next < nonces.count, "a key was sealed that had no nonce drawn")
             defer { next += 1 }
-            return sealer.seal(key, context: slot.context, nonce: nonces[next])
+            out.append(34)
+            sealer.seal(key, context: slot.contextBytes, nonce: nonces[next], into: &out)
+            out.append(34)
         }
         precondition(next == nonces.count, "a drawn nonce was not used")
         let disabled = if case .device(let d) = event.identity { d.status == .disabled } else { false }
