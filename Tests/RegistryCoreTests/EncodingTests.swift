@@ -10,6 +10,23 @@ struct TimestampTests {
         #expect(t.iso8601 == "2021-05-12T08:48:08.7205939Z")
         #expect(Timestamp(unixSeconds: 0).iso8601 == "1970-01-01T00:00:00.0000000Z")
         #expect(Timestamp(iso8601: "2024-02-29T23:59:59Z")!.iso8601 == "2024-02-29T23:59:59.0000000Z")
+        #expect(Timestamp(iso8601: "0042-03-04T05:06:07.0000089Z")!.iso8601 == "0042-03-04T05:06:07.0000089Z")
+        #expect(Timestamp(iso8601: "9999-12-31T23:59:59.9999999Z")!.iso8601 == "9999-12-31T23:59:59.9999999Z")
+        #expect(Timestamp(ticks: 1).iso8601 == "0001-01-01T00:00:00.0000001Z")
+    }
+
+    /// Formatting and parsing are separate code: every formatted time parses back to itself, and
+    /// the bytes appended are the String's.
+    @Test func formattedTimesParseBack() {
+        var random = SeededRandom(seed: 3)
+        let last = Timestamp(iso8601: "9999-12-31T23:59:59.9999999Z")!.ticks
+        for _ in 0..<2_000 {
+            let t = Timestamp(ticks: Int64.random(in: 1...last, using: &random))
+            #expect(Timestamp(iso8601: t.iso8601) == t, "\(t.ticks)")
+            var out: [UInt8] = [7]
+            t.appendISO8601(to: &out)
+            #expect(out == [7] + Array(t.iso8601.utf8))
+        }
     }
 
     @Test func parsesOlderAndShorterForms() {

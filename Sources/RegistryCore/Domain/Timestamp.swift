@@ -33,14 +33,41 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public var iso8601: String {
         if ticks == 0 { return "0001-01-01T00:00:00Z" }
+        var out: [UInt8] = []
+        appendISO8601(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `iso8601`'s bytes appended to `out` (plain ASCII: JSON needs no escaping of it). The
+    /// write path puts three or four timestamps in every event; a String per number and the
+    /// joins were 6% of preparing one.
+    public func appendISO8601(to out: inout [UInt8]) {
+        if ticks == 0 {
+            out.append(contentsOf: Self.unsetBytes)
+            return
+        }
         let days = ticks / 864_000_000_000
         let rest = ticks % 864_000_000_000
         let (y, m, d) = Self.civil(fromDaysSinceYear1: days)
         let secondsOfDay = rest / 10_000_000
         let fraction = rest % 10_000_000
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secondsOfDay / 3600, 2)):\(pad(secondsOfDay / 60 % 60, 2)):"
-            + "\(pad(secondsOfDay % 60, 2)).\(pad(fraction, 7))Z"
+        appendPadded(y, 4, to: &out)
+        out.append(45)
+        appendPadded(m, 2, to: &out)
+        out.append(45)
+        appendPadded(d, 2, to: &out)
+        out.append(84)
+        appendPadded(secondsOfDay / 3600, 2, to: &out)
+        out.append(58)
+        appendPadded(secondsOfDay / 60 % 60, 2, to: &out)
+        out.append(58)
+        appendPadded(secondsOfDay % 60, 2, to: &out)
+        out.append(46)
+        appendPadded(fraction, 7, to: &out)
+        out.append(90)
     }
+
+    private static let unsetBytes = Array("0001-01-01T00:00:00Z".utf8)
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.f{1,7}][Z|+00:00]` (older API versions omit the `Z`; input
     /// without a zone is taken as UTC). Returns `nil` for anything else.
@@ -105,9 +132,24 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 }
 
-private func pad(_ value: Int64, _ width: Int) -> String {
-    let s = String(value)
-    return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+/// The decimal digits of `value` (not negative: times start at year 1), zero-padded to `width`.
+private func appendPadded(_ value: Int64, _ width: Int, to out: inout [UInt8]) {
+    var digits = 1
+    var limit: Int64 = 10
+    while value >= limit, digits < 19 {
+        digits += 1
+        limit = limit &* 10
+    }
+    let count = max(width, digits)
+    let start = out.count
+    out.append(contentsOf: repeatElement(48, count: count))
+    var rest = value
+    var i = start + count - 1
+    while rest > 0 {
+        out[i] = 48 + UInt8(rest % 10)
+        rest /= 10
+        i -= 1
+    }
 }
 
 /// The source of "now" for the writer: injected so tests and replays are deterministic.

@@ -25,17 +25,17 @@ extension IdentityCodec {
             out.member("cloudToDeviceMessageCount")
             out.int(d.cloudToDeviceMessageCount)
             out.member("connectionState", d.connectionState.rawValue)
-            out.member("connectionStateUpdatedTime", d.connectionStateUpdatedTime.iso8601)
+            out.member("connectionStateUpdatedTime", time: d.connectionStateUpdatedTime)
             out.member("deviceId", d.deviceId)
             out.member("deviceScope", d.deviceScope)
             out.member("etag", d.etag)
             out.member("generationId", d.generationId)
-            out.member("lastActivityTime", d.lastActivityTime.iso8601)
+            out.member("lastActivityTime", time: d.lastActivityTime)
             out.member("parentScopes")
             out.strings(d.parentScopes)
             out.member("status", d.status.rawValue)
             out.member("statusReason", d.statusReason)
-            out.member("statusUpdatedTime", d.statusUpdatedTime.iso8601)
+            out.member("statusUpdatedTime", time: d.statusUpdatedTime)
             out.twin(d.twin)
             out.close()
         case .module(let m):
@@ -45,11 +45,11 @@ extension IdentityCodec {
             out.member("cloudToDeviceMessageCount")
             out.int(m.cloudToDeviceMessageCount)
             out.member("connectionState", m.connectionState.rawValue)
-            out.member("connectionStateUpdatedTime", m.connectionStateUpdatedTime.iso8601)
+            out.member("connectionStateUpdatedTime", time: m.connectionStateUpdatedTime)
             out.member("deviceId", m.deviceId)
             out.member("etag", m.etag)
             out.member("generationId", m.generationId)
-            out.member("lastActivityTime", m.lastActivityTime.iso8601)
+            out.member("lastActivityTime", time: m.lastActivityTime)
             out.member("managedBy", m.managedBy)
             out.member("moduleId", m.moduleId)
             out.twin(m.twin)
@@ -90,6 +90,15 @@ private struct CanonicalWriter {
     mutating func member(_ name: String, _ value: String?) {
         member(name)
         string(value)
+    }
+
+    /// A time member: `"name":"2021-05-12T08:48:08.7205939Z"`.
+    mutating func member(_ name: String, time: Timestamp) {
+        member(name)
+        bytes.append(34)
+        time.appendISO8601(to: &bytes)
+        bytes.append(34)
+        empty = false
     }
 
     mutating func string(_ value: String?) {
