@@ -115,6 +115,23 @@ struct JSONTests {
 }
 
 struct EventRecordTests {
+    /// The writer's chaining (assembled once, hash written in place) against the plain
+    /// definition: hash = SHA-256(prevHash ++ body without hash), stored = body with the hash.
+    @Test func chainingInPlaceMatchesTheDefinition() throws {
+        var prev = [UInt8](repeating: 0, count: 32)
+        for seq in 1...20 as ClosedRange<UInt64> {
+            let parts = EventRecord.Parts(
+                seq: seq, time: Timestamp(ticks: Int64(seq) * 12_345), type: seq % 3 == 0 ? .moduleCreated : .deviceCreated,
+                deviceId: "dev-\(seq)", moduleId: seq % 3 == 0 ? "m\"\(seq)" : nil, actor: "a", requestId: "r-\(seq)",
+                payloadBytes: Array(#"{"deviceId":"x"}"#.utf8))
+            let (hash, encoded) = parts.chained(to: prev)
+            #expect(hash == EventRecord.chainHash(prevHash: prev, body: parts.bytes(prevHash: prev, hash: nil)))
+            #expect(encoded == parts.bytes(prevHash: prev, hash: hash))
+            #expect(try EventRecord.decode(encoded).hash == hash)
+            prev = hash
+        }
+    }
+
     func record(_ seq: UInt64, prev: [UInt8]) -> EventRecord {
         EventRecord(
             seq: seq,
@@ -189,7 +206,7 @@ struct KeySealerTests {
             #expect(slot.contextBytes == Array(slot.context.utf8))
             let nonce = (0..<KeySealer.nonceSize).map { UInt8($0 * 7) }
             var out: [UInt8] = [0x22]
-            sealer.seal("a-key", context: slot.contextBytes, nonce: nonce, into: &out)
+            sealer.seal("a-key", context: slot.contextBytes, nonce: nonce[...], into: &out)
             let text = sealer.seal("a-key", context: slot.context, nonce: nonce)
             #expect(out == [0x22] + Array(text.utf8))
             #expect(try sealer.open(text, context: slot.context) == "a-key")

@@ -102,12 +102,20 @@ public func generateKey(random: inout some RandomNumberGenerator) -> String {
 /// `count` random bytes, eight per draw from the generator.
 public func randomBytes(_ count: Int, using random: inout some RandomNumberGenerator) -> [UInt8] {
     var bytes: [UInt8] = []
-    bytes.reserveCapacity(count + 7)
-    while bytes.count < count {
+    appendRandomBytes(count, to: &bytes, using: &random)
+    return bytes
+}
+
+/// Appends `count` random bytes: whole 64-bit draws, little-endian, the last one cut short (so
+/// a seeded generator gives the same bytes however they are collected).
+public func appendRandomBytes(_ count: Int, to bytes: inout [UInt8], using random: inout some RandomNumberGenerator) {
+    let end = bytes.count + count
+    bytes.reserveCapacity(end + 7)
+    while bytes.count < end {
         let word = random.next()
         for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
     }
-    return Array(bytes.prefix(count))
+    bytes.removeLast(bytes.count - end)
 }
 
 private struct Rules {

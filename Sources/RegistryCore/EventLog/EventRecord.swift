@@ -153,43 +153,52 @@ public struct EventRecord: Sendable, Hashable {
             out.append(contentsOf: [34, 58])
         }
 
-        private static func hexMember(_ name: String, _ value: [UInt8]) -> [UInt8] {
-            var out: [UInt8] = []
-            out.reserveCapacity(80)
+        /// `,"name":"<hex of value>"`, the hex written straight into `out` (prevHash and hash are
+        /// 32 bytes; no String per event).
+        private static func appendHexMember(_ name: String, _ value: [UInt8], into out: inout [UInt8]) {
             member(name, into: &out)
-            CanonicalJSON.writeString(Hex.encode(value), into: &out)
-            return out
+            out.append(34)
+            Hex.append(value, to: &out)
+            out.append(34)
         }
 
         /// The stored bytes (with `hash`) or the hashed body (without it).
         func bytes(prevHash: [UInt8], hash: [UInt8]?) -> [UInt8] {
-            assemble(prev: Self.hexMember("prevHash", prevHash), hash: hash)
-        }
-
-        /// The chain hash and the stored bytes, hashing the pieces in place (no body copy).
-        func chained(to prevHash: [UInt8]) -> (hash: [UInt8], encoded: [UInt8]) {
-            let prev = Self.hexMember("prevHash", prevHash)
-            var hasher = SHA256()
-            hasher.update(data: prevHash)
-            hasher.update(data: head)
-            hasher.update(data: middle)
-            hasher.update(data: prev)
-            hasher.update(data: tail)
-            let hash = Array(hasher.finalize())
-            return (hash, assemble(prev: prev, hash: hash))
-        }
-
-        private func assemble(prev: [UInt8], hash: [UInt8]?) -> [UInt8] {
-            let hashPart = hash.map { Self.hexMember("hash", $0) } ?? []
             var out: [UInt8] = []
-            out.reserveCapacity(head.count + hashPart.count + middle.count + prev.count + tail.count)
+            out.reserveCapacity(head.count + middle.count + tail.count + 2 * 80)
             out.append(contentsOf: head)
-            out.append(contentsOf: hashPart)
+            if let hash { Self.appendHexMember("hash", hash, into: &out) }
             out.append(contentsOf: middle)
-            out.append(contentsOf: prev)
+            Self.appendHexMember("prevHash", prevHash, into: &out)
             out.append(contentsOf: tail)
             return out
         }
+
+        /// The chain hash and the stored bytes. The record is assembled once with the hash's
+        /// place zeroed, the body hashed as two slices of it (all but the hash member), then the
+        /// hash written into its place: one allocation and one copy of the pieces per event, on
+        /// the writer's thread.
+        func chained(to prevHash: [UInt8]) -> (hash: [UInt8], encoded: [UInt8]) {
+            var out: [UInt8] = []
+            out.reserveCapacity(head.count + middle.count + tail.count + 2 * 80)
+            out.append(contentsOf: head)
+            let hashMemberAt = out.count
+            Self.appendHexMember("hash", Self.zeroHash, into: &out)
+            let afterHashMember = out.count
+            out.append(contentsOf: middle)
+            Self.appendHexMember("prevHash", prevHash, into: &out)
+            out.append(contentsOf: tail)
+            var hasher = SHA256()
+            hasher.update(data: prevHash)
+            hasher.update(data: out[..<hashMemberAt])
+            hasher.update(data: out[afterHashMember...])
+            let hash = Array(hasher.finalize())
+            // The hex digits sit before the member's closing quote.
+            Hex.write(hash, into: &out, at: afterHashMember - 1 - 2 * hash.count)
+            return (hash, out)
+        }
+
+        private static let zeroHash = [UInt8](repeating: 0, count: 32)
     }
 
     /// The record as a JSON value (used by tests to pin `canonicalBytes`).
@@ -285,12 +294,28 @@ public enum Hex {
 
     public static func encode(_ bytes: [UInt8]) -> String {
         var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
+        append(bytes, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the hex digits of `bytes` to `out`.
+    static func append(_ bytes: [UInt8], to out: inout [UInt8]) {
+        out.reserveCapacity(out.count + bytes.count * 2)
         for b in bytes {
             out.append(digits[Int(b >> 4)])
             out.append(digits[Int(b & 15)])
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Overwrites `2 * bytes.count` digits of `out` from `index` with the hex of `bytes`.
+    static func write(_ bytes: [UInt8], into out: inout [UInt8], at index: Int) {
+        precondition(index >= 0 && index + 2 * bytes.count <= out.count, "hex written inside the buffer")
+        var i = index
+        for b in bytes {
+            out[i] = digits[Int(b >> 4)]
+            out[i + 1] = digits[Int(b & 15)]
+            i += 2
+        }
     }
 
     public static func decode(_ text: String) -> [UInt8]? { decode(bytes: Array(text.utf8)[...]) }

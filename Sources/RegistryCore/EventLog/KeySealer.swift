@@ -31,14 +31,14 @@ public struct KeySealer: Sendable {
     /// several cores; the draws, and so a seeded run's output, stay what they were).
     public func seal(_ plaintext: String, context: String, nonce nonceBytes: [UInt8]) -> String {
         var out: [UInt8] = []
-        seal(plaintext, context: Array(context.utf8), nonce: nonceBytes, into: &out)
+        seal(plaintext, context: Array(context.utf8), nonce: nonceBytes[...], into: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
     /// Appends the sealed form (`aes256gcm:` and the base64 of nonce, ciphertext and tag) to
     /// `out`: plain ASCII that needs no JSON escaping, so the writer's canonical encoder puts it
     /// in place without a String per key.
-    public func seal(_ plaintext: String, context: [UInt8], nonce nonceBytes: [UInt8], into out: inout [UInt8]) {
+    public func seal(_ plaintext: String, context: [UInt8], nonce nonceBytes: ArraySlice<UInt8>, into out: inout [UInt8]) {
         // Both calls only fail for malformed nonces or keys, which the checks above rule out.
         let nonce = try! AES.GCM.Nonce(data: nonceBytes)
         let box = try! AES.GCM.seal(Array(plaintext.utf8), using: key, nonce: nonce, authenticating: context)

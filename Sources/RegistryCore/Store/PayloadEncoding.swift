@@ -9,7 +9,8 @@ struct DecidedEvent: Sendable {
     var event: RegistryEvent
     /// One nonce per sealed key, drawn in the order the codec seals them (primary, secondary),
     /// on the writer thread: the generator is drawn exactly as a one-at-a-time writer would.
-    var nonces: [[UInt8]]
+    /// Kept end to end in one array (`KeySealer.nonceSize` bytes each): one allocation per event.
+    var nonces: [UInt8]
     var actor: String
     var requestId: String
 
@@ -22,8 +23,12 @@ struct DecidedEvent: Sendable {
         case .device(let d): keys = d.authentication.symmetricKey
         case .module(let m): keys = m.authentication.symmetricKey
         }
-        nonces = [keys.primaryKey, keys.secondaryKey].compactMap { $0 }.map { _ in randomBytes(KeySealer.nonceSize, using: &random) }
+        let sealed = (keys.primaryKey == nil ? 0 : 1) + (keys.secondaryKey == nil ? 0 : 1)
+        nonces = []
+        for _ in 0..<sealed { appendRandomBytes(KeySealer.nonceSize, to: &nonces, using: &random) }
     }
+
+    var nonceCount: Int { nonces.count / KeySealer.nonceSize }
 
     /// What the ordered part of a write needs of this event, made off it: the payload in
     /// canonical JSON (keys sealed) and the record's pieces around the chain fields.
@@ -37,13 +42,13 @@ struct DecidedEvent: Sendable {
         var next = 0
         let bytes = IdentityCodec.canonicalBytes(event.identity) { key, slot, out in
             // Pair assertion: the codec seals exactly the keys counted above, in that order.
-            precondition(next < nonces.count, "a key was sealed that had no nonce drawn")
+            precondition(next < nonceCount, "a key was sealed that had no nonce drawn")
             defer { next += 1 }
             out.append(34)
-            sealer.seal(key, context: slot.contextBytes, nonce: nonces[next], into: &out)
+            sealer.seal(key, context: slot.contextBytes, nonce: nonces[(next * KeySealer.nonceSize)..<((next + 1) * KeySealer.nonceSize)], into: &out)
             out.append(34)
         }
-        precondition(next == nonces.count, "a drawn nonce was not used")
+        precondition(next == nonceCount, "a drawn nonce was not used")
         let disabled = if case .device(let d) = event.identity { d.status == .disabled } else { false }
         return Prepared(
             payloadBytes: bytes,
