@@ -87,6 +87,16 @@ struct JSONTests {
         #expect(twinEtag(forSequence: 1) == "AAAAAAAAAAE=")
     }
 
+    /// Key validation: the decoded length of canonical base64, nil for anything else.
+    @Test func base64KeyLengths() {
+        let key = Base64.encode([UInt8](repeating: 9, count: 32))
+        let cases: [(String, Int?)] = [
+            ("", nil), ("QQ==", 1), ("QUI=", 2), ("QUJD", 3), ("QUJDRA==", 4), (key, 32), ("Q===", nil), ("QQ=A", nil),
+            ("QQ*=", nil), ("QUJ", nil), ("QU\u{E9}=", nil), ("QU-_", nil), ("QUJD\n", nil),
+        ]
+        for (text, expected) in cases { #expect(Validation.base64DecodedCount(text) == expected, "\(text)") }
+    }
+
     /// Strings without escapes take an ASCII fast path; anything else is still validated.
     @Test func unescapedStringsAreValidatedUTF8() throws {
         #expect(try JSONParser.parse(Array(#"{"a":"plain","b":"été 😀"}"#.utf8)) == .object(["a": .string("plain"), "b": .string("été 😀")]))

@@ -35,7 +35,7 @@ public enum Validation {
         var padding = 0
         var i = 0
         for c in b {
-            let isAlphabet = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 43 || c == 47
+            let isAlphabet = base64Alphabet[Int(c)]
             if c == 61 {  // '='
                 guard i >= count - 2 else { return nil }
                 padding += 1
@@ -45,6 +45,12 @@ public enum Validation {
             i += 1
         }
         return count / 4 * 3 - padding
+    }
+
+    /// Whether each byte is in the base64 alphabet (A-Z, a-z, 0-9, +, /): one load per
+    /// character (every key of every create is checked on the writer's thread).
+    private static let base64Alphabet: [Bool] = (0..<256).map { c in
+        (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 43 || c == 47
     }
 
     static func checkKey(_ key: String, name: String) throws(RegistryError) {

@@ -12,6 +12,9 @@ public struct VerifiedEvent: Sendable {
     public var hash: [UInt8]
     /// Whether the payload is a disabled device.
     public var disabled: Bool
+    /// Whether the payload is a connected device (known from the identity on the write path,
+    /// so the projection does not search the payload for it).
+    public var connected: Bool
 }
 
 /// A SHA-256 value held inline (no allocation): the log verifier reads two per event.

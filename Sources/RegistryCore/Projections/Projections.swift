@@ -10,7 +10,8 @@ public enum Projections {
         try apply(
             VerifiedEvent(
                 seq: record.seq, type: record.type, deviceId: record.deviceId, moduleId: record.moduleId,
-                payloadBytes: record.payloadBytes, hash: record.hash, disabled: isDisabled(record.payload)
+                payloadBytes: record.payloadBytes, hash: record.hash, disabled: isDisabled(record.payload),
+                connected: record.type.isDevice && isConnected(record.payloadBytes)
             ),
             txn: txn,
             databases: db
@@ -24,11 +25,12 @@ public enum Projections {
         case .deviceCreated, .deviceUpdated, .deviceConnected, .deviceDisconnected, .deviceTwinUpdated:
             let key = StorageKey.device(event.deviceId)
             let old = try txn.get(db.devices, key)
-            let wasDisabled = old.map(isDisabled) ?? false
-            let wasConnected = old.map(isConnected) ?? false
+            // Both markers of the replaced document, its identity part found once.
+            let was = old.map { marks($0, 0..<$0.count) } ?? (disabled: false, connected: false)
+            let (wasDisabled, wasConnected) = (was.disabled, was.connected)
             try txn.put(db.devices, key, event.payloadBytes)
             try adjust(MetaKey.disabledDevices, by: (event.disabled ? 1 : 0) - (wasDisabled ? 1 : 0), txn: txn, db)
-            try adjust(MetaKey.connectedDevices, by: (isConnected(event.payloadBytes) ? 1 : 0) - (wasConnected ? 1 : 0), txn: txn, db)
+            try adjust(MetaKey.connectedDevices, by: (event.connected ? 1 : 0) - (wasConnected ? 1 : 0), txn: txn, db)
         case .deviceDeleted:
             let key = StorageKey.device(event.deviceId)
             if let old = try txn.get(db.devices, key) {

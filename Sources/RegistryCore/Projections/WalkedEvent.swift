@@ -69,12 +69,13 @@ struct WalkedEvent {
     /// The facts `Projections.apply` folds.
     var verifiedEvent: VerifiedEvent {
         let payloadBytes = Array(bytes[payload])
+        let marks = type.isDevice ? Projections.marks(payloadBytes, 0..<payloadBytes.count) : (disabled: false, connected: false)
         return VerifiedEvent(
             seq: seq, type: type,
             deviceId: String(decoding: bytes[device], as: UTF8.self),
             moduleId: module.map { String(decoding: bytes[$0], as: UTF8.self) },
             payloadBytes: payloadBytes, hash: hash.bytes,
-            disabled: type.isDevice && Projections.isDisabled(payloadBytes)
+            disabled: marks.disabled, connected: marks.connected
         )
     }
 }

@@ -35,6 +35,7 @@ struct DecidedEvent: Sendable {
     struct Prepared: Sendable {
         var payloadBytes: [UInt8]
         var disabled: Bool
+        var connected: Bool
         var parts: EventRecord.Parts
     }
 
@@ -49,10 +50,11 @@ struct DecidedEvent: Sendable {
             out.append(34)
         }
         precondition(next == nonceCount, "a drawn nonce was not used")
-        let disabled = if case .device(let d) = event.identity { d.status == .disabled } else { false }
+        let (disabled, connected) = if case .device(let d) = event.identity { (d.status == .disabled, d.connectionState == .connected) } else { (false, false) }
         return Prepared(
             payloadBytes: bytes,
             disabled: disabled,
+            connected: connected,
             parts: EventRecord.Parts(
                 seq: event.seq, time: event.time, type: event.type, deviceId: event.deviceId, moduleId: event.moduleId,
                 actor: actor, requestId: requestId, payloadBytes: bytes)

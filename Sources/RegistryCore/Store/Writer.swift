@@ -191,7 +191,17 @@ final class Writer: @unchecked Sendable {
     private func storeAll(_ preparing: inout PreparingRun?, _ deciding: inout [DecidedEvent], txn: borrowing WriteTransaction, progress p: inout Progress) throws {
         if let run = preparing {
             preparing = nil
-            try store(run.events, run.wait(), txn: txn, progress: &p)
+            let prepared = run.wait()
+            if deciding.count >= 2 * DecidedEvent.minimumPerCore {
+                // The last run is prepared by the helpers while the one before it is stored (a
+                // batch's tail used to wait for the whole of it on this thread).
+                let last = PreparingRun(deciding, sealer: storage.sealer!)
+                deciding.removeAll(keepingCapacity: true)
+                try store(run.events, prepared, txn: txn, progress: &p)
+                try store(last.events, last.wait(), txn: txn, progress: &p)
+                return
+            }
+            try store(run.events, prepared, txn: txn, progress: &p)
         }
         try store(deciding, DecidedEvent.prepareAll(deciding, sealer: storage.sealer!), txn: txn, progress: &p)
         deciding.removeAll(keepingCapacity: true)
@@ -210,7 +220,8 @@ final class Writer: @unchecked Sendable {
             try Projections.apply(
                 VerifiedEvent(
                     seq: seq, type: run[i].event.type, deviceId: run[i].event.deviceId, moduleId: run[i].event.moduleId,
-                    payloadBytes: prepared[i].payloadBytes, hash: hash, disabled: prepared[i].disabled),
+                    payloadBytes: prepared[i].payloadBytes, hash: hash, disabled: prepared[i].disabled,
+                    connected: prepared[i].connected),
                 txn: txn, databases: storage.databases)
             p.storedSeq = seq
             p.hash = hash
