@@ -97,6 +97,19 @@ struct JSONTests {
         for (text, expected) in cases { #expect(Validation.base64DecodedCount(text) == expected, "\(text)") }
     }
 
+    /// Objects are built at their end from a shared member stack: nested objects between a
+    /// parent's members keep both apart, and the last duplicate wins.
+    @Test func nestedObjectsAndDuplicateMembers() throws {
+        let value = try JSONParser.parse(#"{"a":1,"o":{"x":{"y":[{"z":1},{}]},"b":2,"x":3},"a":4,"e":{},"l":[1,{"k":"v"}]}"#)
+        #expect(
+            value
+                == .object([
+                    "a": .int(4), "o": .object(["x": .int(3), "b": .int(2)]), "e": .object([:]),
+                    "l": .array([.int(1), .object(["k": .string("v")])]),
+                ]))
+        #expect(throws: JSONParser.Error.self) { try JSONParser.parse(#"{"a":1,"b":{"c":2}"#) }
+    }
+
     /// Strings without escapes take an ASCII fast path; anything else is still validated.
     @Test func unescapedStringsAreValidatedUTF8() throws {
         #expect(try JSONParser.parse(Array(#"{"a":"plain","b":"été 😀"}"#.utf8)) == .object(["a": .string("plain"), "b": .string("été 😀")]))
