@@ -65,7 +65,9 @@ struct DecidedEvent: Sendable {
     /// to be worth it (Dispatch's pool: the writer is a thread of its own, not a task). Each
     /// core also frees what it built, so the writer does not.
     static func prepareAll(_ events: [DecidedEvent], sealer: KeySealer) -> [Prepared] {
-        let parts = min(Replayer.cores, events.count / minimumPerCore)
+        // Several shares per core: a share whose thread is preempted (by the writer or the
+        // import's parser) would otherwise hold up the whole run while the other core idles.
+        let parts = min(4 * Replayer.cores, events.count / minimumPerCore)
         guard parts > 1 else { return events.map { $0.prepare(sealer: sealer) } }
         let results = Mutex<[[Prepared]]>(Array(repeating: [], count: parts))
         DispatchQueue.concurrentPerform(iterations: parts) { part in
@@ -80,23 +82,48 @@ struct DecidedEvent: Sendable {
 }
 
 /// A run of decided events being prepared on Dispatch's pool while the writer decides the next.
+/// The run is cut into shares that threads claim one at a time; the writer, once it needs the
+/// run, claims whatever no helper has started instead of sleeping (it waited on the helpers for
+/// a tenth of an import while a core idled).
 final class PreparingRun: Sendable {
     let events: [DecidedEvent]
+    private let sealer: KeySealer
+    private let shares: Int
+    private let nextShare = Atomic<Int>(0)
     private let group = DispatchGroup()
-    private let result = Mutex<[DecidedEvent.Prepared]>([])
+    private let results: Mutex<[[DecidedEvent.Prepared]]>
 
     init(_ events: [DecidedEvent], sealer: KeySealer) {
         self.events = events
-        DispatchQueue.global().async(group: group) {
-            let prepared = DecidedEvent.prepareAll(events, sealer: sealer)
-            self.result.withLock { $0 = prepared }
+        self.sealer = sealer
+        // Several shares per core, so a preempted share does not hold the run up.
+        shares = max(1, min(4 * Replayer.cores, events.count / DecidedEvent.minimumPerCore))
+        results = Mutex(Array(repeating: [], count: shares))
+        for _ in 0..<min(shares, Replayer.cores) {
+            group.enter()
+            DispatchQueue.global().async {
+                self.work()
+                self.group.leave()
+            }
         }
     }
 
-    /// The prepared events, once ready.
+    /// Prepares shares until none is left to claim.
+    private func work() {
+        while true {
+            let share = nextShare.wrappingAdd(1, ordering: .relaxed).oldValue
+            guard share < shares else { return }
+            let range = (events.count * share / shares)..<(events.count * (share + 1) / shares)
+            let prepared = events[range].map { $0.prepare(sealer: sealer) }
+            results.withLock { $0[share] = prepared }
+        }
+    }
+
+    /// The prepared events, in order, once every share is done (the caller helps).
     @discardableResult
     func wait() -> [DecidedEvent.Prepared] {
+        work()
         group.wait()
-        return result.withLock { $0 }
+        return results.withLock { $0.flatMap { $0 } }
     }
 }
