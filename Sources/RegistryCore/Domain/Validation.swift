@@ -34,8 +34,9 @@ public enum Validation {
         guard count > 0, count % 4 == 0 else { return nil }
         var padding = 0
         var i = 0
+        let alphabet = base64Alphabet  // once, not a lazy-global check per character
         for c in b {
-            let isAlphabet = base64Alphabet[Int(c)]
+            let isAlphabet = alphabet[Int(c)]
             if c == 61 {  // '='
                 guard i >= count - 2 else { return nil }
                 padding += 1
