@@ -226,9 +226,12 @@ final class Writer: @unchecked Sendable {
             p.storedSeq = seq
             p.hash = hash
         }
-        // Freed on another core: the events and their payloads were a tenth of this thread's
-        // time on an import, and this thread is the one everything waits for.
-        DispatchQueue.global().async { withExtendedLifetime((run, prepared)) {} }
+        // A large run is freed on another core: the events and their payloads were a tenth of
+        // this thread's time on an import, and this thread is the one everything waits for. A
+        // few events (an API write) cost less to free here than a hand-over.
+        if run.count >= 2 * DecidedEvent.minimumPerCore {
+            DispatchQueue.global().async { withExtendedLifetime((run, prepared)) {} }
+        }
     }
 
     private func loadState(for command: Command, _ txn: borrowing WriteTransaction) throws -> CommandState {
