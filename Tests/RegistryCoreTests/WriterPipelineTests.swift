@@ -40,23 +40,28 @@ struct WriterPipelineTests {
         }
     }
 
+    /// `commands` one at a time into a new directory `single` under the data key of `reference`
+    /// (the same key, so that the same keys and nonces seal to the same bytes).
+    func oneAtATime(_ commands: [Command], into single: String, keyOf reference: String) async throws -> [Result<CommandOutcome, RegistryError>] {
+        try FileManager.default.createDirectory(atPath: single, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: reference + "/data.key", toPath: single + "/data.key")
+        let one = try makeStore(single, maxBatchCommands: 1, mapSize: 256 << 20)
+        defer { one.close() }
+        var results: [Result<CommandOutcome, RegistryError>] = []
+        for command in commands { results += try await one.execute([command], actor: "t", requestId: "r") }
+        return results
+    }
+
     @Test func oneBigBatchWritesTheLogOfOneCommandAtATime() async throws {
         try await withTemporaryDirectory { root in
             let batched = root + "/batched", single = root + "/single"
             try FileManager.default.createDirectory(atPath: batched, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: single, withIntermediateDirectories: true)
             let commands = commands()
 
             let store = try makeStore(batched, maxBatchCommands: 10_000, mapSize: 256 << 20)
             let batchedResults = try await store.execute(commands, actor: "t", requestId: "r")
             store.close()
-
-            // The same data key, so that the same keys and nonces seal to the same bytes.
-            try FileManager.default.copyItem(atPath: batched + "/data.key", toPath: single + "/data.key")
-            let one = try makeStore(single, maxBatchCommands: 1, mapSize: 256 << 20)
-            var singleResults: [Result<CommandOutcome, RegistryError>] = []
-            for command in commands { singleResults += try await one.execute([command], actor: "t", requestId: "r") }
-            one.close()
+            let singleResults = try await oneAtATime(commands, into: single, keyOf: batched)
 
             #expect(batchedResults == singleResults)
             let failures = batchedResults.filter { if case .failure = $0 { true } else { false } }.count
@@ -77,7 +82,6 @@ struct WriterPipelineTests {
         try await withTemporaryDirectory { root in
             let submitted = root + "/submitted", single = root + "/single"
             try FileManager.default.createDirectory(atPath: submitted, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: single, withIntermediateDirectories: true)
             let commands = Array(commands().suffix(400))
 
             let store = try makeStore(submitted, maxBatchCommands: 30, mapSize: 256 << 20)
@@ -88,12 +92,7 @@ struct WriterPipelineTests {
             for submission in pending.reversed() { byBatch.insert(try await submission.value(), at: 0) }
             let empty = try await store.submit([], actor: "t", requestId: "r").value()
             store.close()
-
-            try FileManager.default.copyItem(atPath: submitted + "/data.key", toPath: single + "/data.key")
-            let one = try makeStore(single, maxBatchCommands: 1, mapSize: 256 << 20)
-            var singleResults: [Result<CommandOutcome, RegistryError>] = []
-            for command in commands { singleResults += try await one.execute([command], actor: "t", requestId: "r") }
-            one.close()
+            let singleResults = try await oneAtATime(commands, into: single, keyOf: submitted)
 
             #expect(byBatch.flatMap { $0 } == singleResults)
             #expect(singleResults.contains { if case .failure = $0 { true } else { false } })
