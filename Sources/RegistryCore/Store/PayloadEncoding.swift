@@ -41,6 +41,8 @@ struct DecidedEvent: Sendable {
 
     func prepare(sealer: KeySealer) -> Prepared {
         var next = 0
+        // The closure captures these, not `self` (which copied the whole event per call).
+        let (nonces, nonceCount) = (self.nonces, self.nonceCount)
         let bytes = IdentityCodec.canonicalBytes(event.identity) { key, slot, out in
             // Pair assertion: the codec seals exactly the keys counted above, in that order.
             precondition(next < nonceCount, "a key was sealed that had no nonce drawn")
@@ -114,7 +116,10 @@ final class PreparingRun: Sendable {
             let share = nextShare.wrappingAdd(1, ordering: .relaxed).oldValue
             guard share < shares else { return }
             let range = (events.count * share / shares)..<(events.count * (share + 1) / shares)
-            let prepared = events[range].map { $0.prepare(sealer: sealer) }
+            // By index: `map` over the slice copied (and retained) every event first.
+            var prepared: [DecidedEvent.Prepared] = []
+            prepared.reserveCapacity(range.count)
+            for i in range { prepared.append(events[i].prepare(sealer: sealer)) }
             results.withLock { $0[share] = prepared }
         }
     }
