@@ -101,49 +101,53 @@ public struct EventRecord: Sendable, Hashable {
             .bytes(prevHash: prevHash, hash: hash)
     }
 
-    /// The envelope's canonical JSON in the three pieces that do not depend on the chain: the
-    /// writer makes them on several cores, then splices in `prevHash` and `hash` in order.
-    /// Canonical member order: actor, deviceId, [hash], moduleId, payload, [prevHash],
-    /// requestId, schema, seq, time, type.
+    /// The envelope's canonical JSON with the two chain fields still zero: made on the writer's
+    /// helper cores, then chained in order by writing `prevHash` and `hash` into their places
+    /// (the writer neither allocates nor copies the record). Canonical member order: actor,
+    /// deviceId, [hash], moduleId, payload, [prevHash], requestId, schema, seq, time, type.
     struct Parts: Sendable {
-        /// `{"actor":…,"deviceId":…`
-        var head: [UInt8] = []
-        /// `,"moduleId":…,"payload":…`
-        var middle: [UInt8] = []
-        /// `,"requestId":…,"schema":…,"seq":…,"time":…,"type":…}`
-        var tail: [UInt8] = []
+        /// `{"actor":…,"deviceId":…,"hash":"0…0","moduleId":…,"payload":…,"prevHash":"0…0","requestId":…,…}`
+        private(set) var record: [UInt8] = []
+        /// Where `,"hash":"…"` starts and where the member after it starts.
+        private var hashMemberAt = 0
+        private var afterHashMember = 0
+        /// Where the hex digits of `prevHash` start.
+        private var prevHexAt = 0
 
         init(
             seq: UInt64, time: Timestamp, type: EventType, schema: Int64 = EventRecord.currentSchema, deviceId: String, moduleId: String?,
             actor: String, requestId: String, payloadBytes: [UInt8]
         ) {
-            head.reserveCapacity(32 + actor.utf8.count + deviceId.utf8.count)
-            head.append(123)
-            Self.member("actor", into: &head, first: true)
-            CanonicalJSON.writeString(actor, into: &head)
-            Self.member("deviceId", into: &head)
-            CanonicalJSON.writeString(deviceId, into: &head)
-            middle.reserveCapacity(payloadBytes.count + 32 + (moduleId?.utf8.count ?? 0))
+            record.reserveCapacity(payloadBytes.count + 320 + actor.utf8.count + deviceId.utf8.count + (moduleId?.utf8.count ?? 0) + requestId.utf8.count)
+            record.append(123)
+            Self.member("actor", into: &record, first: true)
+            CanonicalJSON.writeString(actor, into: &record)
+            Self.member("deviceId", into: &record)
+            CanonicalJSON.writeString(deviceId, into: &record)
+            hashMemberAt = record.count
+            Self.appendHexMember("hash", Self.zeroHash, into: &record)
+            afterHashMember = record.count
             if let moduleId {
-                Self.member("moduleId", into: &middle)
-                CanonicalJSON.writeString(moduleId, into: &middle)
+                Self.member("moduleId", into: &record)
+                CanonicalJSON.writeString(moduleId, into: &record)
             }
-            Self.member("payload", into: &middle)
-            middle.append(contentsOf: payloadBytes)
-            tail.reserveCapacity(128 + requestId.utf8.count)
-            Self.member("requestId", into: &tail)
-            CanonicalJSON.writeString(requestId, into: &tail)
-            Self.member("schema", into: &tail)
-            tail.append(contentsOf: String(schema).utf8)
-            Self.member("seq", into: &tail)
-            tail.append(contentsOf: String(seq).utf8)
-            Self.member("time", into: &tail)
-            tail.append(34)
-            time.appendISO8601(to: &tail)
-            tail.append(34)
-            Self.member("type", into: &tail)
-            CanonicalJSON.writeString(type.rawValue, into: &tail)
-            tail.append(125)
+            Self.member("payload", into: &record)
+            record.append(contentsOf: payloadBytes)
+            Self.appendHexMember("prevHash", Self.zeroHash, into: &record)
+            prevHexAt = record.count - 1 - 2 * Self.zeroHash.count
+            Self.member("requestId", into: &record)
+            CanonicalJSON.writeString(requestId, into: &record)
+            Self.member("schema", into: &record)
+            record.append(contentsOf: String(schema).utf8)
+            Self.member("seq", into: &record)
+            record.append(contentsOf: String(seq).utf8)
+            Self.member("time", into: &record)
+            record.append(34)
+            time.appendISO8601(to: &record)
+            record.append(34)
+            Self.member("type", into: &record)
+            CanonicalJSON.writeString(type.rawValue, into: &record)
+            record.append(125)
         }
 
         private static func member(_ name: String, into out: inout [UInt8], first: Bool = false) {
@@ -153,8 +157,7 @@ public struct EventRecord: Sendable, Hashable {
             out.append(contentsOf: [34, 58])
         }
 
-        /// `,"name":"<hex of value>"`, the hex written straight into `out` (prevHash and hash are
-        /// 32 bytes; no String per event).
+        /// `,"name":"<hex of value>"`, the hex written straight into `out`.
         private static func appendHexMember(_ name: String, _ value: [UInt8], into out: inout [UInt8]) {
             member(name, into: &out)
             out.append(34)
@@ -164,38 +167,32 @@ public struct EventRecord: Sendable, Hashable {
 
         /// The stored bytes (with `hash`) or the hashed body (without it).
         func bytes(prevHash: [UInt8], hash: [UInt8]?) -> [UInt8] {
-            var out: [UInt8] = []
-            out.reserveCapacity(head.count + middle.count + tail.count + 2 * 80)
-            out.append(contentsOf: head)
-            if let hash { Self.appendHexMember("hash", hash, into: &out) }
-            out.append(contentsOf: middle)
-            Self.appendHexMember("prevHash", prevHash, into: &out)
-            out.append(contentsOf: tail)
-            return out
+            var filled = self
+            Hex.write(prevHash, into: &filled.record, at: prevHexAt)
+            guard let hash else { return Array(filled.record[..<hashMemberAt] + filled.record[afterHashMember...]) }
+            Hex.write(hash, into: &filled.record, at: afterHashMember - 1 - 2 * hash.count)
+            return filled.record
         }
 
-        /// The chain hash and the stored bytes. The record is assembled once with the hash's
-        /// place zeroed, the body hashed as two slices of it (all but the hash member), then the
-        /// hash written into its place: one allocation and one copy of the pieces per event, on
-        /// the writer's thread.
+        /// The chain hash and the stored bytes.
         func chained(to prevHash: [UInt8]) -> (hash: [UInt8], encoded: [UInt8]) {
-            var out: [UInt8] = []
-            out.reserveCapacity(head.count + middle.count + tail.count + 2 * 80)
-            out.append(contentsOf: head)
-            let hashMemberAt = out.count
-            Self.appendHexMember("hash", Self.zeroHash, into: &out)
-            let afterHashMember = out.count
-            out.append(contentsOf: middle)
-            Self.appendHexMember("prevHash", prevHash, into: &out)
-            out.append(contentsOf: tail)
+            var copy = self
+            let hash = copy.chain(to: prevHash)
+            return (hash, copy.record)
+        }
+
+        /// Chains the record in place: `prevHash` written into it, the body hashed as two slices
+        /// of it (all but the hash member), the hash written into its place. `record` is then the
+        /// stored bytes; the hash is returned.
+        mutating func chain(to prevHash: [UInt8]) -> [UInt8] {
+            Hex.write(prevHash, into: &record, at: prevHexAt)
             var hasher = SHA256()
             hasher.update(data: prevHash)
-            hasher.update(data: out[..<hashMemberAt])
-            hasher.update(data: out[afterHashMember...])
+            hasher.update(data: record[..<hashMemberAt])
+            hasher.update(data: record[afterHashMember...])
             let hash = Array(hasher.finalize())
-            // The hex digits sit before the member's closing quote.
-            Hex.write(hash, into: &out, at: afterHashMember - 1 - 2 * hash.count)
-            return (hash, out)
+            Hex.write(hash, into: &record, at: afterHashMember - 1 - 2 * hash.count)
+            return hash
         }
 
         private static let zeroHash = [UInt8](repeating: 0, count: 32)

@@ -124,11 +124,15 @@ final class PreparingRun: Sendable {
         }
     }
 
-    /// The prepared events, in order, once every share is done (the caller helps).
+    /// The prepared events, in order, once every share is done (the caller helps). They are
+    /// handed over, not shared (the writer chains each record in place): a second call gets none.
     @discardableResult
     func wait() -> [DecidedEvent.Prepared] {
         work()
         group.wait()
-        return results.withLock { $0.flatMap { $0 } }
+        return results.withLock { shares in
+            defer { shares = [] }
+            return shares.flatMap { $0 }
+        }
     }
 }

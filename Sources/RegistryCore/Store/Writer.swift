@@ -123,13 +123,15 @@ final class Writer: @unchecked Sendable {
                             // The next run goes to the helpers before the previous one is stored,
                             // so its preparation overlaps the puts (stored first, the other core
                             // idled while this thread did them).
-                            let previous = preparing
-                            let prepared = previous?.wait()
-                            preparing = PreparingRun(deciding, sealer: storage.sealer!)
-                            deciding.removeAll(keepingCapacity: true)
-                            if let previous, let prepared {
+                            if let previous = preparing {
+                                let prepared = previous.wait()
+                                preparing = PreparingRun(deciding, sealer: storage.sealer!)
+                                deciding.removeAll(keepingCapacity: true)
                                 try store(previous.events, prepared, txn: txn, progress: &p)
                                 DispatchQueue.global().async { withExtendedLifetime(previous) {} }
+                            } else {
+                                preparing = PreparingRun(deciding, sealer: storage.sealer!)
+                                deciding.removeAll(keepingCapacity: true)
                             }
                             // Still unstored: the run just handed over, whose devices are `touched`.
                         }
@@ -207,16 +209,17 @@ final class Writer: @unchecked Sendable {
         deciding.removeAll(keepingCapacity: true)
     }
 
-    /// Chains, appends and projects prepared events in order.
-    private func store(_ run: [DecidedEvent], _ prepared: [DecidedEvent.Prepared], txn: borrowing WriteTransaction, progress p: inout Progress) throws {
+    /// Chains, appends and projects prepared events in order. `prepared` is taken over: each
+    /// record is chained in place (uniquely held, so not copied).
+    private func store(_ run: [DecidedEvent], _ prepared: consuming [DecidedEvent.Prepared], txn: borrowing WriteTransaction, progress p: inout Progress) throws {
         precondition(run.count == prepared.count, "every event is prepared")
         // By index: the events are read in place, not copied (and retained) one by one.
         for i in run.indices {
             let seq = run[i].event.seq
             // Pair assertion (TigerStyle): the log stays gapless and chained.
             precondition(seq == p.storedSeq + 1, "event sequence must be gapless")
-            let (hash, encoded) = prepared[i].parts.chained(to: p.hash)
-            try txn.put(storage.databases.events, StorageKey.sequence(seq), encoded, flags: .append)
+            let hash = prepared[i].parts.chain(to: p.hash)
+            try txn.put(storage.databases.events, StorageKey.sequence(seq), prepared[i].parts.record, flags: .append)
             try Projections.apply(
                 VerifiedEvent(
                     seq: seq, type: run[i].event.type, deviceId: run[i].event.deviceId, moduleId: run[i].event.moduleId,
@@ -230,7 +233,8 @@ final class Writer: @unchecked Sendable {
         // this thread's time on an import, and this thread is the one everything waits for. A
         // few events (an API write) cost less to free here than a hand-over.
         if run.count >= 2 * DecidedEvent.minimumPerCore {
-            DispatchQueue.global().async { withExtendedLifetime((run, prepared)) {} }
+            let finished = (run, prepared)
+            DispatchQueue.global().async { withExtendedLifetime(finished) {} }
         }
     }
 
