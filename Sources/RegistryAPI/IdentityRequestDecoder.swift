@@ -25,9 +25,11 @@ enum IdentityRequestDecoder {
     static func device(_ body: [UInt8], pathId: String) throws -> DeviceSpec { try device(json: try parse(body), pathId: pathId) }
 
     /// A Device body already parsed (bulk entries and import lines: no re-encoding).
-    static func device(json: JSONValue, pathId: String) throws -> DeviceSpec {
+    /// - Parameter bodyIdChecked: whether a `deviceId` in the body must match `pathId` (bulk
+    ///   entries and import lines name the device by `id` and ignore it).
+    static func device(json: JSONValue, pathId: String, bodyIdChecked: Bool = true) throws -> DeviceSpec {
         guard case .object = json else { throw APIError.format("The request body must be a JSON object.") }
-        if let id = try string(json, "deviceId"), id != pathId {
+        if bodyIdChecked, let id = try string(json, "deviceId"), id != pathId {
             throw APIError.invalid("The deviceId in the body ('\(id)') does not match the one in the path ('\(pathId)').")
         }
         var spec = DeviceSpec(deviceId: pathId)
@@ -109,7 +111,7 @@ enum IdentityRequestDecoder {
 
     static func enumValue<E: RawRepresentable & CaseIterable>(_ json: JSONValue, _ name: String, _: E.Type) throws -> E? where E.RawValue == String {
         guard let text = try string(json, name) else { return nil }
-        guard let value = E.allCases.first(where: { $0.rawValue.lowercased() == text.lowercased() }) else {
+        guard let value = E.allCases.first(where: { JSONValue.equalIgnoringASCIICase($0.rawValue, text) }) else {
             throw APIError.invalid("\(name) must be one of \(E.allCases.map(\.rawValue).joined(separator: ", ")); got '\(text)'.")
         }
         return value

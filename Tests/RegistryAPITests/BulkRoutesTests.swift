@@ -51,6 +51,25 @@ struct BulkRoutesTests {
         }
     }
 
+    /// An entry is named by `id` (a `deviceId` member beside it is ignored, whatever its value),
+    /// and enum values match ignoring ASCII case; an unknown value is still refused.
+    @Test func entriesAreNamedByIdAndEnumsIgnoreCase() async throws {
+        try await withAPI { client, store in
+            let reply = try await Self.bulk(client, [
+                #"{"id":"named","deviceId":"other","importMode":"CREATE","status":"DISABLED","authentication":{"type":"SAS"}}"#,
+                #"{"id":"typed","deviceId":7,"importMode":"createorupdate","status":"Enabled"}"#,
+            ])
+            #expect(reply.status == .ok)
+            #expect(try store.storage.device("named")?.status == .disabled)
+            #expect(try store.storage.device("named")?.authentication.type == .sas)
+            #expect(try store.storage.device("other") == nil)
+            #expect(try store.storage.device("typed")?.status == .enabled)
+            let bad = try await Self.bulk(client, [#"{"id":"bad","importMode":"create","status":"paused"}"#])
+            #expect(bad.status == .badRequest)
+            #expect(try store.storage.device("bad") == nil)
+        }
+    }
+
     @Test func partialFailureAnswers400WithPerEntryErrors() async throws {
         try await withAPI { client, store in
             let created = try await R.call(client, .put, "/devices/taken", body: "{}")

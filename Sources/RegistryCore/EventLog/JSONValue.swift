@@ -37,7 +37,7 @@ public indirect enum JSONValue: Sendable, Hashable {
 
     /// ASCII case folding, byte by byte: the property names are ASCII, and lowercasing every
     /// member's name allocated a String per member on every lookup of an absent field.
-    static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+    public static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
         func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
         return a.utf8.count == b.utf8.count && zip(a.utf8, b.utf8).allSatisfy { lower($0) == lower($1) }
     }
