@@ -159,6 +159,10 @@ struct StoreTests {
             #expect((stats.totalDeviceCount, stats.enabledDeviceCount, stats.disabledDeviceCount) == (3, 3, 0))
             #expect(try store.storage.devices(limit: 2).map(\.deviceId) == ["a", "b"])
             #expect(try store.storage.devices(after: "b", limit: 10).map(\.deviceId) == ["c"])
+            // A device created again after its delete (a create reads no previous document).
+            _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "d", status: .disabled)), actor: "t", requestId: "x")
+            stats = try store.storage.statistics()
+            #expect((stats.totalDeviceCount, stats.enabledDeviceCount, stats.disabledDeviceCount) == (4, 3, 1))
             store.close()
             #expect(try verifyReplay(dir).outcome == .clean)
         }
