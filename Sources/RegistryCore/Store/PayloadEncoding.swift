@@ -63,24 +63,18 @@ struct DecidedEvent: Sendable {
         )
     }
 
-    /// Every event of `events` prepared, in order, split across the cores when there are enough
-    /// to be worth it (Dispatch's pool: the writer is a thread of its own, not a task). Each
-    /// core also frees what it built, so the writer does not.
+    /// Every event of `events` prepared, in order, now: on this thread for a few (an API
+    /// write), else shared with the helpers as a `PreparingRun` this thread waits on and works in.
     static func prepareAll(_ events: [DecidedEvent], sealer: KeySealer) -> [Prepared] {
-        // Several shares per core: a share whose thread is preempted (by the writer or the
-        // import's parser) would otherwise hold up the whole run while the other core idles.
-        let parts = min(4 * Replayer.cores, events.count / minimumPerCore)
-        guard parts > 1 else { return events.map { $0.prepare(sealer: sealer) } }
-        let results = Mutex<[[Prepared]]>(Array(repeating: [], count: parts))
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let share = events[(events.count * part / parts)..<(events.count * (part + 1) / parts)].map { $0.prepare(sealer: sealer) }
-            results.withLock { $0[part] = share }
-        }
-        return results.withLock { $0.flatMap { $0 } }
+        guard isWorthSharing(events.count) else { return events.map { $0.prepare(sealer: sealer) } }
+        return PreparingRun(events, sealer: sealer).wait()
     }
 
-    /// Below this many events per core, handing work to other threads costs more than it saves.
-    static let minimumPerCore = 16
+    /// Below this many events per share, handing work to other threads costs more than it saves.
+    static let minimumPerShare = 16
+
+    /// Whether `count` events are enough to share with (or free on) other threads.
+    static func isWorthSharing(_ count: Int) -> Bool { count >= 2 * minimumPerShare }
 }
 
 /// A run of decided events being prepared on Dispatch's pool while the writer decides the next.
@@ -99,7 +93,7 @@ final class PreparingRun: Sendable {
         self.events = events
         self.sealer = sealer
         // Several shares per core, so a preempted share does not hold the run up.
-        shares = max(1, min(4 * Replayer.cores, events.count / DecidedEvent.minimumPerCore))
+        shares = max(1, min(4 * Replayer.cores, events.count / DecidedEvent.minimumPerShare))
         results = Mutex(Array(repeating: [], count: shares))
         for _ in 0..<min(shares, Replayer.cores) {
             group.enter()

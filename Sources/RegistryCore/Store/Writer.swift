@@ -194,7 +194,7 @@ final class Writer: @unchecked Sendable {
         if let run = preparing {
             preparing = nil
             let prepared = run.wait()
-            if deciding.count >= 2 * DecidedEvent.minimumPerCore {
+            if DecidedEvent.isWorthSharing(deciding.count) {
                 // The last run is prepared by the helpers while the one before it is stored (a
                 // batch's tail used to wait for the whole of it on this thread).
                 let last = PreparingRun(deciding, sealer: storage.sealer!)
@@ -232,7 +232,7 @@ final class Writer: @unchecked Sendable {
         // A large run is freed on another core: the events and their payloads were a tenth of
         // this thread's time on an import, and this thread is the one everything waits for. A
         // few events (an API write) cost less to free here than a hand-over.
-        if run.count >= 2 * DecidedEvent.minimumPerCore {
+        if DecidedEvent.isWorthSharing(run.count) {
             let finished = (run, prepared)
             DispatchQueue.global().async { withExtendedLifetime(finished) {} }
         }
