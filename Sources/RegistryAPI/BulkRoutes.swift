@@ -19,7 +19,7 @@ public struct BulkRoutes: Sendable {
         case create, update, updateIfMatchETag, createOrUpdate, createOrUpdateIfMatchETag, delete, deleteIfMatchETag, updateTwin, updateTwinIfMatchETag
 
         init?(wire: String) {
-            guard let mode = Self.allCases.first(where: { JSONValue.equalIgnoringASCIICase($0.rawValue, wire) }) else { return nil }
+            guard let mode = Self.allCases.first(where: { ASCIICase.equal($0.rawValue, wire) }) else { return nil }
             self = mode
         }
     }

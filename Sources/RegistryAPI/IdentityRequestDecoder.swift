@@ -111,7 +111,7 @@ enum IdentityRequestDecoder {
 
     static func enumValue<E: RawRepresentable & CaseIterable>(_ json: JSONValue, _ name: String, _: E.Type) throws -> E? where E.RawValue == String {
         guard let text = try string(json, name) else { return nil }
-        guard let value = E.allCases.first(where: { JSONValue.equalIgnoringASCIICase($0.rawValue, text) }) else {
+        guard let value = E.allCases.first(where: { ASCIICase.equal($0.rawValue, text) }) else {
             throw APIError.invalid("\(name) must be one of \(E.allCases.map(\.rawValue).joined(separator: ", ")); got '\(text)'.")
         }
         return value

@@ -35,7 +35,7 @@ public struct SharedAccessSignature: Sendable, Hashable {
     static let scheme = Array("sharedaccesssignature ".utf8)
 
     static func hasScheme(_ bytes: [UInt8]) -> Bool {
-        bytes.count > scheme.count && zip(bytes, scheme).allSatisfy { lower($0) == $1 }
+        bytes.count > scheme.count && zip(bytes, scheme).allSatisfy { ASCIICase.lower($0) == $1 }
     }
 
     /// The `name=value` fields after the scheme, separated by `&`.
@@ -95,13 +95,11 @@ public struct SharedAccessSignature: Sendable, Hashable {
         }
     }
 
-    static func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
-
     static let srName = Array("sr".utf8), sigName = Array("sig".utf8), seName = Array("se".utf8), sknName = Array("skn".utf8)
 
     /// Whether a field name is `lowercaseName`, in any case (no String per field).
     static func isName(_ name: ArraySlice<UInt8>, _ lowercaseName: [UInt8]) -> Bool {
-        name.count == lowercaseName.count && zip(name, lowercaseName).allSatisfy { lower($0) == $1 }
+        ASCIICase.equal(name, lowercaseName)
     }
 
     /// `%XX` decoding (no `+` rule); `nil` for a bad escape or bytes that are not UTF-8.
@@ -295,10 +293,6 @@ public final class ServiceAuthenticator: Sendable {
         if a.last == UInt8(ascii: "/") { a = a.dropLast() }
         let host = hostName.utf8
         let hostWithoutPort = host.firstIndex(of: UInt8(ascii: ":")).map { host[..<$0] } ?? host[...]
-        return asciiCaseInsensitiveEqual(a, host[...]) || asciiCaseInsensitiveEqual(a, hostWithoutPort)
-    }
-
-    static func asciiCaseInsensitiveEqual(_ a: Substring.UTF8View, _ b: Substring.UTF8View) -> Bool {
-        a.count == b.count && zip(a, b).allSatisfy { SharedAccessSignature.lower($0) == SharedAccessSignature.lower($1) }
+        return ASCIICase.equal(a, host[...]) || ASCIICase.equal(a, hostWithoutPort)
     }
 }

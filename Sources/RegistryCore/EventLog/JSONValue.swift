@@ -24,22 +24,15 @@ public indirect enum JSONValue: Sendable, Hashable {
         // anyway (hashing was half of turning an import line into a command).
         guard members.count <= 16 else {
             if let exact = members[key] { return exact }
-            return members.first { Self.equalIgnoringASCIICase($0.key, key) }?.value
+            return members.first { ASCIICase.equal($0.key, key) }?.value
         }
         var folded: JSONValue?
         let length = key.utf8.count
         for (name, value) in members where name.utf8.count == length {
             if name == key { return value }
-            if folded == nil, Self.equalIgnoringASCIICase(name, key) { folded = value }
+            if folded == nil, ASCIICase.equal(name, key) { folded = value }
         }
         return folded
-    }
-
-    /// ASCII case folding, byte by byte: the property names are ASCII, and lowercasing every
-    /// member's name allocated a String per member on every lookup of an absent field.
-    public static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
-        func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
-        return a.utf8.count == b.utf8.count && zip(a.utf8, b.utf8).allSatisfy { lower($0) == lower($1) }
     }
 
     public var stringValue: String? {
