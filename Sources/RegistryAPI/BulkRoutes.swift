@@ -88,6 +88,21 @@ public struct BulkRoutes: Sendable {
         return RegistryRoutes.json(result, status: errors.isEmpty ? .ok : .badRequest)
     }
 
+    /// The device command of a (non-twin) import mode; `ifMatch` is the entry's `eTag` for the
+    /// `*IfMatchETag` modes. Nil for the twin-only modes, which are not device commands.
+    static func deviceCommand(_ mode: ImportMode, _ spec: DeviceSpec, ifMatch exact: ETagCondition) -> Command? {
+        switch mode {
+        case .create: .createDevice(spec)
+        case .update: .replaceDevice(spec, ifMatch: .absent)
+        case .updateIfMatchETag: .replaceDevice(spec, ifMatch: exact)
+        case .createOrUpdate: .createOrReplaceDevice(spec, ifMatch: .absent)
+        case .createOrUpdateIfMatchETag: .createOrReplaceDevice(spec, ifMatch: exact)
+        case .delete: .deleteDevice(deviceId: spec.deviceId, ifMatch: .absent)
+        case .deleteIfMatchETag: .deleteDevice(deviceId: spec.deviceId, ifMatch: exact)
+        case .updateTwin, .updateTwinIfMatchETag: nil
+        }
+    }
+
     struct EntryFailure: Error {
         var entry: EntryError
     }
@@ -152,16 +167,8 @@ public struct BulkRoutes: Sendable {
             // without copying the entry to rewrite it, which was a third of this function).
             var spec = try IdentityRequestDecoder.device(json: entry, pathId: id, bodyIdChecked: false)
             spec.tags = tags
-            switch mode {
-            case .create: return (.createDevice(spec), operation)
-            case .update: return (.replaceDevice(spec, ifMatch: .absent), operation)
-            case .updateIfMatchETag: return (.replaceDevice(spec, ifMatch: exact), operation)
-            case .createOrUpdate: return (.createOrReplaceDevice(spec, ifMatch: .absent), operation)
-            case .createOrUpdateIfMatchETag: return (.createOrReplaceDevice(spec, ifMatch: exact), operation)
-            case .delete: return (.deleteDevice(deviceId: id, ifMatch: .absent), operation)
-            case .deleteIfMatchETag: return (.deleteDevice(deviceId: id, ifMatch: exact), operation)
-            case .updateTwin, .updateTwinIfMatchETag: throw fail("ArgumentInvalid", "unreachable", operation)
-            }
+            guard let command = deviceCommand(mode, spec, ifMatch: exact) else { throw fail("ArgumentInvalid", "unreachable", operation) }
+            return (command, operation)
         } catch let error as APIError {
             throw fail(error.code, error.message, operation)
         } catch let error as EntryFailure {

@@ -111,8 +111,9 @@ public enum ImportExportEngine {
             guard let first = line.first(where: { $0 != 32 && $0 != 9 && $0 != 13 }) else { continue }
             if first != UInt8(ascii: "{") && counts.lines == 1 { continue }
             do {
-                let json = try JSONParser.parse(line)
-                let (command, operation) = try ExportImportDevice.command(from: json)
+                // The plain shape of a device line straight from its bytes; anything else (and
+                // every error) through the JSON tree.
+                let (command, operation) = try ImportLineDecoder.command(line) ?? ExportImportDevice.command(from: JSONParser.parse(line))
                 pending.append((counts.lines, StorageKey.module(command.deviceId, command.moduleId ?? ""), command, operation))
             } catch let error as ExportImportDevice.EntryError {
                 logError(counts.lines, error.deviceId, error.moduleId, error.code, error.message, error.operation)
