@@ -1,5 +1,5 @@
 /// What a client asks of the registry. The writer runs `decide` on each against the current state.
-public enum Command: Sendable, Hashable {
+public indirect enum Command: Sendable, Hashable {
     /// PUT without If-Match: create; an existing id is a conflict.
     case createDevice(DeviceSpec)
     /// PUT with If-Match: full replace of the writable fields.

@@ -175,7 +175,7 @@ public struct Module: Sendable, Hashable {
 }
 
 /// Either kind of identity: what an event carries as its payload.
-public enum Identity: Sendable, Hashable {
+public indirect enum Identity: Sendable, Hashable {
     case device(Device)
     case module(Module)
 

@@ -103,6 +103,8 @@ final class Writer: @unchecked Sendable {
                 // stored so far.
                 var deciding: [DecidedEvent] = []
                 var touched: Set<String> = []
+                // Sized once: grown insert by insert, its rehashes showed on an import's profile.
+                touched.reserveCapacity(batches.reduce(0) { $0 + $1.commands.count })
                 var preparing: PreparingRun?
                 defer { preparing?.wait() }
                 let oneByOne = configuration.limits.maxIdentities != nil
