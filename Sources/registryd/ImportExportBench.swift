@@ -12,7 +12,7 @@ import RegistryCore
 struct ImportExportBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "import-export", abstract: "Import and export vs raw LMDB on the same records.")
 
-    @Option(help: "Devices to generate (10% disabled, explicit keys).")
+    @Option(help: "Devices to generate (10% disabled, own keys, as `registryd export` writes them).")
     var devices = 1_000_000
 
     @Option(help: "Import this export-shaped file instead of generating one.")
@@ -75,14 +75,23 @@ struct ImportExportBench: AsyncParsableCommand {
         sync()
     }
 
-    /// `devices` devices, 10% disabled, with explicit keys, in key order.
+    /// `devices` devices, 10% disabled, each with its own keys, in key order, in the very shape
+    /// `registryd export` writes (members sorted, nulls and empty scopes kept, etags, no import
+    /// mode: createOrUpdate), so the import measured is that of an exported file.
     func generate(_ file: String) throws {
-        let key = Data((0..<32).map { UInt8($0) }).base64EncodedString()
         guard FileManager.default.createFile(atPath: file, contents: nil) else { throw ValidationError("cannot write \(file)") }
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
         var buffer = ""
+        var keyBytes = [UInt8](repeating: 7, count: 32)
         for i in 0..<devices {
-            buffer += #"{"id":"dev-\#(String(format: "%07d", i))","importMode":"create","status":"\#(i % 10 == 0 ? "disabled" : "enabled")","authentication":{"type":"sas","symmetricKey":{"primaryKey":"\#(key)","secondaryKey":"\#(key)"}}}"#
+            for slot in 0..<8 { keyBytes[slot] = UInt8(truncatingIfNeeded: i >> (8 * slot)) }
+            keyBytes[8] = 1
+            let primary = Data(keyBytes).base64EncodedString()
+            keyBytes[8] = 2
+            let secondary = Data(keyBytes).base64EncodedString()
+            let id = "dev-" + String(format: "%07d", i)
+            let etag = Data(String(i + 1).utf8).base64EncodedString()
+            buffer += #"{"authentication":{"symmetricKey":{"primaryKey":"\#(primary)","secondaryKey":"\#(secondary)"},"type":"sas","x509Thumbprint":{"primaryThumbprint":null,"secondaryThumbprint":null}},"capabilities":{"iotEdge":false},"deviceScope":null,"eTag":"\#(etag)","id":"\#(id)","parentScopes":[],"status":"\#(i % 10 == 0 ? "disabled" : "enabled")","statusReason":null,"twinETag":"AAAAAAAAAAE="}"#
             buffer += "\n"
             if buffer.utf8.count > 1 << 20 {
                 out.write(Data(buffer.utf8))
