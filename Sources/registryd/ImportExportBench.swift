@@ -29,6 +29,15 @@ struct ImportExportBench: AsyncParsableCommand {
 
     func seconds(_ start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
 
+    /// CPU seconds (user + system) this process has used so far: with the wall time it shows
+    /// how many of the cores a load kept busy.
+    func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func value(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return value(usage.ru_utime) + value(usage.ru_stime)
+    }
+
     /// Imports in its own scope, so the store (and its directory lock) is gone when it returns.
     func importInto(_ directory: DataDirectory, file: String) async throws -> ImportExportEngine.ImportCounts {
         let store = try RegistryStore(configuration: .init(dataDirectory: directory, maxBatchCommands: batch, mapSize: 1 << 30))
@@ -159,17 +168,21 @@ struct ImportExportBench: AsyncParsableCommand {
             }
             settle(root)
             let start = DispatchTime.now().uptimeNanoseconds
+            let cpuBefore = cpuSeconds()
             let counts = try await importInto(imported, file: file)
             let importSeconds = seconds(start)
+            let importCPU = cpuSeconds() - cpuBefore
             // The raw baseline loads the very records the import produced (log, documents and
             // history entries); every round's are alike, so the first round's serve them all.
             if records.isEmpty { records = try self.records(of: imported) }
             settle(root)
             let rawPath = root + "/raw-\(round)"
+            let rawCPUBefore = cpuSeconds()
             let rawLoadSeconds = try rawLoad(records, at: rawPath)
+            let rawCPU = cpuSeconds() - rawCPUBefore
             try FileManager.default.removeItem(atPath: rawPath)
             ratios.append(rawLoadSeconds / importSeconds)
-            print(String(format: "round %d: import %d identities (%d failed) in %.2f s = %.0f/s; raw LMDB loading the same %d records (log, document, history; batch %d) %.2f s -> import = %.0f%% of raw", round, counts.imported, counts.failed, importSeconds, Double(counts.imported) / importSeconds, records.count, batch, rawLoadSeconds, 100 * rawLoadSeconds / importSeconds))
+            print(String(format: "round %d: import %d identities (%d failed) in %.2f s = %.0f/s (CPU %.2f s, %.1f cores busy); raw LMDB loading the same %d records (log, document, history; batch %d) %.2f s (CPU %.2f s) -> import = %.0f%% of raw", round, counts.imported, counts.failed, importSeconds, Double(counts.imported) / importSeconds, importCPU, importCPU / importSeconds, records.count, batch, rawLoadSeconds, rawCPU, 100 * rawLoadSeconds / importSeconds))
         }
         let sorted = ratios.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
