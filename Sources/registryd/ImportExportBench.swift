@@ -33,7 +33,11 @@ struct ImportExportBench: AsyncParsableCommand {
     /// how many of the cores a load kept busy.
     func cpuSeconds() -> Double {
         var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)  // an enum in Glibc's headers, an Int32 in Darwin's
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
         func value(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         return value(usage.ru_utime) + value(usage.ru_stime)
     }

@@ -24,12 +24,12 @@ struct ImportLineDecoder {
 
     // MARK: the entry
 
-    /// Member names the entry may have (exactly so spelled), each at most once.
-    private enum Member: Int, CaseIterable {
+    /// Member names the entry may have (exactly so spelled: the raw values), each at most once.
+    private enum Member: String, CaseIterable {
         case id, importMode, eTag, twinETag, status, statusReason, authentication, capabilities, deviceScope, parentScopes
         case deviceId, moduleId, tags, properties
 
-        static let names: [[UInt8]] = allCases.map { Array(String(describing: $0).utf8) }
+        static let names: [[UInt8]] = allCases.map { Array($0.rawValue.utf8) }
     }
 
     private mutating func entry() -> (Command, String)? {
@@ -41,7 +41,7 @@ struct ImportLineDecoder {
         let parsed: Bool = object(Member.names) { decoder, member in
             guard seen & (1 << member) == 0 else { return false }
             seen |= 1 << member
-            switch Member(rawValue: member)! {
+            switch Member.allCases[member] {
             case .id: return decoder.string(&id) && id != nil
             case .importMode: return decoder.string(&modeText)
             case .eTag: return decoder.string(&etag)
