@@ -29,7 +29,9 @@ struct ImportLineDecoder {
         case id, importMode, eTag, twinETag, status, statusReason, authentication, capabilities, deviceScope, parentScopes
         case deviceId, moduleId, tags, properties
 
-        static let names: [[UInt8]] = allCases.map { Array($0.rawValue.utf8) }
+        /// In `names`' order, made once (`allCases` builds its array at each use).
+        static let ordered = allCases
+        static let names: [[UInt8]] = ordered.map { Array($0.rawValue.utf8) }
     }
 
     private mutating func entry() -> (Command, String)? {
@@ -41,7 +43,7 @@ struct ImportLineDecoder {
         let parsed: Bool = object(Member.names) { decoder, member in
             guard seen & (1 << member) == 0 else { return false }
             seen |= 1 << member
-            switch Member.allCases[member] {
+            switch Member.ordered[member] {
             case .id: return decoder.string(&id) && id != nil
             case .importMode: return decoder.string(&modeText)
             case .eTag: return decoder.string(&etag)
