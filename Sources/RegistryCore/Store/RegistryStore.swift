@@ -115,10 +115,7 @@ public final class RegistryStore: Sendable {
     /// - Throws: a storage error when the transaction could not be committed (then nothing of
     ///   the batch was written), or `StoreError` after `close()`.
     public func execute(_ commands: [Command], actor: String, requestId: String) async throws -> [Result<CommandOutcome, RegistryError>] {
-        guard !commands.isEmpty else { return [] }
-        return try await withCheckedThrowingContinuation { continuation in
-            queue.enqueue(.commands(CommandBatch(commands: commands, actor: actor, requestId: requestId, complete: { continuation.resume(with: $0) })))
-        }
+        try await submit(commands, actor: actor, requestId: requestId).value()
     }
 
     /// Hands commands to the writer now and returns at once: submissions reach the writer in the
