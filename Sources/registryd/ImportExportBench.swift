@@ -51,7 +51,7 @@ struct ImportExportBench: AsyncParsableCommand {
         guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
         for task in tasks {
             let comm = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
-            guard comm.trimmingCharacters(in: .whitespacesAndNewlines) == "registryd-write",
+            guard comm.trimmingCharacters(in: .whitespacesAndNewlines) == RegistryStore.writerThreadName,
                 let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
                 let close = stat.lastIndex(of: ")")
             else { continue }

@@ -26,6 +26,10 @@ public struct CommitObservation: Sendable, Hashable {
 /// LMDB transaction, commits once (full sync: the flush that dominates the cost is shared), then
 /// resumes each caller with its own results. Commits never run on the cooperative pool.
 public final class RegistryStore: Sendable {
+    /// The writer's OS thread name (at most 15 bytes, Linux's limit): what `top -H`, perf and
+    /// the import bench's reading of `/proc` see.
+    public static let writerThreadName = "registryd-write"
+
     public struct Configuration: Sendable {
         public var dataDirectory: DataDirectory
         /// Commands applied per transaction at most (a caller's batch is never split).
@@ -98,11 +102,11 @@ public final class RegistryStore: Sendable {
         let thread = Thread {
             // Foundation names the OS thread only from the thread itself, and Linux keeps at
             // most 15 bytes of it (a longer name is refused whole): for top -H and perf.
-            Thread.current.name = "registryd-write"
+            Thread.current.name = RegistryStore.writerThreadName
             writer.run()
             finished.signal()
         }
-        thread.name = "registryd-write"
+        thread.name = RegistryStore.writerThreadName
         thread.start()
     }
 
