@@ -1,9 +1,12 @@
+import AsyncAlgorithms
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import RegistryCore
 import RegistryDelivery
 import ServiceLifecycle
+import Synchronization
 
 /// `GET /registry/events`: pull subscribers get the routed messages as Server-Sent Events.
 ///
@@ -11,9 +14,23 @@ import ServiceLifecycle
 /// sequence number; default: only what is committed after the request), optional `limit` (close
 /// after that many messages). A `Last-Event-ID` header (an `id` of an earlier message) resumes
 /// right after it. Needs ServiceConnect, as Azure's event streams do.
+///
+/// Bounded (issue 17): the log is read only as fast as the client takes the data (the reader
+/// hands one chunk of at most 256 events at a time to the writer and waits for it to be taken),
+/// a client that takes nothing for `stallTimeout` has its connection closed (it resumes with
+/// `Last-Event-ID`), and each policy holds at most `maxPerPolicy` streams (more answer 429).
 struct EventStreamRoute: Sendable {
     let store: RegistryStore
     let hubName: String
+    let limits: EventStreamLimits
+    let slots: EventStreamSlots
+
+    init(store: RegistryStore, hubName: String, limits: EventStreamLimits) {
+        self.store = store
+        self.hubName = hubName
+        self.limits = limits
+        self.slots = EventStreamSlots(limit: limits.maxPerPolicy)
+    }
 
     func register(on router: Router<RegistryRequestContext>) {
         router.get("registry/events") { request, context in try stream(request, context) }
@@ -45,7 +62,17 @@ struct EventStreamRoute: Sendable {
             guard let value = Int(text), value > 0 else { throw APIError.invalid("limit must be a positive integer.") }
             limit = value
         }
-        let (store, hub, start, max) = (store, hubName, after, limit)
+        let policy = context.actor
+        guard slots.acquire(policy) else {
+            var response = APIError(
+                status: .tooManyRequests, code: "ThrottlingException",
+                message: "Policy '\(policy)' already holds \(slots.limit) event streams (eventStreams.maxPerPolicy); close one first."
+            ).response()
+            response.headers[.retryAfter] = "1"
+            return response
+        }
+        let (store, hub, start, max, slots, stallTimeout) = (store, hubName, after, limit, slots, limits.stallTimeout)
+        let (channel, logger) = (context.channel, context.logger)
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
@@ -53,18 +80,42 @@ struct EventStreamRoute: Sendable {
             status: .ok,
             headers: headers,
             body: ResponseBody { writer in
-                // A producer task reads the log; this task writes to the client. The producer
-                // ends at the limit or when the daemon shuts down gracefully (a stream never ends
-                // by itself); a client that goes away ends the writes, and the group cancels it.
-                let (chunks, sink) = AsyncStream<ByteBuffer>.makeStream()
+                defer { slots.release(policy) }
+                // A reader task reads the log into chunks; this task writes them to the client.
+                // The channel holds one chunk: the reader waits until the writer took the last
+                // one, and the writer waits until the connection took it (NIO's writability).
+                // The reader ends at the limit or when the daemon shuts down gracefully (a stream
+                // never ends by itself); a client that goes away ends the writes, and the group
+                // cancels the rest.
+                let chunks = AsyncChannel<ByteBuffer>()
+                let progress = WriteProgress()
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        defer { sink.finish() }
+                        defer { chunks.finish() }
                         try? await cancelWhenGracefulShutdown {
-                            try await Self.produce(store: store, hub: hub, source: source, condition: condition, after: start, limit: max, into: sink)
+                            try await Self.produce(store: store, hub: hub, source: source, condition: condition, after: start, limit: max, into: chunks)
                         }
                     }
-                    for await chunk in chunks { try await writer.write(chunk) }
+                    group.addTask {
+                        // The stall watchdog: a write pending for longer than the timeout means the
+                        // client stopped reading; closing the connection fails the write.
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: stallTimeout / 4)
+                            if progress.stalled(longerThan: stallTimeout) {
+                                logger.notice(
+                                    "event stream closed: the client took no data",
+                                    metadata: ["policy": "\(policy)", "stream.stall_timeout": "\(stallTimeout)"]
+                                )
+                                channel.close(promise: nil)
+                                return
+                            }
+                        }
+                    }
+                    for await chunk in chunks {
+                        progress.begin()
+                        try await writer.write(chunk)
+                        progress.end()
+                    }
                     group.cancelAll()
                 }
                 try await writer.finish(nil)
@@ -79,7 +130,7 @@ struct EventStreamRoute: Sendable {
         condition: RouteCondition,
         after start: UInt64,
         limit: Int,
-        into sink: AsyncStream<ByteBuffer>.Continuation
+        into sink: AsyncChannel<ByteBuffer>
     ) async throws {
         var cursor = start
         var sent = 0
@@ -97,9 +148,22 @@ struct EventStreamRoute: Sendable {
                     buffer.writeString("\n\n")
                     sent += 1
                 }
-                if buffer.readableBytes > 0 { sink.yield(buffer) }
+                // Suspends until the writer takes it (returns at once when cancelled).
+                if buffer.readableBytes > 0 { await sink.send(buffer) }
             }
             if sent >= limit || Task.isCancelled { return }
         }
+    }
+}
+
+/// When the stream's pending write began, if one is pending.
+final class WriteProgress: Sendable {
+    private let pendingSince = Mutex<ContinuousClock.Instant?>(nil)
+
+    func begin() { pendingSince.withLock { $0 = .now } }
+    func end() { pendingSince.withLock { $0 = nil } }
+
+    func stalled(longerThan timeout: Duration) -> Bool {
+        pendingSince.withLock { since in since.map { ContinuousClock.now - $0 > timeout } ?? false }
     }
 }

@@ -17,17 +17,35 @@ public enum HistoryJSON {
     }
 }
 
-/// `GET /registry/devices/{id}/history[?moduleId=…]`: every change to the identity, oldest first.
+/// `GET /registry/devices/{id}/history[?moduleId=…][&after=SEQ][&limit=N]`: every change to
+/// the identity, oldest first, in pages of at most `maximumPage` entries (default and cap). A
+/// page that is not the last carries `x-ms-continuation: SEQ`: pass it as `after` (or send it
+/// back in the header) for the next.
 struct HistoryRoute: Sendable {
     let store: RegistryStore
+
+    static let maximumPage = 1000
 
     func register(on router: Router<RegistryRequestContext>) {
         router.get("registry/devices/:deviceId/history") { request, context in
             try context.require(.registryRead)
             let id = try RegistryRoutes.pathId(context, "deviceId")
-            let entries = try store.storage.history(deviceId: id, moduleId: request.uri.queryParameters.get("moduleId"))
-            guard !entries.isEmpty else { throw RegistryError(.deviceNotFound, "Device \(id) has no history") }
-            return RegistryRoutes.json(.array(entries.map(HistoryJSON.encode)))
+            let query = request.uri.queryParameters
+            var after: UInt64 = 0
+            if let text = query.get("after") ?? request.headers[.continuation] {
+                guard let value = UInt64(text) else { throw APIError.invalid("after must be a sequence number.") }
+                after = value
+            }
+            var limit = Self.maximumPage
+            if let text = query.get("limit") {
+                guard let value = Int(text), value > 0 else { throw APIError.invalid("limit must be a positive whole number (at most \(Self.maximumPage)).") }
+                limit = min(value, Self.maximumPage)
+            }
+            let page = try store.storage.history(deviceId: id, moduleId: query.get("moduleId"), after: after, limit: limit)
+            guard !page.entries.isEmpty || after > 0 else { throw RegistryError(.deviceNotFound, "Device \(id) has no history") }
+            var response = RegistryRoutes.json(.array(page.entries.map(HistoryJSON.encode)))
+            if let next = page.next { response.headers[.continuation] = String(next) }
+            return response
         }
     }
 }

@@ -1,4 +1,3 @@
-import Crypto
 import Dispatch
 import Foundation
 import HTTPTypes
@@ -15,6 +14,13 @@ import RegistryCore
 struct QueryRoute: Sendable {
     let store: RegistryStore
     let routes: RegistryRoutes
+    let tokens: QueryContinuationToken
+
+    init(store: RegistryStore, routes: RegistryRoutes) {
+        self.store = store
+        self.routes = routes
+        self.tokens = QueryContinuationToken(key: store.storage.serverKey(purpose: "query-continuation"))
+    }
 
     static let defaultPageSize = 100
     static let maximumPageSize = 1000
@@ -42,20 +48,34 @@ struct QueryRoute: Sendable {
         }
         var cursor: QueryCursor?
         if let token = request.headers[.continuation], !token.isEmpty {
-            guard let decoded = Self.decode(token, query: text) else {
-                throw APIError.invalid("x-ms-continuation does not belong to this query; re-send the query that produced it.")
+            guard let decoded = tokens.decode(token, query: text, policy: context.actor, top: query.top) else {
+                throw APIError.invalid("x-ms-continuation is not a token this registry issued for this query and policy; re-send the query without it.")
             }
             cursor = decoded
         }
         let storage = store.storage
         let requested = cursor
         let size = pageSize
+        let bounds = routes.configuration.queryBounds
         // A query may scan the whole registry: off the cooperative pool, in short read transactions.
-        let page = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<QueryPage, any Error>) in
+        let page: QueryPage
+        do {
+            page = try await runOffPool(storage, query, requested, size, bounds)
+        } catch let error as QueryLimitError {
+            throw APIError.invalid("The query is over a limit: \(error.description).")
+        }
+        return respond(page, query: query, text: text, context: context)
+    }
+
+    func runOffPool(_ storage: RegistryStorage, _ query: DeviceQuery, _ requested: QueryCursor?, _ size: Int, _ bounds: QueryBounds) async throws -> QueryPage {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<QueryPage, any Error>) in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try storage.runQuery(query, cursor: requested, pageSize: size) })
+                continuation.resume(with: Result { try storage.runQuery(query, cursor: requested, pageSize: size, bounds: bounds) })
             }
         }
+    }
+
+    func respond(_ page: QueryPage, query: DeviceQuery, text: String, context: RegistryRequestContext) -> Response {
         var buffer = ByteBuffer()
         buffer.writeInteger(UInt8(ascii: "["))
         for (i, item) in page.items.enumerated() {
@@ -64,25 +84,8 @@ struct QueryRoute: Sendable {
         }
         buffer.writeInteger(UInt8(ascii: "]"))
         var headers: HTTPFields = [.contentType: jsonContentType, .itemType: query.returnsTwins ? "Twin" : "Raw"]
-        if let next = page.next { headers[.continuation] = Self.encode(next, query: text) }
+        if let next = page.next { headers[.continuation] = tokens.encode(next, query: text, policy: context.actor) }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
-    }
-
-    /// Opaque to clients: base64 of `{"k": hex key, "n": returned, "q": query digest}`.
-    static func encode(_ cursor: QueryCursor, query: String) -> String {
-        let json: JSONValue = .object(["k": .string(Hex.encode(cursor.afterKey)), "n": .int(Int64(cursor.returned)), "q": .string(digest(query))])
-        return Data(CanonicalJSON.encode(json)).base64EncodedString()
-    }
-
-    static func decode(_ token: String, query: String) -> QueryCursor? {
-        guard let data = Data(base64Encoded: token), let json = try? JSONParser.parse(Array(data)),
-            json["q"]?.stringValue == digest(query), let key = json["k"]?.stringValue.flatMap(Hex.decode), let returned = json["n"]?.intValue, returned >= 0
-        else { return nil }
-        return QueryCursor(afterKey: key, returned: Int(returned))
-    }
-
-    static func digest(_ query: String) -> String {
-        String(Hex.encode(Array(SHA256.hash(data: Array(query.utf8)))).prefix(16))
     }
 }
 

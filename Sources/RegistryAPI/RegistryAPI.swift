@@ -16,13 +16,23 @@ public struct RegistryAPIConfiguration: Sendable {
     public var throttling: ThrottlingConfiguration
     /// Serve `/metrics` without a token (`metrics.open`).
     public var metricsOpen: Bool
+    /// Connection timeouts, the connection cap and the header size limit (`connections`).
+    public var connections: ConnectionLimits
+    /// Event stream caps (`eventStreams`).
+    public var eventStreams: EventStreamLimits
+    /// Per-request bounds on queries (documented in the README; not a configuration key).
+    public var queryBounds = QueryBounds()
 
     public init(
         maxRequestBodyBytes: Int = 256 * 1024,
         deviceAuth: DeviceAuthConfiguration = .init(),
         throttling: ThrottlingConfiguration = .init(),
-        metricsOpen: Bool = false
+        metricsOpen: Bool = false,
+        connections: ConnectionLimits = .init(),
+        eventStreams: EventStreamLimits = .init()
     ) {
+        self.eventStreams = eventStreams
+        self.connections = connections
         self.maxRequestBodyBytes = maxRequestBodyBytes
         self.deviceAuth = deviceAuth
         self.throttling = throttling
@@ -45,6 +55,7 @@ public func buildRouter(
     let router = Router(context: RegistryRequestContext.self)
     router.add(middleware: RequestObservationMiddleware(metrics: metrics))
     router.add(middleware: AzureErrorMiddleware())
+    router.add(middleware: HeaderSizeMiddleware(maxHeaderBytes: configuration.connections.maxHeaderBytes))
     let openPaths: Set<String> = configuration.metricsOpen ? ["/healthz", "/readyz", "/metrics"] : ["/healthz", "/readyz"]
     router.add(middleware: SASAuthenticationMiddleware(authenticator: authenticator, now: now, openPaths: openPaths))
     if !configuration.throttling.rates.isEmpty {
@@ -79,7 +90,7 @@ public func buildRouter(
     }
     if let delivery {
         RouteAdminRoutes(delivery: delivery).register(on: router)
-        EventStreamRoute(store: store, hubName: delivery.hubName).register(on: router)
+        EventStreamRoute(store: store, hubName: delivery.hubName, limits: configuration.eventStreams).register(on: router)
     }
     return router
 }

@@ -1,4 +1,5 @@
 import Hummingbird
+import NIOCore
 import RegistryCore
 
 /// Per-request state: who is calling (set by the SAS middleware) and the request id.
@@ -9,8 +10,12 @@ public struct RegistryRequestContext: RequestContext {
     /// The client's request id (`x-ms-client-request-id` or `Request-Id`) or a generated one.
     public var requestId: String = ""
 
+    /// The connection the request came on (long-lived responses close it when the client stalls).
+    public let channel: any Channel
+
     public init(source: Source) {
         coreContext = .init(source: source)
+        channel = source.channel
     }
 
     /// Fails unless the caller's policy grants `rights`.

@@ -10,7 +10,14 @@ import RegistryCore
 /// `lower`, `upper`. Keywords and property names are case-insensitive. Evaluation is
 /// three-valued: a comparison with an undefined side is undefined, and an undefined result
 /// counts as false (the caller counts it).
+///
+/// Depth is bounded (`maximumDepth`, counting parentheses, NOT, call arguments and chained
+/// AND/OR): the parser, the evaluator and the tree's deallocation all recurse over it, and a
+/// condition arrives in a query parameter of the event stream from any ServiceConnect caller.
 public struct RouteCondition: Sendable, Hashable, CustomStringConvertible {
+    /// Deepest condition accepted; deeper is a `ConditionError` naming this limit.
+    public static let maximumDepth = 128
+
     public let description: String
     let root: Expression
 
@@ -295,27 +302,70 @@ struct ConditionParser {
         return false
     }
 
+    /// How deep the parser has recursed, and the tree depth of the last expression returned.
+    var nesting = 0
+    var lastDepth = 0
+
+    static var tooDeep: ConditionError {
+        ConditionError("the condition nests deeper than \(RouteCondition.maximumDepth) levels (parentheses, NOT, function calls and chained AND/OR count)")
+    }
+
+    mutating func enter() throws(ConditionError) {
+        nesting += 1
+        if nesting > RouteCondition.maximumDepth { throw Self.tooDeep }
+    }
+
+    /// The depth of a node over children of depths `a` and `b`, checked before it is built.
+    func node(_ a: Int, _ b: Int = 0) throws(ConditionError) -> Int {
+        let depth = max(a, b) + 1
+        if depth > RouteCondition.maximumDepth { throw Self.tooDeep }
+        return depth
+    }
+
     mutating func parseExpression() throws(ConditionError) -> Expression {
+        try enter()
+        defer { nesting -= 1 }
         var left = try parseAnd()
-        while keyword("or") { left = .or(left, try parseAnd()) }
+        var depth = lastDepth
+        while keyword("or") {
+            let right = try parseAnd()
+            depth = try node(depth, lastDepth)
+            left = .or(left, right)
+        }
+        lastDepth = depth
         return left
     }
 
     mutating func parseAnd() throws(ConditionError) -> Expression {
         var left = try parseNot()
-        while keyword("and") { left = .and(left, try parseNot()) }
+        var depth = lastDepth
+        while keyword("and") {
+            let right = try parseNot()
+            depth = try node(depth, lastDepth)
+            left = .and(left, right)
+        }
+        lastDepth = depth
         return left
     }
 
     mutating func parseNot() throws(ConditionError) -> Expression {
-        if keyword("not") { return .not(try parseNot()) }
+        if keyword("not") {
+            try enter()
+            defer { nesting -= 1 }
+            let inner = try parseNot()
+            lastDepth = try node(lastDepth)
+            return .not(inner)
+        }
         return try parseComparison()
     }
 
     mutating func parseComparison() throws(ConditionError) -> Expression {
         let left = try parsePrimary()
+        let leftDepth = lastDepth
         for op in ["=", "!=", "<=", ">=", "<", ">"] where symbol(op) {
-            return .compare(left, Expression.Comparison(rawValue: op)!, try parsePrimary())
+            let right = try parsePrimary()
+            lastDepth = try node(leftDepth, lastDepth)
+            return .compare(left, Expression.Comparison(rawValue: op)!, right)
         }
         return left
     }
@@ -324,6 +374,8 @@ struct ConditionParser {
         guard index < tokens.count else { throw ConditionError("the condition ends too early") }
         let token = tokens[index]
         index += 1
+        // A leaf; parentheses and calls set their own depth.
+        lastDepth = 1
         switch token {
         case .string(let s): return .literal(.string(s))
         case .number(let n): return .literal(.number(n))
@@ -340,10 +392,15 @@ struct ConditionParser {
             if symbol("(") {
                 guard let function = Expression.Function(rawValue: lower) else { throw ConditionError("unknown function '\(name)'") }
                 var args: [Expression] = []
+                var depth = 0
                 if !symbol(")") {
-                    repeat { args.append(try parseExpression()) } while symbol(",")
+                    repeat {
+                        args.append(try parseExpression())
+                        depth = max(depth, lastDepth)
+                    } while symbol(",")
                     guard symbol(")") else { throw ConditionError("missing ')' after the arguments of \(name)") }
                 }
+                lastDepth = try node(depth)
                 guard args.count == function.arity else {
                     throw ConditionError("\(function.rawValue) takes \(function.arity) argument\(function.arity == 1 ? "" : "s")")
                 }

@@ -18,7 +18,7 @@ struct RegistryConfiguration: Sendable {
     /// The `server` object (serve's own settings), resolved with the environment and flags by `ServeSettings`.
     var server: JSONValue?
 
-    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs", "server"]
+    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs", "server", "connections", "eventStreams"]
 
     init() {}
 
@@ -76,6 +76,20 @@ struct RegistryConfiguration: Sendable {
         if let throttling = members["throttling"] {
             do {
                 api.throttling = try ThrottlingConfiguration(json: throttling)
+            } catch {
+                throw ConfigurationError("\(source): \(error.description)")
+            }
+        }
+        if let connections = members["connections"] {
+            do {
+                api.connections = try ConnectionLimits(json: connections)
+            } catch {
+                throw ConfigurationError("\(source): \(error.description)")
+            }
+        }
+        if let eventStreams = members["eventStreams"] {
+            do {
+                api.eventStreams = try EventStreamLimits(json: eventStreams)
             } catch {
                 throw ConfigurationError("\(source): \(error.description)")
             }

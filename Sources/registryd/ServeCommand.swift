@@ -129,21 +129,22 @@ struct ServeCommand: AsyncParsableCommand {
         let server: HTTPServerBuilder
         let certificatePath: String?
         var serving: ServingCertificate?
+        let limits = settings.api.connections
         if serve.plainHttp {
-            server = .http1()
+            server = .registry(limits: limits, tls: nil)
             certificatePath = nil
             logger.warning("serving plain HTTP: put a TLS-terminating proxy in front")
         } else if let tlsCert = serve.tlsCert, let tlsKey = serve.tlsKey {
             certificatePath = tlsCert
             serving = try ServingCertificate(certificatePath: tlsCert, keyPath: tlsKey)
-            server = try .tls(.http1(), tlsConfiguration: serving!.serverConfiguration())
+            server = .registry(limits: limits, tls: try serving!.serverConfiguration())
         } else {
             let paths = LocalCertificateAuthority.Paths(dataDirectory: directory.path)
             try LocalCertificateAuthority.ensure(paths)
             logger.info("TLS with the local CA; clients trust it with REQUESTS_CA_BUNDLE", metadata: ["tls.ca": "\(paths.caCertificate)"])
             certificatePath = paths.serverCertificate
             serving = try ServingCertificate(certificatePath: paths.serverCertificate, keyPath: paths.serverKey)
-            server = try .tls(.http1(), tlsConfiguration: serving!.serverConfiguration())
+            server = .registry(limits: limits, tls: try serving!.serverConfiguration())
         }
 
         if let certificatePath, let expiry = LocalCertificateAuthority.expiry(ofCertificateAt: certificatePath) {
@@ -158,7 +159,11 @@ struct ServeCommand: AsyncParsableCommand {
         let app = Application(
             router: router,
             server: server,
-            configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: nil),
+            configuration: ApplicationConfiguration(
+                address: .hostname(address.host, port: address.port),
+                serverName: nil,
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)
+            ),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? address.port
                 let name = explicitHost ?? "localhost:\(port)"

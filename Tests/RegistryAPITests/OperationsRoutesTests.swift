@@ -69,6 +69,36 @@ struct OperationsRoutesTests {
         }
     }
 
+    /// Issue 17 item 5: every spelling of a route the router accepts (doubled or trailing
+    /// slashes) draws on its class's budget; before, `//devices/query` and `/devices/query/`
+    /// escaped the query class and `//devices` the bulk class.
+    @Test func throttlingClassifiesEverySpellingOfARoute() async throws {
+        let clock = ManualMonotonic()
+        let configuration = RegistryAPIConfiguration(throttling: ThrottlingConfiguration(rates: [.queries: 1, .bulk: 1, .deviceAuth: 1, .registryReads: 1]))
+        let classes: [(HTTPRequest.Method, [String], String)] = [
+            (.post, ["/devices/query", "/devices/query/", "//devices/query", "/devices//query", "//devices//query//"], #"{"query":"SELECT * FROM devices"}"#),
+            (.post, ["/devices", "/devices/", "//devices", "///devices//"], "[]"),
+            (.post, ["/jobs/create", "//jobs/create", "/jobs//create/"], "{}"),
+            (.post, ["/registry/auth/device", "//registry/auth/device", "/registry//auth/device/"], "{}"),
+            (.get, ["/devices/d1", "//devices/d1", "/devices//d1/"], ""),
+        ]
+        try await Self.withAPI(configuration: configuration, clock: clock) { client, _ in
+            for (method, spellings, body) in classes {
+                for spelling in spellings.dropFirst() {
+                    // The canonical spelling takes the class's one token; the other spelling is refused.
+                    clock.advance(.seconds(5))
+                    #expect(try await R.call(client, method, spellings[0], body: body).status != .tooManyRequests)
+                    let refused = try await R.call(client, method, spelling, body: body)
+                    #expect(refused.status == .tooManyRequests, "\(method) \(spelling) escaped its class")
+                    // And the other way round.
+                    clock.advance(.seconds(5))
+                    #expect(try await R.call(client, method, spelling, body: body).status != .tooManyRequests)
+                    #expect(try await R.call(client, method, spellings[0], body: body).status == .tooManyRequests, "\(method) \(spelling)")
+                }
+            }
+        }
+    }
+
     @Test func throttlingConfigurationIsValidated() throws {
         let parsed = try ThrottlingConfiguration(json: try JSONParser.parse(Array(#"{"registryWrites": 10, "queries": 0.5, "burstSeconds": 2}"#.utf8)))
         #expect(parsed.rates == [.registryWrites: 10, .queries: 0.5])

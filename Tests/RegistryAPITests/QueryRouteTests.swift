@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -55,6 +56,42 @@ struct QueryRouteTests {
             #expect(badBody?["Message"]?.stringValue?.contains("position 28") == true)
             #expect(try await Self.query(client, "SELECT * FROM devices", auth: R.token("registryReadWrite")).0 == .unauthorized)
             #expect(try await R.call(client, .post, "/devices/a", body: "{}").status == .methodNotAllowed)
+        }
+    }
+
+    /// Issue 17 item 1: a continuation token is authenticated and range-checked. Before, a token
+    /// was base64 JSON bound only to a hash of the query, and `n` = Int.max crashed the daemon
+    /// with an integer overflow.
+    @Test func forgedOrAlteredContinuationTokensAnswer400() async throws {
+        try await R().withAPI { client in
+            for id in ["a", "b", "c"] { _ = try await R.call(client, .put, "/devices/\(id)", body: "{}") }
+            let text = "SELECT * FROM devices"
+            let (_, headers, _) = try await Self.query(client, text, pageSize: "1")
+            let token = try #require(headers[HTTPField.Name("x-ms-continuation")!])
+            #expect(try await Self.query(client, text, pageSize: "1", continuation: token).0 == .ok, "the issued token works")
+
+            // The old form, which anyone could compute, with a count that overflowed.
+            let digest = String(Hex.encode(Array(SHA256.hash(data: Array(text.utf8)))).prefix(16))
+            let forged = Data(CanonicalJSON.encode(.object(["k": .string("61"), "n": .int(Int64.max), "q": .string(digest)]))).base64EncodedString()
+            let (forgedStatus, forgedHeaders, forgedBody) = try await Self.query(client, text, continuation: forged)
+            #expect(forgedStatus == .badRequest)
+            #expect(forgedHeaders[HTTPField.Name("iothub-errorcode")!] == "ArgumentInvalid")
+            #expect(forgedBody?["Message"]?.stringValue?.contains("x-ms-continuation") == true)
+
+            // Every single-character change of a real token is refused.
+            var chars = Array(token)
+            for i in chars.indices {
+                let original = chars[i]
+                chars[i] = original == "A" ? "B" : "A"
+                #expect(try await Self.query(client, text, continuation: String(chars)).0 == .badRequest, "changed at \(i)")
+                chars[i] = original
+            }
+            // Bound to the policy that asked: another policy cannot replay it.
+            #expect(try await Self.query(client, text, continuation: token, auth: R.token("iothubowner")).0 == .badRequest)
+            // Garbage of every shape.
+            for junk in [".", "..", "a.b", String(repeating: "A", count: 5000), token + "." + token] {
+                #expect(try await Self.query(client, text, continuation: junk).0 == .badRequest)
+            }
         }
     }
 }

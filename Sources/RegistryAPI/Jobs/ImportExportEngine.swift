@@ -106,8 +106,14 @@ public enum ImportExportEngine {
             counts.bytesRead = reader.position
         }
 
-        while let line = reader.next() {
+        while let next = reader.next() {
             counts.lines += 1
+            guard case .line(let line) = next else {
+                if case .tooLong(let length) = next {
+                    logError(counts.lines, "", nil, "LineTooLong", "the line is \(length) bytes; an import line may be at most \(LineReader.defaultMaximumLineBytes)", "unknown")
+                }
+                continue
+            }
             guard let first = line.first(where: { $0 != 32 && $0 != 9 && $0 != 13 }) else { continue }
             if first != UInt8(ascii: "{") && counts.lines == 1 { continue }
             do {
@@ -146,34 +152,73 @@ public struct ImportExportError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Reads a file line by line without loading it whole.
+///
+/// Bounded: a line longer than `maximumLineBytes` is not kept in memory; it is skipped up to
+/// its newline and returned as `.tooLong` (the import reports it and goes on), so a file
+/// without newlines cannot pull itself into memory.
 public final class LineReader {
+    public enum Line {
+        case line([UInt8])
+        /// A line over the bound: its length in bytes.
+        case tooLong(Int)
+    }
+
+    /// 1 MiB: an exported device line is under 2 KB; Azure's own identity limit is far below.
+    public static let defaultMaximumLineBytes = 1 << 20
+
     private let handle: FileHandle
+    private let maximumLineBytes: Int
     private var buffer: [UInt8] = []
     private var start = 0
+    /// Where the search for the next newline resumes (bytes before it hold none).
+    private var scanned = 0
     private var done = false
+    /// Bytes of an over-long line dropped so far (0 when not inside one).
+    private var skipping = 0
     /// Bytes consumed by the lines returned so far.
     public private(set) var position = 0
 
-    public init?(path: String) {
+    public init?(path: String, maximumLineBytes: Int = LineReader.defaultMaximumLineBytes) {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         self.handle = handle
+        self.maximumLineBytes = maximumLineBytes
     }
 
-    public func next() -> [UInt8]? {
+    public func next() -> Line? {
         while true {
-            if let newline = buffer[start...].firstIndex(of: 10) {
+            if let newline = buffer[scanned...].firstIndex(of: 10) {
                 position += newline + 1 - start
-                defer { start = newline + 1 }
-                return Array(buffer[start..<newline])
+                defer {
+                    start = newline + 1
+                    scanned = start
+                    skipping = 0
+                }
+                if skipping > 0 { return .tooLong(skipping + newline - start) }
+                return newline - start > maximumLineBytes ? .tooLong(newline - start) : .line(Array(buffer[start..<newline]))
+            }
+            scanned = buffer.count
+            if buffer.count - start > maximumLineBytes {
+                // Inside an over-long line: drop what is buffered and keep only the count.
+                skipping += buffer.count - start
+                position += buffer.count - start
+                buffer.removeAll(keepingCapacity: true)
+                start = 0
+                scanned = 0
             }
             if done {
-                guard start < buffer.count else { return nil }
+                guard start < buffer.count || skipping > 0 else { return nil }
                 position += buffer.count - start
-                defer { start = buffer.count }
-                return Array(buffer[start...])
+                defer {
+                    start = buffer.count
+                    scanned = start
+                    skipping = 0
+                }
+                if skipping > 0 { return .tooLong(skipping + buffer.count - start) }
+                return .line(Array(buffer[start...]))
             }
             let chunk = handle.readData(ofLength: 1 << 20)
             buffer.removeFirst(start)
+            scanned -= start
             start = 0
             if chunk.isEmpty { done = true } else { buffer += chunk }
         }

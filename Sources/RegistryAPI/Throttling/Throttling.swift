@@ -11,13 +11,29 @@ public enum OperationClass: String, Sendable, Hashable, CaseIterable {
 
     /// The class of a request, from its method and path (before routing: the router's own
     /// resolution happens inside). Health probes and metrics are never throttled (`nil`).
+    ///
+    /// Classified on the path's non-empty segments, as the router matches them: `//devices/query`,
+    /// `/devices/query/` and `/devices//query` reach the same route as `/devices/query`, so they
+    /// must land in the same class (before, they escaped the query and bulk budgets).
     static func of(method: String, path: String) -> OperationClass? {
-        if path == "/healthz" || path == "/readyz" || path == "/metrics" { return nil }
-        if path.hasPrefix("/registry/auth/") || path == "/registry/connections" { return .deviceAuth }
-        if path == "/devices/query" || path.hasPrefix("/twins/query") { return .queries }
-        if path.hasPrefix("/jobs") { return .bulk }
-        if method == "POST", path == "/devices" || path == "/devices/" { return .bulk }
-        return method == "GET" || method == "HEAD" ? .registryReads : .registryWrites
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        let isPost = method == "POST"
+        switch segments.first {
+        case "healthz" where segments.count == 1, "readyz" where segments.count == 1, "metrics" where segments.count == 1:
+            return nil
+        case "registry" where segments.count >= 2 && (segments[1] == "auth" || segments[1] == "connections"):
+            return .deviceAuth
+        case "devices" where isPost && segments.count == 2 && segments[1] == "query":
+            return .queries
+        case "twins" where segments.count >= 2 && segments[1] == "query":
+            return .queries
+        case "jobs":
+            return .bulk
+        case "devices" where isPost && segments.count == 1:
+            return .bulk
+        default:
+            return method == "GET" || method == "HEAD" ? .registryReads : .registryWrites
+        }
     }
 }
 

@@ -46,6 +46,13 @@ public struct KeySealer: Sendable {
         Base64.append(box.combined!, to: &out)
     }
 
+    /// A key for another purpose (e.g. authenticating query continuation tokens), derived from
+    /// the data key with HKDF-SHA256 and the purpose as its info: stable across restarts and
+    /// nodes that share the data key, and useless for opening sealed keys.
+    public func derivedKey(purpose: String) -> Crypto.SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("registryd/\(purpose)".utf8), outputByteCount: 32)
+    }
+
     /// Opens a value made by `seal` with the same context.
     public func open(_ sealed: String, context: String) throws(SealError) -> String {
         guard sealed.hasPrefix(Self.prefix), let combined = Data(base64Encoded: String(sealed.dropFirst(Self.prefix.count))) else {

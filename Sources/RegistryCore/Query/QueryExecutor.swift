@@ -19,6 +19,30 @@ public struct QueryPage: Sendable {
     public var next: QueryCursor?
 }
 
+/// The bounds on one query request's work (issue 17): a page stops early at `pageBytes` of
+/// stored documents or after `pageTime` (with a continuation, so nothing is lost); an aggregate
+/// may keep at most `groups` groups and must finish within `aggregateTime`, else it fails with
+/// `QueryLimitError` (the API answers 400).
+public struct QueryBounds: Sendable, Hashable {
+    public var pageBytes: Int
+    public var pageTime: Duration
+    public var groups: Int
+    public var aggregateTime: Duration
+
+    public init(pageBytes: Int = 4 << 20, pageTime: Duration = .seconds(5), groups: Int = 10_000, aggregateTime: Duration = .seconds(30)) {
+        self.pageBytes = pageBytes
+        self.pageTime = pageTime
+        self.groups = groups
+        self.aggregateTime = aggregateTime
+    }
+}
+
+/// A query that would exceed one of its `QueryBounds`.
+public struct QueryLimitError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
 extension RegistryStorage {
     /// Work per read transaction (a parsed document counts 10, a skipped one 1): long scans are
     /// split so no transaction stays open for long (a long reader keeps the writer from reusing
@@ -29,44 +53,74 @@ extension RegistryStorage {
     /// Aggregate queries scan everything and answer in one page. Blocking: call it off the
     /// cooperative pool for large registries.
     /// - Parameter chunkWork: work per read transaction (tests make it small to cross chunks).
-    public func runQuery(_ query: DeviceQuery, cursor: QueryCursor?, pageSize: Int, chunkWork: Int = RegistryStorage.queryChunk) throws -> QueryPage {
-        if query.isAggregate { return QueryPage(items: try aggregate(query, chunkWork: chunkWork), next: nil) }
+    public func runQuery(
+        _ query: DeviceQuery, cursor: QueryCursor?, pageSize: Int, bounds: QueryBounds = .init(), chunkWork: Int = RegistryStorage.queryChunk
+    ) throws -> QueryPage {
+        if query.isAggregate { return QueryPage(items: try aggregate(query, bounds: bounds, chunkWork: chunkWork), next: nil) }
+        // Cursors come back from clients: the API authenticates them, and the arithmetic below
+        // must not trap whatever they hold.
+        if let cursor, cursor.returned < 0 || cursor.returned > 1 << 40 { return QueryPage(items: [], next: nil) }
         let limit = min(pageSize, query.top.map { $0 - (cursor?.returned ?? 0) } ?? Int.max)
         guard limit > 0 else { return QueryPage(items: [], next: nil) }
         var items: [JSONValue] = []
+        var bytes = 0
         var lastReturnedKey: [UInt8]?
-        let reachedEnd = try scanMatching(query, after: cursor?.afterKey, chunkWork: chunkWork) { key, twin in
+        let deadline = ContinuousClock.now + bounds.pageTime
+        let end = try scanMatching(query, after: cursor?.afterKey, chunkWork: chunkWork, deadline: deadline) { key, twin, storedBytes in
             items.append(Self.project(query, twin))
             lastReturnedKey = key
-            return items.count < limit
+            bytes += storedBytes
+            return items.count < limit && bytes < bounds.pageBytes
         }
         let returned = (cursor?.returned ?? 0) + items.count
-        let more = !reachedEnd && items.count == limit && returned < (query.top ?? Int.max)
-        return QueryPage(items: items, next: more ? lastReturnedKey.map { QueryCursor(afterKey: $0, returned: returned) } : nil)
+        let more = returned < (query.top ?? Int.max)
+        switch end {
+        case .reachedEnd:
+            return QueryPage(items: items, next: nil)
+        case .stoppedByVisitor:
+            return QueryPage(items: items, next: more ? lastReturnedKey.map { QueryCursor(afterKey: $0, returned: returned) } : nil)
+        case .paused(let examined):
+            // Out of time: resume after the last document examined, matched or not.
+            return QueryPage(items: items, next: more ? QueryCursor(afterKey: examined, returned: returned) : nil)
+        }
+    }
+
+    enum ScanEnd {
+        case reachedEnd
+        case stoppedByVisitor
+        /// The deadline passed; the scan stopped after this key.
+        case paused(after: [UInt8])
     }
 
     /// Visits, in key order after `after`, every document that matches the query's WHERE (as
     /// its twin), in read transactions of at most `chunkWork` work each (a parsed document counts
-    /// 10, one the byte prefilter skips 1). `visit` returns false to stop.
-    /// - Returns: whether the scan reached the end of the database.
+    /// 10, one the byte prefilter skips 1). `visit` gets the stored document's size and returns
+    /// false to stop. Past `deadline` (checked every 256 documents) the scan pauses.
     func scanMatching(
         _ query: DeviceQuery,
         after start: [UInt8]?,
         chunkWork: Int,
-        _ visit: (_ key: [UInt8], _ twin: JSONValue) throws -> Bool
-    ) throws -> Bool {
+        deadline: ContinuousClock.Instant? = nil,
+        _ visit: (_ key: [UInt8], _ twin: JSONValue, _ storedBytes: Int) throws -> Bool
+    ) throws -> ScanEnd {
         let patterns = Self.requiredPatterns(query.filter)
         var after = start
+        var seen = 0
         while true {
             var examined = 0
-            var outcome: Bool?  // nil: chunk used up, go on in a new transaction
+            var outcome: ScanEnd?  // nil: chunk used up, go on in a new transaction
             try read { txn, db in
                 let database = query.source == .devices ? db.devices : db.modules
-                outcome = true
+                outcome = .reachedEnd
                 try txn.scan(database, from: after.map { $0 + [0] }) { key, value in
                     // Stop before this document: the next transaction resumes at it.
                     if examined >= chunkWork {
                         outcome = nil
+                        return false
+                    }
+                    seen += 1
+                    if let deadline, seen & 255 == 0, let last = after, ContinuousClock.now > deadline {
+                        outcome = .paused(after: last)
                         return false
                     }
                     after = key
@@ -77,8 +131,8 @@ extension RegistryStorage {
                     examined += 10
                     let twin = try Self.twin(value)
                     guard QueryEvaluator.matches(query.filter, twin) else { return true }
-                    if try visit(key, twin) { return true }
-                    outcome = false
+                    if try visit(key, twin, value.count) { return true }
+                    outcome = .stoppedByVisitor
                     return false
                 }
             }
@@ -145,7 +199,7 @@ extension RegistryStorage {
     }
 
     /// COUNT/SUM/AVG/MIN/MAX, optionally per GROUP BY key, over every matching document.
-    func aggregate(_ query: DeviceQuery, chunkWork: Int) throws -> [JSONValue] {
+    func aggregate(_ query: DeviceQuery, bounds: QueryBounds, chunkWork: Int) throws -> [JSONValue] {
         guard case .items(let fields, let aggregates, _) = query.selection else { return [] }
         struct Accumulator {
             var count = 0
@@ -157,8 +211,12 @@ extension RegistryStorage {
         }
         var groups: [[JSONValue?]: Accumulator] = [:]
         var order: [[JSONValue?]] = []
-        _ = try scanMatching(query, after: nil, chunkWork: chunkWork) { _, twin in
+        let deadline = ContinuousClock.now + bounds.aggregateTime
+        let end = try scanMatching(query, after: nil, chunkWork: chunkWork, deadline: deadline) { _, twin, _ in
             let groupKey = query.groupBy.map { QueryEvaluator.resolve($0, in: twin)?.value }
+            if groups[groupKey] == nil, groups.count >= bounds.groups {
+                throw QueryLimitError("the query makes more than \(bounds.groups) groups; group by fewer distinct values or narrow it with WHERE")
+            }
             var acc = groups[groupKey] ?? {
                 order.append(groupKey)
                 return Accumulator(
@@ -179,6 +237,9 @@ extension RegistryStorage {
             }
             groups[groupKey] = acc
             return true
+        }
+        if case .paused = end {
+            throw QueryLimitError("the aggregate did not finish within \(bounds.aggregateTime); narrow it with WHERE")
         }
         // A plain COUNT over nothing still answers one row (0), as Azure does.
         if groups.isEmpty && query.groupBy.isEmpty {

@@ -1,6 +1,14 @@
 /// Recursive-descent parser for `DeviceQuery`. Precedence, loosest first: OR, AND, NOT,
 /// comparison / IN, + -, * / %, unary minus.
+///
+/// Depth is bounded (`maximumDepth`): both how deep the parser recurses (parentheses, NOT,
+/// unary minus) and how deep the tree it builds is (a chain `a AND b AND c` nests one level per
+/// operator). The parser, the evaluator and even the tree's deallocation recurse over that
+/// depth, so without the bound a query of a few kilobytes overflows the stack.
 public enum QueryParser {
+    /// Deepest expression accepted; deeper answers a syntax error naming this limit.
+    public static let maximumDepth = 128
+
     public static func parse(_ text: String) throws(QuerySyntaxError) -> DeviceQuery {
         var parser = Parser(tokens: try QueryLexer.tokens(text))
         return try parser.query()
@@ -10,6 +18,10 @@ public enum QueryParser {
 private struct Parser {
     let tokens: [QueryToken]
     var index = 0
+    /// How deep the parser has recursed into expressions.
+    var nesting = 0
+    /// Tree depth of the expression the last expression function returned.
+    var lastDepth = 0
 
     init(tokens: [QueryToken]) { self.tokens = tokens }
 
@@ -148,74 +160,145 @@ private struct Parser {
         return .items(fields: fields, aggregates: aggregates, order: order)
     }
 
+    var tooDeep: QuerySyntaxError {
+        QuerySyntaxError(position: current.position, message: "the expression nests deeper than \(QueryParser.maximumDepth) levels (parentheses, NOT, and chained operators count)")
+    }
+
+    /// One level of recursion in; the caller leaves with `nesting -= 1`.
+    mutating func enter() throws(QuerySyntaxError) {
+        nesting += 1
+        if nesting > QueryParser.maximumDepth { throw tooDeep }
+    }
+
+    /// The depth of a node over children of depths `a` and `b`, checked before the node is built.
+    func node(_ a: Int, _ b: Int = 0) throws(QuerySyntaxError) -> Int {
+        let depth = max(a, b) + 1
+        if depth > QueryParser.maximumDepth { throw tooDeep }
+        return depth
+    }
+
     mutating func orExpression() throws(QuerySyntaxError) -> QueryExpression {
+        try enter()
+        defer { nesting -= 1 }
         var left = try andExpression()
-        while accept(keyword: "OR") { left = .or(left, try andExpression()) }
+        var depth = lastDepth
+        while accept(keyword: "OR") {
+            let right = try andExpression()
+            depth = try node(depth, lastDepth)
+            left = .or(left, right)
+        }
+        lastDepth = depth
         return left
     }
 
     mutating func andExpression() throws(QuerySyntaxError) -> QueryExpression {
         var left = try notExpression()
-        while accept(keyword: "AND") { left = .and(left, try notExpression()) }
+        var depth = lastDepth
+        while accept(keyword: "AND") {
+            let right = try notExpression()
+            depth = try node(depth, lastDepth)
+            left = .and(left, right)
+        }
+        lastDepth = depth
         return left
     }
 
     mutating func notExpression() throws(QuerySyntaxError) -> QueryExpression {
-        if accept(keyword: "NOT") { return .not(try notExpression()) }
+        if accept(keyword: "NOT") {
+            try enter()
+            defer { nesting -= 1 }
+            let inner = try notExpression()
+            lastDepth = try node(lastDepth)
+            return .not(inner)
+        }
         return try comparison()
     }
 
     mutating func comparison() throws(QuerySyntaxError) -> QueryExpression {
         let left = try additive()
+        let leftDepth = lastDepth
         if case .symbol(let s) = current.kind, let op = ComparisonOperator(rawValue: s) {
             advance()
-            return .compare(op, left, try additive())
+            let right = try additive()
+            lastDepth = try node(leftDepth, lastDepth)
+            return .compare(op, left, right)
         }
-        if accept(keyword: "IN") { return .member(left, try list(), negated: false) }
-        if accept(keyword: "NIN") { return .member(left, try list(), negated: true) }
-        if case .keyword("NOT") = current.kind, case .keyword("IN") = tokens[index + 1].kind {
+        var negated: Bool?
+        if accept(keyword: "IN") {
+            negated = false
+        } else if accept(keyword: "NIN") {
+            negated = true
+        } else if case .keyword("NOT") = current.kind, case .keyword("IN") = tokens[index + 1].kind {
             advance()
             advance()
-            return .member(left, try list(), negated: true)
+            negated = true
         }
-        return left
+        guard let negated else { return left }
+        let items = try list()
+        lastDepth = try node(leftDepth, lastDepth)
+        return .member(left, items, negated: negated)
     }
 
+    /// The items of an IN list; `lastDepth` is the deepest item's.
     mutating func list() throws(QuerySyntaxError) -> [QueryExpression] {
         let open = accept(symbol: "[") ? "]" : (accept(symbol: "(") ? ")" : "")
         guard !open.isEmpty else { throw fail("expected '[' after IN") }
         var items: [QueryExpression] = []
-        if accept(symbol: open) { return items }
-        repeat { items.append(try additive()) } while accept(symbol: ",")
+        var depth = 0
+        if accept(symbol: open) {
+            lastDepth = depth
+            return items
+        }
+        repeat {
+            items.append(try additive())
+            depth = max(depth, lastDepth)
+        } while accept(symbol: ",")
         try expect(symbol: open)
+        lastDepth = depth
         return items
     }
 
     mutating func additive() throws(QuerySyntaxError) -> QueryExpression {
         var left = try multiplicative()
+        var depth = lastDepth
         while case .symbol(let s) = current.kind, s == "+" || s == "-" {
             advance()
-            left = .arithmetic(ArithmeticOperator(rawValue: s)!, left, try multiplicative())
+            let right = try multiplicative()
+            depth = try node(depth, lastDepth)
+            left = .arithmetic(ArithmeticOperator(rawValue: s)!, left, right)
         }
+        lastDepth = depth
         return left
     }
 
     mutating func multiplicative() throws(QuerySyntaxError) -> QueryExpression {
         var left = try unary()
+        var depth = lastDepth
         while case .symbol(let s) = current.kind, s == "*" || s == "/" || s == "%" {
             advance()
-            left = .arithmetic(ArithmeticOperator(rawValue: s)!, left, try unary())
+            let right = try unary()
+            depth = try node(depth, lastDepth)
+            left = .arithmetic(ArithmeticOperator(rawValue: s)!, left, right)
         }
+        lastDepth = depth
         return left
     }
 
     mutating func unary() throws(QuerySyntaxError) -> QueryExpression {
-        if accept(symbol: "-") { return .negate(try unary()) }
+        if accept(symbol: "-") {
+            try enter()
+            defer { nesting -= 1 }
+            let inner = try unary()
+            lastDepth = try node(lastDepth)
+            return .negate(inner)
+        }
         return try primary()
     }
 
     mutating func primary() throws(QuerySyntaxError) -> QueryExpression {
         let token = current
+        // A leaf; parentheses and calls below set their own depth.
+        lastDepth = 1
         switch token.kind {
         case .string(let s):
             advance()
@@ -246,10 +329,15 @@ private struct Parser {
                 advance()
                 advance()
                 var arguments: [QueryExpression] = []
+                var depth = 0
                 if !accept(symbol: ")") {
-                    repeat { arguments.append(try additive()) } while accept(symbol: ",")
+                    repeat {
+                        arguments.append(try additive())
+                        depth = max(depth, lastDepth)
+                    } while accept(symbol: ",")
                     try expect(symbol: ")")
                 }
+                lastDepth = try node(depth)
                 guard arguments.count == function.arity else {
                     throw fail("\(function.rawValue) takes \(function.arity) argument\(function.arity == 1 ? "" : "s")", at: token)
                 }

@@ -1,3 +1,4 @@
+import Crypto
 import LMDB
 
 /// An open registry environment: the LMDB environment, its databases and the key sealer, with
@@ -52,6 +53,12 @@ public final class RegistryStorage: Sendable {
             }
             return dbs
         }
+    }
+
+    /// A server-side secret for `purpose` (see `KeySealer.derivedKey`). Without the data key
+    /// (read-only tools), a random key for this process only.
+    public func serverKey(purpose: String) -> Crypto.SymmetricKey {
+        sealer?.derivedKey(purpose: purpose) ?? Crypto.SymmetricKey(size: .bits256)
     }
 
     // MARK: reads
