@@ -101,6 +101,12 @@ struct EventStreamRoute: Sendable {
                         // client stopped reading; closing the connection fails the write.
                         while !Task.isCancelled {
                             try await Task.sleep(for: stallTimeout / 4)
+                            // A client that went away while no event was due: end the stream so
+                            // its slot is free (a write would only notice at the next event).
+                            if !channel.isActive {
+                                chunks.finish()
+                                return
+                            }
                             if progress.stalled(longerThan: stallTimeout) {
                                 logger.notice(
                                     "event stream closed: the client took no data",
