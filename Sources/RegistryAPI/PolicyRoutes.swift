@@ -32,7 +32,7 @@ struct PolicyRoutes: Sendable {
             let name = try RegistryRoutes.pathId(context, "name")
             let body = try IdentityRequestDecoder.parse(try await routes.body(request))
             guard let text = try IdentityRequestDecoder.string(body, "rights"), let rights = AccessRights(description: text) else {
-                throw APIError.invalid("rights must list RegistryRead, RegistryWrite, ServiceConnect and/or DeviceConnect, comma-separated.")
+                throw APIError.invalid("rights must list RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect and/or Metrics, comma-separated.")
             }
             let policy = try await run { () async throws(PolicyError) in try await PolicyStore.upsert(name: name, rights: rights, store: store) }
             return RegistryRoutes.json(Self.encode(policy))

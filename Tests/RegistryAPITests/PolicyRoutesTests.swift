@@ -65,4 +65,38 @@ struct PolicyRoutesTests {
             store.close()
         }
     }
+
+    /// The `Metrics` right through the policy API: a metrics-only policy can be added (and reads
+    /// nothing), and an owner that also holds `Metrics` still counts as the all-rights policy.
+    @Test func metricsPoliciesAndOwnersWithMetrics() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try makeStore(dir)
+            let policies = try await PolicyStore.ensureBuiltIn(store)
+            let owner = try #require(policies.first { $0.name == "iothubowner" })
+            let authenticator = ServiceAuthenticator(hostName: R.host, policies: policies)
+            let router = buildRouter(store: store, authenticator: authenticator, now: { R.now })
+            @Sendable func token(_ name: String, _ key: String) -> String {
+                SharedAccessSignature.make(resource: R.host, key: key, keyName: name, expiry: R.now + 600)
+            }
+            let ownerToken = token("iothubowner", owner.primaryKey)
+            try await Application(router: router).test(.router) { client in
+                let added = try await R.call(client, .put, "/registry/policies/prometheus", body: #"{"rights":"Metrics"}"#, auth: ownerToken)
+                #expect(added.status == .ok)
+                #expect(added.json?["rights"]?.stringValue == "Metrics")
+                let key = try #require(added.json?["primaryKey"]?.stringValue)
+                R.expectAzureError(try await R.call(client, .get, "/devices", auth: token("prometheus", key)), .unauthorized, "IotHubUnauthorizedAccess")
+
+                let all = "RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect, Metrics"
+                let widened = try await R.call(client, .put, "/registry/policies/iothubowner", body: #"{"rights":"\#(all)"}"#, auth: ownerToken)
+                #expect(widened.status == .ok)
+                #expect(widened.json?["rights"]?.stringValue == all)
+                #expect(try await R.call(client, .get, "/registry/policies", auth: ownerToken).status == .ok)
+                // Still the last owner: it cannot lose an Azure right.
+                R.expectAzureError(
+                    try await R.call(client, .put, "/registry/policies/iothubowner", body: #"{"rights":"RegistryRead, Metrics"}"#, auth: ownerToken),
+                    .badRequest, "ArgumentInvalid")
+            }
+            store.close()
+        }
+    }
 }

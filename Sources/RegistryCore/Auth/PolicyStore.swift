@@ -80,9 +80,10 @@ public enum PolicyStore {
         else { throw PolicyError("a policy name has 1 to 64 letters, digits, '.', '_' or '-'") }
     }
 
-    /// Nobody may lock themselves out: some policy must keep every right.
+    /// Nobody may lock themselves out: some policy must keep Azure's four rights (an owner that
+    /// also has `Metrics` still counts).
     static func checkOwnerRemains(_ policies: [SharedAccessPolicy]) throws(PolicyError) {
-        guard policies.contains(where: { $0.rights == .all }) else {
+        guard policies.contains(where: { $0.rights.isSuperset(of: .all) }) else {
             throw PolicyError("at least one policy must keep all four rights (like iothubowner)")
         }
     }
