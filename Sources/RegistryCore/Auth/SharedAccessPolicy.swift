@@ -49,13 +49,21 @@ public struct SharedAccessPolicy: Sendable, Hashable {
     public var rights: AccessRights
     public var primaryKey: String
     public var secondaryKey: String
+    /// The policy generation of its last change (`PolicyStore.apply`); 0 for a policy stored
+    /// before versions existed, or never stored.
+    public var version: Int64
 
-    public init(name: String, rights: AccessRights, primaryKey: String, secondaryKey: String) {
+    public init(name: String, rights: AccessRights, primaryKey: String, secondaryKey: String, version: Int64 = 0) {
         self.name = name
         self.rights = rights
         self.primaryKey = primaryKey
         self.secondaryKey = secondaryKey
+        self.version = version
     }
+
+    /// What `If-Match` names to change exactly this state of the policy: its version, which
+    /// every change replaces with a higher one (never a key or anything derived from one).
+    public var etag: String { String(version) }
 
     /// Azure's five built-in policies with fresh random keys.
     public static func builtIn(random: inout some RandomNumberGenerator) -> [SharedAccessPolicy] {

@@ -218,6 +218,8 @@ public final class ServiceAuthenticator: Sendable {
     private struct State {
         var hostName: String
         var policies: [String: SharedAccessPolicy]
+        /// The generation of `policies` when they came from a policy change (0 otherwise).
+        var generation: Int64 = 0
         var verified: [Hash32: (policy: SharedAccessPolicy, expiry: Int64)] = [:]
     }
 
@@ -245,6 +247,19 @@ public final class ServiceAuthenticator: Sendable {
     public func setPolicies(_ policies: [SharedAccessPolicy]) {
         state.withLock {
             $0.policies = Self.byName(policies)
+            $0.verified.removeAll()
+        }
+    }
+
+    /// Installs the policies of a policy change unless a later change's are already installed:
+    /// two changes that commit one after the other can finish their requests in the other
+    /// order, and installing the older set last would bring back a rotated key or a removed
+    /// policy until the next change.
+    public func setPolicies(_ snapshot: PolicySnapshot) {
+        state.withLock {
+            guard snapshot.generation > $0.generation else { return }
+            $0.policies = Self.byName(snapshot.policies)
+            $0.generation = snapshot.generation
             $0.verified.removeAll()
         }
     }
