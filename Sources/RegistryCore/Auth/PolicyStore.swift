@@ -24,7 +24,12 @@ public enum PolicyStore {
     /// learns that the policy moved on instead of overwriting it.
     /// - Returns: the policy as stored (`nil` after a removal) and every policy as of that
     ///   transaction, with its generation.
-    public static func apply(_ change: PolicyChange, to name: String, ifMatch: ETagCondition = .absent, store: RegistryStore) async throws(PolicyError) -> PolicySnapshot {
+    public static func apply(
+        _ change: PolicyChange,
+        to name: String,
+        ifMatch: ETagCondition = .absent,
+        store: RegistryStore
+    ) async throws(PolicyError) -> PolicySnapshot {
         if case .setRights(let rights) = change {
             try checkName(name)
             guard !rights.isEmpty else { throw PolicyError("a policy needs at least one right") }
@@ -52,7 +57,8 @@ public enum PolicyStore {
                 case .setRights(let rights):
                     var policy =
                         index.map { policies[$0] }
-                        ?? SharedAccessPolicy(name: name, rights: rights, primaryKey: generateKey(random: &random), secondaryKey: generateKey(random: &random))
+                        ?? SharedAccessPolicy(
+                            name: name, rights: rights, primaryKey: generateKey(random: &random), secondaryKey: generateKey(random: &random))
                     policy.rights = rights
                     changed = policy
                 case .rotate(let secondary):
@@ -105,12 +111,16 @@ public enum PolicyStore {
 
     /// The last generation given out: the stored counter, or (for policies written before it
     /// existed) the highest version among the records.
-    static func currentGeneration<T: ReadableTransaction & ~Copyable>(_ txn: borrowing T, _ db: RegistryDatabases, _ policies: [SharedAccessPolicy]) throws -> Int64 {
+    static func currentGeneration<T: ReadableTransaction & ~Copyable>(
+        _ txn: borrowing T, _ db: RegistryDatabases, _ policies: [SharedAccessPolicy]
+    ) throws -> Int64 {
         let stored = try txn.get(db.meta, Array(MetaKey.policyGeneration.utf8)).flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
         return max(stored, policies.map(\.version).max() ?? 0)
     }
 
-    static func decodeAll<T: ReadableTransaction & ~Copyable>(_ txn: borrowing T, _ db: RegistryDatabases, _ sealer: KeySealer) throws -> [SharedAccessPolicy] {
+    static func decodeAll<T: ReadableTransaction & ~Copyable>(
+        _ txn: borrowing T, _ db: RegistryDatabases, _ sealer: KeySealer
+    ) throws -> [SharedAccessPolicy] {
         var policies: [SharedAccessPolicy] = []
         try txn.scan(db.policies) { _, value in
             let json = try JSONParser.parse(value)
@@ -132,7 +142,10 @@ public enum PolicyStore {
         return policies
     }
 
-    static func write(_ policy: SharedAccessPolicy, _ txn: borrowing WriteTransaction, _ db: RegistryDatabases, _ sealer: KeySealer, random: inout some RandomNumberGenerator) throws {
+    static func write(
+        _ policy: SharedAccessPolicy, _ txn: borrowing WriteTransaction, _ db: RegistryDatabases, _ sealer: KeySealer,
+        random: inout some RandomNumberGenerator
+    ) throws {
         let json = JSONValue.object([
             "name": .string(policy.name),
             "rights": .string(policy.rights.description),
