@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import RegistryCore
 
@@ -6,10 +7,15 @@ import RegistryCore
 /// request (the authenticator forgets every verified token).
 ///
 /// - `GET /registry/policies`: `[{"name","rights"}]` (no keys)
-/// - `GET /registry/policies/{name}`: the policy with its keys
+/// - `GET /registry/policies/{name}`: the policy with its keys and `etag` (also the `ETag` header)
 /// - `PUT /registry/policies/{name}` `{"rights":"RegistryRead, ServiceConnect"}`: add (fresh keys) or change rights
 /// - `POST /registry/policies/{name}/rotate` `{"key":"primary"|"secondary"}`: a new key, the other keeps working
 /// - `DELETE /registry/policies/{name}`: remove (the last all-rights policy cannot go)
+///
+/// Each change is computed in the writer's transaction from the policy as it is then, so a rights
+/// change never writes back a key that a rotation replaced. `If-Match` (an etag from a GET or an
+/// earlier change) makes a change conditional: 412 `PreconditionFailed` if the policy changed
+/// since, 404 if it does not exist.
 struct PolicyRoutes: Sendable {
     let store: RegistryStore
     let routes: RegistryRoutes
@@ -25,17 +31,16 @@ struct PolicyRoutes: Sendable {
             try context.require(.all)
             let name = try RegistryRoutes.pathId(context, "name")
             guard let policy = authenticator.policyList.first(where: { $0.name == name }) else { throw Self.notFound(name) }
-            return RegistryRoutes.json(Self.encode(policy))
+            return Self.answer(policy)
         }
         router.put("registry/policies/:name") { request, context in
             try context.require(.all)
             let name = try RegistryRoutes.pathId(context, "name")
             let body = try IdentityRequestDecoder.parse(try await routes.body(request))
             guard let text = try IdentityRequestDecoder.string(body, "rights"), let rights = AccessRights(description: text) else {
-                throw APIError.invalid("rights must list RegistryRead, RegistryWrite, ServiceConnect and/or DeviceConnect, comma-separated.")
+                throw APIError.invalid("rights must list RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect and/or Metrics, comma-separated.")
             }
-            let policy = try await run { () async throws(PolicyError) in try await PolicyStore.upsert(name: name, rights: rights, store: store) }
-            return RegistryRoutes.json(Self.encode(policy))
+            return try await run(.setRights(rights), name, request)
         }
         router.post("registry/policies/:name/rotate") { request, context in
             try context.require(.all)
@@ -43,28 +48,37 @@ struct PolicyRoutes: Sendable {
             let body = try IdentityRequestDecoder.parse(try await routes.body(request))
             let which = try IdentityRequestDecoder.string(body, "key")?.lowercased() ?? "primary"
             guard which == "primary" || which == "secondary" else { throw APIError.invalid("key must be primary or secondary.") }
-            let policy = try await run { () async throws(PolicyError) in try await PolicyStore.rotate(name: name, secondary: which == "secondary", store: store) }
-            return RegistryRoutes.json(Self.encode(policy))
+            return try await run(.rotate(secondary: which == "secondary"), name, request)
         }
-        router.delete("registry/policies/:name") { _, context in
+        router.delete("registry/policies/:name") { request, context in
             try context.require(.all)
             let name = try RegistryRoutes.pathId(context, "name")
-            _ = try await run { () async throws(PolicyError) in try await PolicyStore.remove(name: name, store: store) }
-            return Response(status: .noContent)
+            return try await run(.remove, name, request)
         }
     }
 
-    /// Applies a change, then hands the stored policies to the authenticator.
-    func run<T>(_ change: () async throws(PolicyError) -> T) async throws -> T {
-        let result: T
+    /// Applies a change through the store's one serialised path (conditional on `If-Match`),
+    /// then hands the policies as of that change to the authenticator (which keeps the newest
+    /// set when changes finish out of order).
+    func run(_ change: PolicyChange, _ name: String, _ request: Request) async throws -> Response {
+        let snapshot: PolicySnapshot
         do {
-            result = try await change()
+            snapshot = try await PolicyStore.apply(change, to: name, ifMatch: ETagCondition(header: request.headers[.ifMatch]), store: store)
         } catch {
             if error.notFound { throw APIError(status: .notFound, code: "PolicyNotFound", message: error.description) }
+            if error.preconditionFailed { throw APIError(status: .preconditionFailed, code: "PreconditionFailed", message: error.description) }
             throw APIError.invalid(error.description)
         }
-        authenticator.setPolicies(try PolicyStore.load(store.storage))
-        return result
+        authenticator.setPolicies(snapshot)
+        guard let policy = snapshot.policy else { return Response(status: .noContent) }
+        return Self.answer(policy)
+    }
+
+    /// The policy with its keys and etag (body and `ETag` header, quoted as HTTP has it).
+    static func answer(_ policy: SharedAccessPolicy) -> Response {
+        var response = RegistryRoutes.json(encode(policy))
+        response.headers[.eTag] = "\"\(policy.etag)\""
+        return response
     }
 
     static func notFound(_ name: String) -> APIError {
@@ -74,7 +88,7 @@ struct PolicyRoutes: Sendable {
     static func encode(_ policy: SharedAccessPolicy) -> JSONValue {
         .object([
             "name": .string(policy.name), "rights": .string(policy.rights.description),
-            "primaryKey": .string(policy.primaryKey), "secondaryKey": .string(policy.secondaryKey),
+            "primaryKey": .string(policy.primaryKey), "secondaryKey": .string(policy.secondaryKey), "etag": .string(policy.etag),
         ])
     }
 }

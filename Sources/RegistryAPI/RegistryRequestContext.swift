@@ -23,6 +23,12 @@ public struct RegistryRequestContext: RequestContext {
         guard let policy, policy.rights.allow(rights) else { throw APIError.unauthorized }
     }
 
+    /// Throws 401 unless the caller's policy allows at least one of `alternatives` (a route that
+    /// a narrow right opens, and a broader one too).
+    func requireAny(of alternatives: [AccessRights]) throws {
+        guard let policy, alternatives.contains(where: { policy.rights.allow($0) }) else { throw APIError.unauthorized }
+    }
+
     /// The actor recorded in events: the policy name.
     var actor: String { policy?.name ?? "anonymous" }
 }

@@ -44,7 +44,7 @@ struct PoliciesCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a policy (fresh keys) or change a policy's rights.")
         @OptionGroup var data: DataDirectoryOptions
         @Argument(help: "The policy name.") var name: String
-        @Option(help: "Comma-separated rights: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect.") var rights: String
+        @Option(help: "Comma-separated rights: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect, Metrics (only /metrics).") var rights: String
         func run() async throws {
             guard let parsed = AccessRights(description: rights) else { throw ValidationError("unknown right in '\(rights)'") }
             let store = try PoliciesCommand.open(data.dataDir)

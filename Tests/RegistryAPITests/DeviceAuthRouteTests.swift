@@ -82,4 +82,47 @@ struct DeviceAuthRouteTests {
             store.close()
         }
     }
+
+    /// The contract's §2.3 step 5 through the route: a gateway's DeviceConnect policy token logs
+    /// in sas devices and modules only; X.509 and `none` devices are refused.
+    @Test func gatewayTokensAdmitOnlySASDevices() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try makeStore(dir)
+            let router = buildRouter(store: store, authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies), now: { R.now })
+            try await Application(router: router).test(.router) { client in
+                #expect(try await R.call(client, .put, "/devices/dev1", body: "{}").status == .ok)
+                #expect(try await R.call(client, .put, "/devices/dev1/modules/m1", body: "{}").status == .ok)
+                let thumbprint = String(repeating: "AB", count: 20)
+                let selfSigned = #"{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"\#(thumbprint)"}}}"#
+                #expect(try await R.call(client, .put, "/devices/cam", body: selfSigned).status == .ok)
+                #expect(try await R.call(client, .put, "/devices/bare", body: #"{"authentication":{"type":"none"}}"#).status == .ok)
+                #expect(try await R.call(client, .put, "/devices/ca", body: #"{"authentication":{"type":"certificateAuthority"}}"#).status == .ok)
+
+                let device = R.policies.first { $0.name == "device" }!
+                func gateway(_ path: String = "devices", key: String = device.primaryKey) -> String {
+                    SharedAccessSignature.make(resource: "\(R.host)/\(path)", key: key, keyName: "device", expiry: R.now + 60)
+                }
+                func token(_ t: String, device: String, module: String? = nil) -> JSONValue {
+                    .object(["deviceId": .string(device), "moduleId": JSONValue(module), "token": .string(t)])
+                }
+                // Allowed by the contract: sas identities, hub-wide or own scope, either key.
+                let allowed: (HTTPResponse.Status, String?, String?) = (.ok, "allow", nil)
+                #expect(try await Self.check(client, token(gateway(), device: "dev1")) == allowed)
+                #expect(try await Self.check(client, token(gateway("devices/dev1", key: device.secondaryKey), device: "dev1")) == allowed)
+                #expect(try await Self.check(client, token(gateway(), device: "dev1", module: "m1")) == allowed)
+                let sasAnswer = try await R.call(
+                    client, .post, "/registry/auth/device", body: String(decoding: CanonicalJSON.encode(token(gateway(), device: "dev1")), as: UTF8.self), auth: R.token("device"))
+                #expect(sasAnswer.json?["authenticationType"]?.stringValue == "sas")
+                // Refused: a valid gateway token does not log in an X.509 or `none` device.
+                for deviceId in ["cam", "bare", "ca"] {
+                    #expect(try await Self.check(client, token(gateway(), device: deviceId)) == (.ok, "deny", "wrongCredentialType"), "\(deviceId)")
+                    #expect(try await Self.check(client, token(gateway("devices/\(deviceId)"), device: deviceId)) == (.ok, "deny", "wrongCredentialType"), "\(deviceId)")
+                }
+                // Those devices' own credentials still work.
+                #expect(try await Self.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(thumbprint)])).1 == "allow")
+                #expect(try await Self.check(client, .object(["deviceId": .string("ca"), "certificateAuthority": .bool(true)])).1 == "allow")
+            }
+            store.close()
+        }
+    }
 }

@@ -22,6 +22,7 @@ struct OperationsRoutesTests {
         configuration: RegistryAPIConfiguration,
         clock: ManualMonotonic = ManualMonotonic(),
         readiness: Readiness = Readiness(listening: true),
+        policies: [SharedAccessPolicy] = R.policies,
         _ body: @escaping @Sendable (any TestClientProtocol, RegistryStore) async throws -> Void
     ) async throws {
         try await withTemporaryDirectory { dir in
@@ -31,7 +32,7 @@ struct OperationsRoutesTests {
             let store = try RegistryStore(configuration: storeConfiguration, random: SeededRandom(seed: 1))
             let router = buildRouter(
                 store: store,
-                authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies),
+                authenticator: ServiceAuthenticator(hostName: R.host, policies: policies),
                 configuration: configuration,
                 readiness: readiness,
                 metrics: metrics,
@@ -132,6 +133,41 @@ struct OperationsRoutesTests {
             #expect((Self.metric(text, "registryd_lmdb_map_used_bytes") ?? 0) > 0)
             #expect((Self.metric(text, "registryd_writer_commit_seconds_count") ?? 0) >= 2)
             #expect(text.contains("# TYPE registryd_http_request_duration_seconds histogram"))
+        }
+    }
+
+    /// A policy with only the `Metrics` right, for Prometheus: it scrapes, and every other route
+    /// refuses it (RegistryRead, which /metrics also accepts, reads device keys).
+    @Test func aMetricsOnlyPolicyScrapesAndReadsNothingElse() async throws {
+        let rights = try #require(AccessRights(description: "Metrics"))
+        #expect(rights.description == "Metrics")
+        #expect(AccessRights(description: "registryRead, metrics") == [.registryRead, rights])
+        #expect(!rights.allow(.registryRead) && !AccessRights.all.allow(rights), "Metrics implies nothing and is implied by nothing")
+        let prometheus = SharedAccessPolicy(
+            name: "prometheus", rights: rights,
+            primaryKey: Data(repeating: 3, count: 32).base64EncodedString(), secondaryKey: Data(repeating: 4, count: 32).base64EncodedString())
+        let scrape = SharedAccessSignature.make(resource: R.host, key: prometheus.primaryKey, keyName: prometheus.name, expiry: R.now + 3600)
+        for open in [false, true] {
+            try await Self.withAPI(configuration: RegistryAPIConfiguration(metricsOpen: open), policies: R.policies + [prometheus]) { client, _ in
+                _ = try await R.call(client, .put, "/devices/d1", body: "{}")
+                let scraped = try await R.call(client, .get, "/metrics", auth: scrape)
+                #expect(scraped.status == .ok)
+                let text = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: scrape]) { String(buffer: $0.body) }
+                #expect(Self.metric(text, #"registryd_identities{kind="device",status="enabled"}"#) == 1)
+                // Without a credential only when opened; RegistryRead keeps working (existing scrapers).
+                #expect(try await R.call(client, .get, "/metrics", auth: nil).status == (open ? .ok : .unauthorized))
+                #expect(try await R.call(client, .get, "/metrics", auth: R.token("registryRead")).status == .ok)
+                // Nothing else answers the metrics token, opened or not.
+                for (method, uri, body) in [
+                    (HTTPRequest.Method.get, "/devices", nil), (.get, "/devices/d1", nil), (.get, "/devices/d1/modules", nil),
+                    (.get, "/twins/d1", nil), (.get, "/statistics/devices", nil), (.get, "/statistics/service", nil),
+                    (.get, "/registry/policies", nil), (.get, "/registry/devices/d1/history", nil),
+                    (.post, "/devices/query", #"{"query":"SELECT * FROM devices"}"#), (.put, "/devices/d2", "{}"), (.delete, "/devices/d1", nil),
+                    (.post, "/registry/auth/device", #"{"deviceId":"d1","certificateAuthority":true}"#),
+                ] as [(HTTPRequest.Method, String, String?)] {
+                    R.expectAzureError(try await R.call(client, method, uri, body: body, auth: scrape), .unauthorized, "IotHubUnauthorizedAccess")
+                }
+            }
         }
     }
 

@@ -4,8 +4,10 @@ import NIOCore
 import RegistryCore
 import RegistryDelivery
 
-/// `GET /metrics`: Prometheus text format. Needs RegistryRead unless the operator opened it
-/// (`metrics.open` in the configuration file, for a local Prometheus without tokens).
+/// `GET /metrics`: Prometheus text format. Needs the `Metrics` right (a policy that can read
+/// nothing else, for Prometheus) or RegistryRead (what it needed before `Metrics` existed, kept so
+/// existing scrape configurations keep working), unless the operator opened it (`metrics.open` in
+/// the configuration file, for a local Prometheus without tokens).
 struct MetricsRoute: Sendable {
     let store: RegistryStore
     let delivery: DeliveryService?
@@ -14,7 +16,7 @@ struct MetricsRoute: Sendable {
 
     func register(on router: Router<RegistryRequestContext>) {
         router.get("metrics") { _, context in
-            if !open { try context.require(.registryRead) }
+            if !open { try context.requireAny(of: [.metrics, .registryRead]) }
             let text = metrics.scrape(store: store, delivery: delivery)
             return Response(
                 status: .ok,

@@ -86,7 +86,12 @@ public struct DeviceAuthenticator: Sendable {
                 guard !scope.isEmpty, scope.count <= identityPath.count, Array(identityPath.prefix(scope.count)) == scope else { return .deny(.wrongScope) }
                 let primary = token.isSigned(with: policy.primaryKey)
                 let secondary = token.isSigned(with: policy.secondaryKey)
-                return primary || secondary ? .allow(record.type) : .deny(.badSignature)
+                guard primary || secondary else { return .deny(.badSignature) }
+                // The contract's step 5 (spec §2.3) holds for policy tokens too: a token admits
+                // only `sas` identities. An X.509 or `none` device authenticates with its
+                // certificate or not at all, so a gateway holding DeviceConnect must not be able
+                // to log one in with a token. Checked after the signature, in the contract's order.
+                return record.type == .sas ? .allow(.sas) : .deny(.wrongCredentialType)
             }
             // A device-key token names exactly this identity and is signed with its own key.
             guard scope == identityPath else { return .deny(.wrongScope) }

@@ -1,76 +1,159 @@
 import LMDB
 
-/// Shared access policies in the `policies` database: `name → {"name","rights","primaryKey","secondaryKey"}`
-/// with both keys sealed under the data key (the database file is owner-only too).
+/// Shared access policies in the `policies` database: `name → {"name","rights","primaryKey",
+/// "secondaryKey","version"}` with both keys sealed under the data key (the database file is
+/// owner-only too).
+///
+/// Every change goes through `apply`, which reads the record and writes the change in one
+/// transaction on the store's single writer: two changes of the same policy are applied one after
+/// the other, each to the record the one before it left. Reading outside the writer and writing
+/// the whole record back (as changes once did) let a rights update that read before a rotation
+/// write the old key back after it.
 public enum PolicyStore {
     static func context(_ name: String, _ slot: String) -> String { "policy/\(name)/\(slot)" }
 
     /// Loads every policy, keys opened.
     public static func load(_ storage: RegistryStorage) throws -> [SharedAccessPolicy] {
         guard let sealer = storage.sealer else { throw StoreError("the data key is needed to read policies") }
-        return try storage.read { txn, db in
-            var policies: [SharedAccessPolicy] = []
-            try txn.scan(db.policies) { _, value in
-                let json = try JSONParser.parse(value)
-                guard let name = json["name"]?.stringValue, let rights = json["rights"]?.stringValue.flatMap(AccessRights.init(description:)),
-                    let primary = json["primaryKey"]?.stringValue, let secondary = json["secondaryKey"]?.stringValue
-                else { throw StoreError("a stored policy is malformed") }
-                policies.append(
-                    SharedAccessPolicy(
-                        name: name,
-                        rights: rights,
-                        primaryKey: try sealer.open(primary, context: context(name, "primaryKey")),
-                        secondaryKey: try sealer.open(secondary, context: context(name, "secondaryKey"))
-                    )
-                )
-                return true
+        return try storage.read { txn, db in try decodeAll(txn, db, sealer) }
+    }
+
+    /// Applies `change` to the policy `name` inside one writer transaction, against the record as
+    /// it is then. With `ifMatch` `.exact(etag)` the change is refused (`preconditionFailed`)
+    /// unless the policy's etag is still that one: a caller that decided from an earlier read
+    /// learns that the policy moved on instead of overwriting it.
+    /// - Returns: the policy as stored (`nil` after a removal) and every policy as of that
+    ///   transaction, with its generation.
+    public static func apply(
+        _ change: PolicyChange,
+        to name: String,
+        ifMatch: ETagCondition = .absent,
+        store: RegistryStore
+    ) async throws(PolicyError) -> PolicySnapshot {
+        if case .setRights(let rights) = change {
+            try checkName(name)
+            guard !rights.isEmpty else { throw PolicyError("a policy needs at least one right") }
+        }
+        guard let sealer = store.storage.sealer else { throw PolicyError("the data key is needed to write policies") }
+        do {
+            // The closure may run again (map resize): it reads everything it decides from `txn`.
+            return try await store.perform { txn, db in
+                var policies = try decodeAll(txn, db, sealer)
+                let index = policies.firstIndex { $0.name == name }
+                switch ifMatch {
+                case .absent: break
+                case .any:
+                    guard index != nil else { throw PolicyError.notFound(name) }
+                case .exact(let tag):
+                    guard let index else { throw PolicyError.notFound(name) }
+                    guard policies[index].etag == tag else {
+                        throw PolicyError("the policy '\(name)' changed since its etag was read", preconditionFailed: true)
+                    }
+                }
+                let generation = try currentGeneration(txn, db, policies) + 1
+                var random = BufferedSystemRandom()
+                var changed: SharedAccessPolicy?
+                switch change {
+                case .setRights(let rights):
+                    var policy =
+                        index.map { policies[$0] }
+                        ?? SharedAccessPolicy(
+                            name: name, rights: rights, primaryKey: generateKey(random: &random), secondaryKey: generateKey(random: &random))
+                    policy.rights = rights
+                    changed = policy
+                case .rotate(let secondary):
+                    guard let index else { throw PolicyError.notFound(name) }
+                    var policy = policies[index]
+                    if secondary { policy.secondaryKey = generateKey(random: &random) } else { policy.primaryKey = generateKey(random: &random) }
+                    changed = policy
+                case .remove:
+                    guard index != nil else { throw PolicyError.notFound(name) }
+                }
+                changed?.version = generation
+                policies.removeAll { $0.name == name }
+                if let changed { policies.append(changed) }
+                try checkOwnerRemains(policies)
+                if let changed {
+                    try write(changed, txn, db, sealer, random: &random)
+                } else {
+                    _ = try txn.delete(db.policies, Array(name.utf8))
+                }
+                try txn.put(db.meta, Array(MetaKey.policyGeneration.utf8), Array(String(generation).utf8))
+                return PolicySnapshot(policy: changed, policies: policies, generation: generation)
             }
-            return policies
+        } catch let error as PolicyError {
+            throw error
+        } catch {
+            throw PolicyError("\(error)")
         }
     }
 
     /// Adds a policy or changes an existing one's rights (its keys stay; a new one gets fresh keys).
     /// Returns the policy as stored.
     public static func upsert(name: String, rights: AccessRights, store: RegistryStore) async throws(PolicyError) -> SharedAccessPolicy {
-        try checkName(name)
-        guard !rights.isEmpty else { throw PolicyError("a policy needs at least one right") }
-        let existing = try current(store)
-        var random = BufferedSystemRandom()
-        var policy = existing.first { $0.name == name }
-            ?? SharedAccessPolicy(name: name, rights: rights, primaryKey: generateKey(random: &random), secondaryKey: generateKey(random: &random))
-        policy.rights = rights
-        try checkOwnerRemains(existing.filter { $0.name != name } + [policy])
-        try await save([policy], store: store)
-        return policy
+        try await changed(apply(.setRights(rights), to: name, store: store))
     }
 
     /// Gives a policy a new primary or secondary key (the other one keeps working, so clients
     /// can move over without a gap).
     public static func rotate(name: String, secondary: Bool, store: RegistryStore) async throws(PolicyError) -> SharedAccessPolicy {
-        guard var policy = try current(store).first(where: { $0.name == name }) else { throw PolicyError("no policy named '\(name)'", notFound: true) }
-        var random = BufferedSystemRandom()
-        if secondary { policy.secondaryKey = generateKey(random: &random) } else { policy.primaryKey = generateKey(random: &random) }
-        try await save([policy], store: store)
-        return policy
+        try await changed(apply(.rotate(secondary: secondary), to: name, store: store))
     }
 
     public static func remove(name: String, store: RegistryStore) async throws(PolicyError) {
-        let existing = try current(store)
-        guard existing.contains(where: { $0.name == name }) else { throw PolicyError("no policy named '\(name)'", notFound: true) }
-        try checkOwnerRemains(existing.filter { $0.name != name })
-        do {
-            _ = try await store.perform { txn, db in try txn.delete(db.policies, Array(name.utf8)) }
-        } catch {
-            throw PolicyError("\(error)")
-        }
+        _ = try await apply(.remove, to: name, store: store)
     }
 
-    static func current(_ store: RegistryStore) throws(PolicyError) -> [SharedAccessPolicy] {
-        do {
-            return try load(store.storage)
-        } catch {
-            throw PolicyError("\(error)")
+    static func changed(_ snapshot: PolicySnapshot) throws(PolicyError) -> SharedAccessPolicy {
+        guard let policy = snapshot.policy else { throw PolicyError("the change stored no policy") }
+        return policy
+    }
+
+    /// The last generation given out: the stored counter, or (for policies written before it
+    /// existed) the highest version among the records.
+    static func currentGeneration<T: ReadableTransaction & ~Copyable>(
+        _ txn: borrowing T, _ db: RegistryDatabases, _ policies: [SharedAccessPolicy]
+    ) throws -> Int64 {
+        let stored = try txn.get(db.meta, Array(MetaKey.policyGeneration.utf8)).flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
+        return max(stored, policies.map(\.version).max() ?? 0)
+    }
+
+    static func decodeAll<T: ReadableTransaction & ~Copyable>(
+        _ txn: borrowing T, _ db: RegistryDatabases, _ sealer: KeySealer
+    ) throws -> [SharedAccessPolicy] {
+        var policies: [SharedAccessPolicy] = []
+        try txn.scan(db.policies) { _, value in
+            let json = try JSONParser.parse(value)
+            guard let name = json["name"]?.stringValue, let rights = json["rights"]?.stringValue.flatMap(AccessRights.init(description:)),
+                let primary = json["primaryKey"]?.stringValue, let secondary = json["secondaryKey"]?.stringValue
+            else { throw StoreError("a stored policy is malformed") }
+            policies.append(
+                SharedAccessPolicy(
+                    name: name,
+                    rights: rights,
+                    primaryKey: try sealer.open(primary, context: context(name, "primaryKey")),
+                    secondaryKey: try sealer.open(secondary, context: context(name, "secondaryKey")),
+                    // Records from before versions: 0 until their first change.
+                    version: json["version"]?.intValue ?? 0
+                )
+            )
+            return true
         }
+        return policies
+    }
+
+    static func write(
+        _ policy: SharedAccessPolicy, _ txn: borrowing WriteTransaction, _ db: RegistryDatabases, _ sealer: KeySealer,
+        random: inout some RandomNumberGenerator
+    ) throws {
+        let json = JSONValue.object([
+            "name": .string(policy.name),
+            "rights": .string(policy.rights.description),
+            "primaryKey": .string(sealer.seal(policy.primaryKey, context: context(policy.name, "primaryKey"), random: &random)),
+            "secondaryKey": .string(sealer.seal(policy.secondaryKey, context: context(policy.name, "secondaryKey"), random: &random)),
+            "version": .int(policy.version),
+        ])
+        try txn.put(db.policies, Array(policy.name.utf8), CanonicalJSON.encode(json))
     }
 
     /// 1 to 64 characters: letters, digits, `.`, `_`, `-` (it appears in `skn`).
@@ -80,41 +163,29 @@ public enum PolicyStore {
         else { throw PolicyError("a policy name has 1 to 64 letters, digits, '.', '_' or '-'") }
     }
 
-    /// Nobody may lock themselves out: some policy must keep every right.
+    /// Nobody may lock themselves out: some policy must keep Azure's four rights (an owner that
+    /// also has `Metrics` still counts).
     static func checkOwnerRemains(_ policies: [SharedAccessPolicy]) throws(PolicyError) {
-        guard policies.contains(where: { $0.rights == .all }) else {
+        guard policies.contains(where: { $0.rights.isSuperset(of: .all) }) else {
             throw PolicyError("at least one policy must keep all four rights (like iothubowner)")
         }
     }
 
-    static func save(_ policies: [SharedAccessPolicy], store: RegistryStore) async throws(PolicyError) {
-        guard let sealer = store.storage.sealer else { throw PolicyError("the data key is needed to write policies") }
-        var random = BufferedSystemRandom()
-        let records: [([UInt8], [UInt8])] = policies.map { policy in
-            let json = JSONValue.object([
-                "name": .string(policy.name),
-                "rights": .string(policy.rights.description),
-                "primaryKey": .string(sealer.seal(policy.primaryKey, context: context(policy.name, "primaryKey"), random: &random)),
-                "secondaryKey": .string(sealer.seal(policy.secondaryKey, context: context(policy.name, "secondaryKey"), random: &random)),
-            ])
-            return (Array(policy.name.utf8), CanonicalJSON.encode(json))
-        }
-        do {
-            try await store.perform { txn, db in
-                for (key, value) in records { try txn.put(db.policies, key, value) }
-            }
-        } catch {
-            throw PolicyError("\(error)")
-        }
-    }
-
     /// Creates Azure's five built-in policies with random keys if the registry has no policy yet
-    /// (first start). Returns the policies now stored.
+    /// (first start), in one writer transaction that checks for policies itself. Returns the
+    /// policies now stored.
     public static func ensureBuiltIn(_ store: RegistryStore) async throws -> [SharedAccessPolicy] {
-        let existing = try load(store.storage)
-        if !existing.isEmpty { return existing }
-        var random = BufferedSystemRandom()
-        try await save(SharedAccessPolicy.builtIn(random: &random), store: store)
+        guard let sealer = store.storage.sealer else { throw StoreError("the data key is needed to write policies") }
+        try await store.perform { txn, db in
+            guard try decodeAll(txn, db, sealer).isEmpty else { return }
+            let generation = try currentGeneration(txn, db, []) + 1
+            var random = BufferedSystemRandom()
+            for var policy in SharedAccessPolicy.builtIn(random: &random) {
+                policy.version = generation
+                try write(policy, txn, db, sealer, random: &random)
+            }
+            try txn.put(db.meta, Array(MetaKey.policyGeneration.utf8), Array(String(generation).utf8))
+        }
         return try load(store.storage)
     }
 }
@@ -123,10 +194,15 @@ public enum PolicyStore {
 public struct PolicyError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public var notFound: Bool
-    public init(_ description: String, notFound: Bool = false) {
+    /// The policy's etag is no longer the one the change was made against (HTTP 412).
+    public var preconditionFailed: Bool
+    public init(_ description: String, notFound: Bool = false, preconditionFailed: Bool = false) {
         self.description = description
         self.notFound = notFound
+        self.preconditionFailed = preconditionFailed
     }
+
+    static func notFound(_ name: String) -> PolicyError { PolicyError("no policy named '\(name)'", notFound: true) }
 }
 
 extension RegistryStorage {
@@ -148,4 +224,8 @@ extension MetaKey {
     public static let hubName = "hubName"
     /// The host name `serve` last ran with: what SAS tokens must name.
     public static let hostName = "hostName"
+    /// The last policy generation given out (decimal text): every policy change takes the next
+    /// one as the changed policy's version, so an etag is never reused, even by a policy
+    /// removed and added again.
+    public static let policyGeneration = "policies.generation"
 }

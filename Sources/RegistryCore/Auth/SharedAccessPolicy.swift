@@ -1,6 +1,7 @@
 import Foundation
 
-/// Rights a shared access policy grants (Azure's `AccessRights`; RegistryWrite implies RegistryRead).
+/// Rights a shared access policy grants (Azure's `AccessRights`; RegistryWrite implies RegistryRead),
+/// plus one of ours: `Metrics`.
 public struct AccessRights: OptionSet, Sendable, Hashable {
     public let rawValue: Int
     public init(rawValue: Int) { self.rawValue = rawValue }
@@ -9,6 +10,12 @@ public struct AccessRights: OptionSet, Sendable, Hashable {
     public static let registryWrite = AccessRights(rawValue: 2)
     public static let serviceConnect = AccessRights(rawValue: 4)
     public static let deviceConnect = AccessRights(rawValue: 8)
+    /// Ours, not Azure's: reading `/metrics` and nothing else. RegistryRead also reads every
+    /// device key, so a scraper that held it would be a key reader; this right lets Prometheus
+    /// hold a token that can read only counters.
+    public static let metrics = AccessRights(rawValue: 16)
+    /// Azure's four rights (`iothubowner`). `metrics` is not among them: it is implied by
+    /// nothing and adds nothing to an owner, and existing owner policies stay "all rights".
     public static let all: AccessRights = [.registryRead, .registryWrite, .serviceConnect, .deviceConnect]
 
     /// Whether these rights allow an operation needing `needed` (write implies read).
@@ -20,6 +27,7 @@ public struct AccessRights: OptionSet, Sendable, Hashable {
 
     static let names: [(AccessRights, String)] = [
         (.registryRead, "RegistryRead"), (.registryWrite, "RegistryWrite"), (.serviceConnect, "ServiceConnect"), (.deviceConnect, "DeviceConnect"),
+        (.metrics, "Metrics"),
     ]
 
     /// ARM's spelling: `"RegistryRead, RegistryWrite"`.
@@ -41,13 +49,21 @@ public struct SharedAccessPolicy: Sendable, Hashable {
     public var rights: AccessRights
     public var primaryKey: String
     public var secondaryKey: String
+    /// The policy generation of its last change (`PolicyStore.apply`); 0 for a policy stored
+    /// before versions existed, or never stored.
+    public var version: Int64
 
-    public init(name: String, rights: AccessRights, primaryKey: String, secondaryKey: String) {
+    public init(name: String, rights: AccessRights, primaryKey: String, secondaryKey: String, version: Int64 = 0) {
         self.name = name
         self.rights = rights
         self.primaryKey = primaryKey
         self.secondaryKey = secondaryKey
+        self.version = version
     }
+
+    /// What `If-Match` names to change exactly this state of the policy: its version, which
+    /// every change replaces with a higher one (never a key or anything derived from one).
+    public var etag: String { String(version) }
 
     /// Azure's five built-in policies with fresh random keys.
     public static func builtIn(random: inout some RandomNumberGenerator) -> [SharedAccessPolicy] {

@@ -218,6 +218,8 @@ public final class ServiceAuthenticator: Sendable {
     private struct State {
         var hostName: String
         var policies: [String: SharedAccessPolicy]
+        /// The generation of `policies` when they came from a policy change (0 otherwise).
+        var generation: Int64 = 0
         var verified: [Hash32: (policy: SharedAccessPolicy, expiry: Int64)] = [:]
     }
 
@@ -240,11 +242,17 @@ public final class ServiceAuthenticator: Sendable {
     /// One policy by name, as it stands now (no copy of the whole set: device checks ask per request).
     public func policy(named name: String) -> SharedAccessPolicy? { state.withLock { $0.policies[name] } }
 
-    /// Replaces the policies (after an add, remove or key rotation), forgetting every verified
-    /// token: a removed policy or a rotated key stops working on the next request.
-    public func setPolicies(_ policies: [SharedAccessPolicy]) {
+    /// Installs the policies as of a policy change (an add, remove, rights change or key
+    /// rotation), forgetting every verified token: a removed policy or a rotated key stops
+    /// working on the next request. A set older than the one installed is ignored: two changes
+    /// that commit one after the other can finish their requests in the other order, and
+    /// installing the older set last would bring back a rotated key or a removed policy until
+    /// the next change.
+    public func setPolicies(_ snapshot: PolicySnapshot) {
         state.withLock {
-            $0.policies = Self.byName(policies)
+            guard snapshot.generation > $0.generation else { return }
+            $0.policies = Self.byName(snapshot.policies)
+            $0.generation = snapshot.generation
             $0.verified.removeAll()
         }
     }
