@@ -52,7 +52,8 @@ import Testing
             let watch = try DirectoryWatch(target.path)
             _ = try withUmask(0) { try Replayer.materialize(source: source, until: .sequence(1), into: target) }
             try Self.expectCreatedPrivate("data.key", in: target.path, events: watch.events())
-            #expect(try Data(contentsOf: URL(fileURLWithPath: target.dataKeyPath)) == Data(contentsOf: URL(fileURLWithPath: dir + "/live/data.key")))
+            let original = try Data(contentsOf: URL(fileURLWithPath: dir + "/live/data.key"))
+            #expect(try Data(contentsOf: URL(fileURLWithPath: target.dataKeyPath)) == original)
         }
     }
 }

@@ -82,7 +82,8 @@ extension DeliveryServiceTests {
         try await withTemporaryDirectory { dir in
             let store = try makeStore(dir)
             try await receivers.run { port in
-                let service = DeliveryService(store: store, hubName: "h", configuration: try Self.configuration(port: port), logger: Logger(label: "t"))
+                let configuration = try Self.configuration(port: port)
+                let service = DeliveryService(store: store, hubName: "h", configuration: configuration, logger: Logger(label: "t"))
                 try await service.prepareCursors()
                 let running = Task { try await service.run() }
                 defer { running.cancel() }
