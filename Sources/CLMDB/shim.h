@@ -22,4 +22,35 @@ static inline void registryd_keep_freed_memory(int trim_threshold, int top_pad) 
 #else
 static inline void registryd_keep_freed_memory(int trim_threshold, int top_pad) { (void)trim_threshold; (void)top_pad; }
 #endif
+/* The kernel's CSPRNG, read in bulk (see LMDB.SystemEntropy). getrandom(2) is declared here
+   because sys/random.h is not part of Swift's Glibc module. For the urandom source a request
+   returns in full unless a signal interrupts it (possible above 256 bytes), hence the loop.
+   Returns 0, or the errno of the failure. */
+#if defined(__linux__)
+#include <errno.h>
+#include <sys/types.h>
+extern ssize_t getrandom(void *buffer, size_t length, unsigned int flags);
+static inline int registryd_kernel_random(void *buffer, size_t length) {
+    unsigned char *next = (unsigned char *)buffer;
+    while (length > 0) {
+        ssize_t n = getrandom(next, length, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        next += n;
+        length -= (size_t)n;
+    }
+    return 0;
+}
+#elif defined(__APPLE__)
+#include <stdlib.h>
+static inline int registryd_kernel_random(void *buffer, size_t length) {
+    arc4random_buf(buffer, length);
+    return 0;
+}
+#else
+#include <errno.h>
+static inline int registryd_kernel_random(void *buffer, size_t length) { (void)buffer; (void)length; return ENOSYS; }
+#endif
 #endif

@@ -11,6 +11,11 @@ import Musl
 /// rotated by size (`path.1` is the newest old file, up to `path.<maxFiles>`).
 ///
 /// Writes and fsyncs run on the sink's own serial queue, never on the cooperative pool.
+///
+/// A batch that fails halfway (a full disk, an I/O error) is cut back off the file before the
+/// failure is reported, and a file found ending in a partial line when the sink opens it (a
+/// crash mid-write, or a cut that failed) loses that partial line: the retried batch always
+/// starts on a fresh line, so a reader never sees a torn JSON line glued to a whole one.
 public final class FileSink: Sink, @unchecked Sendable {
     // Why unchecked: `descriptor` and `size` are touched only on `queue`.
     public let path: String
@@ -42,9 +47,11 @@ public final class FileSink: Sink, @unchecked Sendable {
     }
 
     private func write(_ bytes: [UInt8]) -> DeliveryOutcome {
+        var sizeBefore: Int?
         do {
             if descriptor >= 0, size > 0, size + bytes.count > maxFileBytes { try rotate() }
             if descriptor < 0 { try open() }
+            sizeBefore = size
             var offset = 0
             while offset < bytes.count {
                 let n = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, bytes.count - offset) }
@@ -58,22 +65,61 @@ public final class FileSink: Sink, @unchecked Sendable {
             size += bytes.count
             return .delivered
         } catch {
+            if descriptor >= 0 {
+                // Best effort: if this cut fails too, `open` drops the partial line instead.
+                if let sizeBefore { try? Self.cut(descriptor, to: sizeBefore, path: path) }
+                close(descriptor)
+            }
             // Reopen next time: the file may have been moved or the disk may recover.
-            if descriptor >= 0 { close(descriptor) }
             descriptor = -1
             return .failed("\(error)")
         }
     }
 
+    /// Truncates the file back to `length`: what it held before a batch that failed. The
+    /// descriptor appends (`O_APPEND`), so the next write lands at the new end.
+    static func cut(_ descriptor: Int32, to length: Int, path: String) throws {
+        guard ftruncate(descriptor, off_t(length)) == 0 else { throw SinkError("truncate \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// The length of the file's whole lines: up to and including its last newline (0 if it has
+    /// none). Reads backwards from the end, a block at a time; a torn line is at most one
+    /// message long.
+    static func lengthOfWholeLines(_ descriptor: Int32, size: Int, path: String) throws -> Int {
+        var end = size
+        var block = [UInt8](repeating: 0, count: 4096)
+        while end > 0 {
+            let start = max(0, end - block.count)
+            let count = end - start
+            let n = pread(descriptor, &block, count, off_t(start))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SinkError("read \(path): \(String(cString: strerror(errno)))")
+            }
+            guard n == count else { throw SinkError("read \(path): the file shrank while it was opened") }
+            if let newline = block[0..<count].lastIndex(of: 10) { return start + newline + 1 }
+            end = start
+        }
+        return 0
+    }
+
     private func open() throws {
         let directory = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        // Read as well as write: `lengthOfWholeLines` looks at the file's end.
+        let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SinkError("open \(path): \(String(cString: strerror(errno)))") }
-        var st = stat()
-        fstat(fd, &st)
-        descriptor = fd
-        size = Int(st.st_size)
+        do {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw SinkError("stat \(path): \(String(cString: strerror(errno)))") }
+            let whole = try Self.lengthOfWholeLines(fd, size: Int(st.st_size), path: path)
+            if whole < Int(st.st_size) { try Self.cut(fd, to: whole, path: path) }
+            descriptor = fd
+            size = whole
+        } catch {
+            close(fd)
+            throw error
+        }
     }
 
     private func rotate() throws {

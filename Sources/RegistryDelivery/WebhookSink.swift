@@ -9,6 +9,10 @@ import NIOSSL
 /// `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of
 /// "id.timestamp.body">`, so off-the-shelf verifiers accept it. 2xx is success, 410 means gone,
 /// anything else (or a timeout or refused connection) is a failure to retry.
+///
+/// Redirects are never followed: a 3xx is a failed delivery like any other non-2xx. Following
+/// one would send the signed message (and its signature) to an address the operator never
+/// configured, chosen by whoever controls the receiver's answers.
 public final class WebhookSink: Sink {
     let url: String
     let secret: [UInt8]
@@ -30,6 +34,8 @@ public final class WebhookSink: Sink {
             configuration.tlsConfiguration = tls
         }
         configuration.timeout = .init(connect: .milliseconds(Int64(timeoutMs)), read: .milliseconds(Int64(timeoutMs)))
+        // AsyncHTTPClient follows up to five redirects by default; see the type's comment.
+        configuration.redirectConfiguration = .disallow
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -66,6 +72,7 @@ public final class WebhookSink: Sink {
             switch response.status.code {
             case 200..<300: return .delivered
             case 410: return .gone("the receiver answered 410 Gone")
+            case 300..<400: return .failed("the receiver answered \(response.status.code), a redirect (not followed)")
             default: return .failed("the receiver answered \(response.status.code)")
             }
         } catch {

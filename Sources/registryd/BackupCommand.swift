@@ -53,11 +53,9 @@ struct BackupCommand: ParsableCommand {
         print("backed up \(data.dataDir) to \(to): events 1...\(head.seq) (\(copied.joined(separator: ", ")))")
     }
 
-    /// Copies a file owner-only from the start (no window where a key is readable by others).
+    /// Copies a file owner-only from the first byte (no window where a key is readable by
+    /// others), fsync'd, and never over an existing file.
     func copyPrivate(_ source: String, to destination: String) throws {
-        let contents = try Data(contentsOf: URL(fileURLWithPath: source))
-        guard FileManager.default.createFile(atPath: destination, contents: contents, attributes: [.posixPermissions: 0o600]) else {
-            throw ValidationError("cannot write \(destination)")
-        }
+        try PrivateFile.copy(from: source, to: destination, existing: .refuse)
     }
 }

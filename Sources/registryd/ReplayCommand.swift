@@ -25,7 +25,7 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Replay up to this sequence number, or this ISO-8601 time.")
     var until: String?
 
-    @Option(help: "With --until: a JSON Lines file of ExportImportDevice ('-' for stdout), or, with --format dir, a new data directory.")
+    @Option(help: "With --until: a new JSON Lines file of ExportImportDevice ('-' for stdout), or, with --format dir, a new data directory.")
     var out: String?
 
     @Option(help: "jsonl (default) or dir.")
@@ -75,10 +75,8 @@ struct ReplayCommand: ParsableCommand {
         if out == "-" {
             handle = FileHandle.standardOutput
         } else {
-            guard FileManager.default.createFile(atPath: out!, contents: nil, attributes: [.posixPermissions: 0o600]), let h = FileHandle(forWritingAtPath: out!) else {
-                throw ValidationError("cannot write \(out!)")
-            }
-            handle = h
+            // The lines carry every device's keys: owner-only from the first byte (`PrivateFile`).
+            handle = try PrivateFile.create(out!)
         }
         var count = 0
         try rebuilt.forEachIdentity(openKeys: FileManager.default.fileExists(atPath: target.dataKeyPath)) { document, _ in

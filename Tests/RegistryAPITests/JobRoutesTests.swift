@@ -87,6 +87,27 @@ import Testing
         }
     }
 
+    /// Item 8 of the hardening issue: an export that carries keys is owner-only from its first
+    /// byte (its temporary file is never chmod'ed after it appeared, nor the finished file).
+    #if os(Linux)
+    @Test func anExportWithKeysIsOwnerOnlyFromItsFirstByte() async throws {
+        try await Self.withJobs { client, _, _, root in
+            _ = try await R.call(client, .put, "/devices/k", body: "{}")
+            let watch = try DirectoryWatch(root + "/out")
+            let body: JSONValue = .object([
+                "type": .string("export"), "outputBlobContainerUri": .string("file://\(root)/out"), "excludeKeysInExport": .bool(false),
+            ])
+            let created = try await Self.create(client, body)
+            let done = try await Self.finished(client, try #require(created.json?["jobId"]?.stringValue))
+            #expect(done["status"] == .string("completed"), "\(done)")
+            let events = watch.events().filter { $0.name.hasPrefix("devices.txt") }
+            #expect(!events.isEmpty)
+            #expect(events.filter(\.isAttributeChange).isEmpty, "the export was chmod'ed after it appeared: \(events)")
+            #expect(try FileManager.default.attributesOfItem(atPath: root + "/out/devices.txt")[.posixPermissions] as? Int == 0o600)
+        }
+    }
+    #endif
+
     @Test func oneActiveJobAtATimeAndCancel() async throws {
         try await Self.withJobs(importBatch: 1) { client, _, _, root in
             let lines = (0..<20_000).map { "{\"id\":\"c\($0)\",\"importMode\":\"create\"}" }.joined(separator: "\n")

@@ -58,6 +58,32 @@ private func exportLines(_ storage: RegistryStorage) throws -> [String] {
         }
     }
 
+    /// Item 8 of the hardening issue: the replayed lines carry every device's keys, so the file
+    /// is owner-only from its first byte under the most permissive umask (which the command
+    /// inherits), and an existing file is refused rather than written into.
+    #if os(Linux)
+    @Test func replayOutputIsOwnerOnlyFromItsFirstByte() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try makeStore(dir + "/data")
+            _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "d")), actor: "t", requestId: "1")
+            store.close()
+            try FileManager.default.createDirectory(atPath: dir + "/out", withIntermediateDirectories: true)
+            let watch = try DirectoryWatch(dir + "/out")
+            let out = dir + "/out/keys.jsonl"
+            let result = try withUmask(0) { try runRegistryd(["replay", "--data-dir", dir + "/data", "--until", "1", "--out", out]) }
+            #expect(result.status == 0, "\(result.output)")
+            let own = watch.events().filter { $0.name == "keys.jsonl" }
+            #expect(!own.isEmpty)
+            #expect(own.filter(\.isAttributeChange).isEmpty, "keys.jsonl was chmod'ed after it appeared: \(own)")
+            #expect(try FileManager.default.attributesOfItem(atPath: out)[.posixPermissions] as? Int == 0o600)
+            #expect(try String(contentsOfFile: out, encoding: .utf8).contains("primaryKey"))
+            let again = try runRegistryd(["replay", "--data-dir", dir + "/data", "--until", "1", "--out", out])
+            #expect(again.status != 0)
+            #expect(again.output.contains("File exists"), "\(again.output)")
+        }
+    }
+    #endif
+
     @Test func auditVerifyNamesTheBadSequenceOrTheIdentity() async throws {
         try await withTemporaryDirectory { dir in
             let store = try makeStore(dir)

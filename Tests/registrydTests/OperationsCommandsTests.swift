@@ -1,4 +1,5 @@
 import Foundation
+import RegistryAPI
 import RegistryCore
 import RegistryTesting
 import Testing
@@ -41,6 +42,31 @@ import Testing
             #expect(again.output.contains("not empty"))
         }
     }
+
+    /// Item 8 of the hardening issue: the copied data key is owner-only from its first byte,
+    /// under the most permissive umask (which the command inherits), and so are the TLS keys.
+    #if os(Linux)
+    @Test func backupCopiesSecretsOwnerOnlyFromTheirFirstByte() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try makeStore(dir + "/live")
+            _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "d")), actor: "t", requestId: "1")
+            store.close()
+            try LocalCertificateAuthority.ensure(.init(dataDirectory: dir + "/live"))
+            // An existing empty directory is a valid target, and lets the watch start first.
+            try FileManager.default.createDirectory(atPath: dir + "/copy", withIntermediateDirectories: true)
+            let watch = try DirectoryWatch(dir + "/copy")
+            let backup = try withUmask(0) { try runRegistryd(["backup", "--data-dir", dir + "/live", "--to", dir + "/copy"]) }
+            #expect(backup.status == 0, "\(backup.output)")
+            let own = watch.events().filter { $0.name == "data.key" }
+            #expect(!own.isEmpty)
+            #expect(own.filter(\.isAttributeChange).isEmpty, "data.key was chmod'ed after it appeared: \(own)")
+            for secret in ["data.key", "tls/ca-key.pem", "tls/server-key.pem"] {
+                let mode = try FileManager.default.attributesOfItem(atPath: dir + "/copy/" + secret)[.posixPermissions] as? Int
+                #expect(mode == 0o600, "\(secret)")
+            }
+        }
+    }
+    #endif
 
     @Test func configCheckValidatesWithoutStarting() throws {
         try withTemporaryDirectory { dir in

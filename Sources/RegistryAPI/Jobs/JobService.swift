@@ -207,9 +207,9 @@ public final class JobService: Sendable {
         let counts = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ImportExportEngine.ExportCounts, any Error>) in
             DispatchQueue.global().async {
                 continuation.resume(with: Result {
-                    guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]),
-                        let handle = FileHandle(forWritingAtPath: temporary)
-                    else { throw ImportExportError("cannot write \(temporary)") }
+                    // The lines carry the devices' keys unless excluded: owner-only from the
+                    // first byte, and never a file or link already at that name (`PrivateFile`).
+                    let handle = try PrivateFile.create(temporary)
                     defer { try? handle.close() }
                     do {
                         let counts = try ImportExportEngine.export(storage: storage, excludeKeys: exclude, isCancelled: { self.isCancelled }) { try handle.write(contentsOf: $0) }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOSSL
+import RegistryCore
 import SwiftASN1
 import X509
 
@@ -75,9 +76,10 @@ public enum LocalCertificateAuthority {
             issuerPrivateKey: .init(caKey)
         )
         try write(try ca.serializeAsPEM().pemString + "\n", to: paths.caCertificate, mode: 0o644)
-        try write(caKey.pemRepresentation + "\n", to: paths.caKey, mode: 0o600)
+        // The keys are owner-only from their first byte (see `PrivateFile`); the certificates are public.
+        try PrivateFile.write(Array((caKey.pemRepresentation + "\n").utf8), to: paths.caKey, existing: .replace)
         try write(try server.serializeAsPEM().pemString + "\n" + (try ca.serializeAsPEM().pemString) + "\n", to: paths.serverCertificate, mode: 0o644)
-        try write(serverKey.pemRepresentation + "\n", to: paths.serverKey, mode: 0o600)
+        try PrivateFile.write(Array((serverKey.pemRepresentation + "\n").utf8), to: paths.serverKey, existing: .replace)
         return true
     }
 
@@ -103,6 +105,7 @@ public enum LocalCertificateAuthority {
         ArraySlice(Insecure.SHA1.hash(data: key.x963Representation))
     }
 
+    /// Writes a public file (a certificate); keys go through `PrivateFile`.
     static func write(_ text: String, to path: String, mode: Int) throws {
         try? FileManager.default.removeItem(atPath: path)
         guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: mode]) else {

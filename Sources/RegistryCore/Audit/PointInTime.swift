@@ -32,9 +32,7 @@ extension Replayer {
     public static func materialize(source: RegistryStorage, until point: ReplayPoint, into directory: DataDirectory) throws -> (events: UInt64, corruption: Outcome?) {
         try directory.create()
         if let key = try? Data(contentsOf: URL(fileURLWithPath: source.directory.dataKeyPath)) {
-            guard FileManager.default.createFile(atPath: directory.dataKeyPath, contents: key, attributes: [.posixPermissions: 0o600]) else {
-                throw StoreError("cannot write \(directory.dataKeyPath)")
-            }
+            try PrivateFile.write(Array(key), to: directory.dataKeyPath, existing: .replace)
         }
         let target = try Environment(configuration: .init(path: directory.environmentPath, mapSize: 64 << 20, flags: [.noSync]))
         let databases = try target.write { txn in try RegistryDatabases.open(in: txn) }

@@ -1,37 +1,41 @@
-import Crypto
+import LMDB
 
-/// Cryptographic randomness made 16 KiB at a time: the AES-256-CTR keystream (taken from
-/// AES-GCM over zeros) under a fresh 256-bit key from the system for every refill, as a
-/// CTR_DRBG does. Used only on the writer thread.
+/// Cryptographic randomness straight from the kernel's CSPRNG, read 16 KiB at a time
+/// (`SystemEntropy`: one `getrandom` per refill). Used only on the writer thread, and for the
+/// few keys of a policy change.
 ///
-/// Why not the system generator directly: `SystemRandomNumberGenerator` makes one `getrandom`
-/// system call per 8 bytes, and so does swift-crypto's key generation underneath it; every
-/// create needs 64 bytes of keys and 24 of nonces, and those calls were a large share of the
-/// writer's time on an import. A fresh key per refill means the fixed nonce never repeats
-/// under one key.
+/// Why buffered: `SystemRandomNumberGenerator` makes one `getrandom` system call per 8 bytes,
+/// and so does swift-crypto's key generation underneath it; every create needs 64 bytes of keys
+/// and 24 of nonces, and those calls were a large share of the writer's time on an import.
+/// Why not a keystream of our own (an earlier version ran AES-CTR under a fresh key per
+/// refill): the kernel's generator is reviewed, reseeded and fork-safe, and reading it in bulk
+/// already removes the per-call cost, so there is nothing left for a home-made generator to win.
+///
+/// Each word is zeroed once handed out, so the buffer never keeps a copy of key material that
+/// is already in use (a core dump shows only words not yet drawn).
 public struct BufferedSystemRandom: RandomNumberGenerator, Sendable {
+    static let bufferBytes = 16 << 10
+
+    /// Allocated on the first draw, so making a generator costs nothing until it is used.
     private var words: [UInt64] = []
     private var index = 0
-
-    private static let blockBytes = 16 << 10
-    private static let zeros = [UInt8](repeating: 0, count: blockBytes)
+    /// Buffers read from the kernel so far (tests check that the refill path runs).
+    private(set) var refills = 0
 
     public init() {}
 
     public mutating func next() -> UInt64 {
         if index == words.count { refill() }
-        defer { index += 1 }
-        return words[index]
+        let word = words[index]
+        words[index] = 0
+        index += 1
+        return word
     }
 
     private mutating func refill() {
-        let key = Crypto.SymmetricKey(size: .bits256)
-        // Only fails for a malformed nonce or key, which these are not.
-        let stream = try! AES.GCM.seal(Self.zeros, using: key, nonce: AES.GCM.Nonce(data: [UInt8](repeating: 0, count: 12))).ciphertext
-        let bytes = [UInt8](stream)
-        words = stride(from: 0, to: bytes.count, by: 8).map { offset in
-            bytes[offset..<(offset + 8)].reduce(0) { $0 << 8 | UInt64($1) }
-        }
+        if words.isEmpty { words = [UInt64](repeating: 0, count: Self.bufferBytes / 8) }
+        SystemEntropy.fill(&words)
         index = 0
+        refills += 1
     }
 }

@@ -39,10 +39,10 @@ public struct DataDirectory: Sendable, Hashable {
         var generator = SystemRandomNumberGenerator()
         let key = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let text = Data(key).base64EncodedString() + "\n"
-        // Create with 0600 from the start (no window where the key is world-readable).
-        guard FileManager.default.createFile(atPath: dataKeyPath, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw StoreError("cannot create \(dataKeyPath)")
-        }
+        // Owner-only from the first byte, and never over an existing file: a data key that cannot
+        // be read (damaged, or not ours to read) must stop the start, not be replaced, since every
+        // key sealed under it would be lost with it.
+        try PrivateFile.write(Array(text.utf8), to: dataKeyPath, existing: .refuse)
         return key
     }
 }
