@@ -18,7 +18,9 @@ import Synchronization
 /// Bounded (issue 17): the log is read only as fast as the client takes the data (the reader
 /// hands one chunk of at most 256 events at a time to the writer and waits for it to be taken),
 /// a client that takes nothing for `stallTimeout` has its connection closed (it resumes with
-/// `Last-Event-ID`), and each policy holds at most `maxPerPolicy` streams (more answer 429).
+/// `Last-Event-ID`), a quiet stream sends a heartbeat comment every half `stallTimeout` (so a
+/// client that went away is noticed), and each policy holds at most `maxPerPolicy` streams
+/// (more answer 429).
 struct EventStreamRoute: Sendable {
     let store: RegistryStore
     let hubName: String
@@ -97,6 +99,16 @@ struct EventStreamRoute: Sendable {
                         }
                     }
                     group.addTask {
+                        // Heartbeats (an SSE comment) on a quiet stream: a client that went away
+                        // is only noticed by a write failing (the connection is not read while
+                        // the response runs), and proxies keep a talking stream open.
+                        let interval = stallTimeout / 2
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: interval)
+                            if progress.quiet(longerThan: interval) { await chunks.send(Self.heartbeat) }
+                        }
+                    }
+                    group.addTask {
                         // The stall watchdog: a write pending for longer than the timeout means the
                         // client stopped reading; closing the connection fails the write.
                         while !Task.isCancelled {
@@ -128,6 +140,8 @@ struct EventStreamRoute: Sendable {
             }
         )
     }
+
+    static let heartbeat = ByteBuffer(string: ":\n\n")
 
     static func produce(
         store: RegistryStore,
@@ -162,14 +176,30 @@ struct EventStreamRoute: Sendable {
     }
 }
 
-/// When the stream's pending write began, if one is pending.
+/// When the stream's pending write began (if one is pending) and when the last one ended.
 final class WriteProgress: Sendable {
-    private let pendingSince = Mutex<ContinuousClock.Instant?>(nil)
+    private struct State {
+        var pendingSince: ContinuousClock.Instant?
+        var lastWrite = ContinuousClock.now
+    }
 
-    func begin() { pendingSince.withLock { $0 = .now } }
-    func end() { pendingSince.withLock { $0 = nil } }
+    private let state = Mutex(State())
+
+    func begin() { state.withLock { $0.pendingSince = .now } }
+
+    func end() {
+        state.withLock {
+            $0.pendingSince = nil
+            $0.lastWrite = .now
+        }
+    }
 
     func stalled(longerThan timeout: Duration) -> Bool {
-        pendingSince.withLock { since in since.map { ContinuousClock.now - $0 > timeout } ?? false }
+        state.withLock { s in s.pendingSince.map { ContinuousClock.now - $0 > timeout } ?? false }
+    }
+
+    /// Nothing written and nothing pending for `interval`.
+    func quiet(longerThan interval: Duration) -> Bool {
+        state.withLock { s in s.pendingSince == nil && ContinuousClock.now - s.lastWrite >= interval }
     }
 }

@@ -195,7 +195,7 @@ def streams():
 def open_stream(port, ca, service, query, rcvbuf=None, last_event_id=None):
     sock = tls_socket(port, ca, rcvbuf=rcvbuf)
     extra = f"Last-Event-ID: {last_event_id}\r\n" if last_event_id else ""
-    sock.sendall(f"GET /registry/events?{query} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {service}\r\n{extra}\r\n".encode())
+    sock.sendall(f"GET /registry/events?{query} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: {service}\r\n{extra}\r\n".encode())
     return sock
 
 
