@@ -24,7 +24,7 @@ bin=.build/release/registryd
 data="${BENCH_DATA_DIR:-$(mktemp -d /tmp/registryd-bench-http-XXXX)}"
 keep="${BENCH_DATA_DIR:+yes}"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" --log-level warning &
+"$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; [ -n "$keep" ] || rm -rf "$data"' EXIT
 for _ in $(seq 100); do curl -fsk "https://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -48,12 +48,13 @@ public func buildRouter(
     delivery: DeliveryService? = nil,
     readiness: Readiness = Readiness(listening: true),
     metrics: RegistryMetrics? = nil,
+    accessLog: AccessLogSummary? = nil,
     jobs: JobService? = nil,
     throttleClock: @escaping @Sendable () -> Duration = Throttle.monotonicNow,
     now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 ) -> Router<RegistryRequestContext> {
     let router = Router(context: RegistryRequestContext.self)
-    router.add(middleware: RequestObservationMiddleware(metrics: metrics))
+    router.add(middleware: RequestObservationMiddleware(metrics: metrics, summary: accessLog))
     router.add(middleware: AzureErrorMiddleware())
     router.add(middleware: HeaderSizeMiddleware(maxHeaderBytes: configuration.connections.maxHeaderBytes))
     let openPaths: Set<String> = configuration.metricsOpen ? ["/healthz", "/readyz", "/metrics"] : ["/healthz", "/readyz"]

@@ -88,6 +88,10 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Log lines are written by a background thread, never by the request that logs them.
+        let logOutput = BackgroundLogOutput()
+        BackgroundLogOutput.bootstrap(logOutput)
+        defer { logOutput.flush() }
         let environment = ProcessInfo.processInfo.environment
         let configPath = config ?? environment[ServeSettings.configVariable].flatMap { $0.isEmpty ? nil : $0 }
         let fileJSON = try configPath.map(RegistryConfiguration.json(file:)) ?? .object([:])
@@ -115,6 +119,7 @@ struct ServeCommand: AsyncParsableCommand {
         let jobs = JobService(store: store, configuration: settings.jobs, logger: logger)
         try await jobs.recoverInterrupted(now: SystemClock().now())
         let readiness = Readiness()
+        let accessLog = AccessLogSummary()
         let router = buildRouter(
             store: store,
             authenticator: authenticator,
@@ -122,6 +127,7 @@ struct ServeCommand: AsyncParsableCommand {
             delivery: delivery,
             readiness: readiness,
             metrics: metrics,
+            accessLog: accessLog,
             jobs: jobs
         )
         let notifier = await SystemdNotifier.fromEnvironment(environment, logger: logger)
@@ -182,6 +188,7 @@ struct ServeCommand: AsyncParsableCommand {
                     .init(service: StoreService(store: store, logger: logger)),
                     .init(service: delivery),
                     .init(service: StorageRecoveryService(store: store, interval: .seconds(2), logger: logger)),
+                    .init(service: AccessLogService(summary: accessLog, interval: .seconds(60), logger: logger)),
                     .init(service: ReloadService(configPath: configPath, delivery: delivery, certificate: serving, metrics: metrics, logger: logger)),
                     .init(service: app),
                     // Last: the first to see a shutdown, so STOPPING=1 goes out at once.

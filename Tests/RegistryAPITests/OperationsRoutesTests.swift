@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import RegistryAPI
 import RegistryCore
 import RegistryTesting
@@ -98,6 +99,54 @@ struct OperationsRoutesTests {
                 }
             }
         }
+    }
+
+    /// A log handler that keeps what it is given.
+    final class Lines: Sendable {
+        let all = Mutex<[(Logger.Level, Logger.Metadata)]>([])
+    }
+
+    struct CapturingLogHandler: LogHandler {
+        let lines: Lines
+        var logLevel: Logger.Level = .info
+        var metadata: Logger.Metadata = [:]
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            guard event.message.description == "request" else { return }
+            lines.all.withLock { $0.append((event.level, metadata.merging(event.metadata ?? [:]) { $1 })) }
+        }
+    }
+
+    /// Issue 17, the defaults: at `info` a change or a refusal gets its own access-log line; a
+    /// successful read, query or device check is only counted (one summary line a minute).
+    @Test func theAccessLogKeepsLinesForChangesAndRefusalsAndCountsTheRest() async throws {
+        let captured = Lines()
+        let logger = Logger(label: "test") { _ in CapturingLogHandler(lines: captured) }
+        let summary = AccessLogSummary()
+        try await withTemporaryDirectory { (dir: String) async throws in
+            let store = try RegistryStore(configuration: .init(dataDirectory: DataDirectory(path: dir)), random: SeededRandom(seed: 1))
+            let router = buildRouter(
+                store: store, authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies), accessLog: summary, now: { R.now }
+            )
+            try await Application(router: router, logger: logger).test(.router) { (client: any TestClientProtocol) async throws in
+                #expect(try await R.call(client, .put, "/devices/d1", body: "{}").status == .ok)
+                for _ in 0..<3 { #expect(try await R.call(client, .get, "/devices/d1").status == .ok) }
+                #expect(try await R.call(client, .get, "/devices/nobody").status == .notFound)
+                #expect(try await R.call(client, .get, "/devices/d1", auth: "SharedAccessSignature sr=x&sig=y&se=1").status == .unauthorized)
+                #expect(try await QueryRouteTests.query(client, "SELECT * FROM devices").0 == .ok)
+                #expect(try await R.call(client, .post, "/registry/auth/device", body: #"{"deviceId":"d1","token":"nope"}"#).status == .ok)
+                #expect(try await R.call(client, .delete, "/devices/d1").status == .noContent)
+                #expect(try await R.call(client, .get, "/healthz", auth: nil).status == .ok)
+            }
+            store.close()
+        }
+        let lines = captured.all.withLock { $0 }.map { "\($0.1["operation"] ?? "?") \($0.1["status"] ?? "?")" }
+        #expect(lines == ["PUT /devices/{deviceId} 200", "GET /devices/{deviceId} 401", "DELETE /devices/{deviceId} 204"])
+        #expect(summary.drain() == ["reads.200": 3, "reads.404": 1, "queries.200": 1, "deviceAuth.200": 1])
+        #expect(summary.drain().isEmpty, "drained")
     }
 
     @Test func throttlingConfigurationIsValidated() throws {

@@ -6,13 +6,19 @@ import RegistryCore
 
 /// Outermost middleware: stamps the request id (the client's `x-ms-client-request-id` or
 /// `Request-Id`, else a generated one) on the context and the response, records the request
-/// metrics, and writes one log line per request (at `info`, probes and scrapes at `debug`;
-/// `--log-level notice` turns them off) with request id, operation, identity, status and duration. Never headers or bodies, so
-/// never a token, signature or key.
+/// metrics, and writes the access log with request id, operation, identity, status and duration.
+/// Never headers or bodies, so never a token, signature or key.
+///
+/// What gets a line of its own at `info` (the default): changes and refusals (every status of
+/// 400 and up except a read's 404), at `warning` for 5xx. Successful reads, queries and device
+/// checks, the bulk of a registry's traffic, get a line only at `debug`; at `info` they are
+/// counted in `AccessLogSummary`, which the daemon logs once a minute. Probes and scrapes are
+/// `debug` lines and not counted.
 struct RequestObservationMiddleware: RouterMiddleware {
     typealias Context = RegistryRequestContext
 
     let metrics: RegistryMetrics?
+    let summary: AccessLogSummary?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
@@ -24,8 +30,7 @@ struct RequestObservationMiddleware: RouterMiddleware {
         // The route template bounds the label set; unmatched paths share one label.
         let operation = context.endpointPath ?? "unmatched"
         metrics?.request(operation: operation, method: request.method.rawValue, status: response.status.code, duration: duration)
-        // Probes and scrapes come every few seconds: debug, so they do not drown the requests.
-        let level: Logger.Level = ["/healthz", "/readyz", "/metrics"].contains(request.uri.path) ? .debug : .info
+        let (level, quietClass) = Self.level(method: request.method.rawValue, path: request.uri.path, status: response.status.code)
         if context.logger.logLevel <= level {
             var metadata: Logger.Metadata = [
                 "request.id": .string(context.requestId),
@@ -35,8 +40,30 @@ struct RequestObservationMiddleware: RouterMiddleware {
             ]
             if let identity = Self.identity(request.uri.path) { metadata["identity"] = .string(identity) }
             context.logger.log(level: level, "request", metadata: metadata)
+        } else if let quietClass {
+            summary?.record(quietClass, status: response.status.code)
         }
         return response
+    }
+
+    /// The level of a request's own line, and the summary class it is counted in when that
+    /// level is off (`nil`: not counted).
+    static func level(method: String, path: String, status: Int) -> (Logger.Level, String?) {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        if segments.count == 1, ["healthz", "readyz", "metrics"].contains(segments[0]) { return (.debug, nil) }
+        if status >= 500 { return (.warning, nil) }
+        let isRead = method == "GET" || method == "HEAD"
+        let quietClass: String? =
+            if isRead && (status < 400 || status == 404) {
+                "reads"
+            } else if OperationClass.of(method: method, path: path) == .deviceAuth && status < 400 {
+                "deviceAuth"
+            } else if OperationClass.of(method: method, path: path) == .queries && status < 400 {
+                "queries"
+            } else {
+                nil
+            }
+        return quietClass == nil ? (.info, nil) : (.debug, quietClass)
     }
 
     /// `device` or `device/module` from a registry path, percent-decoded.
