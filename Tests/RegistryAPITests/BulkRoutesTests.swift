@@ -136,4 +136,47 @@ struct HistoryRouteTests {
             store.close()
         }
     }
+
+    /// Issue 17 item 6: history comes in bounded pages; the changes of each entry are the same
+    /// whether it is read in one page or many (a page's first entry still diffs against the
+    /// identity's previous event on an earlier page).
+    @Test func historyPagesAgreeWithTheWholeHistory() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try makeStore(dir)
+            let router = buildRouter(store: store, authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies), now: { R.now })
+            try await Application(router: router).test(.router) { client in
+                _ = try await R.call(client, .put, "/devices/p", body: "{}")
+                _ = try await R.call(client, .put, "/devices/p/modules/m", body: "{}")
+                for i in 0..<6 {
+                    _ = try await R.call(client, .put, "/devices/p", body: #"{"status":"disabled","statusReason":"r\#(i)"}"#, ifMatch: "*")
+                    _ = try await R.call(client, .put, "/devices/p/modules/m", body: #"{"managedBy":"m\#(i)"}"#, ifMatch: "*")
+                }
+                let whole = try #require(try await R.call(client, .get, "/registry/devices/p/history").json?.arrayValue)
+                #expect(whole.count == 14)
+                var paged: [JSONValue] = []
+                var after: String?
+                var pages = 0
+                repeat {
+                    let page = try await R.call(client, .get, "/registry/devices/p/history?limit=3" + (after.map { "&after=\($0)" } ?? ""))
+                    #expect(page.status == .ok)
+                    paged += page.json?.arrayValue ?? []
+                    after = page.headers[HTTPField.Name("x-ms-continuation")!]
+                    pages += 1
+                } while after != nil && pages < 20
+                #expect(pages == 5)
+                #expect(paged == whole)
+                // The continuation header also works sent back as a header.
+                var headers = HTTPFields()
+                headers[.authorization] = R.token()
+                headers[HTTPField.Name("x-ms-continuation")!] = "13"
+                let tail = try await client.execute(uri: "/registry/devices/p/history", method: .get, headers: headers) { response in
+                    try JSONParser.parse(Array(response.body.readableBytesView))
+                }
+                #expect(tail.arrayValue == Array(whole.suffix(1)))
+                #expect(try await R.call(client, .get, "/registry/devices/p/history?limit=0").status == .badRequest)
+                #expect(try await R.call(client, .get, "/registry/devices/p/history?after=x").status == .badRequest)
+            }
+            store.close()
+        }
+    }
 }

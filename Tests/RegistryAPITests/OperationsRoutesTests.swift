@@ -149,6 +149,20 @@ struct OperationsRoutesTests {
         #expect(summary.drain().isEmpty, "drained")
     }
 
+    /// Issue 17 item 6 through the API: a query over one of its bounds answers Azure's 400.
+    @Test func aQueryOverItsBoundsAnswers400() async throws {
+        var configuration = RegistryAPIConfiguration()
+        configuration.queryBounds = QueryBounds(groups: 2)
+        try await Self.withAPI(configuration: configuration) { client, _ in
+            for id in ["g1", "g2", "g3"] { _ = try await R.call(client, .put, "/devices/\(id)", body: "{}") }
+            let (status, headers, body) = try await QueryRouteTests.query(client, "SELECT deviceId, COUNT() AS n FROM devices GROUP BY deviceId")
+            #expect(status == .badRequest)
+            #expect(headers[HTTPField.Name("iothub-errorcode")!] == "ArgumentInvalid")
+            #expect(body?["Message"]?.stringValue?.contains("more than 2 groups") == true)
+            #expect(try await QueryRouteTests.query(client, "SELECT status, COUNT() AS n FROM devices GROUP BY status").0 == .ok)
+        }
+    }
+
     @Test func throttlingConfigurationIsValidated() throws {
         let parsed = try ThrottlingConfiguration(json: try JSONParser.parse(Array(#"{"registryWrites": 10, "queries": 0.5, "burstSeconds": 2}"#.utf8)))
         #expect(parsed.rates == [.registryWrites: 10, .queries: 0.5])

@@ -154,3 +154,39 @@ extension QueryTests {
         }
     }
 }
+
+extension QueryTests {
+    /// Issue 17 item 6: one request's query work is bounded. A page stops at its byte or time
+    /// bound with a continuation that loses nothing; an aggregate over its group or time bound
+    /// fails instead of growing without end.
+    @Test func pagesStopAtTheirBoundsAndStillVisitEverything() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try makeStore(dir)
+            let commands = (0..<700).map { Command.createDevice(DeviceSpec(deviceId: String(format: "b%04d", $0))) }
+            _ = try await store.execute(commands, actor: "t", requestId: "seed")
+            let all = try QueryParser.parse("SELECT deviceId FROM devices")
+            let ids = (0..<700).map { String(format: "b%04d", $0) }
+            for bounds in [QueryBounds(pageBytes: 2000), QueryBounds(pageTime: .zero)] {
+                var seen: [String] = []
+                var cursor: QueryCursor?
+                var pages = 0
+                repeat {
+                    let page = try store.storage.runQuery(all, cursor: cursor, pageSize: 1000, bounds: bounds)
+                    seen += page.items.compactMap { $0["deviceId"]?.stringValue }
+                    cursor = page.next
+                    pages += 1
+                } while cursor != nil && pages < 10_000
+                #expect(seen == ids, "\(bounds)")
+                #expect(pages > 1, "the bound cut the 1000-item page short: \(bounds)")
+            }
+            // Aggregates: more groups than allowed, or longer than allowed, fail.
+            let grouped = try QueryParser.parse("SELECT deviceId, COUNT() AS n FROM devices GROUP BY deviceId")
+            #expect(throws: QueryLimitError.self) { try store.storage.runQuery(grouped, cursor: nil, pageSize: 10, bounds: QueryBounds(groups: 100)) }
+            #expect(try store.storage.runQuery(grouped, cursor: nil, pageSize: 10, bounds: QueryBounds(groups: 700)).items.count == 700)
+            let count = try QueryParser.parse("SELECT COUNT() AS n FROM devices")
+            #expect(throws: QueryLimitError.self) { try store.storage.runQuery(count, cursor: nil, pageSize: 1, bounds: QueryBounds(aggregateTime: .zero)) }
+            #expect(try store.storage.runQuery(count, cursor: nil, pageSize: 1).items == [.object(["n": .int(700)])])
+            store.close()
+        }
+    }
+}
