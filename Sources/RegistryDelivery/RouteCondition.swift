@@ -322,30 +322,31 @@ struct ConditionParser {
         return depth
     }
 
-    mutating func parseExpression() throws(ConditionError) -> Expression {
-        try enter()
-        defer { nesting -= 1 }
-        var left = try parseAnd()
+    /// `operand (keyword operand)*`, left-associative, the tree's depth checked as it grows.
+    mutating func chain(
+        _ keyword: String,
+        _ operand: (inout ConditionParser) throws(ConditionError) -> Expression,
+        _ join: (Expression, Expression) -> Expression
+    ) throws(ConditionError) -> Expression {
+        var left = try operand(&self)
         var depth = lastDepth
-        while keyword("or") {
-            let right = try parseAnd()
+        while self.keyword(keyword) {
+            let right = try operand(&self)
             depth = try node(depth, lastDepth)
-            left = .or(left, right)
+            left = join(left, right)
         }
         lastDepth = depth
         return left
     }
 
+    mutating func parseExpression() throws(ConditionError) -> Expression {
+        try enter()
+        defer { nesting -= 1 }
+        return try chain("or", { p throws(ConditionError) in try p.parseAnd() }, Expression.or)
+    }
+
     mutating func parseAnd() throws(ConditionError) -> Expression {
-        var left = try parseNot()
-        var depth = lastDepth
-        while keyword("and") {
-            let right = try parseNot()
-            depth = try node(depth, lastDepth)
-            left = .and(left, right)
-        }
-        lastDepth = depth
-        return left
+        try chain("and", { p throws(ConditionError) in try p.parseNot() }, Expression.and)
     }
 
     mutating func parseNot() throws(ConditionError) -> Expression {

@@ -177,30 +177,32 @@ private struct Parser {
         return depth
     }
 
-    mutating func orExpression() throws(QuerySyntaxError) -> QueryExpression {
-        try enter()
-        defer { nesting -= 1 }
-        var left = try andExpression()
+    /// `operand (operator operand)*`, left-associative: `next` consumes an operator and says how
+    /// to join, or answers nil at the end of the chain. Each link deepens the tree, checked as
+    /// it grows.
+    mutating func chain(
+        _ operand: (inout Parser) throws(QuerySyntaxError) -> QueryExpression,
+        while next: (inout Parser) -> ((QueryExpression, QueryExpression) -> QueryExpression)?
+    ) throws(QuerySyntaxError) -> QueryExpression {
+        var left = try operand(&self)
         var depth = lastDepth
-        while accept(keyword: "OR") {
-            let right = try andExpression()
+        while let join = next(&self) {
+            let right = try operand(&self)
             depth = try node(depth, lastDepth)
-            left = .or(left, right)
+            left = join(left, right)
         }
         lastDepth = depth
         return left
     }
 
+    mutating func orExpression() throws(QuerySyntaxError) -> QueryExpression {
+        try enter()
+        defer { nesting -= 1 }
+        return try chain({ p throws(QuerySyntaxError) in try p.andExpression() }, while: { $0.join(keyword: "OR", QueryExpression.or) })
+    }
+
     mutating func andExpression() throws(QuerySyntaxError) -> QueryExpression {
-        var left = try notExpression()
-        var depth = lastDepth
-        while accept(keyword: "AND") {
-            let right = try notExpression()
-            depth = try node(depth, lastDepth)
-            left = .and(left, right)
-        }
-        lastDepth = depth
-        return left
+        try chain({ p throws(QuerySyntaxError) in try p.notExpression() }, while: { $0.join(keyword: "AND", QueryExpression.and) })
     }
 
     mutating func notExpression() throws(QuerySyntaxError) -> QueryExpression {
@@ -259,29 +261,25 @@ private struct Parser {
     }
 
     mutating func additive() throws(QuerySyntaxError) -> QueryExpression {
-        var left = try multiplicative()
-        var depth = lastDepth
-        while case .symbol(let s) = current.kind, s == "+" || s == "-" {
-            advance()
-            let right = try multiplicative()
-            depth = try node(depth, lastDepth)
-            left = .arithmetic(ArithmeticOperator(rawValue: s)!, left, right)
-        }
-        lastDepth = depth
-        return left
+        try chain({ p throws(QuerySyntaxError) in try p.multiplicative() }, while: { $0.arithmetic(["+", "-"]) })
     }
 
     mutating func multiplicative() throws(QuerySyntaxError) -> QueryExpression {
-        var left = try unary()
-        var depth = lastDepth
-        while case .symbol(let s) = current.kind, s == "*" || s == "/" || s == "%" {
-            advance()
-            let right = try unary()
-            depth = try node(depth, lastDepth)
-            left = .arithmetic(ArithmeticOperator(rawValue: s)!, left, right)
-        }
-        lastDepth = depth
-        return left
+        try chain({ p throws(QuerySyntaxError) in try p.unary() }, while: { $0.arithmetic(["*", "/", "%"]) })
+    }
+
+    /// Consumes `keyword` and answers `join`, or nil when the keyword is not next.
+    mutating func join(
+        keyword: String, _ join: @escaping (QueryExpression, QueryExpression) -> QueryExpression
+    ) -> ((QueryExpression, QueryExpression) -> QueryExpression)? {
+        accept(keyword: keyword) ? join : nil
+    }
+
+    /// Consumes one of `operators` and answers how it joins its operands.
+    mutating func arithmetic(_ operators: Set<String>) -> ((QueryExpression, QueryExpression) -> QueryExpression)? {
+        guard case .symbol(let s) = current.kind, operators.contains(s), let op = ArithmeticOperator(rawValue: s) else { return nil }
+        advance()
+        return { .arithmetic(op, $0, $1) }
     }
 
     mutating func unary() throws(QuerySyntaxError) -> QueryExpression {
