@@ -100,6 +100,8 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("ignoring an environment variable that names no setting", metadata: ["variable": "\(name)"])
         }
         let address = try ListenAddress(serve.listen)
+        // Before the data directory is opened (or created): a job root overlapping it is refused.
+        try file.jobs.checkApart(fromDataDirectory: serve.dataDir)
         let settings = file
         let directory = DataDirectory(path: serve.dataDir)
         let metrics = RegistryMetrics()
