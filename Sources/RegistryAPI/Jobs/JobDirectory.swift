@@ -1,8 +1,14 @@
 import Foundation
 import RegistryCore
 
+// On Linux `struct stat` comes from whichever clang module first includes <sys/stat.h>: the
+// compiler names CDispatch with some build flags and CoreFoundation with others, and
+// MemberImportVisibility wants the one it picked imported.
 #if canImport(CDispatch)
-import CDispatch  // where Swift on Linux finds `struct stat` and its fields (MemberImportVisibility)
+import CDispatch
+#endif
+#if canImport(CoreFoundation)
+import CoreFoundation
 #endif
 
 #if canImport(Glibc)
