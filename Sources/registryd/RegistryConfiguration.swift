@@ -15,10 +15,11 @@ struct RegistryConfiguration: Sendable {
     var api = RegistryAPIConfiguration()
     var delivery = DeliveryConfiguration()
     var jobs = JobsConfiguration()
+    var tls = GeneratedCertificateConfiguration()
     /// The `server` object (serve's own settings), resolved with the environment and flags by `ServeSettings`.
     var server: JSONValue?
 
-    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs", "server", "connections", "eventStreams"]
+    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs", "server", "connections", "eventStreams", "tls"]
 
     init() {}
 
@@ -69,6 +70,13 @@ struct RegistryConfiguration: Sendable {
         if let jobs = members["jobs"] {
             do {
                 self.jobs = try JobsConfiguration(json: jobs)
+            } catch {
+                throw ConfigurationError("\(source): \(error.description)")
+            }
+        }
+        if let tls = members["tls"] {
+            do {
+                self.tls = try GeneratedCertificateConfiguration(json: tls)
             } catch {
                 throw ConfigurationError("\(source): \(error.description)")
             }

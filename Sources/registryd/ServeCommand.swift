@@ -104,6 +104,8 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("ignoring an environment variable that names no setting", metadata: ["variable": "\(name)"])
         }
         let address = try ListenAddress(serve.listen)
+        // Before the data directory is opened (or created): a job root overlapping it is refused.
+        try file.jobs.checkApart(fromDataDirectory: serve.dataDir)
         let settings = file
         let directory = DataDirectory(path: serve.dataDir)
         let metrics = RegistryMetrics()
@@ -135,6 +137,7 @@ struct ServeCommand: AsyncParsableCommand {
         let server: HTTPServerBuilder
         let certificatePath: String?
         var serving: ServingCertificate?
+        var renewal: CertificateRenewal?
         let limits = settings.api.connections
         if serve.plainHttp {
             server = .registry(limits: limits, tls: nil)
@@ -146,10 +149,15 @@ struct ServeCommand: AsyncParsableCommand {
             server = .registry(limits: limits, tls: try serving!.serverConfiguration())
         } else {
             let paths = LocalCertificateAuthority.Paths(dataDirectory: directory.path)
-            try LocalCertificateAuthority.ensure(paths)
+            // Issued again at start when due, or when it does not name the configured names.
+            let names = try ServerNames(hostName: serve.hostName, extra: settings.tls.subjectAlternativeNames)
+            if case .issued(let reason) = try LocalCertificateAuthority.ensure(paths, names: names) {
+                logger.info("issued the server certificate with the local CA", metadata: ["tls.reason": "\(reason)"])
+            }
             logger.info("TLS with the local CA; clients trust it with REQUESTS_CA_BUNDLE", metadata: ["tls.ca": "\(paths.caCertificate)"])
             certificatePath = paths.serverCertificate
             serving = try ServingCertificate(certificatePath: paths.serverCertificate, keyPath: paths.serverKey)
+            renewal = CertificateRenewal(paths: paths, names: names, serving: serving!, logger: logger)
             server = .registry(limits: limits, tls: try serving!.serverConfiguration())
         }
 
@@ -190,6 +198,10 @@ struct ServeCommand: AsyncParsableCommand {
                     .init(service: StorageRecoveryService(store: store, interval: .seconds(2), logger: logger)),
                     .init(service: AccessLogService(summary: accessLog, interval: .seconds(60), logger: logger)),
                     .init(service: ReloadService(configPath: configPath, delivery: delivery, certificate: serving, metrics: metrics, logger: logger)),
+                    // Checks the generated certificate hourly (a no-op with an operator's).
+                    .init(
+                        service: CertificateRenewalService(renewal: renewal, interval: .seconds(3600), onRenewed: metrics.setCertificateExpiry, logger: logger)
+                    ),
                     .init(service: app),
                     // Last: the first to see a shutdown, so STOPPING=1 goes out at once.
                     .init(

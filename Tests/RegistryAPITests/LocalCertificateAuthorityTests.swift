@@ -12,7 +12,7 @@ struct LocalCertificateAuthorityTests {
             let paths = LocalCertificateAuthority.Paths(dataDirectory: dir)
             try FileManager.default.createDirectory(atPath: paths.directory, withIntermediateDirectories: true)
             let watch = try DirectoryWatch(paths.directory)
-            #expect(try withUmask(0) { try LocalCertificateAuthority.ensure(paths) })
+            #expect(try withUmask(0) { try LocalCertificateAuthority.ensure(paths) } == .issued(reason: "created"))
             let events = watch.events()
             for key in [paths.caKey, paths.serverKey] {
                 let name = URL(fileURLWithPath: key).lastPathComponent

@@ -62,6 +62,24 @@ public enum ImportExportEngine {
         progress: (ImportCounts) async -> Void = { _ in }
     ) async throws -> ImportCounts {
         guard let reader = LineReader(path: path) else { throw ImportExportError("cannot read \(path)") }
+        return try await importFile(
+            store: store, reader: reader, batch: batch, actor: actor, requestId: requestId,
+            errors: errors, isCancelled: isCancelled, progress: progress
+        )
+    }
+
+    /// `importFile(path:)` from a reader over a file the caller opened (a job opens its input
+    /// relative to its container, see `JobDirectory`).
+    public static func importFile(
+        store: RegistryStore,
+        reader: LineReader,
+        batch: Int,
+        actor: String,
+        requestId: String,
+        errors: (JSONValue) -> Void,
+        isCancelled: () -> Bool = { false },
+        progress: (ImportCounts) async -> Void = { _ in }
+    ) async throws -> ImportCounts {
         var counts = ImportCounts()
         var pending: [(line: Int, key: [UInt8], command: Command, operation: String)] = []
         pending.reserveCapacity(batch)
@@ -178,8 +196,13 @@ public final class LineReader {
     /// Bytes consumed by the lines returned so far.
     public private(set) var position = 0
 
-    public init?(path: String, maximumLineBytes: Int = LineReader.defaultMaximumLineBytes) {
+    public convenience init?(path: String, maximumLineBytes: Int = LineReader.defaultMaximumLineBytes) {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        self.init(handle: handle, maximumLineBytes: maximumLineBytes)
+    }
+
+    /// Reads from an open file, from its current offset.
+    public init(handle: FileHandle, maximumLineBytes: Int = LineReader.defaultMaximumLineBytes) {
         self.handle = handle
         self.maximumLineBytes = maximumLineBytes
     }

@@ -99,36 +99,8 @@ public final class JobService: Sendable {
 
     /// Validates and records a job, then starts it. Throws `APIError` for a bad request.
     public func create(_ body: JSONValue, now: Timestamp) async throws -> JobRecord {
-        func string(_ name: String) throws -> String? { try IdentityRequestDecoder.string(body, name).flatMap { $0.isEmpty ? nil : $0 } }
-        guard let typeName = try string("type") else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "type is required (export or import).") }
-        guard let type = JobRecord.Kind(rawValue: typeName.lowercased()) else {
-            throw APIError.invalid("Job type '\(typeName)' is not supported; use export or import.")
-        }
-        guard !configuration.roots.isEmpty else {
-            throw APIError.invalid("Import and export jobs are off: configure jobs.roots with the directories containers may use.")
-        }
-        let outputUri = try string("outputBlobContainerUri")
-        let inputUri = try string("inputBlobContainerUri")
-        let exclude = try IdentityRequestDecoder.bool(body, "excludeKeysInExport") ?? false
-        var record = JobRecord(
-            jobId: UUID().uuidString.lowercased(), type: type, status: .enqueued, startTimeUtc: now,
-            inputBlobContainerUri: inputUri, inputBlobName: type == .import ? try string("inputBlobName") ?? "devices.txt" : nil,
-            outputBlobContainerUri: outputUri, outputBlobName: type == .export ? try string("outputBlobName") ?? "devices.txt" : nil,
-            excludeKeysInExport: exclude
-        )
-        // Resolve every path now: a bad container is the caller's error (400), not a failed job.
-        let plan: JobPlan
-        switch type {
-        case .export:
-            guard let outputUri else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "An export needs outputBlobContainerUri.") }
-            let directory = try container(outputUri, field: "outputBlobContainerUri")
-            plan = .export(output: try blob(record.outputBlobName!, in: directory, field: "outputBlobName", mustExist: false))
-        case .import:
-            guard let inputUri else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "An import needs inputBlobContainerUri.") }
-            let input = try blob(record.inputBlobName!, in: try container(inputUri, field: "inputBlobContainerUri"), field: "inputBlobName", mustExist: true)
-            let errorsDirectory = try outputUri.map { try container($0, field: "outputBlobContainerUri") } ?? (input as NSString).deletingLastPathComponent
-            plan = .import(input: input, errors: try blob("importErrors.log", in: errorsDirectory, field: "outputBlobContainerUri", mustExist: false))
-        }
+        let (prepared, plan) = try prepare(body, now: now)
+        var record = prepared
         let claimed = active.withLock { current -> Bool in
             guard current == nil else { return false }
             current = (record.jobId, false)
@@ -145,6 +117,44 @@ public final class JobService: Sendable {
         Task.detached { await self.run(started, plan) }
         record.status = .enqueued
         return record
+    }
+
+    /// The record of a new job and what it will read and write, checked (a bad request throws `APIError`).
+    func prepare(_ body: JSONValue, now: Timestamp) throws -> (JobRecord, JobPlan) {
+        func string(_ name: String) throws -> String? { try IdentityRequestDecoder.string(body, name).flatMap { $0.isEmpty ? nil : $0 } }
+        guard let typeName = try string("type") else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "type is required (export or import).") }
+        guard let type = JobRecord.Kind(rawValue: typeName.lowercased()) else {
+            throw APIError.invalid("Job type '\(typeName)' is not supported; use export or import.")
+        }
+        guard !configuration.roots.isEmpty else {
+            throw APIError.invalid("Import and export jobs are off: configure jobs.roots with the directories containers may use.")
+        }
+        let outputUri = try string("outputBlobContainerUri")
+        let inputUri = try string("inputBlobContainerUri")
+        let exclude = try IdentityRequestDecoder.bool(body, "excludeKeysInExport") ?? false
+        let record = JobRecord(
+            jobId: UUID().uuidString.lowercased(), type: type, status: .enqueued, startTimeUtc: now,
+            inputBlobContainerUri: inputUri, inputBlobName: type == .import ? try string("inputBlobName") ?? "devices.txt" : nil,
+            outputBlobContainerUri: outputUri, outputBlobName: type == .export ? try string("outputBlobName") ?? "devices.txt" : nil,
+            excludeKeysInExport: exclude
+        )
+        // Resolve every path now: a bad container is the caller's error (400), not a failed job.
+        let plan: JobPlan
+        switch type {
+        case .export:
+            guard let outputUri else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "An export needs outputBlobContainerUri.") }
+            let directory = try container(outputUri, field: "outputBlobContainerUri")
+            _ = try blob(record.outputBlobName!, in: directory, field: "outputBlobName", mustExist: false)
+            plan = .export(container: directory, name: record.outputBlobName!)
+        case .import:
+            guard let inputUri else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "An import needs inputBlobContainerUri.") }
+            let inputDirectory = try container(inputUri, field: "inputBlobContainerUri")
+            _ = try blob(record.inputBlobName!, in: inputDirectory, field: "inputBlobName", mustExist: true)
+            let errorsDirectory = try outputUri.map { try container($0, field: "outputBlobContainerUri") } ?? inputDirectory
+            _ = try blob(Self.importErrorsName, in: errorsDirectory, field: "outputBlobContainerUri", mustExist: false)
+            plan = .import(container: inputDirectory, name: record.inputBlobName!, errorsContainer: errorsDirectory)
+        }
+        return (record, plan)
     }
 
     /// Asks the active job to stop; answers the record as it stands (terminal jobs unchanged).
@@ -168,10 +178,15 @@ public final class JobService: Sendable {
 
     // MARK: running
 
+    /// What a job reads and writes: containers as resolved when it was created, and plain file
+    /// names in them. They are opened again when it runs (`JobDirectory`), and checked again.
     enum JobPlan: Sendable {
-        case export(output: String)
-        case `import`(input: String, errors: String)
+        case export(container: String, name: String)
+        case `import`(container: String, name: String, errorsContainer: String)
     }
+
+    /// The name of an import's log of refused lines, in its output container.
+    static let importErrorsName = "importErrors.log"
 
     func run(_ initial: JobRecord, _ plan: JobPlan) async {
         var record = initial
@@ -179,10 +194,10 @@ public final class JobService: Sendable {
         do {
             try await save(record)
             switch plan {
-            case .export(let output):
-                try await runExport(&record, output: output)
-            case .import(let input, let errors):
-                try await runImport(&record, input: input, errorsPath: errors)
+            case .export(let container, let name):
+                try await runExport(&record, container: container, name: name)
+            case .import(let container, let name, let errorsContainer):
+                try await runImport(&record, container: container, name: name, errorsContainer: errorsContainer)
             }
             record.status = .completed
             record.progress = 100
@@ -199,53 +214,80 @@ public final class JobService: Sendable {
         logger.info("job finished", metadata: ["job.id": "\(record.jobId)", "job.type": "\(record.type.rawValue)", "job.status": "\(record.status.rawValue)"])
     }
 
-    func runExport(_ record: inout JobRecord, output: String) async throws {
+    func runExport(_ record: inout JobRecord, container: String, name: String) async throws {
         let storage = store.storage
         let exclude = record.excludeKeysInExport
-        let temporary = output + ".partial-\(record.jobId)"
+        let roots = configuration.roots
+        let temporary = name + ".partial-" + record.jobId
         // A scan of the whole registry blocks: run it off the cooperative pool.
         let counts = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ImportExportEngine.ExportCounts, any Error>) in
             DispatchQueue.global().async {
                 continuation.resume(with: Result {
+                    // Opened now, not trusted from the job's creation (see `JobDirectory`).
+                    let directory = try JobDirectory.opened(container, roots: roots)
+                    // A directory at the name fails the job before the scan (and the rename checks again).
+                    try directory.checkReplaceable(name)
                     // The lines carry the devices' keys unless excluded: owner-only from the
                     // first byte, and never a file or link already at that name (`PrivateFile`).
-                    let handle = try PrivateFile.create(temporary)
-                    defer { try? handle.close() }
+                    let handle = try directory.createPrivate(temporary)
                     do {
-                        let counts = try ImportExportEngine.export(storage: storage, excludeKeys: exclude, isCancelled: { self.isCancelled }) { try handle.write(contentsOf: $0) }
+                        let counts = try ImportExportEngine.export(storage: storage, excludeKeys: exclude, isCancelled: { self.isCancelled }) {
+                            try handle.write(contentsOf: $0)
+                        }
                         try handle.synchronize()
+                        try handle.close()
+                        // The finished file appears whole, in one rename over any old one:
+                        // never half-written under its name, never a removal first.
+                        try directory.publish(temporary, as: name)
                         return counts
                     } catch {
-                        try? FileManager.default.removeItem(atPath: temporary)
+                        try? handle.close()
+                        directory.remove(temporary)
                         throw error
                     }
                 })
             }
         }
-        // The finished file appears whole (rename), never half-written under its name.
-        if FileManager.default.fileExists(atPath: output) { try FileManager.default.removeItem(atPath: output) }
-        try FileManager.default.moveItem(atPath: temporary, toPath: output)
         record.identities = counts.devices + counts.modules
     }
 
-    func runImport(_ record: inout JobRecord, input: String, errorsPath: String) async throws {
-        guard FileManager.default.createFile(atPath: errorsPath, contents: nil, attributes: [.posixPermissions: 0o600]),
-            let errorLog = FileHandle(forWritingAtPath: errorsPath)
-        else { throw ImportExportError("cannot write \(errorsPath)") }
-        defer { try? errorLog.close() }
-        let size = max(1, (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 1)
+    func runImport(_ record: inout JobRecord, container: String, name: String, errorsContainer: String) async throws {
+        // Both opened now, not trusted from the job's creation (see `JobDirectory`).
+        let input = try JobDirectory.opened(container, roots: configuration.roots).openForReading(name)
+        let errorsDirectory = try JobDirectory.opened(errorsContainer, roots: configuration.roots)
+        try errorsDirectory.checkReplaceable(Self.importErrorsName)
+        // The log is written beside its final name and published in one rename, as an export is.
+        let temporary = Self.importErrorsName + ".partial-" + record.jobId
+        let errorLog = try errorsDirectory.createPrivate(temporary)
+        let size = max(1, input.size)
         var progressRecord = record
-        let counts = try await ImportExportEngine.importFile(
-            store: store, path: input, batch: configuration.importBatch, actor: "job:\(record.jobId)", requestId: record.jobId,
-            errors: { errorLog.write(Data(CanonicalJSON.encode($0) + [10])) },
-            isCancelled: { self.isCancelled },
-            progress: { counts in
-                progressRecord.progress = min(99, counts.bytesRead * 100 / size)
-                progressRecord.identities = counts.imported
-                progressRecord.failedLines = counts.failed
-                try? await self.save(progressRecord)
-            }
-        )
+        let counts: ImportExportEngine.ImportCounts
+        do {
+            counts = try await ImportExportEngine.importFile(
+                store: store, reader: LineReader(handle: input.handle), batch: configuration.importBatch, actor: "job:\(record.jobId)", requestId: record.jobId,
+                errors: { try? errorLog.write(contentsOf: CanonicalJSON.encode($0) + [10]) },
+                isCancelled: { self.isCancelled },
+                progress: { counts in
+                    progressRecord.progress = min(99, counts.bytesRead * 100 / size)
+                    progressRecord.identities = counts.imported
+                    progressRecord.failedLines = counts.failed
+                    try? await self.save(progressRecord)
+                }
+            )
+        } catch {
+            // A cancelled or failed import still reports the lines it refused until then.
+            try? errorLog.close()
+            if (try? errorsDirectory.publish(temporary, as: Self.importErrorsName)) == nil { errorsDirectory.remove(temporary) }
+            throw error
+        }
+        do {
+            try errorLog.synchronize()
+            try errorLog.close()
+            try errorsDirectory.publish(temporary, as: Self.importErrorsName)
+        } catch {
+            errorsDirectory.remove(temporary)
+            throw error
+        }
         record.identities = counts.imported
         record.failedLines = counts.failed
     }
