@@ -30,7 +30,9 @@ struct AzureErrorMiddleware: RouterMiddleware {
                 status: .serviceUnavailable, code: "ServiceUnavailable",
                 message: "The registry's writer is busy or stuck; the request was withdrawn and nothing was written. Retry later."
             ).response()
-            response.headers[.retryAfter] = String(max(1, error.waited.components.seconds))
+            // Whole seconds, rounded up (as the throttling's Retry-After).
+            let (seconds, attoseconds) = error.waited.components
+            response.headers[.retryAfter] = String(max(1, seconds + (attoseconds > 0 ? 1 : 0)))
             return response
         } catch let error as HTTPError {
             switch error.status {
