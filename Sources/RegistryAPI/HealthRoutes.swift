@@ -12,18 +12,24 @@ public final class Readiness: Sendable {
     public var isListening: Bool { listening.load(ordering: .relaxed) }
     public func setListening(_ value: Bool) { listening.store(value, ordering: .relaxed) }
 
-    /// The individual checks of `/readyz` (also what the systemd watchdog requires).
+    /// The individual checks of `/readyz`.
     public func checks(store: RegistryStore) -> [String: Bool] {
+        checks(store: store, stall: store.writerStall)
+    }
+
+    /// `writer` is false once closing began or while the writer is stuck (`stall`).
+    func checks(store: RegistryStore, stall: WriterStall?) -> [String: Bool] {
         [
             "storage": (try? store.storage.head()) != nil && !store.health.isFull,
-            "writer": store.isAcceptingWrites,
+            "writer": store.isAcceptingWrites && stall == nil,
             "listening": isListening,
         ]
     }
 }
 
 /// Health probes, unauthenticated and free of secrets: `/healthz` (the process answers) and
-/// `/readyz` (storage readable, writer taking work, listener up), 200 or 503 with the checks.
+/// `/readyz` (storage readable, writer taking work and not stuck, listener up), 200 or 503 with
+/// the checks (and `writerStall`, the reason, while the writer is stuck).
 struct HealthRoutes: Sendable {
     let store: RegistryStore
     let readiness: Readiness
@@ -31,12 +37,14 @@ struct HealthRoutes: Sendable {
     func register(on router: Router<RegistryRequestContext>) {
         router.get("healthz") { _, _ in RegistryRoutes.json(.object(["status": .string("ok")])) }
         router.get("readyz") { _, _ in
-            let checks = readiness.checks(store: store)
+            // Read once, so the check and its reason agree.
+            let stall = store.writerStall
+            let checks = readiness.checks(store: store, stall: stall)
             let ready = checks.values.allSatisfy { $0 }
-            return RegistryRoutes.json(
-                .object(["status": .string(ready ? "ready" : "not ready"), "checks": .object(checks.mapValues(JSONValue.bool))]),
-                status: ready ? .ok : .serviceUnavailable
-            )
+            var body: [String: JSONValue] = ["status": .string(ready ? "ready" : "not ready"), "checks": .object(checks.mapValues(JSONValue.bool))]
+            // Only when stuck, so the ready body stays what clients compare (sdk-e2e does).
+            if let stall { body["writerStall"] = .string(stall.description) }
+            return RegistryRoutes.json(.object(body), status: ready ? .ok : .serviceUnavailable)
         }
     }
 }

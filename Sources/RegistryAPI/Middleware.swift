@@ -22,6 +22,18 @@ struct AzureErrorMiddleware: RouterMiddleware {
                 status: .serviceUnavailable, code: "ServiceUnavailable",
                 message: "The registry's storage is full; nothing was written. It resumes by itself when space returns; retry later."
             ).response()
+        } catch let error as WriteTimeoutError {
+            // Withdrawn before the writer took it (see RegistryStore.execute): nothing was
+            // written, so the client may retry the same request as it is.
+            context.logger.warning("write refused: the writer took no work within the write timeout", metadata: ["error": "\(error)"])
+            var response = APIError(
+                status: .serviceUnavailable, code: "ServiceUnavailable",
+                message: "The registry's writer is busy or stuck; the request was withdrawn and nothing was written. Retry later."
+            ).response()
+            // Whole seconds, rounded up (as the throttling's Retry-After).
+            let (seconds, attoseconds) = error.waited.components
+            response.headers[.retryAfter] = String(max(1, seconds + (attoseconds > 0 ? 1 : 0)))
+            return response
         } catch let error as HTTPError {
             switch error.status {
             case .contentTooLarge:

@@ -13,6 +13,19 @@ public enum FixtureScript {
 
     public static let names = ["lifecycle"]
 
+    /// The file (in `fixtures/events`, without `.jsonl`) holding what the script produces today.
+    /// `lifecycle.jsonl` was recorded when keys were sealed under version 1 contexts (see
+    /// `SealingContext`) and stays as it was: old logs must keep decoding, replaying and opening.
+    /// Since version 2 the same script seals differently (same plaintexts, other tags, so other
+    /// hashes), and its stream is recorded beside it.
+    public static func goldenStream(_ name: String) -> String { "\(name).sealed-v2" }
+
+    /// Every recorded stream: the ones older code wrote, and the current ones.
+    public static let streams = names.flatMap { [$0, goldenStream($0)] }
+
+    /// Streams recorded under version 1 sealing contexts.
+    public static let legacySealedStreams: Set<String> = Set(names)
+
     public static func steps(_ name: String) -> [Step] {
         let key16 = Data(repeating: 0x11, count: 16).base64EncodedString()
         let key32 = Data(repeating: 0x22, count: 32).base64EncodedString()
@@ -81,6 +94,25 @@ public enum FixtureScript {
         }
         store.close()
         return lines
+    }
+
+    /// Makes `directory` a data directory holding `lines` (events and their projections, as a
+    /// replay builds them) and the fixture data key: old data, read by today's code.
+    public static func dataDirectory(of lines: [[UInt8]], at directory: String, scratch: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: fixturesDirectory() + "/events/data.key", toPath: directory + "/data.key")
+        let storage = try RegistryStorage(directory: DataDirectory(path: directory), create: true)
+        try FileManager.default.createDirectory(atPath: scratch + "/stream", withIntermediateDirectories: true)
+        let source = try Environment(configuration: .init(path: scratch + "/stream"))
+        let sourceDatabases = try source.write { try RegistryDatabases.open(in: $0) }
+        try source.write { txn in
+            for (i, line) in lines.enumerated() { try txn.put(sourceDatabases.events, StorageKey.sequence(UInt64(i + 1)), line, flags: .append) }
+        }
+        var report = Replayer.Report()
+        let outcome = try source.read { txn in
+            try Replayer.rebuild(from: txn, sourceDatabases.events, into: storage.environment, storage.databases, report: &report, copyEvents: true)
+        }
+        if let outcome { throw StoreError("the stream does not replay: \(outcome)") }
     }
 
     /// Rebuilds the projections of a stream (verifying its chain) in a fresh environment and

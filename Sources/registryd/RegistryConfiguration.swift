@@ -16,6 +16,8 @@ struct RegistryConfiguration: Sendable {
     var delivery = DeliveryConfiguration()
     var jobs = JobsConfiguration()
     var tls = GeneratedCertificateConfiguration()
+    /// The writer's timeout and stall threshold (`limits.writeTimeoutSeconds`, `limits.writerStallSeconds`).
+    var writer = WriterLimits()
     /// The `server` object (serve's own settings), resolved with the environment and flags by `ServeSettings`.
     var server: JSONValue?
 
@@ -117,10 +119,18 @@ struct RegistryConfiguration: Sendable {
                     guard let v = value.intValue, v > 0 else { throw ConfigurationError("\(source): 'limits.\(key)' must be a positive integer") }
                     return Int(v)
                 }
+                func seconds() throws -> Duration {
+                    guard let v = value.doubleValue, v > 0, v <= 86_400 else {
+                        throw ConfigurationError("\(source): 'limits.\(key)' must be a number of seconds, more than 0 and at most 86400")
+                    }
+                    return .milliseconds(Int64((v * 1000).rounded(.up)))
+                }
                 switch key {
                 case "maxModulesPerDevice": self.limits.maxModulesPerDevice = try positive()
                 case "maxIdentities": self.limits.maxIdentities = value.isNull ? nil : try positive()
                 case "maxRequestBodyBytes": self.api.maxRequestBodyBytes = try positive()
+                case "writeTimeoutSeconds": self.writer.writeTimeout = try seconds()
+                case "writerStallSeconds": self.writer.stallThreshold = try seconds()
                 default: throw ConfigurationError("\(source): unknown key 'limits.\(key)'")
                 }
             }

@@ -111,6 +111,7 @@ struct ServeCommand: AsyncParsableCommand {
         let metrics = RegistryMetrics()
         var storeConfiguration = RegistryStore.Configuration(dataDirectory: directory, limits: settings.limits)
         storeConfiguration.commitObserver = { metrics.commit($0) }
+        storeConfiguration.writer = settings.writer
         let store = try RegistryStore(configuration: storeConfiguration, logger: logger)
 
         let hub = try await settleHubName(store, requested: serve.hubName)
@@ -209,8 +210,9 @@ struct ServeCommand: AsyncParsableCommand {
                             notifier: notifier,
                             watchdog: watchdogInterval(environment, pid: getpid()),
                             // Alive, not ready: a full disk keeps /readyz false but must not get
-                            // the daemon restarted (it recovers by itself), so it is not part of this.
-                            healthy: { store.isAcceptingWrites && (try? store.storage.head()) != nil },
+                            // the daemon restarted (it recovers by itself), so it is not part of
+                            // this; a stuck writer is (only a restart helps).
+                            healthy: { store.isLive },
                             logger: logger
                         )
                     ),

@@ -222,17 +222,18 @@ struct KeySealerTests {
     }
 
     /// The writer's path (sealed straight into the document's bytes, the context built as bytes)
-    /// makes exactly what the String path makes, and it opens.
-    @Test func sealingIntoBytesMatchesTheStringForm() throws {
+    /// seals under the slot's version 2 context, and the readers' path opens it.
+    @Test func sealingIntoBytesOpensUnderTheSlotsContext() throws {
         let sealer = try KeySealer(keyBytes: [UInt8](repeating: 5, count: 32))
         for slot in [IdentityCodec.KeySlot(deviceId: "dev-1", moduleId: nil, name: "primaryKey"), IdentityCodec.KeySlot(deviceId: "d", moduleId: "é m", name: "secondaryKey")] {
-            #expect(slot.contextBytes == Array(slot.context.utf8))
+            #expect(slot.contextBytes == slot.sealingContext.bytes)
             let nonce = (0..<KeySealer.nonceSize).map { UInt8($0 * 7) }
             var out: [UInt8] = [0x22]
             sealer.seal("a-key", context: slot.contextBytes, nonce: nonce[...], into: &out)
-            let text = sealer.seal("a-key", context: slot.context, nonce: nonce)
-            #expect(out == [0x22] + Array(text.utf8))
-            #expect(try sealer.open(text, context: slot.context) == "a-key")
+            let text = String(decoding: out.dropFirst(), as: UTF8.self)
+            #expect(text.hasPrefix(KeySealer.prefix))
+            #expect(try sealer.open(text, for: slot.sealingContext) == "a-key")
+            #expect(sealer.isSealedWithCurrentContext(text, for: slot.sealingContext))
         }
     }
 
@@ -249,7 +250,7 @@ struct KeySealerTests {
             deviceScope: "scope",
             parentScopes: ["parent"]
         )
-        let json = IdentityCodec.encode(.device(device)) { key, slot in "sealed(\(key),\(slot.context))" }
+        let json = IdentityCodec.encode(.device(device)) { key, slot in "sealed(\(key),\(slot.deviceId)/\(slot.moduleId ?? "")/\(slot.name))" }
         #expect(json["authentication"]?["symmetricKey"]?["primaryKey"] == .string("sealed(p,d//primaryKey)"))
         #expect(json["statusUpdatedTime"] == .string("1970-01-01T00:00:05.0000000Z"))
         #expect(json["lastActivityTime"] == .string("0001-01-01T00:00:00Z"))
@@ -311,7 +312,7 @@ struct CanonicalIdentityTests {
 
     @Test func directEncodingEqualsTheTreeEncoding() {
         var random = SeededRandom(seed: 7)
-        let sealed: (String, IdentityCodec.KeySlot) -> String = { key, slot in "sealed(\(key)|\(slot.context))" }
+        let sealed: (String, IdentityCodec.KeySlot) -> String = { key, slot in "sealed(\(key)|\(slot.deviceId)/\(slot.moduleId ?? "")/\(slot.name))" }
         for i in 0..<300 {
             let symmetric = SymmetricKey(primaryKey: i % 3 == 0 ? nil : "p\(i)", secondaryKey: i % 5 == 0 ? nil : "s\(i)")
             let thumbs = X509Thumbprint(primaryThumbprint: strings(&random), secondaryThumbprint: strings(&random))

@@ -90,3 +90,16 @@ struct ServeSettingsTests {
         }
     }
 }
+
+extension ServeSettingsTests {
+    @Test func writerTimeoutAndStallThresholdAreLimitsKeys() throws {
+        let defaults = try RegistryConfiguration(json: try json("{}"), source: "test")
+        #expect(defaults.writer == WriterLimits())
+        let settings = try RegistryConfiguration(json: try json(#"{"limits":{"writeTimeoutSeconds":2.5,"writerStallSeconds":40}}"#), source: "test")
+        #expect(settings.writer.writeTimeout == .milliseconds(2500))
+        #expect(settings.writer.stallThreshold == .seconds(40))
+        for bad in [#"{"limits":{"writeTimeoutSeconds":0}}"#, #"{"limits":{"writerStallSeconds":"20"}}"#, #"{"limits":{"writerStallSecs":20}}"#] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try RegistryConfiguration(json: try json(bad), source: "test") }
+        }
+    }
+}

@@ -91,8 +91,8 @@ extension RegistryStorage {
             if path.hasPrefix("authentication.symmetricKey.") {
                 if case .string(let sealed) = value {
                     let name = String(path.split(separator: ".").last ?? "")
-                    let context = IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: name).context
-                    keys[path] = (try? sealer?.open(sealed, context: context)) ?? sealed
+                    let context = IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: name).sealingContext
+                    keys[path] = (try? sealer?.open(sealed, for: context)) ?? sealed
                 }
                 return
             }

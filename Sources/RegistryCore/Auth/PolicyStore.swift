@@ -10,7 +10,7 @@ import LMDB
 /// the whole record back (as changes once did) let a rights update that read before a rotation
 /// write the old key back after it.
 public enum PolicyStore {
-    static func context(_ name: String, _ slot: String) -> String { "policy/\(name)/\(slot)" }
+    static func context(_ name: String, _ slot: String) -> SealingContext { .policyKey(name: name, slot: slot) }
 
     /// Loads every policy, keys opened.
     public static func load(_ storage: RegistryStorage) throws -> [SharedAccessPolicy] {
@@ -38,6 +38,8 @@ public enum PolicyStore {
         do {
             // The closure may run again (map resize): it reads everything it decides from `txn`.
             return try await store.perform { txn, db in
+                var random = BufferedSystemRandom()
+                try resealLegacy(txn, db, sealer, random: &random)
                 var policies = try decodeAll(txn, db, sealer)
                 let index = policies.firstIndex { $0.name == name }
                 switch ifMatch {
@@ -51,7 +53,6 @@ public enum PolicyStore {
                     }
                 }
                 let generation = try currentGeneration(txn, db, policies) + 1
-                var random = BufferedSystemRandom()
                 var changed: SharedAccessPolicy?
                 switch change {
                 case .setRights(let rights):
@@ -122,6 +123,9 @@ public enum PolicyStore {
         _ txn: borrowing T, _ db: RegistryDatabases, _ sealer: KeySealer
     ) throws -> [SharedAccessPolicy] {
         var policies: [SharedAccessPolicy] = []
+        // Version 1 sealing contexts only until `resealLegacy` moved every policy off them: a
+        // version 1 policy context is also the one of a module of a device named `policy`.
+        let legacy = try !isResealed(txn, db)
         try txn.scan(db.policies) { _, value in
             let json = try JSONParser.parse(value)
             guard let name = json["name"]?.stringValue, let rights = json["rights"]?.stringValue.flatMap(AccessRights.init(description:)),
@@ -131,8 +135,8 @@ public enum PolicyStore {
                 SharedAccessPolicy(
                     name: name,
                     rights: rights,
-                    primaryKey: try sealer.open(primary, context: context(name, "primaryKey")),
-                    secondaryKey: try sealer.open(secondary, context: context(name, "secondaryKey")),
+                    primaryKey: try sealer.open(primary, for: context(name, "primaryKey"), legacy: legacy),
+                    secondaryKey: try sealer.open(secondary, for: context(name, "secondaryKey"), legacy: legacy),
                     // Records from before versions: 0 until their first change.
                     version: json["version"]?.intValue ?? 0
                 )
@@ -149,11 +153,28 @@ public enum PolicyStore {
         let json = JSONValue.object([
             "name": .string(policy.name),
             "rights": .string(policy.rights.description),
-            "primaryKey": .string(sealer.seal(policy.primaryKey, context: context(policy.name, "primaryKey"), random: &random)),
-            "secondaryKey": .string(sealer.seal(policy.secondaryKey, context: context(policy.name, "secondaryKey"), random: &random)),
+            "primaryKey": .string(sealer.seal(policy.primaryKey, for: context(policy.name, "primaryKey"), random: &random)),
+            "secondaryKey": .string(sealer.seal(policy.secondaryKey, for: context(policy.name, "secondaryKey"), random: &random)),
             "version": .int(policy.version),
         ])
         try txn.put(db.policies, Array(policy.name.utf8), CanonicalJSON.encode(json))
+    }
+
+    /// Whether every stored policy's keys are sealed under version 2 contexts (see `resealLegacy`).
+    static func isResealed<T: ReadableTransaction & ~Copyable>(_ txn: borrowing T, _ db: RegistryDatabases) throws -> Bool {
+        try txn.get(db.meta, Array(MetaKey.policySealing.utf8)).map { String(decoding: $0, as: UTF8.self) } == "2"
+    }
+
+    /// Re-seals every policy's keys under version 2 contexts (keys, rights and versions, so
+    /// etags, unchanged) and records it; from then on a policy value sealed under version 1 no
+    /// longer opens, so a module key of a device named `policy` sealed before version 2 cannot
+    /// pass for a policy key. Runs at every start (`ensureBuiltIn`) and before every change.
+    static func resealLegacy(
+        _ txn: borrowing WriteTransaction, _ db: RegistryDatabases, _ sealer: KeySealer, random: inout some RandomNumberGenerator
+    ) throws {
+        guard try !isResealed(txn, db) else { return }
+        for policy in try decodeAll(txn, db, sealer) { try write(policy, txn, db, sealer, random: &random) }
+        try txn.put(db.meta, Array(MetaKey.policySealing.utf8), Array("2".utf8))
     }
 
     /// 1 to 64 characters: letters, digits, `.`, `_`, `-` (it appears in `skn`).
@@ -177,9 +198,10 @@ public enum PolicyStore {
     public static func ensureBuiltIn(_ store: RegistryStore) async throws -> [SharedAccessPolicy] {
         guard let sealer = store.storage.sealer else { throw StoreError("the data key is needed to write policies") }
         try await store.perform { txn, db in
+            var random = BufferedSystemRandom()
+            try resealLegacy(txn, db, sealer, random: &random)
             guard try decodeAll(txn, db, sealer).isEmpty else { return }
             let generation = try currentGeneration(txn, db, []) + 1
-            var random = BufferedSystemRandom()
             for var policy in SharedAccessPolicy.builtIn(random: &random) {
                 policy.version = generation
                 try write(policy, txn, db, sealer, random: &random)
@@ -228,4 +250,6 @@ extension MetaKey {
     /// one as the changed policy's version, so an etag is never reused, even by a policy
     /// removed and added again.
     public static let policyGeneration = "policies.generation"
+    /// "2" once every policy's keys are sealed under version 2 contexts (`SealingContext`).
+    public static let policySealing = "policies.sealing"
 }

@@ -8,19 +8,13 @@ public enum IdentityCodec {
         public var deviceId: String
         public var moduleId: String?
         public var name: String
-        /// `device/module/slot`: the additional authenticated data of a sealed key.
-        public var context: String { "\(deviceId)/\(moduleId ?? "")/\(name)" }
-        /// `context` as bytes, built without a String in between (sealing on the write path).
-        public var contextBytes: [UInt8] {
-            var out: [UInt8] = []
-            out.reserveCapacity(deviceId.utf8.count + (moduleId?.utf8.count ?? 0) + name.utf8.count + 2)
-            out.append(contentsOf: deviceId.utf8)
-            out.append(47)
-            if let moduleId { out.append(contentsOf: moduleId.utf8) }
-            out.append(47)
-            out.append(contentsOf: name.utf8)
-            return out
+        /// What the key is sealed for: the additional authenticated data of a sealed key.
+        public var sealingContext: SealingContext {
+            if let moduleId { return .moduleKey(deviceId: deviceId, moduleId: moduleId, slot: name) }
+            return .deviceKey(deviceId: deviceId, slot: name)
         }
+        /// The context keys are sealed under now (version 2; the writer seals straight into bytes).
+        public var contextBytes: [UInt8] { sealingContext.bytes }
     }
 
     public struct DecodingError: Error, Hashable, Sendable, CustomStringConvertible {

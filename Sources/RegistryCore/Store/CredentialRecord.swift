@@ -74,7 +74,8 @@ extension RegistryStorage {
     func openedKey(_ document: [UInt8], _ stored: Range<Int>, slot: IdentityCodec.KeySlot) throws -> SigningKey {
         guard let sealer else { return SigningKey(Array(Data(base64Encoded: String(decoding: document[stored], as: UTF8.self)) ?? Data())) }
         if let hit = signingKeys.lookup(document, stored, slot: slot) { return hit }
-        let key = SigningKey(Array(Data(base64Encoded: try sealer.open(String(decoding: document[stored], as: UTF8.self), context: slot.context)) ?? Data()))
+        let opened = try sealer.open(String(decoding: document[stored], as: UTF8.self), for: slot.sealingContext)
+        let key = SigningKey(Array(Data(base64Encoded: opened) ?? Data()))
         signingKeys.insert(document, stored, slot: slot, key)
         return key
     }

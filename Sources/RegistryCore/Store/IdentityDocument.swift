@@ -100,7 +100,7 @@ extension RegistryStorage {
     /// was the largest cost of a GET after the parse was gone).
     func openedKeyText(_ document: [UInt8], _ sealed: Range<Int>, slot: IdentityCodec.KeySlot, sealer: KeySealer) throws -> [UInt8] {
         if let hit = openedKeys.lookup(document, sealed, slot: slot) { return hit }
-        let text = Array(try sealer.open(String(decoding: document[sealed], as: UTF8.self), context: slot.context).utf8)
+        let text = Array(try sealer.open(String(decoding: document[sealed], as: UTF8.self), for: slot.sealingContext).utf8)
         openedKeys.insert(document, sealed, slot: slot, text)
         return text
     }

@@ -173,7 +173,7 @@ public final class RegistryStorage: Sendable {
         let json = try JSONParser.parse(bytes)
         return try IdentityCodec.decode(json) { sealed, slot in
             guard let sealer else { return sealed }
-            return try sealer.open(sealed, context: slot.context)
+            return try sealer.open(sealed, for: slot.sealingContext)
         }
     }
 

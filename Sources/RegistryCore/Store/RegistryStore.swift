@@ -42,6 +42,16 @@ public final class RegistryStore: Sendable {
         public var environmentFlags: EnvironmentFlags
         /// Told about every identity commit, on the writer thread (keep it cheap): metrics.
         public var commitObserver: (@Sendable (CommitObservation) -> Void)?
+        /// The write timeout and the stall threshold of the writer.
+        public var writer = WriterLimits()
+        /// Monotonic time for the writer's heartbeat and the queue's waits (a manual one in tests).
+        public var monotonicNow: @Sendable () -> Duration = RegistryStore.monotonicNow
+        /// Sleeps on the same clock: the write timeout's wait (a manual one in tests, which passes
+        /// when the test advances `monotonicNow`).
+        public var monotonicSleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+        /// Told when an identity write's timeout passes, with whether its commands were withdrawn
+        /// (answered 503, never written) or already taken by the writer (waited for): metrics.
+        public var writeTimeoutObserver: (@Sendable (_ withdrawn: Bool) -> Void)?
 
         public init(
             dataDirectory: DataDirectory,
@@ -66,6 +76,11 @@ public final class RegistryStore: Sendable {
     /// Full storage (disk or map): set by the writer, reported by `/readyz`.
     public let health = StorageHealth()
     private let queue: WriteQueue
+    private let progress: WriterProgress
+    private let writerLimits: WriterLimits
+    private let monotonicNow: @Sendable () -> Duration
+    private let monotonicSleep: @Sendable (Duration) async throws -> Void
+    private let writeTimeoutObserver: (@Sendable (Bool) -> Void)?
     private let lock: DirectoryLock
     private let finished = DispatchSemaphore(value: 0)
 
@@ -87,7 +102,12 @@ public final class RegistryStore: Sendable {
         )
         let head = try storage.head()
         commits = CommitSignal(committed: head.seq)
-        queue = WriteQueue()
+        queue = WriteQueue(now: configuration.monotonicNow)
+        progress = WriterProgress(now: configuration.monotonicNow())
+        writerLimits = configuration.writer
+        monotonicNow = configuration.monotonicNow
+        monotonicSleep = configuration.monotonicSleep
+        writeTimeoutObserver = configuration.writeTimeoutObserver
         let writer = Writer(
             storage: storage,
             configuration: configuration,
@@ -96,6 +116,7 @@ public final class RegistryStore: Sendable {
             queue: queue,
             commits: commits,
             health: health,
+            progress: progress,
             logger: logger
         )
         let finished = self.finished
@@ -118,8 +139,29 @@ public final class RegistryStore: Sendable {
     /// command writes nothing and does not affect the others.
     /// - Throws: a storage error when the transaction could not be committed (then nothing of
     ///   the batch was written), or `StoreError` after `close()`.
+    ///   `WriteTimeoutError` when the writer did not take the commands within the write timeout
+    ///   (then they were withdrawn and nothing of them is written, ever).
     public func execute(_ commands: [Command], actor: String, requestId: String) async throws -> [Result<CommandOutcome, RegistryError>] {
-        try await submit(commands, actor: actor, requestId: requestId).value()
+        let pending = PendingCommands()
+        guard !commands.isEmpty, let ticket = enqueue(commands, actor: actor, requestId: requestId, pending) else {
+            if commands.isEmpty { pending.complete(.success([])) }
+            return try await pending.value()
+        }
+        // The deadline only applies while the commands wait in the queue: withdrawn, they are
+        // never written, so the 503 is true. Once the writer took them the caller waits for the
+        // commit (bounded by the disk; a transaction that never ends is a wedged writer, which
+        // the watchdog restarts), because any answer before it could be a lie.
+        let timeout = writerLimits.writeTimeout
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [queue, writeTimeoutObserver, monotonicSleep] in
+                do { try await monotonicSleep(timeout) } catch { return }  // cancelled: the results came first
+                let withdrawn = queue.withdraw(ticket)
+                if case .commands(let batch) = withdrawn { batch.complete(.failure(WriteTimeoutError(waited: timeout))) }
+                writeTimeoutObserver?(withdrawn != nil)
+            }
+            defer { group.cancelAll() }
+            return try await pending.value()
+        }
     }
 
     /// Hands commands to the writer now and returns at once: submissions reach the writer in the
@@ -130,9 +172,14 @@ public final class RegistryStore: Sendable {
         if commands.isEmpty {
             pending.complete(.success([]))
         } else {
-            queue.enqueue(.commands(CommandBatch(commands: commands, actor: actor, requestId: requestId, complete: { pending.complete($0) })))
+            enqueue(commands, actor: actor, requestId: requestId, pending)
         }
         return pending
+    }
+
+    @discardableResult
+    private func enqueue(_ commands: [Command], actor: String, requestId: String, _ pending: PendingCommands) -> UInt64? {
+        queue.enqueue(.commands(CommandBatch(commands: commands, actor: actor, requestId: requestId, complete: { pending.complete($0) })))
     }
 
     /// Executes one command.
@@ -175,6 +222,27 @@ public final class RegistryStore: Sendable {
 
     /// Whether the writer takes work (false once `close()` began).
     public var isAcceptingWrites: Bool { queue.isOpen }
+
+    /// Why the writer counts as stuck at `now` (monotonic, as `Configuration.monotonicNow`), or
+    /// `nil` while it makes progress or is idle.
+    public func writerStall(now: Duration) -> WriterStall? {
+        let backlog = queue.backlog
+        return progress.stall(now: now, threshold: writerLimits.stallThreshold, queued: backlog.count, oldestQueuedAt: backlog.oldestQueuedAt)
+    }
+
+    /// `writerStall(now:)` at the configured clock's now.
+    public var writerStall: WriterStall? { writerStall(now: monotonicNow()) }
+
+    /// Alive as the systemd watchdog sees it: taking writes, its log readable, and its writer
+    /// making progress or idle. A full disk does not count against it (the store recovers from
+    /// that by itself; a restart would not help), a stuck writer does (only a restart helps).
+    public var isLive: Bool { isAcceptingWrites && (try? storage.head()) != nil && writerStall == nil }
+
+    /// Monotonic time since an arbitrary origin (the default of `Configuration.monotonicNow`).
+    public static let monotonicNow: @Sendable () -> Duration = {
+        let origin = ContinuousClock.now
+        return { ContinuousClock.now - origin }
+    }()
 
     /// Stops taking work, lets the writer finish what is queued, and waits for its thread to end.
     public func close() {
@@ -256,12 +324,25 @@ enum WriteJob {
 /// The queue between callers and the writer thread.
 final class WriteQueue: @unchecked Sendable {
     // Why unchecked: every field is guarded by `condition`.
+    private struct Entry {
+        var job: WriteJob
+        /// Names the job for `withdraw`.
+        var ticket: UInt64
+        var enqueuedAt: Duration
+    }
     private let condition = NSCondition()
-    private var jobs: [WriteJob] = []
+    private var jobs: [Entry] = []
     private var closed = false
-    private var started = true
+    private var nextTicket: UInt64 = 0
+    private let now: @Sendable () -> Duration
 
-    func enqueue(_ job: WriteJob) {
+    init(now: @escaping @Sendable () -> Duration) { self.now = now }
+
+    /// Queues `job`; returns its ticket for `withdraw` (`nil`: the queue is closed and the job
+    /// has been failed already).
+    @discardableResult
+    func enqueue(_ job: WriteJob) -> UInt64? {
+        let at = now()
         condition.lock()
         if closed {
             condition.unlock()
@@ -269,11 +350,30 @@ final class WriteQueue: @unchecked Sendable {
             case .commands(let batch): batch.complete(.failure(StoreError("the store is closed")))
             case .custom(_, let onStorageFailure): onStorageFailure(StoreError("the store is closed"))
             }
-            return
+            return nil
         }
-        jobs.append(job)
+        nextTicket += 1
+        let ticket = nextTicket
+        jobs.append(Entry(job: job, ticket: ticket, enqueuedAt: at))
         condition.signal()
         condition.unlock()
+        return ticket
+    }
+
+    /// Takes the job back out if the writer has not taken it yet (under the same lock as `take`,
+    /// so a job is either withdrawn, and never written, or taken, never both).
+    func withdraw(_ ticket: UInt64) -> WriteJob? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard let index = jobs.firstIndex(where: { $0.ticket == ticket }) else { return nil }
+        return jobs.remove(at: index).job
+    }
+
+    /// Jobs waiting, and when the oldest of them was queued (for the stall check).
+    var backlog: (count: Int, oldestQueuedAt: Duration?) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (jobs.count, jobs.first?.enqueuedAt)
     }
 
     /// Blocks until work is queued; takes whole jobs up to `maxCommands` (at least one), or a
@@ -283,11 +383,11 @@ final class WriteQueue: @unchecked Sendable {
         defer { condition.unlock() }
         while jobs.isEmpty && !closed { condition.wait() }
         if jobs.isEmpty { return nil }
-        if case .custom = jobs[0] { return [jobs.removeFirst()] }
+        if case .custom = jobs[0].job { return [jobs.removeFirst().job] }
         var taken: [WriteJob] = []
         var count = 0
-        while let next = jobs.first, case .commands = next, taken.isEmpty || count + next.commandCount <= maxCommands {
-            taken.append(jobs.removeFirst())
+        while let next = jobs.first?.job, case .commands = next, taken.isEmpty || count + next.commandCount <= maxCommands {
+            taken.append(jobs.removeFirst().job)
             count += next.commandCount
         }
         return taken

@@ -11,6 +11,7 @@ final class Writer: @unchecked Sendable {
     private let queue: WriteQueue
     private let commits: CommitSignal
     private let health: StorageHealth
+    private let progress: WriterProgress
     private let logger: Logger
     private var lastSeq: UInt64
     private var lastHash: [UInt8]
@@ -24,9 +25,11 @@ final class Writer: @unchecked Sendable {
         queue: WriteQueue,
         commits: CommitSignal,
         health: StorageHealth,
+        progress: WriterProgress,
         logger: Logger
     ) {
         self.health = health
+        self.progress = progress
         self.storage = storage
         self.configuration = configuration
         self.random = random
@@ -38,6 +41,10 @@ final class Writer: @unchecked Sendable {
 
     func run() {
         while let jobs = queue.take(maxCommands: configuration.maxBatchCommands) {
+            // The heartbeat the watchdog and /readyz read: a job that does not finish within the
+            // stall threshold marks the writer stuck.
+            progress.began(at: configuration.monotonicNow())
+            defer { progress.finished(at: configuration.monotonicNow()) }
             if jobs.count == 1, case .custom(let work, let onStorageFailure) = jobs[0] {
                 runCustom(work, onStorageFailure: onStorageFailure)
             } else {
