@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RegistryAPI
 import Synchronization
 import Testing
@@ -48,5 +49,31 @@ struct LoggingTests {
         #expect(text.hasPrefix("first\nline 0   \n"))
         #expect(text.split(separator: "\n").filter { $0.hasPrefix("line ") }.count == 10)
         #expect(text.contains("registryd: 40 log lines dropped"))
+    }
+
+    struct Collect: TextOutputStream, Sendable {
+        let into: Captured
+        mutating func write(_ string: String) { into.text.withLock { $0 += string } }
+    }
+
+    /// Lines formatted on the log thread read as swift-log's own `StreamLogHandler` writes them
+    /// (operators' greps and the end-to-end tests depend on the format).
+    @Test func linesKeepStreamLogHandlersFormat() {
+        let ours = Captured()
+        let output = BackgroundLogOutput { text in ours.text.withLock { $0 += text } }
+        let reference = Captured()
+        var a = Logger(label: "registryd") { label in BackgroundLogHandler(label: label, output: output) }
+        var b = Logger(label: "registryd") { label in StreamLogHandler(label: label, stream: Collect(into: reference), metadataProvider: nil) }
+        a[metadataKey: "hb.request.id"] = "r1"
+        b[metadataKey: "hb.request.id"] = "r1"
+        for logger in [a, b] {
+            logger.info("request", metadata: ["status": .stringConvertible(200), "operation": "PUT /devices/{deviceId}", "b": ["x", "y"]])
+            logger.warning("plain")
+        }
+        output.flush()
+        // Equal but for the timestamp (the first word), which may tick between the two.
+        func body(_ text: String) -> [String] { text.split(separator: "\n").map { String($0.drop { $0 != " " }) } }
+        #expect(body(ours.text.withLock { $0 }) == body(reference.text.withLock { $0 }))
+        #expect(body(ours.text.withLock { $0 }).count == 2)
     }
 }
