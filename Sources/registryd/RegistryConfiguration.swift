@@ -54,13 +54,7 @@ struct RegistryConfiguration: Sendable {
         } catch {
             throw ConfigurationError("\(source): \(error.description)")
         }
-        if let deviceAuth = members["deviceAuth"] {
-            do {
-                api.deviceAuth = try DeviceAuthConfiguration(json: deviceAuth)
-            } catch {
-                throw ConfigurationError("\(source): \(error.description)")
-            }
-        }
+        if let parsed = try section(members, "deviceAuth", source, DeviceAuthConfiguration.init(json:)) { api.deviceAuth = parsed }
         if let server = members["server"] {
             do {
                 _ = try ServeSettings.resolve(flags: .init(), environment: [:], file: server)
@@ -69,41 +63,11 @@ struct RegistryConfiguration: Sendable {
             }
             self.server = server
         }
-        if let jobs = members["jobs"] {
-            do {
-                self.jobs = try JobsConfiguration(json: jobs)
-            } catch {
-                throw ConfigurationError("\(source): \(error.description)")
-            }
-        }
-        if let tls = members["tls"] {
-            do {
-                self.tls = try GeneratedCertificateConfiguration(json: tls)
-            } catch {
-                throw ConfigurationError("\(source): \(error.description)")
-            }
-        }
-        if let throttling = members["throttling"] {
-            do {
-                api.throttling = try ThrottlingConfiguration(json: throttling)
-            } catch {
-                throw ConfigurationError("\(source): \(error.description)")
-            }
-        }
-        if let connections = members["connections"] {
-            do {
-                api.connections = try ConnectionLimits(json: connections)
-            } catch {
-                throw ConfigurationError("\(source): \(error.description)")
-            }
-        }
-        if let eventStreams = members["eventStreams"] {
-            do {
-                api.eventStreams = try EventStreamLimits(json: eventStreams)
-            } catch {
-                throw ConfigurationError("\(source): \(error.description)")
-            }
-        }
+        if let parsed = try section(members, "jobs", source, JobsConfiguration.init(json:)) { self.jobs = parsed }
+        if let parsed = try section(members, "tls", source, GeneratedCertificateConfiguration.init(json:)) { self.tls = parsed }
+        if let parsed = try section(members, "throttling", source, ThrottlingConfiguration.init(json:)) { api.throttling = parsed }
+        if let parsed = try section(members, "connections", source, ConnectionLimits.init(json:)) { api.connections = parsed }
+        if let parsed = try section(members, "eventStreams", source, EventStreamLimits.init(json:)) { api.eventStreams = parsed }
         if let metrics = members["metrics"] {
             guard case .object(let fields) = metrics else { throw ConfigurationError("\(source): 'metrics' must be an object") }
             for (key, value) in fields {
@@ -135,6 +99,16 @@ struct RegistryConfiguration: Sendable {
                 }
             }
         }
+    }
+}
+
+/// The section `key` parsed by `parse` when the file has it; a refusal names the file.
+private func section<T>(_ members: [String: JSONValue], _ key: String, _ source: String, _ parse: (JSONValue) throws -> T) throws -> T? {
+    guard let json = members[key] else { return nil }
+    do {
+        return try parse(json)
+    } catch {
+        throw ConfigurationError("\(source): \(error)")
     }
 }
 

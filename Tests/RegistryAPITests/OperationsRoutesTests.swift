@@ -163,6 +163,20 @@ struct OperationsRoutesTests {
         }
     }
 
+    @Test func connectionAndEventStreamSettingsAreValidated() throws {
+        let connections = try ConnectionLimits(json: try JSONParser.parse(Array(#"{"maxConnections": 8, "headerTimeoutSeconds": 0.5, "maxHeaderBytes": 8192}"#.utf8)))
+        #expect(connections.maxConnections == 8 && connections.headerTimeout == .milliseconds(500) && connections.maxHeaderBytes == 8192)
+        #expect(connections.idleTimeout == .seconds(60), "unset keys keep their defaults")
+        for bad in [#"{"maxConnections": 0}"#, #"{"idleTimeoutSeconds": -1}"#, #"{"maxHeaderBytes": 100}"#, #"{"maxHeaderBytes": 100000}"#, #"{"nope": 1}"#, "[]"] {
+            #expect(throws: ConfigurationFieldError.self, "\(bad)") { try ConnectionLimits(json: try JSONParser.parse(Array(bad.utf8))) }
+        }
+        let streams = try EventStreamLimits(json: try JSONParser.parse(Array(#"{"maxPerPolicy": 3, "stallTimeoutSeconds": 2}"#.utf8)))
+        #expect(streams.maxPerPolicy == 3 && streams.stallTimeout == .seconds(2))
+        for bad in [#"{"maxPerPolicy": 0}"#, #"{"stallTimeoutSeconds": 0}"#, #"{"heartbeat": 1}"#] {
+            #expect(throws: ConfigurationFieldError.self, "\(bad)") { try EventStreamLimits(json: try JSONParser.parse(Array(bad.utf8))) }
+        }
+    }
+
     @Test func throttlingConfigurationIsValidated() throws {
         let parsed = try ThrottlingConfiguration(json: try JSONParser.parse(Array(#"{"registryWrites": 10, "queries": 0.5, "burstSeconds": 2}"#.utf8)))
         #expect(parsed.rates == [.registryWrites: 10, .queries: 0.5])
