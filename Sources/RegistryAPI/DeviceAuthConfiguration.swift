@@ -62,3 +62,14 @@ public struct ConfigurationFieldError: Error, CustomStringConvertible, Sendable 
     }
     public var description: String { "'\(field)' \(problem)" }
 }
+
+extension JSONValue {
+    /// A duration setting given in seconds: a number above 0 and at most a day, kept to the
+    /// millisecond (rounded up, so a positive setting never becomes zero).
+    public func seconds(_ field: String) throws(ConfigurationFieldError) -> Duration {
+        guard let number = doubleValue, number > 0, number <= 86_400 else {
+            throw ConfigurationFieldError(field, "must be a number of seconds above 0 and at most 86400")
+        }
+        return .milliseconds(Int64((number * 1000).rounded(.up)))
+    }
+}

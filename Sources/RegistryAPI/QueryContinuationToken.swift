@@ -14,7 +14,7 @@ import RegistryCore
 ///
 /// Form: `base64url(payload) "." base64url(mac)`, payload = canonical JSON `{"k","n","p","q"}`.
 struct QueryContinuationToken: Sendable {
-    private let box: KeyHolder
+    private let box: KeyBox
     private var key: Crypto.SymmetricKey { box.key }
 
     /// The longest resume key: a module key is a device id, 0x00 and a module id (128 + 1 + 128).
@@ -22,7 +22,7 @@ struct QueryContinuationToken: Sendable {
     /// No query returns more items than this across its pages (well above any registry's size).
     static let maximumReturned = 1 << 40
 
-    init(key: Crypto.SymmetricKey) { self.box = KeyHolder(key: key) }
+    init(key: KeyBox) { self.box = key }
 
     func encode(_ cursor: QueryCursor, query: String, policy: String) -> String {
         let payload = CanonicalJSON.encode(
@@ -73,10 +73,3 @@ struct QueryContinuationToken: Sendable {
     }
 }
 
-/// Holds the key so the token codec can be Sendable.
-private final class KeyHolder: @unchecked Sendable {
-    // Why unchecked: Crypto.SymmetricKey is an immutable value that swift-crypto 3 does not mark
-    // Sendable; it is never mutated after init.
-    let key: Crypto.SymmetricKey
-    init(key: Crypto.SymmetricKey) { self.key = key }
-}

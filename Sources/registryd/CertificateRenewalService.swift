@@ -18,9 +18,7 @@ struct CertificateRenewalService: Service {
             try? await gracefulShutdown()
             return
         }
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { return }
+        await everyInterval(interval) {
             do {
                 if let expiry = try renewal.renewIfDue(now: Date()) { onRenewed(expiry) }
             } catch {

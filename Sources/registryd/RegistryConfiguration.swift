@@ -84,10 +84,11 @@ struct RegistryConfiguration: Sendable {
                     return Int(v)
                 }
                 func seconds() throws -> Duration {
-                    guard let v = value.doubleValue, v > 0, v <= 86_400 else {
-                        throw ConfigurationError("\(source): 'limits.\(key)' must be a number of seconds, more than 0 and at most 86400")
+                    do {
+                        return try value.seconds("limits.\(key)")
+                    } catch {
+                        throw ConfigurationError("\(source): \(error)")
                     }
-                    return .milliseconds(Int64((v * 1000).rounded(.up)))
                 }
                 switch key {
                 case "maxModulesPerDevice": self.limits.maxModulesPerDevice = try positive()

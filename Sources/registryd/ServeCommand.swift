@@ -260,8 +260,7 @@ struct StorageRecoveryService: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        await everyInterval(interval) {
             if store.health.isFull, store.isAcceptingWrites { _ = await store.probeStorage() }
         }
     }

@@ -48,12 +48,6 @@ public struct ConnectionLimits: Sendable, Hashable {
         guard case .object(let fields) = json else { throw ConfigurationFieldError("connections", "must be an object") }
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
             let field = "connections.\(key)"
-            func seconds() throws(ConfigurationFieldError) -> Duration {
-                guard let number = value.doubleValue, number > 0, number <= 86_400 else {
-                    throw ConfigurationFieldError(field, "must be a number of seconds above 0 and at most 86400")
-                }
-                return .milliseconds(Int64((number * 1000).rounded(.up)))
-            }
             func count(_ range: ClosedRange<Int64>) throws(ConfigurationFieldError) -> Int {
                 guard let number = value.intValue, range.contains(number) else {
                     throw ConfigurationFieldError(field, "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
@@ -62,10 +56,10 @@ public struct ConnectionLimits: Sendable, Hashable {
             }
             switch key {
             case "maxConnections": maxConnections = try count(1...1_000_000)
-            case "idleTimeoutSeconds": idleTimeout = try seconds()
-            case "headerTimeoutSeconds": headerTimeout = try seconds()
-            case "bodyTimeoutSeconds": bodyTimeout = try seconds()
-            case "tlsHandshakeTimeoutSeconds": tlsHandshakeTimeout = try seconds()
+            case "idleTimeoutSeconds": idleTimeout = try value.seconds(field)
+            case "headerTimeoutSeconds": headerTimeout = try value.seconds(field)
+            case "bodyTimeoutSeconds": bodyTimeout = try value.seconds(field)
+            case "tlsHandshakeTimeoutSeconds": tlsHandshakeTimeout = try value.seconds(field)
             // Below 4 KiB even an SDK's ordinary request would not fit; above 64 KiB the HTTP
             // decoder's own hard limit (`decoderHeaderBytes`) would cut first.
             case "maxHeaderBytes": maxHeaderBytes = try count(4096...Int64(Self.decoderHeaderBytes))

@@ -28,10 +28,7 @@ public struct EventStreamLimits: Sendable, Hashable {
                 guard let n = value.intValue, n >= 1, n <= 100_000 else { throw ConfigurationFieldError(field, "must be a whole number from 1 to 100000") }
                 maxPerPolicy = Int(n)
             case "stallTimeoutSeconds":
-                guard let seconds = value.doubleValue, seconds > 0, seconds <= 86_400 else {
-                    throw ConfigurationFieldError(field, "must be a number of seconds above 0 and at most 86400")
-                }
-                stallTimeout = .milliseconds(Int64((seconds * 1000).rounded(.up)))
+                stallTimeout = try value.seconds(field)
             default:
                 throw ConfigurationFieldError(field, "unknown key (known: maxPerPolicy, stallTimeoutSeconds)")
             }

@@ -77,8 +77,8 @@ public struct KeySealer: Sendable {
     /// A key for another purpose (e.g. authenticating query continuation tokens), derived from
     /// the data key with HKDF-SHA256 and the purpose as its info: stable across restarts and
     /// nodes that share the data key, and useless for opening sealed keys.
-    public func derivedKey(purpose: String) -> Crypto.SymmetricKey {
-        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("registryd/\(purpose)".utf8), outputByteCount: 32)
+    public func derivedKey(purpose: String) -> KeyBox {
+        KeyBox(key: HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("registryd/\(purpose)".utf8), outputByteCount: 32))
     }
 
     /// Opens a value made by `seal` with the same raw context.
@@ -100,12 +100,13 @@ public struct KeySealer: Sendable {
     }
 }
 
-/// Holds the key once, so sealing and opening do not rebuild it per call.
-private final class KeyBox: @unchecked Sendable {
+/// Holds a key once, so sealing, opening and authenticating do not rebuild it per call, and
+/// lets Sendable types keep one.
+public final class KeyBox: @unchecked Sendable {
     // Why unchecked: Crypto.SymmetricKey is an immutable value that swift-crypto 3 does not mark
     // Sendable; it is never mutated after init.
-    let key: Crypto.SymmetricKey
-    init(key: Crypto.SymmetricKey) { self.key = key }
+    public let key: Crypto.SymmetricKey
+    public init(key: Crypto.SymmetricKey) { self.key = key }
 }
 
 /// Sealing or opening failed. Never carries key material.

@@ -57,8 +57,8 @@ public final class RegistryStorage: Sendable {
 
     /// A server-side secret for `purpose` (see `KeySealer.derivedKey`). Without the data key
     /// (read-only tools), a random key for this process only.
-    public func serverKey(purpose: String) -> Crypto.SymmetricKey {
-        sealer?.derivedKey(purpose: purpose) ?? Crypto.SymmetricKey(size: .bits256)
+    public func serverKey(purpose: String) -> KeyBox {
+        sealer?.derivedKey(purpose: purpose) ?? KeyBox(key: Crypto.SymmetricKey(size: .bits256))
     }
 
     // MARK: reads

@@ -10,10 +10,8 @@ struct AccessLogService: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            report()
-        }
+        await everyInterval(interval) { report() }
+        report()
     }
 
     func report() {
