@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "registryd", targets: ["registryd"]),
+        .executable(name: "registryd-bench", targets: ["registryd-bench"]),
         .library(name: "RegistryCore", targets: ["RegistryCore"]),
         .library(name: "RegistryTesting", targets: ["RegistryTesting"]),
     ],
@@ -32,27 +33,54 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
     ],
     targets: [
-        // The only place C headers enter (Debian's liblmdb-dev, found through pkg-config).
+        // Where LMDB's C headers enter (Debian's liblmdb-dev, found through pkg-config).
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
-        // The only module with unsafe pointers, MDB_val and return codes.
+        // The C library calls Swift's Glibc module does not export (memmem, mallopt, getrandom).
+        .target(name: "CSystemCalls"),
+        // The two low-level modules hold every unsafe line: LMDB's C API (MDB_val, return codes)...
         .target(name: "LMDB", dependencies: ["CLMDB"], swiftSettings: swiftSettings),
-        // Domain (pure), event log and projections, and the single-writer store.
+        // ...and byte search, the kernel's CSPRNG and allocator settings over raw buffers.
+        .target(name: "SystemBytes", dependencies: ["CSystemCalls"], swiftSettings: swiftSettings),
+        // Domain (pure), the event log and its records, the query language, authentication, and
+        // the store interface every backend implements. No storage engine here.
         .target(
             name: "RegistryCore",
             dependencies: [
-                "LMDB",
+                "SystemBytes",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
-        // Inbound HTTP: the Azure-compatible registry API, SAS authentication, TLS material.
+        // The LMDB backend of the store interface: the single writer with group commit, the
+        // projections as named databases, replay, log verification, backup. The only module
+        // besides `LMDB` that imports it.
+        .target(
+            name: "RegistryLMDB",
+            dependencies: [
+                "LMDB",
+                "SystemBytes",
+                "RegistryCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Import and export of ExportImportDevice JSON Lines (import modes, the line decoder, the
+        // engine): shared by bulk routes, jobs and the CLI, over the store interface.
+        .target(
+            name: "RegistryTransfer",
+            dependencies: ["RegistryCore"],
+            swiftSettings: swiftSettings
+        ),
+        // Inbound HTTP: the Azure-compatible registry API, SAS authentication, TLS material. It
+        // speaks to storage only through the store interface and to the lifecycle router only
+        // through `RouteAdministration`.
         .target(
             name: "RegistryAPI",
             dependencies: [
-                "LMDB",
                 "RegistryCore",
-                "RegistryDelivery",
+                "RegistryTransfer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -77,7 +105,6 @@ let package = Package(
             name: "RegistryDelivery",
             dependencies: [
                 "RegistryCore",
-                "LMDB",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -89,12 +116,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Shared test kit: temporary directories, fixture loading, deterministic clocks and randomness.
-        .target(name: "RegistryTesting", dependencies: ["RegistryCore"], swiftSettings: swiftSettings),
+        .target(name: "RegistryTesting", dependencies: ["RegistryCore", "RegistryLMDB"], swiftSettings: swiftSettings),
         // Process wiring and the command-line tools.
         .executableTarget(
             name: "registryd",
             dependencies: [
-                "LMDB",
+                "SystemBytes",
+                "RegistryLMDB",
+                "RegistryTransfer",
                 "RegistryCore",
                 "RegistryAPI",
                 "RegistryDelivery",
@@ -110,21 +139,46 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "LMDBTests", dependencies: ["LMDB", "RegistryTesting"], swiftSettings: swiftSettings),
+        // The benchmarks, run by hand (tools/bench-*.sh): their own binary, not the daemon's.
+        .executableTarget(
+            name: "registryd-bench",
+            dependencies: [
+                "SystemBytes",
+                "RegistryCore",
+                "RegistryLMDB",
+                "RegistryTransfer",
+                "RegistryDelivery",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The store interface's conformance suite: one set of tests, run once per backend.
+        .testTarget(
+            name: "StoreConformanceTests",
+            dependencies: ["RegistryCore", "RegistryLMDB", "RegistryTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "LMDBTests", dependencies: ["LMDB", "SystemBytes", "RegistryTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RegistryCoreTests",
-            dependencies: ["RegistryCore", "RegistryTesting", "LMDB"],
+            dependencies: ["RegistryCore", "RegistryLMDB", "RegistryTesting", "LMDB", "SystemBytes"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RegistryAPITests",
             dependencies: [
-                "LMDB", "RegistryAPI", "RegistryCore", "RegistryTesting", "RegistryDelivery",
+                "RegistryLMDB", "RegistryTransfer", "RegistryAPI", "RegistryCore", "RegistryTesting", "RegistryDelivery",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -134,7 +188,7 @@ let package = Package(
         .testTarget(
             name: "RegistryDeliveryTests",
             dependencies: [
-                "RegistryDelivery", "RegistryCore", "RegistryTesting", "LMDB",
+                "RegistryDelivery", "RegistryCore", "RegistryLMDB", "RegistryTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -146,7 +200,7 @@ let package = Package(
         .testTarget(
             name: "registrydTests",
             dependencies: [
-                "registryd", "RegistryCore", "RegistryAPI", "RegistryTesting", "LMDB",
+                "registryd", "RegistryCore", "RegistryLMDB", "LMDB", "RegistryTransfer", "RegistryAPI", "RegistryTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

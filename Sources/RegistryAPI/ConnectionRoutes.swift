@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import RegistryCore
+import RegistryTransfer
 
 /// `POST /registry/connections`: a broker reports devices and modules connecting and
 /// disconnecting. Each report is an event in the log (so `connectionState`,
@@ -18,7 +19,7 @@ import RegistryCore
 /// A single report answers its error directly (404 DeviceNotFound, ...); an array answers 200
 /// with `{"recorded", "stale", "errors": [{"index", "deviceId", "moduleId", "errorCode", "message"}]}`.
 struct ConnectionRoutes: Sendable {
-    let store: RegistryStore
+    let store: any RegistryBackend
     let routes: RegistryRoutes
     let configuration: DeviceAuthConfiguration
 
@@ -46,6 +47,8 @@ struct ConnectionRoutes: Sendable {
                     reports.append(try Self.report(item))
                 } catch let error as APIError where !single {
                     throw APIError(status: error.status, code: error.code, message: "Report \(index): \(error.message)")
+                } catch let error as WireFormatError where !single {
+                    throw WireFormatError(code: error.code, message: "Report \(index): \(error.message)")
                 }
             }
             let results = try await store.execute(reports.map(Command.reportConnection), actor: context.actor, requestId: context.requestId)

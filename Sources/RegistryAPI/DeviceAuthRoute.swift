@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import RegistryCore
+import RegistryTransfer
 
 /// Device authentication for brokers and gateways, decided from the current state on every call.
 ///
@@ -17,7 +18,7 @@ import RegistryCore
 ///
 /// Both need DeviceConnect.
 struct DeviceAuthRoute: Sendable {
-    let store: RegistryStore
+    let store: any RegistryBackend
     let routes: RegistryRoutes
     let configuration: DeviceAuthConfiguration
     let authenticator: @Sendable () -> DeviceAuthenticator
@@ -43,7 +44,7 @@ struct DeviceAuthRoute: Sendable {
             } else {
                 throw APIError.invalid("Give one of token, thumbprint or certificateAuthority.")
             }
-            let decision = try authenticator().check(DeviceCredentials(deviceId: deviceId, moduleId: moduleId, credential: credential), storage: store.storage, now: now())
+            let decision = try authenticator().check(DeviceCredentials(deviceId: deviceId, moduleId: moduleId, credential: credential), storage: store, now: now())
             metrics?.deviceAuth(route: "device", decision: decision)
             return Response(
                 status: .ok, headers: [.contentType: jsonContentType],
@@ -87,7 +88,7 @@ struct DeviceAuthRoute: Sendable {
         guard authenticator.isKnownHost(identity.host) else { return deny(.wrongScope) }
         guard let password = try IdentityRequestDecoder.string(json, "password"), !password.isEmpty else { return deny(.malformed) }
         let credentials = DeviceCredentials(deviceId: identity.deviceId, moduleId: identity.moduleId, credential: .token(password))
-        switch try authenticator.check(credentials, storage: store.storage, now: now()) {
+        switch try authenticator.check(credentials, storage: store, now: now()) {
         case .allow(let type):
             metrics?.deviceAuth(route: "emqx", decision: .allow(type))
             var answer: [String: JSONValue] = ["result": .string("allow"), "is_superuser": .bool(false)]

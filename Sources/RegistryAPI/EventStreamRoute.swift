@@ -4,7 +4,6 @@ import Hummingbird
 import Logging
 import NIOCore
 import RegistryCore
-import RegistryDelivery
 import ServiceLifecycle
 import Synchronization
 
@@ -22,12 +21,12 @@ import Synchronization
 /// client that went away is noticed), and each policy holds at most `maxPerPolicy` streams
 /// (more answer 429).
 struct EventStreamRoute: Sendable {
-    let store: RegistryStore
+    let store: any RegistryBackend
     let hubName: String
     let limits: EventStreamLimits
     let slots: EventStreamSlots
 
-    init(store: RegistryStore, hubName: String, limits: EventStreamLimits) {
+    init(store: any RegistryBackend, hubName: String, limits: EventStreamLimits) {
         self.store = store
         self.hubName = hubName
         self.limits = limits
@@ -144,7 +143,7 @@ struct EventStreamRoute: Sendable {
     static let heartbeat = ByteBuffer(string: ":\n\n")
 
     static func produce(
-        store: RegistryStore,
+        store: any RegistryBackend,
         hub: String,
         source: RouteSource,
         condition: RouteCondition,
@@ -157,7 +156,7 @@ struct EventStreamRoute: Sendable {
         for await committed in store.commits.updates() {
             while cursor < committed && sent < limit {
                 try Task.checkCancellation()
-                let records = try store.storage.events(from: cursor + 1, limit: 256)
+                let records = try await store.events(from: cursor + 1, limit: 256)
                 guard !records.isEmpty else { break }
                 var buffer = ByteBuffer()
                 for record in records where sent < limit {

@@ -13,14 +13,15 @@ public final class Readiness: Sendable {
     public func setListening(_ value: Bool) { listening.store(value, ordering: .relaxed) }
 
     /// The individual checks of `/readyz`.
-    public func checks(store: RegistryStore) -> [String: Bool] {
-        checks(store: store, stall: store.writerStall)
+    public func checks(store: any RegistryBackend) async -> [String: Bool] {
+        await checks(store: store, stall: store.writerStall)
     }
 
     /// `writer` is false once closing began or while the writer is stuck (`stall`).
-    func checks(store: RegistryStore, stall: WriterStall?) -> [String: Bool] {
-        [
-            "storage": (try? store.storage.head()) != nil && !store.health.isFull,
+    func checks(store: any RegistryBackend, stall: WriterStall?) async -> [String: Bool] {
+        let readable = (try? await store.head()) != nil
+        return [
+            "storage": readable && !store.health.isFull,
             "writer": store.isAcceptingWrites && stall == nil,
             "listening": isListening,
         ]
@@ -31,7 +32,7 @@ public final class Readiness: Sendable {
 /// `/readyz` (storage readable, writer taking work and not stuck, listener up), 200 or 503 with
 /// the checks (and `writerStall`, the reason, while the writer is stuck).
 struct HealthRoutes: Sendable {
-    let store: RegistryStore
+    let store: any RegistryBackend
     let readiness: Readiness
 
     func register(on router: Router<RegistryRequestContext>) {
@@ -39,7 +40,7 @@ struct HealthRoutes: Sendable {
         router.get("readyz") { _, _ in
             // Read once, so the check and its reason agree.
             let stall = store.writerStall
-            let checks = readiness.checks(store: store, stall: stall)
+            let checks = await readiness.checks(store: store, stall: stall)
             let ready = checks.values.allSatisfy { $0 }
             var body: [String: JSONValue] = ["status": .string(ready ? "ready" : "not ready"), "checks": .object(checks.mapValues(JSONValue.bool))]
             // Only when stuck, so the ready body stays what clients compare (sdk-e2e does).

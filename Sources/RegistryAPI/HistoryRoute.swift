@@ -22,7 +22,7 @@ public enum HistoryJSON {
 /// page that is not the last carries `x-ms-continuation: SEQ`: pass it as `after` (or send it
 /// back in the header) for the next.
 struct HistoryRoute: Sendable {
-    let store: RegistryStore
+    let store: any RegistryBackend
 
     static let maximumPage = 1000
 
@@ -41,7 +41,7 @@ struct HistoryRoute: Sendable {
                 guard let value = Int(text), value > 0 else { throw APIError.invalid("limit must be a positive whole number (at most \(Self.maximumPage)).") }
                 limit = min(value, Self.maximumPage)
             }
-            let page = try store.storage.history(deviceId: id, moduleId: query.get("moduleId"), after: after, limit: limit)
+            let page = try await store.history(deviceId: id, moduleId: query.get("moduleId"), after: after, limit: limit)
             guard !page.entries.isEmpty || after > 0 else { throw RegistryError(.deviceNotFound, "Device \(id) has no history") }
             var response = RegistryRoutes.json(.array(page.entries.map(HistoryJSON.encode)))
             if let next = page.next { response.headers[.continuation] = String(next) }

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import RegistryCore
+import RegistryTransfer
 import Synchronization
 
 /// Turns every failure into Azure's error format, and logs what the client is not told.
@@ -16,6 +17,8 @@ struct AzureErrorMiddleware: RouterMiddleware {
             return error.response()
         } catch let error as RegistryError {
             return APIError(error).response()
+        } catch let error as WireFormatError {
+            return APIError(status: .badRequest, code: error.code, message: error.message).response()
         } catch let error as StorageFullError {
             context.logger.error("write refused: storage full", metadata: ["error": "\(error)"])
             return APIError(

@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import RegistryCore
+import RegistryTransfer
 
 /// `/registry/policies`: shared access policy management on a running daemon, for callers with
 /// all four rights (`iothubowner`). Changes go through the writer and take effect on the next
@@ -17,7 +18,7 @@ import RegistryCore
 /// earlier change) makes a change conditional: 412 `PreconditionFailed` if the policy changed
 /// since, 404 if it does not exist.
 struct PolicyRoutes: Sendable {
-    let store: RegistryStore
+    let store: any RegistryBackend
     let routes: RegistryRoutes
     let authenticator: ServiceAuthenticator
 
@@ -63,7 +64,7 @@ struct PolicyRoutes: Sendable {
     func run(_ change: PolicyChange, _ name: String, _ request: Request) async throws -> Response {
         let snapshot: PolicySnapshot
         do {
-            snapshot = try await PolicyStore.apply(change, to: name, ifMatch: ETagCondition(header: request.headers[.ifMatch]), store: store)
+            snapshot = try await store.applyPolicyChange(change, to: name, ifMatch: ETagCondition(header: request.headers[.ifMatch]))
         } catch {
             if error.notFound { throw APIError(status: .notFound, code: "PolicyNotFound", message: error.description) }
             if error.preconditionFailed { throw APIError(status: .preconditionFailed, code: "PreconditionFailed", message: error.description) }

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import RegistryCore
+import RegistryTransfer
 
 /// `POST /devices/query`: the IoT Hub query language over device and module twins (ServiceConnect).
 ///
@@ -12,14 +13,14 @@ import RegistryCore
 /// with `x-ms-item-type` `Twin` (SELECT *) or `Raw`, and `x-ms-continuation` unless it is the
 /// last page. A malformed query answers 400 with the position of the error.
 struct QueryRoute: Sendable {
-    let store: RegistryStore
+    let store: any RegistryBackend
     let routes: RegistryRoutes
     let tokens: QueryContinuationToken
 
-    init(store: RegistryStore, routes: RegistryRoutes) {
+    init(store: any RegistryBackend, routes: RegistryRoutes) {
         self.store = store
         self.routes = routes
-        self.tokens = QueryContinuationToken(key: store.storage.serverKey(purpose: "query-continuation"))
+        self.tokens = QueryContinuationToken(key: store.serverKey(purpose: "query-continuation"))
     }
 
     static let defaultPageSize = 100
@@ -53,26 +54,14 @@ struct QueryRoute: Sendable {
             }
             cursor = decoded
         }
-        let storage = store.storage
-        let requested = cursor
-        let size = pageSize
-        let bounds = routes.configuration.queryBounds
-        // A query may scan the whole registry: off the cooperative pool, in short read transactions.
         let page: QueryPage
         do {
-            page = try await runOffPool(storage, query, requested, size, bounds)
+            // A query may scan the whole registry: the backend runs it off the cooperative pool.
+            page = try await store.runQuery(query, cursor: cursor, pageSize: pageSize, bounds: routes.configuration.queryBounds)
         } catch let error as QueryLimitError {
             throw APIError.invalid("The query is over a limit: \(error.description).")
         }
         return respond(page, query: query, text: text, context: context)
-    }
-
-    func runOffPool(_ storage: RegistryStorage, _ query: DeviceQuery, _ requested: QueryCursor?, _ size: Int, _ bounds: QueryBounds) async throws -> QueryPage {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<QueryPage, any Error>) in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try storage.runQuery(query, cursor: requested, pageSize: size, bounds: bounds) })
-            }
-        }
     }
 
     func respond(_ page: QueryPage, query: DeviceQuery, text: String, context: RegistryRequestContext) -> Response {

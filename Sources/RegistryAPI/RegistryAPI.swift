@@ -4,7 +4,6 @@ import HummingbirdTLS
 import Logging
 import NIOSSL
 import RegistryCore
-import RegistryDelivery
 
 /// Settings of the HTTP layer.
 public struct RegistryAPIConfiguration: Sendable {
@@ -42,10 +41,10 @@ public struct RegistryAPIConfiguration: Sendable {
 
 /// Builds the router: Azure error format outermost, then SAS authentication, then the routes.
 public func buildRouter(
-    store: RegistryStore,
+    store: any RegistryBackend,
     authenticator: ServiceAuthenticator,
     configuration: RegistryAPIConfiguration = .init(),
-    delivery: DeliveryService? = nil,
+    delivery: (any RouteAdministration)? = nil,
     readiness: Readiness = Readiness(listening: true),
     metrics: RegistryMetrics? = nil,
     accessLog: AccessLogSummary? = nil,

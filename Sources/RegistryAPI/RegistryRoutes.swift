@@ -3,16 +3,17 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import RegistryCore
+import RegistryTransfer
 
 /// The Azure-compatible identity routes: devices, modules, statistics, and the health probes.
 struct RegistryRoutes: Sendable {
-    let store: RegistryStore
+    let store: any RegistryBackend
     let configuration: RegistryAPIConfiguration
 
     func register(on router: Router<RegistryRequestContext>) {
 
-        router.get("devices") { request, context in try listDevices(request, context) }
-        router.get("devices/:deviceId") { _, context in try getDevice(context) }
+        router.get("devices") { request, context in try await listDevices(request, context) }
+        router.get("devices/:deviceId") { _, context in try await getDevice(context) }
         let query = QueryRoute(store: store, routes: self)
         router.post("devices/:deviceId") { request, context in
             guard context.parameters.get("deviceId") == "query" else {
@@ -22,17 +23,17 @@ struct RegistryRoutes: Sendable {
         }
         router.put("devices/:deviceId") { request, context in try await putDevice(request, context) }
         router.delete("devices/:deviceId") { request, context in try await deleteDevice(request, context) }
-        router.get("devices/:deviceId/modules") { _, context in try listModules(context) }
-        router.get("devices/:deviceId/modules/:moduleId") { _, context in try getModule(context) }
+        router.get("devices/:deviceId/modules") { _, context in try await listModules(context) }
+        router.get("devices/:deviceId/modules/:moduleId") { _, context in try await getModule(context) }
         router.put("devices/:deviceId/modules/:moduleId") { request, context in try await putModule(request, context) }
         router.delete("devices/:deviceId/modules/:moduleId") { request, context in try await deleteModule(request, context) }
-        router.get("statistics/devices") { _, context in try deviceStatistics(context) }
-        router.get("statistics/service") { _, context in try serviceStatistics(context) }
+        router.get("statistics/devices") { _, context in try await deviceStatistics(context) }
+        router.get("statistics/service") { _, context in try await serviceStatistics(context) }
     }
 
     // MARK: devices
 
-    func listDevices(_ request: Request, _ context: RegistryRequestContext) throws -> Response {
+    func listDevices(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
         try context.require(.registryRead)
         var top = 1000
         if let text = request.uri.queryParameters.get("top") {
@@ -40,13 +41,13 @@ struct RegistryRoutes: Sendable {
             // Azure's documented behaviour: values outside 1...1000 mean 1000.
             top = (1...1000).contains(value) ? value : 1000
         }
-        return Self.jsonArray(try store.storage.deviceDocuments(limit: top))
+        return Self.jsonArray(try await store.deviceDocuments(limit: top))
     }
 
-    func getDevice(_ context: RegistryRequestContext) throws -> Response {
+    func getDevice(_ context: RegistryRequestContext) async throws -> Response {
         try context.require(.registryRead)
         let id = try Self.pathId(context, "deviceId")
-        guard let document = try store.storage.deviceDocument(id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
+        guard let document = try await store.deviceDocument(id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
         return Self.document(document)
     }
 
@@ -67,18 +68,18 @@ struct RegistryRoutes: Sendable {
 
     // MARK: modules
 
-    func listModules(_ context: RegistryRequestContext) throws -> Response {
+    func listModules(_ context: RegistryRequestContext) async throws -> Response {
         try context.require(.registryRead)
         let id = try Self.pathId(context, "deviceId")
-        guard let modules = try store.storage.moduleDocuments(of: id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
+        guard let modules = try await store.moduleDocuments(of: id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
         return Self.jsonArray(modules)
     }
 
-    func getModule(_ context: RegistryRequestContext) throws -> Response {
+    func getModule(_ context: RegistryRequestContext) async throws -> Response {
         try context.require(.registryRead)
         let id = try Self.pathId(context, "deviceId")
         let moduleId = try Self.pathId(context, "moduleId")
-        guard let module = try store.storage.moduleDocument(id, moduleId) else { throw try missingModule(id, moduleId) }
+        guard let module = try await store.moduleDocument(id, moduleId) else { throw try await missingModule(id, moduleId) }
         return Self.document(module)
     }
 
@@ -101,9 +102,9 @@ struct RegistryRoutes: Sendable {
 
     // MARK: statistics
 
-    func deviceStatistics(_ context: RegistryRequestContext) throws -> Response {
+    func deviceStatistics(_ context: RegistryRequestContext) async throws -> Response {
         try context.require(.registryRead)
-        let stats = try store.storage.statistics()
+        let stats = try await store.statistics()
         return Self.json(.object([
             "totalDeviceCount": .int(Int64(stats.totalDeviceCount)),
             "enabledDeviceCount": .int(Int64(stats.enabledDeviceCount)),
@@ -111,10 +112,10 @@ struct RegistryRoutes: Sendable {
         ]))
     }
 
-    func serviceStatistics(_ context: RegistryRequestContext) throws -> Response {
+    func serviceStatistics(_ context: RegistryRequestContext) async throws -> Response {
         try context.require(.serviceConnect)
         // Devices a broker last reported connected (POST /registry/connections).
-        let stats = try store.storage.statistics()
+        let stats = try await store.statistics()
         return Self.json(.object(["connectedDeviceCount": .int(Int64(stats.connectedDeviceCount))]))
     }
 
@@ -150,8 +151,8 @@ struct RegistryRoutes: Sendable {
 
     /// Decodes `%XX` escapes once (not `+`); `nil` for a malformed escape or invalid UTF-8.
     /// The 404 for a module that is not there: DeviceNotFound when its device is missing too.
-    func missingModule(_ deviceId: String, _ moduleId: String) throws -> RegistryError {
-        if try store.storage.device(deviceId) == nil { return RegistryError(.deviceNotFound, "Device \(deviceId) not registered") }
+    func missingModule(_ deviceId: String, _ moduleId: String) async throws -> RegistryError {
+        if try await store.device(deviceId) == nil { return RegistryError(.deviceNotFound, "Device \(deviceId) not registered") }
         return RegistryError(.moduleNotFound, "Module \(moduleId) on device \(deviceId) not registered")
     }
 

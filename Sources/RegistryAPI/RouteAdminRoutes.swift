@@ -1,28 +1,27 @@
 import HTTPTypes
 import Hummingbird
 import RegistryCore
-import RegistryDelivery
 
 /// Our extension routes for the lifecycle router: status, parked messages, re-delivery, and
 /// re-enabling a dead endpoint.
 struct RouteAdminRoutes: Sendable {
-    let delivery: DeliveryService
+    let delivery: any RouteAdministration
 
     func register(on router: Router<RegistryRequestContext>) {
         router.get("registry/routes") { _, context in
             try context.require(.registryRead)
-            return RegistryRoutes.json(.array(delivery.statuses().map(Self.encode)))
+            return RegistryRoutes.json(.array(await delivery.statuses().map(Self.encode)))
         }
         router.get("registry/routes/:route/parked") { _, context in
             try context.require(.registryRead)
             let route = try routeName(context)
-            let parked = try delivery.parkedMessages(route: route)
+            let parked = try await delivery.parkedMessages(route: route)
             return RegistryRoutes.json(.array(parked.map { .object(["seq": .int(Int64($0.seq)), "message": $0.message]) }))
         }
         router.post("registry/routes/:route/parked/redeliver") { _, context in
             try context.require(.registryWrite)
             let route = try routeName(context)
-            let count = try delivery.parkedMessages(route: route).count
+            let count = try await delivery.parkedMessages(route: route).count
             delivery.redeliverParked(route: route)
             return RegistryRoutes.json(.object(["route": .string(route), "redelivering": .int(Int64(count))]), status: .accepted)
         }
@@ -30,7 +29,10 @@ struct RouteAdminRoutes: Sendable {
             try context.require(.registryWrite)
             let route = try routeName(context)
             try await delivery.enable(route: route)
-            return RegistryRoutes.json(Self.encode(delivery.statuses().first { $0.name == route }!))
+            guard let status = await delivery.statuses().first(where: { $0.name == route }) else {
+                throw APIError(status: .notFound, code: "RouteNotFound", message: "No route named '\(route)'.")
+            }
+            return RegistryRoutes.json(Self.encode(status))
         }
     }
 

@@ -1,36 +1,33 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import LMDB
 import RegistryCore
+import RegistryTransfer
 
 /// `/twins/{id}[/modules/{mid}]`: the twin of a device or module with its tags (RegistryRead);
 /// `PATCH` merges tags and `PUT` replaces them (RegistryWrite), with `If-Match` against the
 /// twin's etag, which is not the identity's. Desired and reported properties are out of scope:
 /// a request that sets them gets 400.
 struct TwinRoutes: Sendable {
-    let store: RegistryStore
+    let store: any RegistryBackend
     let routes: RegistryRoutes
 
     func register(on router: Router<RegistryRequestContext>) {
-        router.get("twins/:deviceId") { _, context in try get(context, module: false) }
-        router.get("twins/:deviceId/modules/:moduleId") { _, context in try get(context, module: true) }
+        router.get("twins/:deviceId") { _, context in try await get(context, module: false) }
+        router.get("twins/:deviceId/modules/:moduleId") { _, context in try await get(context, module: true) }
         for (path, module) in [("twins/:deviceId", false), ("twins/:deviceId/modules/:moduleId", true)] {
             router.patch(RouterPath(path)) { request, context in try await update(request, context, module: module, replace: false) }
             router.put(RouterPath(path)) { request, context in try await update(request, context, module: module, replace: true) }
         }
     }
 
-    func get(_ context: RegistryRequestContext, module: Bool) throws -> Response {
+    func get(_ context: RegistryRequestContext, module: Bool) async throws -> Response {
         try context.require(.registryRead)
         let deviceId = try RegistryRoutes.pathId(context, "deviceId")
         let moduleId = module ? try RegistryRoutes.pathId(context, "moduleId") : nil
-        let stored: [UInt8]? = try store.storage.read { txn, db in
-            if let moduleId { return try txn.get(db.modules, StorageKey.module(deviceId, moduleId)) }
-            return try txn.get(db.devices, StorageKey.device(deviceId))
-        }
+        let stored = try await store.storedDocument(deviceId: deviceId, moduleId: moduleId)
         guard let stored else {
-            if let moduleId { throw try routes.missingModule(deviceId, moduleId) }
+            if let moduleId { throw try await routes.missingModule(deviceId, moduleId) }
             throw RegistryError(.deviceNotFound, "Device \(deviceId) not registered")
         }
         return Self.twin(try JSONParser.parse(stored))

@@ -1,49 +1,15 @@
 import Foundation
-import LMDB
 import Logging
 import RegistryCore
 import ServiceLifecycle
 import Synchronization
-
-/// Endpoint health, as Azure reports it.
-public enum EndpointHealth: String, Sendable, Hashable {
-    case healthy, unhealthy, dead
-}
-
-/// What `GET /registry/routes` shows of one route.
-public struct RouteStatus: Sendable, Hashable {
-    public var name: String
-    public var source: String
-    public var condition: String
-    public var endpoint: String
-    public var endpointType: String
-    public var isEnabled: Bool
-    public var health: EndpointHealth
-    /// The last sequence number the route has finished with (delivered, filtered out or parked).
-    public var cursor: UInt64
-    /// Committed events the route has not finished with yet.
-    public var lag: UInt64
-    public var delivered: UInt64
-    /// Failed delivery attempts (each retried).
-    public var failedAttempts: UInt64
-    public var parked: Int
-    /// Messages whose condition evaluated to undefined (counted as false).
-    public var undefinedConditions: UInt64
-    public var lastError: String?
-}
-
-/// A message kept after its retry window ran out.
-public struct ParkedMessage: Sendable, Hashable {
-    public var seq: UInt64
-    public var message: JSONValue
-}
 
 /// The lifecycle router: one worker per enabled route tails the log from the route's persisted
 /// cursor, filters by source and condition, delivers to the endpoint in order, and moves the
 /// cursor only after the endpoint confirmed. It never runs on the write path: it wakes on the
 /// committed-sequence signal and reads through short read transactions.
 public final class DeliveryService: Service, Sendable {
-    let store: RegistryStore
+    let store: any RegistryBackend
     public let hubName: String
     let logger: Logger
     let state: Mutex<State>
@@ -58,7 +24,7 @@ public final class DeliveryService: Service, Sendable {
         var reload: AsyncStream<Void>.Continuation?
     }
 
-    public init(store: RegistryStore, hubName: String, configuration: DeliveryConfiguration, logger: Logger) {
+    public init(store: any RegistryBackend, hubName: String, configuration: DeliveryConfiguration, logger: Logger) {
         self.store = store
         self.hubName = hubName
         self.logger = logger
@@ -76,30 +42,23 @@ public final class DeliveryService: Service, Sendable {
         signal?.yield()
     }
 
-    public func statuses() -> [RouteStatus] {
+    public func statuses() async -> [RouteStatus] {
         let (configuration, known) = state.withLock { ($0.configuration, $0.routes) }
         let committed = store.commits.committed
-        return configuration.routes.map { route in
+        var statuses: [RouteStatus] = []
+        for route in configuration.routes {
             var status = known[route.name] ?? Self.initialStatus(route, configuration)
             status.lag = committed > status.cursor ? committed - status.cursor : 0
-            status.parked = (try? parkedMessages(route: route.name).count) ?? status.parked
-            return status
+            status.parked = (try? await parkedMessages(route: route.name).count) ?? status.parked
+            statuses.append(status)
         }
+        return statuses
     }
 
     public func routeExists(_ name: String) -> Bool { state.withLock { s in s.configuration.routes.contains { $0.name == name } } }
 
-    public func parkedMessages(route: String) throws -> [ParkedMessage] {
-        let prefix = Array(route.utf8) + [0]
-        return try store.storage.read { txn, db in
-            var out: [ParkedMessage] = []
-            try txn.scan(db.parked, from: prefix) { key, value in
-                guard StorageKey.hasPrefix(key, prefix), let seq = StorageKey.sequence(from: Array(key[prefix.count...])) else { return false }
-                out.append(ParkedMessage(seq: seq, message: try JSONParser.parse(value)))
-                return true
-            }
-            return out
-        }
+    public func parkedMessages(route: String) async throws -> [ParkedMessage] {
+        try await store.parkedMessages(route: route).map { ParkedMessage(seq: $0.seq, message: try JSONParser.parse($0.message)) }
     }
 
     /// Asks the route's worker to deliver its parked messages again (in sequence order).
@@ -113,7 +72,7 @@ public final class DeliveryService: Service, Sendable {
 
     /// Re-enables a dead endpoint's route: its cursor moves again.
     public func enable(route: String) async throws {
-        try await persistCursor(route: route, seq: currentCursor(route), dead: false)
+        try await persistCursor(route: route, seq: try await currentCursor(route), dead: false)
         let wakeup = state.withLock { s in
             s.routes[route]?.health = .healthy
             return s.wakeups[route]
@@ -128,7 +87,7 @@ public final class DeliveryService: Service, Sendable {
     /// change made after start can slip past a new route.
     public func prepareCursors() async throws {
         let routes = state.withLock { $0.configuration.routes }
-        for route in routes where try loadCursor(route: route.name) == nil {
+        for route in routes where try await loadCursor(route: route.name) == nil {
             try await persistCursor(route: route.name, seq: store.commits.committed, dead: false)
         }
     }
@@ -218,24 +177,13 @@ public final class DeliveryService: Service, Sendable {
 
     // MARK: cursors
 
-    struct Cursor {
-        var seq: UInt64
-        var dead: Bool
-    }
+    typealias Cursor = RouteCursor
 
-    func loadCursor(route: String) throws -> Cursor? {
-        try store.storage.read { txn, db in
-            guard let bytes = try txn.get(db.cursors, Array(route.utf8)) else { return nil }
-            let json = try JSONParser.parse(bytes)
-            return Cursor(seq: UInt64(json["seq"]?.intValue ?? 0), dead: json["dead"]?.boolValue ?? false)
-        }
-    }
+    func loadCursor(route: String) async throws -> Cursor? { try await store.routeCursor(route) }
 
-    func currentCursor(_ route: String) throws -> UInt64 { try loadCursor(route: route)?.seq ?? 0 }
+    func currentCursor(_ route: String) async throws -> UInt64 { try await loadCursor(route: route)?.seq ?? 0 }
 
     func persistCursor(route: String, seq: UInt64, dead: Bool) async throws {
-        let key = Array(route.utf8)
-        let value = CanonicalJSON.encode(.object(["seq": .int(Int64(seq)), "dead": .bool(dead)]))
-        try await store.perform { txn, db in try txn.put(db.cursors, key, value) }
+        try await store.saveRouteCursor(route, RouteCursor(seq: seq, dead: dead))
     }
 }

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import RegistryCore
 
 #if canImport(Glibc)
 import Glibc

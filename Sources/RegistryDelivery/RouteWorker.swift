@@ -1,5 +1,4 @@
 import Foundation
-import LMDB
 import Logging
 import RegistryCore
 import Synchronization
@@ -11,7 +10,7 @@ extension DeliveryService {
         var status = Self.initialStatus(route, configuration)
         var cursor: Cursor
         do {
-            if let stored = try loadCursor(route: route.name) {
+            if let stored = try await loadCursor(route: route.name) {
                 cursor = stored
             } else {
                 // A new route starts at the current head: it carries changes from its creation on.
@@ -36,7 +35,7 @@ extension DeliveryService {
                 if state.withLock({ $0.redeliver.remove(route.name) != nil }) {
                     try await redeliverParked(route, sink: sink, policy: configuration.retry, random: &random)
                 }
-                if let reloaded = try loadCursor(route: route.name) { cursor = reloaded }
+                if let reloaded = try await loadCursor(route: route.name) { cursor = reloaded }
                 guard !cursor.dead else { continue }
                 try await catchUp(route, sink: sink, cursor: &cursor, policy: configuration.retry, random: &random)
             } catch is CancellationError {
@@ -62,7 +61,7 @@ extension DeliveryService {
     ) async throws {
         while cursor.seq < store.commits.committed {
             try Task.checkCancellation()
-            let records = try store.storage.events(from: cursor.seq + 1, limit: Self.readBatch)
+            let records = try await store.events(from: cursor.seq + 1, limit: Self.readBatch)
             guard let last = records.last else { return }
             var undefined: UInt64 = 0
             let messages = records.compactMap { record -> RouteMessage? in
@@ -144,10 +143,7 @@ extension DeliveryService {
     }
 
     func park(_ messages: [RouteMessage], route: String) async throws {
-        let entries = messages.map { (Array(route.utf8) + [0] + StorageKey.sequence($0.seq), $0.encoded) }
-        try await store.perform { txn, db in
-            for (key, value) in entries { try txn.put(db.parked, key, value) }
-        }
+        try await store.park(route: route, messages.map { ParkedRecord(seq: $0.seq, message: $0.encoded) })
         update(route) { $0.parked += messages.count }
     }
 
@@ -158,37 +154,17 @@ extension DeliveryService {
         policy: DeliveryConfiguration.RetryPolicy,
         random: inout some RandomNumberGenerator
     ) async throws {
-        for parked in try parkedMessages(route: route.name) {
+        for parked in try await parkedMessages(route: route.name) {
             guard let message = RouteMessage(json: parked.message) else { continue }
             guard await sink.deliver([message]) == .delivered else {
                 update(route.name) { $0.failedAttempts += 1 }
                 return
             }
-            let key = Array(route.name.utf8) + [0] + StorageKey.sequence(parked.seq)
-            try await store.perform { txn, db in _ = try txn.delete(db.parked, key) }
+            try await store.unpark(route: route.name, seq: parked.seq)
             update(route.name) {
                 $0.delivered += 1
                 $0.parked = max(0, $0.parked - 1)
             }
         }
-    }
-}
-
-extension RouteMessage {
-    /// Rebuilds a message from its wire form (parked messages are stored that way).
-    init?(json: JSONValue) {
-        guard let id = json["id"]?.stringValue, let seq = json["seq"]?.intValue,
-            let sourceName = json["source"]?.stringValue, let source = RouteSource(rawValue: sourceName),
-            case .object(let application)? = json["applicationProperties"], case .object(let system)? = json["systemProperties"],
-            let body = json["body"]
-        else { return nil }
-        self.init(
-            seq: UInt64(seq),
-            id: id,
-            source: source,
-            applicationProperties: application.compactMapValues(\.stringValue),
-            systemProperties: system.compactMapValues(\.stringValue),
-            body: body
-        )
     }
 }

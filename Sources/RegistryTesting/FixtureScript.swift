@@ -1,5 +1,5 @@
 import Foundation
-import LMDB
+import RegistryLMDB
 import RegistryCore
 
 /// The scripted histories behind `fixtures/events/*.jsonl`. Each runs through the real store with
@@ -84,14 +84,7 @@ public enum FixtureScript {
             let results = try await store.execute(step.commands, actor: "iothubowner", requestId: "\(name)-\(i + 1)")
             for result in results { _ = try result.get() }
         }
-        let lines = try store.storage.read { txn, db in
-            var lines: [[UInt8]] = []
-            try txn.scan(db.events) { _, value in
-                lines.append(value)
-                return true
-            }
-            return lines
-        }
+        let lines = try store.rawEvents(from: 1, limit: .max)
         store.close()
         return lines
     }
@@ -102,49 +95,15 @@ public enum FixtureScript {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: fixturesDirectory() + "/events/data.key", toPath: directory + "/data.key")
         let storage = try RegistryStorage(directory: DataDirectory(path: directory), create: true)
-        try FileManager.default.createDirectory(atPath: scratch + "/stream", withIntermediateDirectories: true)
-        let source = try Environment(configuration: .init(path: scratch + "/stream"))
-        let sourceDatabases = try source.write { try RegistryDatabases.open(in: $0) }
-        try source.write { txn in
-            for (i, line) in lines.enumerated() { try txn.put(sourceDatabases.events, StorageKey.sequence(UInt64(i + 1)), line, flags: .append) }
+        if let outcome = try Replayer.load(stream: lines, into: storage, scratch: scratch + "/stream") {
+            throw StoreError("the stream does not replay: \(outcome)")
         }
-        var report = Replayer.Report()
-        let outcome = try source.read { txn in
-            try Replayer.rebuild(from: txn, sourceDatabases.events, into: storage.environment, storage.databases, report: &report, copyEvents: true)
-        }
-        if let outcome { throw StoreError("the stream does not replay: \(outcome)") }
     }
 
     /// Rebuilds the projections of a stream (verifying its chain) in a fresh environment and
     /// returns them as canonical JSON: `{"devices":{id:…},"modules":{"dev/mod":…},"disabledDevices":n}`.
     public static func projection(of lines: [[UInt8]], scratch: String) throws -> (Replayer.Outcome?, [UInt8]) {
-        for sub in ["/source", "/target"] { try FileManager.default.createDirectory(atPath: scratch + sub, withIntermediateDirectories: true) }
-        let source = try Environment(configuration: .init(path: scratch + "/source"))
-        let target = try Environment(configuration: .init(path: scratch + "/target"))
-        let sourceDatabases = try source.write { try RegistryDatabases.open(in: $0) }
-        let targetDatabases = try target.write { try RegistryDatabases.open(in: $0) }
-        try source.write { txn in
-            for (i, line) in lines.enumerated() { try txn.put(sourceDatabases.events, StorageKey.sequence(UInt64(i + 1)), line, flags: .append) }
-        }
-        var report = Replayer.Report()
-        let outcome = try source.read { txn in try Replayer.rebuild(from: txn, sourceDatabases.events, into: target, targetDatabases, report: &report) }
-        let json = try target.read { txn -> JSONValue in
-            var devices: [String: JSONValue] = [:]
-            var modules: [String: JSONValue] = [:]
-            try txn.scan(targetDatabases.devices) { key, value in
-                devices[String(decoding: key, as: UTF8.self)] = try JSONParser.parse(value)
-                return true
-            }
-            try txn.scan(targetDatabases.modules) { key, value in
-                modules[String(decoding: key, as: UTF8.self).replacingOccurrences(of: "\0", with: "/")] = try JSONParser.parse(value)
-                return true
-            }
-            let disabled = try txn.get(targetDatabases.meta, MetaKey.disabledDevices).flatMap(StorageKey.sequence(from:)) ?? 0
-            let connected = try txn.get(targetDatabases.meta, MetaKey.connectedDevices).flatMap(StorageKey.sequence(from:)) ?? 0
-            return .object([
-                "devices": .object(devices), "modules": .object(modules), "disabledDevices": .int(Int64(disabled)), "connectedDevices": .int(Int64(connected)),
-            ])
-        }
+        let (outcome, json) = try Replayer.projection(of: lines, scratch: scratch)
         return (outcome, CanonicalJSON.encode(json) + [10])
     }
 }

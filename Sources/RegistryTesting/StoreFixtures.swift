@@ -1,5 +1,6 @@
 import Foundation
 import RegistryCore
+import RegistryLMDB
 
 /// Opens a store in `directory` with a manual clock and seeded randomness (deterministic runs).
 public func makeStore(

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import LMDB
 import RegistryCore
 
 /// `registryd backup --data-dir DIR --to PATH`: a consistent, compacted copy of a data directory,
@@ -10,7 +9,7 @@ import RegistryCore
 /// the data key and the TLS material, so `serve --data-dir PATH` restores the registry as it was.
 /// Without the secrets the copy still verifies (`audit verify`) and replays; the device keys in
 /// it stay sealed.
-struct BackupCommand: ParsableCommand {
+struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Copy a data directory consistently (compacted), even while the daemon runs."
@@ -24,16 +23,15 @@ struct BackupCommand: ParsableCommand {
     @Flag(help: "Leave out data.key and the TLS keys (for auditors: the copy verifies, its device keys stay sealed).")
     var withoutSecrets = false
 
-    func run() throws {
+    func run() async throws {
         let source = DataDirectory(path: data.dataDir)
-        let storage = try RegistryStorage(directory: source, create: false, needsKeys: false)
+        let storage = try StoreOpening.reader(source, needsKeys: false)
         let fm = FileManager.default
         if fm.fileExists(atPath: to), !((try? fm.contentsOfDirectory(atPath: to))?.isEmpty ?? false) {
             throw ValidationError("\(to) exists and is not empty; back up into a new directory")
         }
         let target = DataDirectory(path: to)
-        try target.create()
-        try storage.environment.copy(to: target.environmentPath, compact: true)
+        try await storage.backup(into: target)
         var copied = ["lmdb/data.mdb"]
         if !withoutSecrets {
             if fm.fileExists(atPath: source.dataKeyPath) {
@@ -49,7 +47,7 @@ struct BackupCommand: ParsableCommand {
                 }
             }
         }
-        let head = try RegistryStorage(directory: target, create: false, needsKeys: false).head()
+        let head = try await StoreOpening.reader(target, needsKeys: false).head()
         print("backed up \(data.dataDir) to \(to): events 1...\(head.seq) (\(copied.joined(separator: ", ")))")
     }
 

@@ -12,34 +12,39 @@ struct CredentialOptions: ParsableArguments {
     @Option(help: "Host name (default: the one `serve` recorded).")
     var hostName: String?
 
-    func load() throws -> (SharedAccessPolicy, String) {
-        let storage = try RegistryStorage(directory: DataDirectory(path: data.dataDir), create: false)
-        let policies = try PolicyStore.load(storage)
+    func load() async throws -> (SharedAccessPolicy, String) {
+        let storage = try StoreOpening.reader(DataDirectory(path: data.dataDir), needsKeys: true)
+        let policies = try await storage.policies()
         guard !policies.isEmpty else { throw ValidationError("no policies yet: start `registryd serve` once to create them") }
         guard let found = policies.first(where: { $0.name == policy }) else {
             throw ValidationError("no policy '\(policy)'; the policies are \(policies.map(\.name).sorted().joined(separator: ", "))")
         }
-        guard let host = try hostName ?? storage.metaString(MetaKey.hostName) else {
+        guard let host = try await hostNameOrRecorded(storage) else {
             throw ValidationError("no host name recorded yet: pass --host-name or start `registryd serve` once")
         }
         return (found, host)
     }
+
+    func hostNameOrRecorded(_ storage: any RegistryReader) async throws -> String? {
+        if let hostName { return hostName }
+        return try await storage.metaString(MetaKey.hostName)
+    }
 }
 
 /// `registryd connection-string`: prints `HostName=…;SharedAccessKeyName=…;SharedAccessKey=…`.
-struct ConnectionStringCommand: ParsableCommand {
+struct ConnectionStringCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "connection-string", abstract: "Print a service connection string.")
 
     @OptionGroup var options: CredentialOptions
 
-    func run() throws {
-        let (policy, host) = try options.load()
+    func run() async throws {
+        let (policy, host) = try await options.load()
         print("HostName=\(host);SharedAccessKeyName=\(policy.name);SharedAccessKey=\(policy.primaryKey)")
     }
 }
 
 /// `registryd sas-token`: prints a ready `Authorization` header value.
-struct SASTokenCommand: ParsableCommand {
+struct SASTokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sas-token", abstract: "Print a SharedAccessSignature for the Authorization header.")
 
     @OptionGroup var options: CredentialOptions
@@ -47,8 +52,8 @@ struct SASTokenCommand: ParsableCommand {
     @Option(help: "Lifetime in seconds.")
     var ttl: Int64 = 3600
 
-    func run() throws {
-        let (policy, host) = try options.load()
+    func run() async throws {
+        let (policy, host) = try await options.load()
         let expiry = Int64(Date().timeIntervalSince1970) + ttl
         print(SharedAccessSignature.make(resource: host, key: policy.primaryKey, keyName: policy.name, expiry: expiry))
     }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import RegistryAPI
+import RegistryTransfer
 import RegistryCore
 
 #if canImport(Glibc)
@@ -9,7 +9,7 @@ import Glibc
 
 /// `registryd export`: every device and module as JSON Lines of `ExportImportDevice`, from one
 /// consistent snapshot. Read-only: safe while the daemon runs.
-struct ExportCommand: ParsableCommand {
+struct ExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "export", abstract: "Export identities as JSON Lines (ExportImportDevice).")
 
     @OptionGroup var data: DataDirectoryOptions
@@ -17,10 +17,9 @@ struct ExportCommand: ParsableCommand {
     @Flag(help: "Leave symmetric keys out (an import then generates new ones).")
     var excludeKeys = false
 
-    func run() throws {
-        let storage = try RegistryStorage(directory: DataDirectory(path: data.dataDir), create: false, needsKeys: !excludeKeys)
-        let out = FileHandle.standardOutput
-        let counts = try ImportExportEngine.export(storage: storage, excludeKeys: excludeKeys) { out.write($0) }
+    func run() async throws {
+        let storage = try StoreOpening.reader(DataDirectory(path: data.dataDir), needsKeys: !excludeKeys)
+        let counts = try await ImportExportEngine.export(storage: storage, excludeKeys: excludeKeys) { FileHandle.standardOutput.write($0) }
         FileHandle.standardError.write(Data("exported \(counts.devices) devices and \(counts.modules) modules\n".utf8))
     }
 }
@@ -43,9 +42,9 @@ struct ImportCommand: AsyncParsableCommand {
     var batch = 10_000
 
     func run() async throws {
-        let store: RegistryStore
+        let store: any RegistryBackend
         do {
-            store = try RegistryStore(configuration: .init(dataDirectory: DataDirectory(path: data.dataDir), maxBatchCommands: batch, mapSize: 1 << 30))
+            store = try StoreOpening.writer(DataDirectory(path: data.dataDir), maxBatchCommands: batch, mapSize: 1 << 30)
         } catch {
             throw ValidationError("cannot open \(data.dataDir) for writing: \(error)")
         }

@@ -12,9 +12,9 @@ struct PoliciesCommand: AsyncParsableCommand {
         subcommands: [List.self, Add.self, Remove.self, Rotate.self]
     )
 
-    static func open(_ dataDir: String) throws -> RegistryStore {
+    static func open(_ dataDir: String) throws -> any RegistryBackend {
         do {
-            return try RegistryStore(configuration: .init(dataDirectory: DataDirectory(path: dataDir)))
+            return try StoreOpening.writer(DataDirectory(path: dataDir))
         } catch let error as StoreError where error.description.contains("in use") {
             throw ValidationError(
                 "\(error.description)\nWhile the daemon runs, use its API with an iothubowner token, e.g.\n"
@@ -35,8 +35,8 @@ struct PoliciesCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "Names and rights (no keys).")
         @OptionGroup var data: DataDirectoryOptions
         func run() async throws {
-            let storage = try RegistryStorage(directory: DataDirectory(path: data.dataDir), create: false)
-            for policy in try PolicyStore.load(storage).sorted(by: { $0.name < $1.name }) { print("\(policy.name)\t\(policy.rights.description)") }
+            let storage = try StoreOpening.reader(DataDirectory(path: data.dataDir), needsKeys: true)
+            for policy in try await storage.policies().sorted(by: { $0.name < $1.name }) { print("\(policy.name)\t\(policy.rights.description)") }
         }
     }
 
@@ -49,7 +49,7 @@ struct PoliciesCommand: AsyncParsableCommand {
             guard let parsed = AccessRights(description: rights) else { throw ValidationError("unknown right in '\(rights)'") }
             let store = try PoliciesCommand.open(data.dataDir)
             defer { store.close() }
-            let policy = try await PoliciesCommand.change { () async throws(PolicyError) in try await PolicyStore.upsert(name: name, rights: parsed, store: store) }
+            let policy = try await PoliciesCommand.change { () async throws(PolicyError) in try await store.upsertPolicy(name: name, rights: parsed) }
             print("\(policy.name)\t\(policy.rights.description)")
         }
     }
@@ -61,7 +61,7 @@ struct PoliciesCommand: AsyncParsableCommand {
         func run() async throws {
             let store = try PoliciesCommand.open(data.dataDir)
             defer { store.close() }
-            try await PoliciesCommand.change { () async throws(PolicyError) in try await PolicyStore.remove(name: name, store: store) }
+            try await PoliciesCommand.change { () async throws(PolicyError) in try await store.removePolicy(name: name) }
             print("removed \(name)")
         }
     }
@@ -74,7 +74,7 @@ struct PoliciesCommand: AsyncParsableCommand {
         func run() async throws {
             let store = try PoliciesCommand.open(data.dataDir)
             defer { store.close() }
-            _ = try await PoliciesCommand.change { () async throws(PolicyError) in try await PolicyStore.rotate(name: name, secondary: secondary, store: store) }
+            _ = try await PoliciesCommand.change { () async throws(PolicyError) in try await store.rotatePolicy(name: name, secondary: secondary) }
             print("rotated the \(secondary ? "secondary" : "primary") key of \(name); print it with: registryd connection-string --data-dir \(data.dataDir) --policy \(name)")
         }
     }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import RegistryAPI
+import RegistryTransfer
 import RegistryCore
 
 #if canImport(Glibc)
@@ -10,7 +10,7 @@ import Glibc
 /// `registryd replay`: `--verify` rebuilds the projections from the log and compares them with
 /// the live ones (the same code as `audit verify`); `--until SEQ|TIME --out PATH` writes the
 /// registry as it was then. Read-only on the data directory: safe beside a running daemon.
-struct ReplayCommand: ParsableCommand {
+struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
         abstract: "Verify the projections against the log, or rebuild the registry as it was at a point in time.",
@@ -43,12 +43,12 @@ struct ReplayCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         if verify {
-            try AuditVerify.run(dataDir: data.dataDir)
+            try await AuditVerify.run(dataDir: data.dataDir)
             return
         }
-        let storage = try RegistryStorage(directory: DataDirectory(path: data.dataDir), create: false, needsKeys: false)
+        let storage = try StoreOpening.reader(DataDirectory(path: data.dataDir), needsKeys: false)
         let point = ReplayPoint(until!)!
         let target: DataDirectory
         let temporary = format == "jsonl"
@@ -61,7 +61,7 @@ struct ReplayCommand: ParsableCommand {
             target = DataDirectory(path: out!)
         }
         defer { if temporary { try? FileManager.default.removeItem(atPath: target.path) } }
-        let (events, corruption) = try Replayer.materialize(source: storage, until: point, into: target)
+        let (events, corruption) = try await storage.materialize(until: point, into: target)
         if let corruption, case .logCorrupt(let seq, let reason) = corruption {
             FileHandle.standardError.write(Data("LOG CORRUPT at seq \(seq): \(reason)\n".utf8))
             throw ExitCode(2)
@@ -70,7 +70,7 @@ struct ReplayCommand: ParsableCommand {
             FileHandle.standardError.write(Data("wrote a data directory with \(events) events to \(target.path)\n".utf8))
             return
         }
-        let rebuilt = try RegistryStorage(directory: target, create: false, needsKeys: FileManager.default.fileExists(atPath: target.dataKeyPath))
+        let rebuilt = try StoreOpening.reader(target, needsKeys: FileManager.default.fileExists(atPath: target.dataKeyPath))
         let handle: FileHandle
         if out == "-" {
             handle = FileHandle.standardOutput
@@ -78,24 +78,19 @@ struct ReplayCommand: ParsableCommand {
             // The lines carry every device's keys: owner-only from the first byte (`PrivateFile`).
             handle = try PrivateFile.create(out!)
         }
-        var count = 0
-        try rebuilt.forEachIdentity(openKeys: FileManager.default.fileExists(atPath: target.dataKeyPath)) { document, _ in
-            let line = ExportImportDevice.line(from: try JSONParser.parse(document.json), excludeKeys: false)
-            handle.write(Data(CanonicalJSON.encode(line) + [10]))
-            count += 1
-        }
-        FileHandle.standardError.write(Data("replayed \(events) events: \(count) identities\n".utf8))
+        let counts = try await ImportExportEngine.export(storage: rebuilt, excludeKeys: false) { handle.write($0) }
+        FileHandle.standardError.write(Data("replayed \(events) events: \(counts.devices + counts.modules) identities\n".utf8))
     }
 }
 
 /// `registryd audit verify`: walk the whole log, check sequence continuity and the hash chain,
 /// decode every event, and compare every live projection with what the log folds to (in memory,
 /// byte for byte: see `LogVerifier`).
-struct AuditCommand: ParsableCommand {
+struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "audit", abstract: "Audit tools.", subcommands: [AuditVerifyCommand.self])
 }
 
-struct AuditVerifyCommand: ParsableCommand {
+struct AuditVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Verify the log (continuity, hash chain, decoding) and the projections against a replay.",
@@ -104,16 +99,16 @@ struct AuditVerifyCommand: ParsableCommand {
 
     @OptionGroup var data: DataDirectoryOptions
 
-    func run() throws { try AuditVerify.run(dataDir: data.dataDir) }
+    func run() async throws { try await AuditVerify.run(dataDir: data.dataDir) }
 }
 
 /// The one implementation behind `audit verify` and `replay --verify`.
 enum AuditVerify {
-    static func run(dataDir: String) throws {
-        let storage = try RegistryStorage(directory: DataDirectory(path: dataDir), create: false, needsKeys: false)
-        let total = storage.commitsHead()
+    static func run(dataDir: String) async throws {
+        let storage = try StoreOpening.reader(DataDirectory(path: dataDir), needsKeys: false)
+        let total = (try? await storage.head().seq) ?? 0
         let terminal = isatty(2) == 1
-        let report = try Replayer.verify(source: storage) { done in
+        let report = try await storage.verifyLog { done in
             // Progress on a terminal only; pipes and logs stay quiet.
             if terminal { FileHandle.standardError.write(Data("\rverified \(done)/\(total) events".utf8)) }
         }
@@ -131,8 +126,4 @@ enum AuditVerify {
             throw ExitCode(3)
         }
     }
-}
-
-extension RegistryStorage {
-    func commitsHead() -> UInt64 { (try? head().seq) ?? 0 }
 }

@@ -109,13 +109,10 @@ struct ServeCommand: AsyncParsableCommand {
         let settings = file
         let directory = DataDirectory(path: serve.dataDir)
         let metrics = RegistryMetrics()
-        var storeConfiguration = RegistryStore.Configuration(dataDirectory: directory, limits: settings.limits)
-        storeConfiguration.commitObserver = { metrics.commit($0) }
-        storeConfiguration.writer = settings.writer
-        let store = try RegistryStore(configuration: storeConfiguration, logger: logger)
+        let store = try StoreOpening.daemon(directory, limits: settings.limits, writer: settings.writer, metrics: metrics, logger: logger)
 
         let hub = try await settleHubName(store, requested: serve.hubName)
-        let policies = try await PolicyStore.ensureBuiltIn(store)
+        let policies = try await store.ensureBuiltInPolicies()
         let delivery = DeliveryService(store: store, hubName: hub, configuration: settings.delivery, logger: logger)
         try await delivery.prepareCursors()
         let authenticator = ServiceAuthenticator(hostName: serve.hostName ?? "localhost:\(address.port)", policies: policies)
@@ -203,6 +200,8 @@ struct ServeCommand: AsyncParsableCommand {
                     .init(
                         service: CertificateRenewalService(renewal: renewal, interval: .seconds(3600), onRenewed: metrics.setCertificateExpiry, logger: logger)
                     ),
+                    // Before the listener: shut down after it has drained, before the store closes.
+                    .init(service: jobs),
                     .init(service: app),
                     // Last: the first to see a shutdown, so STOPPING=1 goes out at once.
                     .init(
@@ -226,8 +225,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// The hub name is chosen at first start and never changes.
-    func settleHubName(_ store: RegistryStore, requested hubName: String?) async throws -> String {
-        if let stored = try store.storage.metaString(MetaKey.hubName) {
+    func settleHubName(_ store: any RegistryBackend, requested hubName: String?) async throws -> String {
+        if let stored = try await store.metaString(MetaKey.hubName) {
             if let hubName, hubName != stored {
                 throw ValidationError("the hub name was fixed at first start as '\(stored)'; --hub-name '\(hubName)' cannot change it")
             }
@@ -242,7 +241,7 @@ struct ServeCommand: AsyncParsableCommand {
 /// Keeps the store open while the daemon runs and closes it last (ServiceGroup shuts services
 /// down in reverse order, so the HTTP server has drained by then).
 struct StoreService: Service {
-    let store: RegistryStore
+    let store: any RegistryBackend
     let logger: Logger
 
     func run() async throws {
@@ -255,7 +254,7 @@ struct StoreService: Service {
 /// While the storage is full, tries a tiny write every `interval`; the first that succeeds clears
 /// the full state (the writer logs it), so `/readyz` and writes come back without a restart.
 struct StorageRecoveryService: Service {
-    let store: RegistryStore
+    let store: any RegistryBackend
     let interval: Duration
     let logger: Logger
 

@@ -17,7 +17,7 @@ struct WriteLoadCommand: AsyncParsableCommand {
     @Option var prefix = "load"
 
     func run() async throws {
-        let store = try RegistryStore(configuration: .init(dataDirectory: DataDirectory(path: data.dataDir)))
+        let store = try StoreOpening.writer(DataDirectory(path: data.dataDir))
         let output = LineWriter()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<concurrency {

@@ -1,5 +1,6 @@
 import Foundation
 import LMDB
+import SystemBytes
 import RegistryTesting
 import Synchronization
 import Testing

@@ -4,6 +4,7 @@ import RegistryTesting
 import Testing
 
 @testable import RegistryAPI
+@testable import RegistryTransfer
 
 /// Issue 17 items 2 and 6 for imports: the line decoder survives any line (fuzzed against the
 /// tree path it must agree with), and the line reader keeps a line without end out of memory.
@@ -22,7 +23,7 @@ struct ImportHardeningTests {
         var taken = 0
         let slow = fuzzer.run(seed: 5) { line in
             let fast = ImportLineDecoder.command(line)
-            let tree = (try? JSONParser.parse(line)).flatMap { try? ExportImportDevice.command(from: $0) }
+            let tree = (try? JSONParser.parse(line)).flatMap { try? ImportMode.command(for: $0) }
             if let fast {
                 taken += 1
                 #expect(tree?.0 == fast.0 && tree?.1 == fast.1, "the decoder and the tree path disagree on \(String(decoding: line.prefix(300), as: UTF8.self))")

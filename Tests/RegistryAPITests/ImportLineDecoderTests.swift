@@ -1,16 +1,17 @@
 @testable import RegistryAPI
+@testable import RegistryTransfer
 import RegistryCore
 import RegistryTesting
 import Testing
 
 /// The byte decoder of plain import lines against the definition (JSON tree, then
-/// `ExportImportDevice.command`): for every line it takes, the same command and operation; the
+/// `ImportMode.command(for:)`): for every line it takes, the same command and operation; the
 /// lines it must leave to the tree path, left.
 struct ImportLineDecoderTests {
     /// What the tree path makes of a line: the command and operation, or nil for an error.
     func tree(_ line: String) -> (Command, String)? {
         guard let json = try? JSONParser.parse(line) else { return nil }
-        return try? ExportImportDevice.command(from: json)
+        return try? ImportMode.command(for: json)
     }
 
     func fast(_ line: String) -> (Command, String)? { ImportLineDecoder.command(Array(line.utf8)) }

@@ -2,11 +2,12 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import LMDB
+import RegistryLMDB
 import Logging
 import RegistryAPI
 import RegistryCore
 import RegistryTesting
+import ServiceLifecycleTestKit
 import Testing
 
 /// `/jobs` import and export jobs at router level, over real files under a job root.
@@ -23,7 +24,10 @@ import Testing
             let store = try makeStore(dir + "/data")
             let jobs = JobService(store: store, configuration: JobsConfiguration(roots: [root], importBatch: importBatch), logger: Logger(label: "test"))
             let router = buildRouter(store: store, authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies), jobs: jobs, now: { R.now })
+            // The job service runs as `serve` runs it (a service; here without its group).
+            let running = Task { try await jobs.run() }
             try await Application(router: router).test(.router) { client in try await body(client, store, jobs, root) }
+            running.cancel()
             store.close()
         }
     }
@@ -82,7 +86,7 @@ import Testing
             #expect(errors.contains { $0.contains("DeviceAlreadyExists") })
             #expect(try await R.call(client, .get, "/devices/fresh").status == .ok)
             // The import is attributed to the job in the log.
-            let history = try store.storage.history(deviceId: "fresh", moduleId: nil)
+            let history = try await store.storage.history(deviceId: "fresh", moduleId: nil)
             #expect(history.first?.actor == "job:\(try #require(imported.json?["jobId"]?.stringValue))")
         }
     }
@@ -167,13 +171,39 @@ import Testing
             )
             record.progress = 40
             let bytes = CanonicalJSON.encode(record.json)
-            try await store.perform { txn, db in try txn.put(db.jobs, Array("j1".utf8), bytes) }
+            try await store.saveJobRecord("j1", bytes)
             let jobs = JobService(store: store, configuration: JobsConfiguration(roots: [dir]), logger: Logger(label: "test"))
             try await jobs.recoverInterrupted(now: Timestamp(unixSeconds: 1_800_000_100))
-            let after = try #require(try jobs.get("j1"))
+            let after = try #require(try await jobs.get("j1"))
             #expect(after.status == .failed)
             #expect(after.failureReason?.contains("stopped while the job was running") == true)
             #expect(after.endTimeUtc == Timestamp(unixSeconds: 1_800_000_100))
+            store.close()
+        }
+    }
+
+    /// Jobs run inside the service group: a shutdown drains them. A job still queued when the
+    /// shutdown begins is run only to record itself cancelled (with the reason), and `run()`
+    /// returns once it has, so the store closes after the job's last write.
+    @Test func aShutdownDrainsTheJobsBeforeTheStoreCloses() async throws {
+        try await withTemporaryDirectory { dir in
+            let root = dir + "/jobs"
+            try FileManager.default.createDirectory(atPath: root + "/out", withIntermediateDirectories: true)
+            let store = try makeStore(dir + "/data")
+            let jobs = JobService(store: store, configuration: JobsConfiguration(roots: [root]), logger: Logger(label: "test"))
+            let created = try await jobs.create(JobOutputSafetyTests.export(root), now: Timestamp(unixSeconds: R.now))
+            #expect(created.status == .enqueued)
+            try await testGracefulShutdown { trigger in
+                trigger.triggerGracefulShutdown()
+                try await jobs.run()  // returns: the shutdown ended it, with the queued job drained
+            }
+            let after = try #require(try await jobs.get(created.jobId))
+            #expect(after.status == .cancelled)
+            #expect(after.failureReason?.contains("shut down") == true, "\(after.json)")
+            #expect(!FileManager.default.fileExists(atPath: root + "/out/devices.txt"), "a drained export writes no file")
+            // After the shutdown began, a new job is refused, not left enqueued for ever.
+            await #expect(throws: APIError.self) { try await jobs.create(JobOutputSafetyTests.export(root), now: Timestamp(unixSeconds: R.now)) }
+            #expect(try await jobs.list().allSatisfy(\.status.isTerminal))
             store.close()
         }
     }

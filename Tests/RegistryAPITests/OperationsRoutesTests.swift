@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import RegistryAPI
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Synchronization
 import Testing

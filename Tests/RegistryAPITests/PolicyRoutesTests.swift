@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import RegistryAPI
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Testing
 

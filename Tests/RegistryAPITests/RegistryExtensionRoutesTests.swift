@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import RegistryAPI
 import RegistryCore
+import RegistryLMDB
 import RegistryDelivery
 import RegistryTesting
 import Testing

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import NIOCore
 import RegistryAPI
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Testing
 

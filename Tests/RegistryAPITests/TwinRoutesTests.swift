@@ -4,6 +4,8 @@ import Hummingbird
 import HummingbirdTesting
 import RegistryAPI
 import RegistryCore
+import RegistryTransfer
+import RegistryLMDB
 import RegistryTesting
 import Testing
 
@@ -90,17 +92,16 @@ struct TwinRoutesTests {
                 #expect(twinModes.status == .badRequest, "the stale twin etag fails that entry only")
                 #expect(twinModes.json?["errors"]?.arrayValue?.first?["deviceId"] == .string("eu-1"))
 
-                let page = try store.storage.runQuery(try QueryParser.parse("SELECT deviceId FROM devices WHERE tags.location.region = 'eu'"), cursor: nil, pageSize: 10)
+                let page = try store.storage.queryPage(try QueryParser.parse("SELECT deviceId FROM devices WHERE tags.location.region = 'eu'"), cursor: nil, pageSize: 10)
                 #expect(page.items == [.object(["deviceId": .string("eu-1")]), .object(["deviceId": .string("none")])])
-                let zone = try store.storage.runQuery(try QueryParser.parse("SELECT * FROM devices WHERE IS_DEFINED(tags.location.zone)"), cursor: nil, pageSize: 10)
+                let zone = try store.storage.queryPage(try QueryParser.parse("SELECT * FROM devices WHERE IS_DEFINED(tags.location.zone)"), cursor: nil, pageSize: 10)
                 #expect(zone.items.map { $0["deviceId"] } == [.string("us-1")])
                 #expect(zone.items.first?["tags"]?["location"]?["zone"] == .string("2"))
 
                 // Export lines carry the tags and the twin etag; importing them restores the tags.
-                var lines: [JSONValue] = []
-                _ = try ImportExportEngine.export(storage: store.storage, excludeKeys: true) { data in
-                    lines += String(decoding: data, as: UTF8.self).split(separator: "\n").map { try! JSONParser.parse(Array($0.utf8)) }
-                }
+                let collected = ByteCollector()
+                _ = try await ImportExportEngine.export(storage: store.storage, excludeKeys: true) { collected.append($0) }
+                let lines = try collected.text.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
                 let us = try #require(lines.first { $0["id"] == .string("us-1") })
                 #expect(us["tags"]?["location"]?["zone"] == .string("2"))
                 #expect(us["twinETag"]?.stringValue != "AAAAAAAAAAE=")
@@ -109,8 +110,9 @@ struct TwinRoutesTests {
             try await withTemporaryDirectory { copy in
                 let target = try makeStore(copy)
                 let file = copy + "/devices.txt"
-                var text = ""
-                _ = try ImportExportEngine.export(storage: store.storage, excludeKeys: true) { text += String(decoding: $0, as: UTF8.self) }
+                let collected = ByteCollector()
+                _ = try await ImportExportEngine.export(storage: store.storage, excludeKeys: true) { collected.append($0) }
+                let text = collected.text
                 try text.write(toFile: file, atomically: true, encoding: .utf8)
                 let counts = try await ImportExportEngine.importFile(store: target, path: file, batch: 100, actor: "t", requestId: "t", errors: { _ in })
                 #expect(counts.failed == 0)
@@ -144,7 +146,7 @@ extension TwinRoutesTests {
                 let token = DeviceAuthRouteTests.deviceToken("devices/look-alike", key: key)
                 let check = try await DeviceAuthRouteTests.check(client, .object(["deviceId": .string("look-alike"), "token": .string(token)]))
                 #expect(check.1 == "allow")
-                let query = try store.storage.runQuery(try QueryParser.parse("SELECT deviceId FROM devices WHERE status = 'disabled'"), cursor: nil, pageSize: 10)
+                let query = try store.storage.queryPage(try QueryParser.parse("SELECT deviceId FROM devices WHERE status = 'disabled'"), cursor: nil, pageSize: 10)
                 #expect(query.items.isEmpty)
 
                 // A self-signed device with only a secondary thumbprint and no keys: tags named like

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import RegistryAPI
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Synchronization
 import Testing

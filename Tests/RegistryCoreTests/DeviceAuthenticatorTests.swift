@@ -1,5 +1,6 @@
 import Foundation
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import LMDB
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Testing
 

@@ -1,6 +1,7 @@
 import Testing
 
-@testable import RegistryCore
+import RegistryCore
+@testable import RegistryLMDB
 
 /// The memo of opened keys answers only for the very bytes and slot it opened.
 struct OpenedKeyCacheTests {

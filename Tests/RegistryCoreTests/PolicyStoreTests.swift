@@ -1,5 +1,6 @@
 import Foundation
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Testing
 
@@ -27,8 +28,8 @@ struct PolicyStoreTests {
                 let start = try #require(try PolicyStore.load(store.storage).first { $0.name == "registryRead" })
                 let answers = try await withThrowingTaskGroup(of: (Operation, SharedAccessPolicy).self) { group in
                     for rights in Self.rights {
-                        group.addTask { (.rotate, try await PolicyStore.rotate(name: "registryRead", secondary: false, store: store)) }
-                        group.addTask { (.setRights(rights), try await PolicyStore.upsert(name: "registryRead", rights: rights, store: store)) }
+                        group.addTask { (.rotate, try await store.rotatePolicy(name: "registryRead", secondary: false)) }
+                        group.addTask { (.setRights(rights), try await store.upsertPolicy(name: "registryRead", rights: rights)) }
                     }
                     var all: [(Operation, SharedAccessPolicy)] = []
                     for try await answer in group { all.append(answer) }

@@ -1,5 +1,6 @@
 import Foundation
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Testing
 
@@ -83,33 +84,33 @@ struct QueryTests {
 
             // Paging: 3 disabled devices (d0, d3, d6), two per page.
             let disabled = try QueryParser.parse("SELECT * FROM devices WHERE status = 'disabled'")
-            let first = try storage.runQuery(disabled, cursor: nil, pageSize: 2)
+            let first = try storage.queryPage(disabled, cursor: nil, pageSize: 2)
             #expect(first.items.compactMap { $0["deviceId"]?.stringValue } == ["d0", "d3"])
             #expect(first.items.first?["authenticationType"] == .string("sas"))
             #expect(first.items.first?["tags"] == .object([:]))
             #expect(first.items.first?["properties"]?["desired"]?["$version"] == .int(1))
             let next = try #require(first.next)
-            let second = try storage.runQuery(disabled, cursor: next, pageSize: 2)
+            let second = try storage.queryPage(disabled, cursor: next, pageSize: 2)
             #expect(second.items.compactMap { $0["deviceId"]?.stringValue } == ["d6"])
             #expect(second.next == nil)
 
             // TOP limits across pages.
             let top = try QueryParser.parse("SELECT TOP 3 deviceId FROM devices")
-            let topFirst = try storage.runQuery(top, cursor: nil, pageSize: 2)
+            let topFirst = try storage.queryPage(top, cursor: nil, pageSize: 2)
             #expect(topFirst.items == [.object(["deviceId": .string("d0")]), .object(["deviceId": .string("d1")])])
             let topNext = try #require(topFirst.next)
-            let topSecond = try storage.runQuery(top, cursor: topNext, pageSize: 2)
+            let topSecond = try storage.queryPage(top, cursor: topNext, pageSize: 2)
             #expect(topSecond.items == [.object(["deviceId": .string("d2")])])
             #expect(topSecond.next == nil)
 
             // Aggregates answer one page.
-            let count = try storage.runQuery(try QueryParser.parse("SELECT COUNT() AS total FROM devices"), cursor: nil, pageSize: 1)
+            let count = try storage.queryPage(try QueryParser.parse("SELECT COUNT() AS total FROM devices"), cursor: nil, pageSize: 1)
             #expect(count.items == [.object(["total": .int(7)])])
-            let none = try storage.runQuery(try QueryParser.parse("SELECT COUNT() AS n FROM devices WHERE deviceId = 'x'"), cursor: nil, pageSize: 10)
+            let none = try storage.queryPage(try QueryParser.parse("SELECT COUNT() AS n FROM devices WHERE deviceId = 'x'"), cursor: nil, pageSize: 10)
             #expect(none.items == [.object(["n": .int(0)])])
-            let grouped = try storage.runQuery(try QueryParser.parse("SELECT status, COUNT() AS n FROM devices GROUP BY status"), cursor: nil, pageSize: 10)
+            let grouped = try storage.queryPage(try QueryParser.parse("SELECT status, COUNT() AS n FROM devices GROUP BY status"), cursor: nil, pageSize: 10)
             #expect(Set(grouped.items) == [.object(["status": .string("disabled"), "n": .int(3)]), .object(["status": .string("enabled"), "n": .int(4)])])
-            let modules = try storage.runQuery(try QueryParser.parse("SELECT deviceId, moduleId FROM devices.modules"), cursor: nil, pageSize: 10)
+            let modules = try storage.queryPage(try QueryParser.parse("SELECT deviceId, moduleId FROM devices.modules"), cursor: nil, pageSize: 10)
             #expect(modules.items == [.object(["deviceId": .string("d1"), "moduleId": .string("m")])])
             store.close()
         }
@@ -138,16 +139,16 @@ extension QueryTests {
                 var paged: [JSONValue] = []
                 var cursor: QueryCursor?
                 repeat {
-                    let page = try store.storage.runQuery(query, cursor: cursor, pageSize: 7, chunkWork: 25)
+                    let page = try store.storage.queryPage(query, cursor: cursor, pageSize: 7, chunkWork: 25)
                     paged += page.items
                     cursor = page.next
                 } while cursor != nil
                 // Reference: every device evaluated without the prefilter.
-                let everything = try store.storage.runQuery(try QueryParser.parse("SELECT * FROM devices"), cursor: nil, pageSize: 1000).items
+                let everything = try store.storage.queryPage(try QueryParser.parse("SELECT * FROM devices"), cursor: nil, pageSize: 1000).items
                 let expected = everything.filter { QueryEvaluator.matches(query.filter, $0) }.map { RegistryStorage.projectForTests(query, $0) }
                 #expect(paged == expected, "\(text)")
                 #expect(!expected.isEmpty, "\(text)")
-                let counted = try store.storage.runQuery(try QueryParser.parse(text.replacingOccurrences(of: "SELECT deviceId", with: "SELECT COUNT() AS n").replacingOccurrences(of: "SELECT *", with: "SELECT COUNT() AS n")), cursor: nil, pageSize: 1, chunkWork: 25)
+                let counted = try store.storage.queryPage(try QueryParser.parse(text.replacingOccurrences(of: "SELECT deviceId", with: "SELECT COUNT() AS n").replacingOccurrences(of: "SELECT *", with: "SELECT COUNT() AS n")), cursor: nil, pageSize: 1, chunkWork: 25)
                 #expect(counted.items == [.object(["n": .int(Int64(expected.count))])], "\(text)")
             }
             store.close()
@@ -171,7 +172,7 @@ extension QueryTests {
                 var cursor: QueryCursor?
                 var pages = 0
                 repeat {
-                    let page = try store.storage.runQuery(all, cursor: cursor, pageSize: 1000, bounds: bounds)
+                    let page = try store.storage.queryPage(all, cursor: cursor, pageSize: 1000, bounds: bounds)
                     seen += page.items.compactMap { $0["deviceId"]?.stringValue }
                     cursor = page.next
                     pages += 1
@@ -181,11 +182,11 @@ extension QueryTests {
             }
             // Aggregates: more groups than allowed, or longer than allowed, fail.
             let grouped = try QueryParser.parse("SELECT deviceId, COUNT() AS n FROM devices GROUP BY deviceId")
-            #expect(throws: QueryLimitError.self) { try store.storage.runQuery(grouped, cursor: nil, pageSize: 10, bounds: QueryBounds(groups: 100)) }
-            #expect(try store.storage.runQuery(grouped, cursor: nil, pageSize: 10, bounds: QueryBounds(groups: 700)).items.count == 700)
+            #expect(throws: QueryLimitError.self) { try store.storage.queryPage(grouped, cursor: nil, pageSize: 10, bounds: QueryBounds(groups: 100)) }
+            #expect(try store.storage.queryPage(grouped, cursor: nil, pageSize: 10, bounds: QueryBounds(groups: 700)).items.count == 700)
             let count = try QueryParser.parse("SELECT COUNT() AS n FROM devices")
-            #expect(throws: QueryLimitError.self) { try store.storage.runQuery(count, cursor: nil, pageSize: 1, bounds: QueryBounds(aggregateTime: .zero)) }
-            #expect(try store.storage.runQuery(count, cursor: nil, pageSize: 1).items == [.object(["n": .int(700)])])
+            #expect(throws: QueryLimitError.self) { try store.storage.queryPage(count, cursor: nil, pageSize: 1, bounds: QueryBounds(aggregateTime: .zero)) }
+            #expect(try store.storage.queryPage(count, cursor: nil, pageSize: 1).items == [.object(["n": .int(700)])])
             store.close()
         }
     }

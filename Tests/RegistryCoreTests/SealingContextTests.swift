@@ -1,6 +1,7 @@
 import Foundation
 import LMDB
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Testing
 
@@ -94,7 +95,7 @@ struct SealingContextTests {
             let document = try #require(try store.storage.moduleDocument("policy", "iothubowner"))
             #expect(String(decoding: document.json, as: UTF8.self).contains(Self.moduleKey))
             #expect(try store.storage.credentials(deviceId: "policy", moduleId: "iothubowner") != nil)
-            let rotated = try await PolicyStore.rotate(name: "iothubowner", secondary: false, store: store)
+            let rotated = try await store.rotatePolicy(name: "iothubowner", secondary: false)
             #expect(try PolicyStore.load(store.storage).first { $0.name == "iothubowner" } == rotated)
         }
     }

@@ -7,6 +7,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Synchronization
 import Testing
@@ -96,9 +97,9 @@ final class Receiver: Sendable {
     }
 
     /// Polls until `condition` holds (bounded: fails after 15 s).
-    func eventually(_ what: String, _ condition: () throws -> Bool) async throws {
+    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
         for _ in 0..<1500 {
-            if try condition() { return }
+            if try await condition() { return }
             try await Task.sleep(for: .milliseconds(10))
         }
         Issue.record("timed out waiting for \(what)")
@@ -122,8 +123,8 @@ final class Receiver: Sendable {
                 #expect(hit.signature == expectedSignature)
                 #expect(hit.id == hit.json["id"]?.stringValue)
             }
-            try await eventually("the cursor at the head") { service.statuses()[0].cursor == store.commits.committed }
-            let status = service.statuses()[0]
+            try await eventually("the cursor at the head") { await service.statuses()[0].cursor == store.commits.committed }
+            let status = await service.statuses()[0]
             #expect(status.health == .healthy)
             #expect(status.failedAttempts == 4)
             #expect(status.delivered == 13)
@@ -135,16 +136,16 @@ final class Receiver: Sendable {
         try await withRouter { store, service, receiver in
             receiver.respond.withLock { $0 = { _ in .gone } }
             _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "a")), actor: "t", requestId: "1")
-            try await eventually("dead") { service.statuses()[0].health == .dead }
+            try await eventually("dead") { await service.statuses()[0].health == .dead }
             _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "b")), actor: "t", requestId: "2")
             try await Task.sleep(for: .milliseconds(50))
-            #expect(service.statuses()[0].cursor == 0)  // stopped before the first undelivered message
+            #expect(await service.statuses()[0].cursor == 0)  // stopped before the first undelivered message
             #expect(receiver.hits.withLock { $0.isEmpty })
             receiver.respond.withLock { $0 = { _ in .ok } }
             try await service.enable(route: "hooked")
             try await eventually("both delivered") { receiver.hits.withLock { $0.count } == 2 }
             #expect(receiver.deviceOps == ["createDeviceIdentity:a", "createDeviceIdentity:b"])
-            #expect(service.statuses()[0].health == .healthy)
+            #expect(await service.statuses()[0].health == .healthy)
         }
     }
 
@@ -155,15 +156,15 @@ final class Receiver: Sendable {
             for id in ["a", "poison", "b"] { _ = try await store.execute(.createDevice(DeviceSpec(deviceId: id)), actor: "t", requestId: id) }
             try await eventually("a and b") { receiver.hits.withLock { $0.count } == 2 }
             #expect(receiver.deviceOps == ["createDeviceIdentity:a", "createDeviceIdentity:b"])
-            let parked = try service.parkedMessages(route: "hooked")
+            let parked = try await service.parkedMessages(route: "hooked")
             #expect(parked.map(\.seq) == [2])
-            #expect(service.statuses()[0].parked == 1)
+            #expect(await service.statuses()[0].parked == 1)
             receiver.respond.withLock { $0 = { _ in .ok } }
             service.redeliverParked(route: "hooked")
             try await eventually("the parked one") { receiver.hits.withLock { $0.count } == 3 }
             #expect(receiver.deviceOps.last == "createDeviceIdentity:poison")  // after the ones that followed it
             // The parked entry is removed after the receiver confirmed, so not always by the time it has the hit.
-            try await eventually("unparked") { (try? service.parkedMessages(route: "hooked").isEmpty) == true }
+            try await eventually("unparked") { (try? await service.parkedMessages(route: "hooked").isEmpty) == true }
         }
     }
 
@@ -171,7 +172,7 @@ final class Receiver: Sendable {
         try await withRouter(condition: "opType = 'deleteDeviceIdentity' OR starts_with(deviceId, 'keep-')") { store, service, receiver in
             for id in ["keep-1", "drop-1", "keep-2"] { _ = try await store.execute(.createDevice(DeviceSpec(deviceId: id)), actor: "t", requestId: id) }
             _ = try await store.execute(.deleteDevice(deviceId: "drop-1", ifMatch: .any), actor: "t", requestId: "d")
-            try await eventually("cursor at head") { service.statuses()[0].cursor == store.commits.committed }
+            try await eventually("cursor at head") { await service.statuses()[0].cursor == store.commits.committed }
             #expect(receiver.deviceOps == ["createDeviceIdentity:keep-1", "createDeviceIdentity:keep-2", "deleteDeviceIdentity:drop-1"])
         }
     }
@@ -187,7 +188,7 @@ final class Receiver: Sendable {
                     try await service.prepareCursors()
                     let running = Task { try await service.run() }
                     for i in 0..<5 { _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "r\(round)-\(i)")), actor: "t", requestId: "x") }
-                    try await eventually("round \(round)") { service.statuses().first?.cursor == store.commits.committed }
+                    try await eventually("round \(round)") { await service.statuses().first?.cursor == store.commits.committed }
                     running.cancel()
                     _ = await running.result
                 }

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Synchronization
 import Testing
@@ -88,8 +89,8 @@ extension DeliveryServiceTests {
                 let running = Task { try await service.run() }
                 defer { running.cancel() }
                 _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "a")), actor: "t", requestId: "1")
-                try await eventually("a failed attempt") { service.statuses()[0].failedAttempts >= 2 }
-                let status = service.statuses()[0]
+                try await eventually("a failed attempt") { await service.statuses()[0].failedAttempts >= 2 }
+                let status = await service.statuses()[0]
                 #expect(status.health == .unhealthy)
                 #expect(status.delivered == 0)
                 #expect(status.cursor == 0)

@@ -1,14 +1,16 @@
 import Foundation
 import LMDB
+import RegistryLMDB
 import RegistryAPI
 import RegistryCore
+import RegistryTransfer
 import RegistryTesting
 import Testing
 
 /// The registry's identities as export lines (the format `replay --until` writes).
 private func exportLines(_ storage: RegistryStorage) throws -> [String] {
     var lines: [String] = []
-    try storage.forEachIdentity(openKeys: true) { document, _ in
+    try storage.scanIdentities(openKeys: true) { document, _ in
         lines.append(String(decoding: CanonicalJSON.encode(ExportImportDevice.line(from: try JSONParser.parse(document.json), excludeKeys: false)), as: UTF8.self))
     }
     return lines

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LMDB
+import RegistryLMDB
 import RegistryCore
 import RegistryTesting
 import Testing

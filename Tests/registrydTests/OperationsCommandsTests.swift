@@ -1,6 +1,7 @@
 import Foundation
 import RegistryAPI
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Testing
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RegistryAPI
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import RegistryCore
+import RegistryTransfer
 
 // On Linux `struct stat` comes from whichever clang module first includes <sys/stat.h>: the
 // compiler names CDispatch with some build flags and CoreFoundation with others, and
@@ -26,7 +27,7 @@ import Darwin
 /// Opening the resolved path one component at a time without following links, then creating,
 /// reading and renaming with `openat`/`renameat` on that descriptor, keeps every file of the job
 /// in the directory that was checked: a link anywhere on the path fails the job instead.
-final class JobDirectory {
+final class JobDirectory: Sendable {
     /// The container's path, as resolved when the job was created (no symbolic link in it).
     let path: String
     private let descriptor: Int32

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import RegistryCore
+import RegistryTransfer
 
 /// `/jobs`: Azure's import and export jobs (spec §10). Create and cancel need RegistryWrite,
 /// reading RegistryRead; If-Match is ignored (C# sends the job id as one).
@@ -17,12 +18,12 @@ struct JobRoutes: Sendable {
         }
         router.get("jobs") { _, context in
             try context.require(.registryRead)
-            return RegistryRoutes.json(.array(try jobs.list().map(\.json)))
+            return RegistryRoutes.json(.array(try await jobs.list().map(\.json)))
         }
         router.get("jobs/:jobId") { _, context in
             try context.require(.registryRead)
             let id = try RegistryRoutes.pathId(context, "jobId")
-            guard let record = try jobs.get(id) else { throw Self.notFound(id) }
+            guard let record = try await jobs.get(id) else { throw Self.notFound(id) }
             return RegistryRoutes.json(record.json)
         }
         router.delete("jobs/:jobId") { _, context in

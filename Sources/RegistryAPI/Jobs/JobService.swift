@@ -1,8 +1,9 @@
 import Foundation
 import HTTPTypes
-import LMDB
 import Logging
 import RegistryCore
+import RegistryTransfer
+import ServiceLifecycle
 import Synchronization
 
 /// The `jobs` key of the configuration file: where job containers may live.
@@ -47,13 +48,19 @@ public struct JobsConfiguration: Sendable, Hashable {
 /// `enqueued`, then `running` with progress, then `completed`, `failed` (with a reason) or
 /// `cancelled`. Exports write a consistent snapshot; imports go through the writer in large
 /// key-sorted batches, with `importErrors.log` beside the output.
-public final class JobService: Sendable {
-    let store: RegistryStore
+///
+/// A service of the daemon's group: jobs run inside its `run()`, so a shutdown drains them (the
+/// running job is asked to stop and records itself cancelled before the store closes). A job
+/// created while the service is not running waits for it.
+public final class JobService: Service, Sendable {
+    let store: any RegistryBackend
     let configuration: JobsConfiguration
     let logger: Logger
     private let active = Mutex<(id: String, cancelled: Bool)?>(nil)
+    private let shuttingDown = Atomic<Bool>(false)
+    private let queue = AsyncStream<(JobRecord, JobPlan)>.makeStream()
 
-    public init(store: RegistryStore, configuration: JobsConfiguration, logger: Logger) {
+    public init(store: any RegistryBackend, configuration: JobsConfiguration, logger: Logger) {
         self.store = store
         self.configuration = configuration
         self.logger = logger
@@ -61,32 +68,24 @@ public final class JobService: Sendable {
 
     // MARK: records
 
-    public func list() throws -> [JobRecord] {
-        try store.storage.read { txn, db in
-            var records: [JobRecord] = []
-            try txn.scan(db.jobs) { _, value in
-                if let record = (try? JSONParser.parse(value)).flatMap(JobRecord.init(json:)) { records.append(record) }
-                return true
-            }
-            return records.sorted { $0.startTimeUtc < $1.startTimeUtc }
-        }
+    public func list() async throws -> [JobRecord] {
+        try await store.jobRecords()
+            .compactMap { (try? JSONParser.parse($0)).flatMap(JobRecord.init(json:)) }
+            .sorted { $0.startTimeUtc < $1.startTimeUtc }
     }
 
-    public func get(_ id: String) throws -> JobRecord? {
-        try store.storage.read { txn, db in try txn.get(db.jobs, Array(id.utf8)) }
-            .flatMap { try? JSONParser.parse($0) }.flatMap(JobRecord.init(json:))
+    public func get(_ id: String) async throws -> JobRecord? {
+        try await store.jobRecord(id).flatMap { try? JSONParser.parse($0) }.flatMap(JobRecord.init(json:))
     }
 
     func save(_ record: JobRecord) async throws {
-        let key = Array(record.jobId.utf8)
-        let value = CanonicalJSON.encode(record.json)
-        try await store.perform { txn, db in try txn.put(db.jobs, key, value) }
+        try await store.saveJobRecord(record.jobId, CanonicalJSON.encode(record.json))
     }
 
     /// At start: a job left `enqueued` or `running` by a daemon that stopped is marked failed
     /// (its partial effects are real: an import's applied batches stay applied).
     public func recoverInterrupted(now: Timestamp) async throws {
-        for var record in try list() where !record.status.isTerminal {
+        for var record in try await list() where !record.status.isTerminal {
             record.failureReason = "registryd stopped while the job was \(record.status.rawValue); create the job again (an import may have applied part of its file)"
             record.status = .failed
             record.endTimeUtc = now
@@ -113,10 +112,27 @@ public final class JobService: Sendable {
             active.withLock { $0 = nil }
             throw error
         }
-        let started = record
-        Task.detached { await self.run(started, plan) }
+        if case .terminated = queue.continuation.yield((record, plan)) {
+            active.withLock { $0 = nil }
+            record.status = .failed
+            record.failureReason = "registryd is shutting down; create the job again once it runs"
+            try await save(record)
+            throw APIError(status: .serviceUnavailable, code: "ServiceUnavailable", message: "The registry is shutting down; create the job again once it runs.")
+        }
         record.status = .enqueued
         return record
+    }
+
+    /// Runs the jobs handed over by `create`, one at a time, until a graceful shutdown; then it
+    /// stops taking jobs, asks the running one to stop, and returns once it has recorded itself.
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            for await (record, plan) in queue.stream { await self.run(record, plan) }
+        } onGracefulShutdown: {
+            self.shuttingDown.store(true, ordering: .relaxed)
+            self.queue.continuation.finish()
+            self.active.withLock { $0?.cancelled = true }
+        }
     }
 
     /// The record of a new job and what it will read and write, checked (a bad request throws `APIError`).
@@ -159,7 +175,7 @@ public final class JobService: Sendable {
 
     /// Asks the active job to stop; answers the record as it stands (terminal jobs unchanged).
     public func cancel(_ id: String, now: Timestamp) async throws -> JobRecord? {
-        guard var record = try get(id) else { return nil }
+        guard var record = try await get(id) else { return nil }
         let signalled = active.withLock { current -> Bool in
             guard current?.id == id else { return false }
             current?.cancelled = true
@@ -171,7 +187,7 @@ public final class JobService: Sendable {
             record.endTimeUtc = now
             try await save(record)
         }
-        return try get(id) ?? record
+        return try await get(id) ?? record
     }
 
     var isCancelled: Bool { active.withLock { $0?.cancelled ?? false } }
@@ -192,6 +208,8 @@ public final class JobService: Sendable {
         var record = initial
         record.status = .running
         do {
+            // Cancelled (or drained by a shutdown) before it began: nothing is read or written.
+            if isCancelled { throw ImportExportEngine.Cancelled() }
             try await save(record)
             switch plan {
             case .export(let container, let name):
@@ -203,6 +221,7 @@ public final class JobService: Sendable {
             record.progress = 100
         } catch is ImportExportEngine.Cancelled {
             record.status = .cancelled
+            if shuttingDown.load(ordering: .relaxed) { record.failureReason = "registryd shut down while the job ran; create the job again" }
         } catch {
             record.status = .failed
             record.failureReason = "\(error)"
@@ -215,38 +234,35 @@ public final class JobService: Sendable {
     }
 
     func runExport(_ record: inout JobRecord, container: String, name: String) async throws {
-        let storage = store.storage
         let exclude = record.excludeKeysInExport
         let roots = configuration.roots
         let temporary = name + ".partial-" + record.jobId
-        // A scan of the whole registry blocks: run it off the cooperative pool.
-        let counts = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ImportExportEngine.ExportCounts, any Error>) in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result {
-                    // Opened now, not trusted from the job's creation (see `JobDirectory`).
-                    let directory = try JobDirectory.opened(container, roots: roots)
-                    // A directory at the name fails the job before the scan (and the rename checks again).
-                    try directory.checkReplaceable(name)
-                    // The lines carry the devices' keys unless excluded: owner-only from the
-                    // first byte, and never a file or link already at that name (`PrivateFile`).
-                    let handle = try directory.createPrivate(temporary)
-                    do {
-                        let counts = try ImportExportEngine.export(storage: storage, excludeKeys: exclude, isCancelled: { self.isCancelled }) {
-                            try handle.write(contentsOf: $0)
-                        }
-                        try handle.synchronize()
-                        try handle.close()
-                        // The finished file appears whole, in one rename over any old one:
-                        // never half-written under its name, never a removal first.
-                        try directory.publish(temporary, as: name)
-                        return counts
-                    } catch {
-                        try? handle.close()
-                        directory.remove(temporary)
-                        throw error
-                    }
-                })
+        // File work blocks: it runs on the blocking pool, as the backend's scan does.
+        let (directory, handle) = try await BlockingPool.shared.run {
+            // Opened now, not trusted from the job's creation (see `JobDirectory`).
+            let directory = try JobDirectory.opened(container, roots: roots)
+            // A directory at the name fails the job before the scan (and the rename checks again).
+            try directory.checkReplaceable(name)
+            // The lines carry the devices' keys unless excluded: owner-only from the first byte,
+            // and never a file or link already at that name (`PrivateFile`).
+            return (directory, try directory.createPrivate(temporary))
+        }
+        let counts: ImportExportEngine.ExportCounts
+        do {
+            counts = try await ImportExportEngine.export(storage: store, excludeKeys: exclude, isCancelled: { self.isCancelled }) {
+                try handle.write(contentsOf: $0)
             }
+            try await BlockingPool.shared.run {
+                try handle.synchronize()
+                try handle.close()
+                // The finished file appears whole, in one rename over any old one: never
+                // half-written under its name, never a removal first.
+                try directory.publish(temporary, as: name)
+            }
+        } catch {
+            try? handle.close()
+            directory.remove(temporary)
+            throw error
         }
         record.identities = counts.devices + counts.modules
     }

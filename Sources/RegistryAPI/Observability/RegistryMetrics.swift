@@ -1,8 +1,6 @@
 import Foundation
-import LMDB
 import Prometheus
 import RegistryCore
-import RegistryDelivery
 import Synchronization
 
 /// The daemon's Prometheus metrics, in its own registry (no process-global metrics system, so
@@ -103,11 +101,13 @@ public final class RegistryMetrics: Sendable {
     // MARK: scrape
 
     /// Refreshes the state gauges and renders the text format.
-    func scrape(store: RegistryStore, delivery: DeliveryService?) -> [UInt8] {
-        let environment = store.storage.environment
-        registry.makeGauge(descriptor: Self.name("registryd_lmdb_map_size_bytes", "LMDB map size")).set(Double(environment.mapSize))
-        registry.makeGauge(descriptor: Self.name("registryd_lmdb_map_used_bytes", "LMDB map bytes in use")).set(Double(environment.usedBytes))
-        if let stats = try? store.storage.statistics() {
+    func scrape(store: any RegistryBackend, delivery: (any RouteAdministration)?) async -> [UInt8] {
+        // The embedded backend's map (names kept from when LMDB was the only backend).
+        if let footprint = store.storageFootprint {
+            registry.makeGauge(descriptor: Self.name("registryd_lmdb_map_size_bytes", "LMDB map size")).set(Double(footprint.allocated))
+            registry.makeGauge(descriptor: Self.name("registryd_lmdb_map_used_bytes", "LMDB map bytes in use")).set(Double(footprint.used))
+        }
+        if let stats = try? await store.statistics() {
             let identities: [(String, String, Int)] = [
                 ("device", "enabled", stats.enabledDeviceCount), ("device", "disabled", stats.disabledDeviceCount), ("module", "any", stats.totalModuleCount),
             ]
@@ -117,10 +117,10 @@ public final class RegistryMetrics: Sendable {
             }
             registry.makeGauge(descriptor: Self.name("registryd_connected_devices", "Devices a broker last reported connected")).set(Double(stats.connectedDeviceCount))
         }
-        if let head = try? store.storage.head() {
+        if let head = try? await store.head() {
             registry.makeGauge(descriptor: Self.name("registryd_log_head_sequence", "Sequence number of the last event")).set(Double(head.seq))
         }
-        for route in delivery?.statuses() ?? [] {
+        for route in await delivery?.statuses() ?? [] {
             let labels = [("route", route.name)]
             registry.makeGauge(descriptor: Self.name("registryd_route_delivered_messages", "Messages delivered by the route"), labels: labels).set(Double(route.delivered))
             registry.makeGauge(descriptor: Self.name("registryd_route_failed_attempts", "Failed delivery attempts of the route"), labels: labels).set(Double(route.failedAttempts))

@@ -53,7 +53,7 @@ public struct DeviceAuthenticator: Sendable {
         self.policy = policy
     }
 
-    public func check(_ credentials: DeviceCredentials, storage: RegistryStorage, now: Int64) throws -> DeviceAuthDecision {
+    public func check(_ credentials: DeviceCredentials, storage: some RegistryReader, now: Int64) throws -> DeviceAuthDecision {
         guard let record = try storage.credentials(deviceId: credentials.deviceId, moduleId: credentials.moduleId) else {
             return .deny(.unknownIdentity)
         }

@@ -18,4 +18,25 @@ public struct PolicySnapshot: Sendable, Hashable {
     /// The change's generation: higher for every later change, so whoever installs snapshots
     /// (the running daemon's authenticator) can keep the newest when two arrive out of order.
     public var generation: Int64
+
+    package init(policy: SharedAccessPolicy?, policies: [SharedAccessPolicy], generation: Int64) {
+        self.policy = policy
+        self.policies = policies
+        self.generation = generation
+    }
+}
+
+/// A policy change that is refused, with an operator-facing reason (never a key).
+public struct PolicyError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public var notFound: Bool
+    /// The policy's etag is no longer the one the change was made against (HTTP 412).
+    public var preconditionFailed: Bool
+    public init(_ description: String, notFound: Bool = false, preconditionFailed: Bool = false) {
+        self.description = description
+        self.notFound = notFound
+        self.preconditionFailed = preconditionFailed
+    }
+
+    public static func notFound(_ name: String) -> PolicyError { PolicyError("no policy named '\(name)'", notFound: true) }
 }

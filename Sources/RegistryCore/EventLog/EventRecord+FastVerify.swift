@@ -1,5 +1,5 @@
 import Crypto
-import LMDB
+import SystemBytes
 
 /// What replay needs of a stored event, read straight from its bytes.
 public struct VerifiedEvent: Sendable {
@@ -15,13 +15,24 @@ public struct VerifiedEvent: Sendable {
     /// Whether the payload is a connected device (known from the identity on the write path,
     /// so the projection does not search the payload for it).
     public var connected: Bool
+
+    package init(seq: UInt64, type: EventType, deviceId: String, moduleId: String?, payloadBytes: [UInt8], hash: [UInt8], disabled: Bool, connected: Bool) {
+        self.seq = seq
+        self.type = type
+        self.deviceId = deviceId
+        self.moduleId = moduleId
+        self.payloadBytes = payloadBytes
+        self.hash = hash
+        self.disabled = disabled
+        self.connected = connected
+    }
 }
 
 /// A SHA-256 value held inline (no allocation): the log verifier reads two per event.
-struct Hash32: Hashable, Sendable {
-    var a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0, d: UInt64 = 0
+package struct Hash32: Hashable, Sendable {
+    package var a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0, d: UInt64 = 0
 
-    init(_ bytes: some Sequence<UInt8>) {
+    package init(_ bytes: some Sequence<UInt8>) {
         var i = 0
         for byte in bytes {
             switch i >> 3 {
@@ -35,7 +46,7 @@ struct Hash32: Hashable, Sendable {
     }
 
     /// Decodes 64 hex digits at `start` of `text` (either case, as `Hex.decode` accepts).
-    init?(hex text: [UInt8], at start: Int) {
+    package init?(hex text: [UInt8], at start: Int) {
         guard start >= 0, start + 64 <= text.count else { return nil }
         // One table lookup per digit; any non-digit sets a high bit, checked once at the end.
         var bad: UInt8 = 0
@@ -58,13 +69,13 @@ struct Hash32: Hashable, Sendable {
     private static let hexValues: [UInt8] = (0...255).map { Hex.nibble(UInt8($0)) ?? 0xFF }
 
     /// The 32 bytes, written over `out` (a caller's reused buffer of 32).
-    func write(into out: inout [UInt8]) {
+    package func write(into out: inout [UInt8]) {
         for (w, word) in [a, b, c, d].enumerated() {
             for j in 0..<8 { out[8 * w + j] = UInt8(truncatingIfNeeded: word >> UInt64(56 - 8 * j)) }
         }
     }
 
-    var bytes: [UInt8] {
+    package var bytes: [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         write(into: &out)
         return out
@@ -73,29 +84,29 @@ struct Hash32: Hashable, Sendable {
 
 /// Where the envelope members of one stored event record sit in a buffer (a scan batch holding
 /// many records, or one record), read without building a JSON tree.
-struct RecordLayout: Sendable {
-    var seq: UInt64
-    var type: EventType
-    var device: Range<Int>
-    var module: Range<Int>?
-    var payload: Range<Int>
-    var hash: Hash32
-    var prevHash: Hash32
+package struct RecordLayout: Sendable {
+    package var seq: UInt64
+    package var type: EventType
+    package var device: Range<Int>
+    package var module: Range<Int>?
+    package var payload: Range<Int>
+    package var hash: Hash32
+    package var prevHash: Hash32
     /// The `,"hash":"…"` member, which the hash itself does not cover.
-    var hashMember: Range<Int>
+    package var hashMember: Range<Int>
 }
 
 extension EventRecord {
-    static let hashMember = Array(",\"hash\":\"".utf8)
-    static let deviceIdMember = Array("{\"actor\":\"".utf8)
-    static let deviceIdName = Array(",\"deviceId\":\"".utf8)
-    static let moduleIdMember = Array(",\"moduleId\":\"".utf8)
-    static let payloadMember = Array(",\"payload\":".utf8)
-    static let prevHashMember = Array(",\"prevHash\":\"".utf8)
-    static let schemaMember = Array(",\"schema\":".utf8)
-    static let seqMember = Array(",\"seq\":".utf8)
-    static let typeMember = Array(",\"type\":\"".utf8)
-    static let disabledMarker = Array("\"status\":\"disabled\"".utf8)
+    package static let hashMember = Array(",\"hash\":\"".utf8)
+    package static let deviceIdMember = Array("{\"actor\":\"".utf8)
+    package static let deviceIdName = Array(",\"deviceId\":\"".utf8)
+    package static let moduleIdMember = Array(",\"moduleId\":\"".utf8)
+    package static let payloadMember = Array(",\"payload\":".utf8)
+    package static let prevHashMember = Array(",\"prevHash\":\"".utf8)
+    package static let schemaMember = Array(",\"schema\":".utf8)
+    package static let seqMember = Array(",\"seq\":".utf8)
+    package static let typeMember = Array(",\"type\":\"".utf8)
+    package static let disabledMarker = Array("\"status\":\"disabled\"".utf8)
 
     /// Reads the envelope of the record at `b[r]`; `nil` when the fast path cannot (escapes in
     /// ids, an unknown layout), and the caller falls back to the full decode.
@@ -105,7 +116,7 @@ extension EventRecord {
     /// prevHash, requestId, schema, seq, time, type), and inside any string a quote is always
     /// escaped, so `,"name":` with an unescaped quote only occurs as a member name. `hash` is the
     /// first member after two strings; `prevHash` the last one after the payload.
-    static func layout(_ b: [UInt8], _ r: Range<Int>) -> RecordLayout? {
+    package static func layout(_ b: [UInt8], _ r: Range<Int>) -> RecordLayout? {
         guard r.count > deviceIdMember.count, ByteScan.equal(b, r.lowerBound..<(r.lowerBound + deviceIdMember.count), deviceIdMember),
             let deviceAt = ByteSearch.first(deviceIdName, in: b, from: r.lowerBound, to: r.upperBound),
             let hashAt = ByteSearch.first(hashMember, in: b, from: deviceAt, to: r.upperBound),
@@ -166,7 +177,7 @@ extension EventRecord {
     /// A record checked on its own: its layout and whether its hash matches its content under
     /// its stored prevHash (`nil` when the fast path cannot read it). `scratch` is a reused
     /// 32-byte buffer for the prevHash bytes.
-    static func selfCheck(_ b: [UInt8], _ r: Range<Int>, scratch: inout [UInt8]) -> (RecordLayout, Bool)? {
+    package static func selfCheck(_ b: [UInt8], _ r: Range<Int>, scratch: inout [UInt8]) -> (RecordLayout, Bool)? {
         guard let layout = layout(b, r) else { return nil }
         layout.prevHash.write(into: &scratch)
         var hasher = SHA256()

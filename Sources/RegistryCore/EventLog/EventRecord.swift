@@ -105,16 +105,16 @@ public struct EventRecord: Sendable, Hashable {
     /// helper cores, then chained in order by writing `prevHash` and `hash` into their places
     /// (the writer neither allocates nor copies the record). Canonical member order: actor,
     /// deviceId, [hash], moduleId, payload, [prevHash], requestId, schema, seq, time, type.
-    struct Parts: Sendable {
+    package struct Parts: Sendable {
         /// `{"actor":…,"deviceId":…,"hash":"0…0","moduleId":…,"payload":…,"prevHash":"0…0","requestId":…,…}`
-        private(set) var record: [UInt8] = []
+        package private(set) var record: [UInt8] = []
         /// Where `,"hash":"…"` starts and where the member after it starts.
         private var hashMemberAt = 0
         private var afterHashMember = 0
         /// Where the hex digits of `prevHash` start.
         private var prevHexAt = 0
 
-        init(
+        package init(
             seq: UInt64, time: Timestamp, type: EventType, schema: Int64 = EventRecord.currentSchema, deviceId: String, moduleId: String?,
             actor: String, requestId: String, payloadBytes: [UInt8]
         ) {
@@ -166,7 +166,7 @@ public struct EventRecord: Sendable, Hashable {
         }
 
         /// The stored bytes (with `hash`) or the hashed body (without it).
-        func bytes(prevHash: [UInt8], hash: [UInt8]?) -> [UInt8] {
+        package func bytes(prevHash: [UInt8], hash: [UInt8]?) -> [UInt8] {
             var filled = self
             Hex.write(prevHash, into: &filled.record, at: prevHexAt)
             guard let hash else { return Array(filled.record[..<hashMemberAt] + filled.record[afterHashMember...]) }
@@ -175,7 +175,7 @@ public struct EventRecord: Sendable, Hashable {
         }
 
         /// The chain hash and the stored bytes.
-        func chained(to prevHash: [UInt8]) -> (hash: [UInt8], encoded: [UInt8]) {
+        package func chained(to prevHash: [UInt8]) -> (hash: [UInt8], encoded: [UInt8]) {
             var copy = self
             let hash = copy.chain(to: prevHash)
             return (hash, copy.record)
@@ -184,7 +184,7 @@ public struct EventRecord: Sendable, Hashable {
         /// Chains the record in place: `prevHash` written into it, the body hashed as two slices
         /// of it (all but the hash member), the hash written into its place. `record` is then the
         /// stored bytes; the hash is returned.
-        mutating func chain(to prevHash: [UInt8]) -> [UInt8] {
+        package mutating func chain(to prevHash: [UInt8]) -> [UInt8] {
             Hex.write(prevHash, into: &record, at: prevHexAt)
             var hasher = SHA256()
             hasher.update(data: prevHash)
@@ -282,7 +282,7 @@ public struct EventRecord: Sendable, Hashable {
 /// Why a stored event could not be used.
 public struct EventDecodingError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String
-    init(_ description: String) { self.description = description }
+    package init(_ description: String) { self.description = description }
 }
 
 /// Lowercase hexadecimal.

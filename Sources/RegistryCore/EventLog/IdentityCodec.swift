@@ -8,6 +8,11 @@ public enum IdentityCodec {
         public var deviceId: String
         public var moduleId: String?
         public var name: String
+        package init(deviceId: String, moduleId: String?, name: String) {
+            self.deviceId = deviceId
+            self.moduleId = moduleId
+            self.name = name
+        }
         /// What the key is sealed for: the additional authenticated data of a sealed key.
         public var sealingContext: SealingContext {
             if let moduleId { return .moduleKey(deviceId: deviceId, moduleId: moduleId, slot: name) }

@@ -93,14 +93,14 @@ public enum QueryEvaluator {
         }
     }
 
-    static func number(_ x: Double) -> JSONValue {
+    package static func number(_ x: Double) -> JSONValue {
         if x.rounded() == x, abs(x) < 9e15 { return .int(Int64(x)) }
         return .number(String(x))
     }
 
     /// Comparisons between primitives: numbers numerically, strings by their UTF-8 bytes,
     /// booleans and null for (in)equality. Different types are unequal and unordered.
-    static func compare(_ op: ComparisonOperator, _ a: JSONValue, _ b: JSONValue) -> Bool? {
+    package static func compare(_ op: ComparisonOperator, _ a: JSONValue, _ b: JSONValue) -> Bool? {
         if let x = a.doubleValue, let y = b.doubleValue {
             switch op {
             case .equal: return x == y

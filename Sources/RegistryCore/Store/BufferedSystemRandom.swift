@@ -1,4 +1,4 @@
-import LMDB
+import SystemBytes
 
 /// Cryptographic randomness straight from the kernel's CSPRNG, read 16 KiB at a time
 /// (`SystemEntropy`: one `getrandom` per refill). Used only on the writer thread, and for the

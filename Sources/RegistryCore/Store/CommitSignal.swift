@@ -12,7 +12,7 @@ public final class CommitSignal: Sendable {
 
     private let state: Mutex<State>
 
-    init(committed: UInt64) { state = Mutex(State(committed: committed)) }
+    package init(committed: UInt64) { state = Mutex(State(committed: committed)) }
 
     /// The last committed sequence number (0 for an empty log).
     public var committed: UInt64 { state.withLock { $0.committed } }
@@ -46,7 +46,7 @@ public final class CommitSignal: Sendable {
         return stream
     }
 
-    func publish(_ seq: UInt64) {
+    package func publish(_ seq: UInt64) {
         let ready = state.withLock { s -> [CheckedContinuation<UInt64, Never>] in
             s.committed = max(s.committed, seq)
             for stream in s.streams.values { stream.yield(s.committed) }
@@ -57,7 +57,7 @@ public final class CommitSignal: Sendable {
         for continuation in ready { continuation.resume(returning: seq) }
     }
 
-    func finish() {
+    package func finish() {
         let streams = state.withLock { s in
             defer { s.streams.removeAll() }
             return Array(s.streams.values)

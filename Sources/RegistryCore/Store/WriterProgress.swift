@@ -37,23 +37,23 @@ public struct WriterStall: Sendable, Hashable, CustomStringConvertible {
 
 /// The writer thread's heartbeat: when its current job began and when it last began or finished
 /// one. Written by the writer thread, read by `/readyz` and the watchdog from any thread.
-final class WriterProgress: Sendable {
+package final class WriterProgress: Sendable {
     private struct State {
         var jobStartedAt: Duration?
         var lastProgressAt: Duration
     }
     private let state: Mutex<State>
 
-    init(now: Duration) { state = Mutex(State(jobStartedAt: nil, lastProgressAt: now)) }
+    package init(now: Duration) { state = Mutex(State(jobStartedAt: nil, lastProgressAt: now)) }
 
-    func began(at now: Duration) {
+    package func began(at now: Duration) {
         state.withLock {
             $0.jobStartedAt = now
             $0.lastProgressAt = now
         }
     }
 
-    func finished(at now: Duration) {
+    package func finished(at now: Duration) {
         state.withLock {
             $0.jobStartedAt = nil
             $0.lastProgressAt = now
@@ -63,7 +63,7 @@ final class WriterProgress: Sendable {
     /// Whether the writer is stuck at `now`: a job running for longer than `threshold`, or work
     /// queued for longer than it while the writer neither began nor finished a job (a writer
     /// that keeps finishing jobs is slow, not stuck; one that is idle with nothing queued is fine).
-    func stall(now: Duration, threshold: Duration, queued: Int, oldestQueuedAt: Duration?) -> WriterStall? {
+    package func stall(now: Duration, threshold: Duration, queued: Int, oldestQueuedAt: Duration?) -> WriterStall? {
         let s = state.withLock { $0 }
         if let started = s.jobStartedAt, now - started > threshold {
             return WriterStall(inTransactionFor: now - started, queued: queued, oldestWaitingFor: oldestQueuedAt.map { now - $0 })
@@ -79,6 +79,7 @@ final class WriterProgress: Sendable {
 /// it: it was taken back out of the queue, so nothing of it was written (retrying is safe).
 public struct WriteTimeoutError: Error, Sendable, Hashable, CustomStringConvertible {
     public var waited: Duration
+    package init(waited: Duration) { self.waited = waited }
     public var description: String {
         "the write waited \(waited.components.seconds) s for the registry's writer and was withdrawn; nothing was written"
     }
