@@ -12,6 +12,9 @@ public final class DeliveryService: Service, Sendable {
     let store: any RegistryBackend
     public let hubName: String
     let logger: Logger
+    let clock: DeliveryClock
+    /// Each route worker starts from a copy (its backoff jitter): seeded in tests.
+    let random: any RandomNumberGenerator & Sendable
     let state: Mutex<State>
     /// Events read per step (bounds memory and the cursor-persistence interval).
     static let readBatch = 256
@@ -22,12 +25,28 @@ public final class DeliveryService: Service, Sendable {
         var wakeups: [String: AsyncStream<Void>.Continuation] = [:]
         var redeliver: Set<String> = []
         var reload: AsyncStream<Void>.Continuation?
+        /// Per route, the committed sequence number its worker has finished with at its last
+        /// step (delivered, filtered out, parked, or found its route dead): how a test knows a
+        /// commit was handled, and so that nothing more will happen for it.
+        var settled: [String: UInt64] = [:]
     }
 
-    public init(store: any RegistryBackend, hubName: String, configuration: DeliveryConfiguration, logger: Logger) {
+    /// - Parameters:
+    ///   - clock: the retry window, the backoff sleeps and the webhook timestamps (manual in tests).
+    ///   - random: the backoff jitter (seeded in tests); each route worker starts from a copy.
+    public init(
+        store: any RegistryBackend,
+        hubName: String,
+        configuration: DeliveryConfiguration,
+        logger: Logger,
+        clock: DeliveryClock = .system,
+        random: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()
+    ) {
         self.store = store
         self.hubName = hubName
         self.logger = logger
+        self.clock = clock
+        self.random = random
         self.state = Mutex(State(configuration: configuration))
     }
 
@@ -54,6 +73,11 @@ public final class DeliveryService: Service, Sendable {
         }
         return statuses
     }
+
+    /// The committed sequence number `route`'s worker has finished with (nil before its first
+    /// step): once it reaches a commit, nothing more happens for that commit until a wakeup
+    /// (redeliver, enable, reload) asks for it.
+    func settled(route: String) -> UInt64? { state.withLock { $0.settled[route] } }
 
     public func routeExists(_ name: String) -> Bool { state.withLock { s in s.configuration.routes.contains { $0.name == name } } }
 
@@ -129,7 +153,7 @@ public final class DeliveryService: Service, Sendable {
                 sinks[endpoint.name] = FileSink(path: path, maxFileBytes: maxFileBytes, maxFiles: maxFiles)
             case .webhook(let url, let secret, let caFile, let timeoutMs):
                 do {
-                    sinks[endpoint.name] = try WebhookSink(url: url, secret: secret, caFile: caFile, timeoutMs: timeoutMs)
+                    sinks[endpoint.name] = try WebhookSink(url: url, secret: secret, caFile: caFile, timeoutMs: timeoutMs, now: clock.unixSeconds)
                 } catch {
                     logger.error("webhook endpoint unusable", metadata: ["endpoint": "\(endpoint.name)", "error": "\(error)"])
                 }

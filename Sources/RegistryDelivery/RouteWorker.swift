@@ -28,16 +28,20 @@ extension DeliveryService {
             s.wakeups[route.name] = continuation
         }
         continuation.yield()
-        var random = SystemRandomNumberGenerator()
+        var random = self.random
         for await _ in wakeups {
             if Task.isCancelled { break }
+            // Read before the step: the step finishes with at least this much of the log.
+            let head = store.commits.committed
             do {
                 if state.withLock({ $0.redeliver.remove(route.name) != nil }) {
                     try await redeliverParked(route, sink: sink, policy: configuration.retry, random: &random)
                 }
                 if let reloaded = try await loadCursor(route: route.name) { cursor = reloaded }
-                guard !cursor.dead else { continue }
-                try await catchUp(route, sink: sink, cursor: &cursor, policy: configuration.retry, random: &random)
+                if !cursor.dead {
+                    try await catchUp(route, sink: sink, cursor: &cursor, policy: configuration.retry, random: &random)
+                }
+                state.withLock { $0.settled[route.name] = head }
             } catch is CancellationError {
                 break
             } catch {
@@ -107,7 +111,7 @@ extension DeliveryService {
         policy: DeliveryConfiguration.RetryPolicy,
         random: inout some RandomNumberGenerator
     ) async throws -> ChunkResult {
-        let started = ContinuousClock.now
+        let started = clock.now()
         var attempt = 0
         while true {
             switch await sink.deliver(chunk) {
@@ -131,12 +135,12 @@ extension DeliveryService {
                     $0.lastError = reason
                     $0.failedAttempts += 1
                 }
-                if ContinuousClock.now - started >= .milliseconds(Int64(policy.retryWindowSeconds * 1000)) {
+                if clock.now() - started >= .milliseconds(Int64(policy.retryWindowSeconds * 1000)) {
                     try await park(chunk, route: route.name)
                     logger.warning("messages parked after the retry window", metadata: ["route": "\(route.name)", "count": "\(chunk.count)"])
                     return .parked
                 }
-                try await Task.sleep(for: policy.backoff(attempt: attempt, random: &random))
+                try await clock.sleep(policy.backoff(attempt: attempt, random: &random))
                 attempt += 1
             }
         }

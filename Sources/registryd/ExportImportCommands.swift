@@ -35,8 +35,8 @@ struct ImportCommand: AsyncParsableCommand {
     @Argument(help: "The JSON Lines file (an export, or any ExportImportDevice lines).")
     var file: String
 
-    @Option(help: "Where to write the per-line errors.")
-    var errors: String = "importErrors.log"
+    @Option(help: "Where to write the per-line errors (default: importErrors.log in the data directory).")
+    var errors: String?
 
     @Option(help: "Lines per transaction.")
     var batch = 10_000
@@ -49,6 +49,9 @@ struct ImportCommand: AsyncParsableCommand {
             throw ValidationError("cannot open \(data.dataDir) for writing: \(error)")
         }
         defer { store.close() }
+        // Never the working directory unasked: an import run from a checkout once left its empty
+        // errors file there. The data directory exists by now (the store created it).
+        let errors = self.errors ?? Self.defaultErrorsPath(dataDirectory: data.dataDir)
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("cannot read \(file)") }
         guard FileManager.default.createFile(atPath: errors, contents: nil) else { throw ValidationError("cannot write \(errors)") }
         guard let errorLog = FileHandle(forWritingAtPath: errors) else { throw ValidationError("cannot write \(errors)") }
@@ -64,4 +67,6 @@ struct ImportCommand: AsyncParsableCommand {
         print("imported \(counts.imported) identities; \(counts.failed) lines failed (see \(errors))")
         if counts.failed > 0 { throw ExitCode(4) }
     }
+
+    static func defaultErrorsPath(dataDirectory: String) -> String { dataDirectory + "/importErrors.log" }
 }

@@ -54,8 +54,63 @@ final class Receiver: Sendable {
     }
 }
 
+/// A router under test: its store, its service, the live receiver and the manual clock its
+/// backoff sleeps wait on.
+struct RouterHarness: Sendable {
+    let store: RegistryStore
+    let service: DeliveryService
+    let receiver: Receiver
+    let clock: ManualMonotonicClock
+    let policy: DeliveryConfiguration.RetryPolicy
+
+    func create(_ id: String) async throws {
+        _ = try await store.execute(.createDevice(DeviceSpec(deviceId: id)), actor: "t", requestId: id)
+    }
+
+    var status: RouteStatus { get async { await service.statuses()[0] } }
+
+    /// Waits until the worker sleeps between attempts (it sleeps only after a failed attempt it
+    /// will retry: never after delivering, parking or finding the endpoint gone).
+    func waitUntilBackingOff() async throws {
+        try await DeliveryServiceTests.eventually("a backoff sleep") { clock.sleeping == 1 }
+    }
+
+    /// Lets one backoff pass: waits for the sleep, then moves time past the longest backoff.
+    func passBackoff() async throws {
+        try await waitUntilBackingOff()
+        clock.advance(.milliseconds(policy.maxBackoffMs))
+    }
+
+    /// Waits until the route's worker has finished with every commit so far: from then on
+    /// nothing more happens for them (no sleep in between, so "nothing happened" is observed,
+    /// not guessed).
+    func settle() async throws {
+        let head = store.commits.committed
+        try await DeliveryServiceTests.eventually("the route settled at \(head)") { (service.settled(route: "hooked") ?? 0) >= head }
+    }
+}
+
+extension DeliveryClock {
+    /// Webhook timestamps in the tests (2026-01-01T00:00:00Z): fixed, so a test can see they
+    /// come from the injected clock.
+    static let testUnixSeconds: Int64 = 1_767_225_600
+
+    /// `clock` behind the retry window and the backoff sleeps; `recordSleep` hears each sleep.
+    static func manual(_ clock: ManualMonotonicClock, recordSleep: @escaping @Sendable (Duration) -> Void = { _ in }) -> DeliveryClock {
+        DeliveryClock(
+            now: { clock.now },
+            sleep: { duration in
+                recordSleep(duration)
+                try await clock.sleep(for: duration)
+            },
+            unixSeconds: { testUnixSeconds }
+        )
+    }
+}
+
 @Suite(.serialized) struct DeliveryServiceTests {
     static let secret = [UInt8](repeating: 42, count: 32)
+    static let seed: UInt64 = 18
 
     static func configuration(port: Int, condition: String = "true", retryWindow: Double = 3600) throws -> DeliveryConfiguration {
         var configuration = DeliveryConfiguration(
@@ -68,27 +123,35 @@ final class Receiver: Sendable {
         return configuration
     }
 
-    /// Runs the router beside a live receiver and a fresh store.
+    /// Runs the router beside a live receiver and a fresh store, on a manual clock and a seeded
+    /// random source.
     func withRouter(
         condition: String = "true",
         retryWindow: Double = 3600,
-        _ body: @escaping @Sendable (RegistryStore, DeliveryService, Receiver) async throws -> Void
+        adjust: @escaping @Sendable (inout DeliveryConfiguration.RetryPolicy) -> Void = { _ in },
+        recordSleep: @escaping @Sendable (Duration) -> Void = { _ in },
+        _ body: @escaping @Sendable (RouterHarness) async throws -> Void
     ) async throws {
         let receiver = Receiver()
         try await withTemporaryDirectory { dir in
             let store = try makeStore(dir)
             try await receiver.app().test(.live) { client in
                 let port = try #require(client.port)
+                var configuration = try Self.configuration(port: port, condition: condition, retryWindow: retryWindow)
+                adjust(&configuration.retry)
+                let clock = ManualMonotonicClock()
                 let service = DeliveryService(
                     store: store,
                     hubName: "test-hub",
-                    configuration: try Self.configuration(port: port, condition: condition, retryWindow: retryWindow),
-                    logger: Logger(label: "test")
+                    configuration: configuration,
+                    logger: Logger(label: "test"),
+                    clock: .manual(clock, recordSleep: recordSleep),
+                    random: SeededRandom(seed: Self.seed)
                 )
                 try await service.prepareCursors()
                 let running = Task { try await service.run() }
                 defer { running.cancel() }
-                try await body(store, service, receiver)
+                try await body(RouterHarness(store: store, service: service, receiver: receiver, clock: clock, policy: configuration.retry))
                 running.cancel()
                 _ = await running.result
             }
@@ -96,8 +159,10 @@ final class Receiver: Sendable {
         }
     }
 
-    /// Polls until `condition` holds (bounded: fails after 15 s).
-    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
+    /// Polls until `condition` holds (bounded: fails after 15 s). Only for what happens on
+    /// another task or process (an HTTP round trip, a worker's step), never to let time pass:
+    /// the manual clock does that.
+    static func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
         for _ in 0..<1500 {
             if try await condition() { return }
             try await Task.sleep(for: .milliseconds(10))
@@ -106,74 +171,122 @@ final class Receiver: Sendable {
         throw CancellationError()
     }
 
+    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws { try await Self.eventually(what, condition) }
+
     @Test func deliversEveryCreateAndDeleteInOrderSignedAcrossAnOutage() async throws {
-        try await withRouter { store, service, receiver in
+        try await withRouter { h in
             // The receiver is down (503) for its first requests: the route retries in order.
             let failures = Atomic<Int>(4)
-            receiver.respond.withLock { $0 = { _ in failures.wrappingSubtract(1, ordering: .relaxed).oldValue > 0 ? .serviceUnavailable : .ok } }
-            for i in 0..<10 { _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "d\(i)")), actor: "t", requestId: "\(i)") }
-            _ = try await store.execute(.createModule(ModuleSpec(deviceId: "d1", moduleId: "m")), actor: "t", requestId: "m")
-            _ = try await store.execute(.replaceDevice(DeviceSpec(deviceId: "d2", status: .disabled), ifMatch: .any), actor: "t", requestId: "u")
-            _ = try await store.execute(.deleteDevice(deviceId: "d1", ifMatch: .any), actor: "t", requestId: "x")
-            try await eventually("13 lifecycle messages") { receiver.hits.withLock { $0.count } >= 13 }
+            h.receiver.respond.withLock { $0 = { _ in failures.wrappingSubtract(1, ordering: .relaxed).oldValue > 0 ? .serviceUnavailable : .ok } }
+            for i in 0..<10 { try await h.create("d\(i)") }
+            _ = try await h.store.execute(.createModule(ModuleSpec(deviceId: "d1", moduleId: "m")), actor: "t", requestId: "m")
+            _ = try await h.store.execute(.replaceDevice(DeviceSpec(deviceId: "d2", status: .disabled), ifMatch: .any), actor: "t", requestId: "u")
+            _ = try await h.store.execute(.deleteDevice(deviceId: "d1", ifMatch: .any), actor: "t", requestId: "x")
+            // Each refused attempt is followed by one backoff sleep; nothing moves until it passes.
+            for _ in 0..<4 { try await h.passBackoff() }
+            try await h.settle()
             let expected = (0..<10).map { "createDeviceIdentity:d\($0)" } + ["createDeviceIdentity:d1", "deleteDeviceIdentity:d1", "deleteDeviceIdentity:d1"]
-            #expect(receiver.deviceOps == expected)  // the update is not a lifecycle event
-            for hit in receiver.hits.withLock({ $0 }) {
+            #expect(h.receiver.deviceOps == expected)  // the update is not a lifecycle event
+            for hit in h.receiver.hits.withLock({ $0 }) {
                 let expectedSignature = WebhookSink.signature(id: hit.id, timestamp: Int64(hit.timestamp)!, body: hit.body, secret: Self.secret)
                 #expect(hit.signature == expectedSignature)
                 #expect(hit.id == hit.json["id"]?.stringValue)
+                #expect(hit.timestamp == String(DeliveryClock.testUnixSeconds))  // the injected wall clock
             }
-            try await eventually("the cursor at the head") { await service.statuses()[0].cursor == store.commits.committed }
-            let status = await service.statuses()[0]
+            let status = await h.status
+            #expect(status.cursor == h.store.commits.committed)
             #expect(status.health == .healthy)
             #expect(status.failedAttempts == 4)
             #expect(status.delivered == 13)
             #expect(status.lag == 0)
+            #expect(h.clock.sleeping == 0)
         }
     }
 
     @Test func aGoneEndpointIsDeadUntilReEnabled() async throws {
-        try await withRouter { store, service, receiver in
-            receiver.respond.withLock { $0 = { _ in .gone } }
-            _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "a")), actor: "t", requestId: "1")
-            try await eventually("dead") { await service.statuses()[0].health == .dead }
-            _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "b")), actor: "t", requestId: "2")
-            try await Task.sleep(for: .milliseconds(50))
-            #expect(await service.statuses()[0].cursor == 0)  // stopped before the first undelivered message
-            #expect(receiver.hits.withLock { $0.isEmpty })
-            receiver.respond.withLock { $0 = { _ in .ok } }
-            try await service.enable(route: "hooked")
-            try await eventually("both delivered") { receiver.hits.withLock { $0.count } == 2 }
-            #expect(receiver.deviceOps == ["createDeviceIdentity:a", "createDeviceIdentity:b"])
-            #expect(await service.statuses()[0].health == .healthy)
+        try await withRouter { h in
+            h.receiver.respond.withLock { $0 = { _ in .gone } }
+            try await h.create("a")
+            try await h.settle()
+            #expect(await h.status.health == .dead)
+            try await h.create("b")
+            // The worker has handled b's commit: a dead route neither delivers nor retries.
+            try await h.settle()
+            #expect(await h.status.cursor == 0)  // stopped before the first undelivered message
+            #expect(h.receiver.hits.withLock { $0.isEmpty })
+            #expect(h.clock.sleeping == 0)
+            #expect(await h.status.failedAttempts == 1)
+            h.receiver.respond.withLock { $0 = { _ in .ok } }
+            try await h.service.enable(route: "hooked")
+            try await eventually("the cursor at the head") { await h.status.cursor == h.store.commits.committed }
+            #expect(h.receiver.deviceOps == ["createDeviceIdentity:a", "createDeviceIdentity:b"])
+            #expect(await h.status.health == .healthy)
         }
     }
 
-    @Test func undeliverableMessagesAreParkedAndRedelivered() async throws {
-        try await withRouter(retryWindow: 0.05) { store, service, receiver in
+    @Test func aMessageIsRetriedForTheWholeWindowThenParkedAndRedelivered() async throws {
+        try await withRouter(retryWindow: 1) { h in
             // The receiver refuses one device's messages: they are parked, the rest flows on.
-            receiver.respond.withLock { $0 = { json in json["applicationProperties"]?["deviceId"] == .string("poison") ? .internalServerError : .ok } }
-            for id in ["a", "poison", "b"] { _ = try await store.execute(.createDevice(DeviceSpec(deviceId: id)), actor: "t", requestId: id) }
-            try await eventually("a and b") { receiver.hits.withLock { $0.count } == 2 }
-            #expect(receiver.deviceOps == ["createDeviceIdentity:a", "createDeviceIdentity:b"])
-            let parked = try await service.parkedMessages(route: "hooked")
-            #expect(parked.map(\.seq) == [2])
-            #expect(await service.statuses()[0].parked == 1)
-            receiver.respond.withLock { $0 = { _ in .ok } }
-            service.redeliverParked(route: "hooked")
-            try await eventually("the parked one") { receiver.hits.withLock { $0.count } == 3 }
-            #expect(receiver.deviceOps.last == "createDeviceIdentity:poison")  // after the ones that followed it
+            h.receiver.respond.withLock { $0 = { json in json["applicationProperties"]?["deviceId"] == .string("poison") ? .internalServerError : .ok } }
+            for id in ["a", "poison", "b"] { try await h.create(id) }
+            // Just short of the window: the next attempt fails and is retried again (the worker
+            // sleeps only when it will retry), nothing is parked and b waits behind it.
+            try await h.waitUntilBackingOff()
+            h.clock.advance(.milliseconds(999))
+            try await h.waitUntilBackingOff()
+            #expect(try await h.service.parkedMessages(route: "hooked").isEmpty)
+            #expect(await h.status.failedAttempts == 2)
+            #expect(await h.status.health == .unhealthy)
+            #expect(h.receiver.deviceOps == ["createDeviceIdentity:a"])
+            // Past the window: the attempt after this backoff fails, the message is parked, the
+            // route moves on.
+            h.clock.advance(.milliseconds(h.policy.maxBackoffMs))
+            try await h.settle()
+            #expect(h.receiver.deviceOps == ["createDeviceIdentity:a", "createDeviceIdentity:b"])
+            #expect(try await h.service.parkedMessages(route: "hooked").map(\.seq) == [2])
+            #expect(await h.status.parked == 1)
+            #expect(await h.status.failedAttempts == 3)
+            #expect(await h.status.cursor == h.store.commits.committed)
+            h.receiver.respond.withLock { $0 = { _ in .ok } }
+            h.service.redeliverParked(route: "hooked")
             // The parked entry is removed after the receiver confirmed, so not always by the time it has the hit.
-            try await eventually("unparked") { (try? await service.parkedMessages(route: "hooked").isEmpty) == true }
+            try await eventually("unparked") { (try? await h.service.parkedMessages(route: "hooked").isEmpty) == true }
+            #expect(h.receiver.deviceOps == ["createDeviceIdentity:a", "createDeviceIdentity:b", "createDeviceIdentity:poison"])  // after the ones that followed it
         }
     }
 
     @Test func conditionsFilterByOpTypeAndDeviceIdPrefix() async throws {
-        try await withRouter(condition: "opType = 'deleteDeviceIdentity' OR starts_with(deviceId, 'keep-')") { store, service, receiver in
-            for id in ["keep-1", "drop-1", "keep-2"] { _ = try await store.execute(.createDevice(DeviceSpec(deviceId: id)), actor: "t", requestId: id) }
-            _ = try await store.execute(.deleteDevice(deviceId: "drop-1", ifMatch: .any), actor: "t", requestId: "d")
-            try await eventually("cursor at head") { await service.statuses()[0].cursor == store.commits.committed }
-            #expect(receiver.deviceOps == ["createDeviceIdentity:keep-1", "createDeviceIdentity:keep-2", "deleteDeviceIdentity:drop-1"])
+        try await withRouter(condition: "opType = 'deleteDeviceIdentity' OR starts_with(deviceId, 'keep-')") { h in
+            for id in ["keep-1", "drop-1", "keep-2"] { try await h.create(id) }
+            _ = try await h.store.execute(.deleteDevice(deviceId: "drop-1", ifMatch: .any), actor: "t", requestId: "d")
+            try await h.settle()
+            #expect(await h.status.cursor == h.store.commits.committed)
+            #expect(h.receiver.deviceOps == ["createDeviceIdentity:keep-1", "createDeviceIdentity:keep-2", "deleteDeviceIdentity:drop-1"])
+        }
+    }
+
+    /// The backoff is exponential with jitter drawn from the injected source: with a seeded
+    /// source the service sleeps exactly the durations the policy gives for that seed.
+    @Test func backoffSleepsComeFromThePolicyAndTheInjectedRandomSource() async throws {
+        let slept = Mutex<[Duration]>([])
+        try await withRouter(
+            adjust: {
+                $0.initialBackoffMs = 100
+                $0.maxBackoffMs = 1600
+            },
+            recordSleep: { duration in slept.withLock { $0.append(duration) } }
+        ) { h in
+            h.receiver.respond.withLock { $0 = { _ in .serviceUnavailable } }
+            try await h.create("a")
+            for _ in 0..<7 { try await h.passBackoff() }
+            try await h.waitUntilBackingOff()
+            var random = SeededRandom(seed: Self.seed)
+            let expected = (0..<8).map { h.policy.backoff(attempt: $0, random: &random) }
+            #expect(slept.withLock { $0 } == expected)
+            for (attempt, duration) in expected.enumerated() {
+                let base = min(1600, 100 << attempt)
+                #expect(duration >= .milliseconds(base / 2) && duration <= .milliseconds(base), "attempt \(attempt): \(duration)")
+            }
         }
     }
 
@@ -184,11 +297,20 @@ final class Receiver: Sendable {
             try await receiver.app().test(.live) { client in
                 let configuration = try Self.configuration(port: try #require(client.port))
                 for round in 0..<2 {
-                    let service = DeliveryService(store: store, hubName: "h", configuration: configuration, logger: Logger(label: "t"))
+                    let service = DeliveryService(
+                        store: store,
+                        hubName: "h",
+                        configuration: configuration,
+                        logger: Logger(label: "t"),
+                        clock: .manual(ManualMonotonicClock()),
+                        random: SeededRandom(seed: Self.seed)
+                    )
                     try await service.prepareCursors()
                     let running = Task { try await service.run() }
                     for i in 0..<5 { _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "r\(round)-\(i)")), actor: "t", requestId: "x") }
-                    try await eventually("round \(round)") { await service.statuses().first?.cursor == store.commits.committed }
+                    let head = store.commits.committed
+                    try await eventually("round \(round)") { (service.settled(route: "hooked") ?? 0) >= head }
+                    #expect(await service.statuses().first?.cursor == head)
                     running.cancel()
                     _ = await running.result
                 }

@@ -84,13 +84,25 @@ extension DeliveryServiceTests {
             let store = try makeStore(dir)
             try await receivers.run { port in
                 let configuration = try Self.configuration(port: port)
-                let service = DeliveryService(store: store, hubName: "h", configuration: configuration, logger: Logger(label: "t"))
+                let clock = ManualMonotonicClock()
+                let service = DeliveryService(
+                    store: store,
+                    hubName: "h",
+                    configuration: configuration,
+                    logger: Logger(label: "t"),
+                    clock: .manual(clock),
+                    random: SeededRandom(seed: Self.seed)
+                )
                 try await service.prepareCursors()
                 let running = Task { try await service.run() }
                 defer { running.cancel() }
                 _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "a")), actor: "t", requestId: "1")
-                try await eventually("a failed attempt") { await service.statuses()[0].failedAttempts >= 2 }
+                // Two attempts: the worker backs off after each (it would not after a delivery).
+                let h = RouterHarness(store: store, service: service, receiver: Receiver(), clock: clock, policy: configuration.retry)
+                try await h.passBackoff()
+                try await h.waitUntilBackingOff()
                 let status = await service.statuses()[0]
+                #expect(status.failedAttempts == 2)
                 #expect(status.health == .unhealthy)
                 #expect(status.delivered == 0)
                 #expect(status.cursor == 0)

@@ -92,6 +92,22 @@ private func essences(_ dir: String) throws -> [String] {
         }
     }
 
+    /// Issue 18 item 8: without `--errors` the errors file goes to the data directory, never to
+    /// the working directory (an import run from a checkout once left one there).
+    @Test func importWithoutErrorsWritesNothingIntoTheWorkingDirectory() throws {
+        try withTemporaryDirectory { dir in
+            let cwd = dir + "/cwd"
+            try FileManager.default.createDirectory(atPath: cwd, withIntermediateDirectories: true)
+            try "{\"id\":\"x\"}\nnot json".write(toFile: dir + "/in.txt", atomically: true, encoding: .utf8)
+            let result = try runRegistryd(["import", "--data-dir", dir + "/data", dir + "/in.txt"], in: cwd)
+            #expect(result.status == 4, "\(result.output)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: cwd).isEmpty)
+            let errors = try String(contentsOfFile: dir + "/data/importErrors.log", encoding: .utf8)
+            #expect(errors.contains("DeserializationError"))
+            #expect(result.output.contains("see \(dir)/data/importErrors.log"))
+        }
+    }
+
     @Test func importRefusesWhileAnotherWriterHoldsTheDirectory() throws {
         try withTemporaryDirectory { dir in
             let store = try makeStore(dir + "/data")

@@ -12,11 +12,13 @@ func registrydBinary() throws -> URL {
     throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: beside.path])
 }
 
-/// Runs `registryd` to completion; returns its exit code and stdout.
-func runRegistryd(_ arguments: [String]) throws -> (status: Int32, output: String) {
+/// Runs `registryd` to completion (in `directory` when given, else this process's working
+/// directory); returns its exit code and stdout.
+func runRegistryd(_ arguments: [String], in directory: String? = nil) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = try registrydBinary()
     process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe

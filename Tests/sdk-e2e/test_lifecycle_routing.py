@@ -91,6 +91,10 @@ class Daemon:
         self.registry = IoTHubRegistryManager.from_connection_string(cs)
         self.token = subprocess.check_output([BINARY, "sas-token", "--data-dir", self.data]).decode().strip()
 
+    def log(self):
+        with open(os.path.join(self.data, "serve.log")) as f:
+            return f.read()
+
     def api(self, method, path):
         return requests.request(method, f"https://localhost:{self.port}{path}", headers={"Authorization": self.token},
                                 verify=os.path.join(self.data, "tls", "ca.pem"))
@@ -160,8 +164,13 @@ def test_receiver_down_then_back_loses_nothing(setup):
     receiver.mode = "down"
     for i in range(10):
         daemon.registry.create_device_with_sas(f"outage-{i}", None, None, "enabled")
-    time.sleep(0.5)
-    status = [r for r in daemon.api("GET", "/registry/routes").json() if r["name"] == "all"][0]
+    # The route reports the outage once an attempt failed (waited for, not guessed with a sleep).
+    deadline = time.time() + 30
+    while True:
+        status = [r for r in daemon.api("GET", "/registry/routes").json() if r["name"] == "all"][0]
+        if status["health"] == "unhealthy" or time.time() > deadline:
+            break
+        time.sleep(0.05)
     assert status["health"] == "unhealthy" and status["lag"] > 0
     receiver.mode = "ok"
     receiver.wait_for(lambda: len(receiver.ops()) >= before + 10, "the outage backlog")
@@ -220,11 +229,16 @@ def test_sighup_reload_adds_an_https_route_with_a_private_ca(setup):
                                 "secret": SECRET, "caFile": os.path.join(tls, "ca.pem")})
     config["routes"].append({"name": "secure", "source": "DeviceIdentityChangeEvents", "condition": "starts_with(deviceId, 'tls-')",
                              "endpointNames": ["secure"], "isEnabled": True})
-    # A broken file is refused on SIGHUP and the running routes stay.
+    # A broken file is refused on SIGHUP and the running routes stay. The refusal's log line says
+    # the daemon has handled the signal, so what follows checks its outcome, not a guess at time.
     with open(daemon.config, "w") as f:
         f.write('{"routes": [{"name": "bad name!"}]}')
+    refusals = daemon.log().count("configuration reload refused")
     daemon.proc.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    deadline = time.time() + 30
+    while daemon.log().count("configuration reload refused") == refusals:
+        assert daemon.proc.poll() is None and time.time() < deadline, "the broken configuration was not refused"
+        time.sleep(0.05)
     assert daemon.proc.poll() is None
     assert sorted(r["name"] for r in daemon.api("GET", "/registry/routes").json()) == ["all", "filtered"]
     with open(daemon.config, "w") as f:

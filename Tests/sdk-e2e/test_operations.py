@@ -260,7 +260,12 @@ def test_sighup_reloads_the_tls_certificate_without_dropping_connections():
         with open(live_cert, "w") as f:
             f.write("not a certificate")
         proc.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
+        # Its log line says the daemon has handled this SIGHUP (refused the pair): only then is
+        # "the running certificate stays" a finding rather than a guess at timing.
+        deadline = time.time() + 20
+        while "TLS certificate reload refused" not in open(os.path.join(data, "serve.log")).read():
+            assert proc.poll() is None and time.time() < deadline, "the broken pair was not refused"
+            time.sleep(0.1)
         assert proc.poll() is None
         check = http.client.HTTPSConnection("localhost", port, context=ssl.create_default_context(cafile=second_cert))
         check.request("GET", "/healthz")
