@@ -99,7 +99,8 @@ struct ExpressionParser {
     var tooDeep: QuerySyntaxError {
         QuerySyntaxError(
             position: current.position,
-            message: "the expression nests deeper than \(QueryParser.maximumDepth) levels (parentheses, NOT, function calls and chained operators count)"
+            message: "the expression nests deeper than \(QueryParser.maximumDepth) levels "
+                + "(parentheses, NOT, function calls and chained operators count)"
         )
     }
 

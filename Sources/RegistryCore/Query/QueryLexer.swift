@@ -75,7 +75,8 @@ enum QueryLexer {
                         var code = unit
                         if (0xD800...0xDBFF).contains(unit) {
                             // A character beyond the BMP is written as its UTF-16 surrogate pair.
-                            guard i + 1 < chars.count, chars[i] == "\\", chars[i + 1] == "u", let low = hex4(at: i + 2), (0xDC00...0xDFFF).contains(low)
+                            guard i + 1 < chars.count, chars[i] == "\\", chars[i + 1] == "u", let low = hex4(at: i + 2),
+                                (0xDC00...0xDFFF).contains(low)
                             else { throw bad }
                             code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
                             i += 6

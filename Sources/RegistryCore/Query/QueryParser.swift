@@ -10,9 +10,11 @@ public enum QueryParser {
     /// Azure's documented bound on a query's text.
     public static let maximumLength = 8192
 
+    static let queryKeywords = QueryLexer.expressionKeywords.union(QueryLexer.statementKeywords)
+
     public static func parse(_ text: String) throws(QuerySyntaxError) -> DeviceQuery {
-        let keywords = QueryLexer.expressionKeywords.union(QueryLexer.statementKeywords)
-        var parser = ExpressionParser(tokens: try QueryLexer.tokens(text, keywords: keywords, maximumLength: maximumLength), dialect: .registryQuery)
+        let tokens = try QueryLexer.tokens(text, keywords: queryKeywords, maximumLength: maximumLength)
+        var parser = ExpressionParser(tokens: tokens, dialect: .registryQuery)
         return try parser.query()
     }
 
