@@ -18,7 +18,9 @@ command -v wrk >/dev/null && command -v mdb_stat >/dev/null || {
   $SUDO apt-get install -y -qq wrk lmdb-utils >/dev/null
 }
 swift build -c release --product registryd >/dev/null
+swift build -c release --product registryd-bench >/dev/null
 bin=.build/release/registryd
+bench=.build/release/registryd-bench
 # BENCH_DATA_DIR=DIR runs against an existing data directory (e.g. one with a million identities
 # imported; it is written to and kept), otherwise a fresh one that is removed afterwards.
 data="${BENCH_DATA_DIR:-$(mktemp -d /tmp/registryd-bench-http-XXXX)}"
@@ -31,7 +33,7 @@ for _ in $(seq 100); do curl -fsk "https://127.0.0.1:$port/healthz" >/dev/null 2
 export REGISTRYD_SAS; REGISTRYD_SAS=$("$bin" sas-token --data-dir "$data" --ttl 7200)
 url="https://localhost:$port"
 
-echo "fsync probe and raw LMDB come from: $bin bench store"
+echo "fsync probe and raw LMDB come from: $bench store"
 source tools/bench/rounds.sh
 txns() { mdb_stat -e "$data/lmdb" | awk '/Last transaction ID/ {print $4}'; }
 
@@ -95,7 +97,7 @@ if counts or ok < int(sys.argv[1]):
     sys.exit(f"GET answers: {ok:.0f} found of {sys.argv[1]} counted by wrk, others {counts}")
 PY
 
-raw=$("$bin" bench store --raw-only --batch "$batch" --creates 50000 | awk '/raw LMDB/ {print $(NF)}')
+raw=$("$bench" store --raw-only --batch "$batch" --creates 50000 | awk '/raw LMDB/ {print $(NF)}')
 
 echo "no-op /healthz unscripted (reference, not in the ratios): $plain req/s"
 echo "no-op /healthz:         $noop req/s (median of the rounds)"

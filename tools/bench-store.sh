@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
-swift build -c release --product registryd
-exec .build/release/registryd bench store "$@"
+swift build -c release --product registryd-bench
+exec .build/release/registryd-bench store "$@"
