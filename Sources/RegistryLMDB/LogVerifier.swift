@@ -10,8 +10,9 @@ import LMDB
 /// after a delete), a history entry per event, and counters of the final documents.
 ///
 /// Three ordered passes, no map keyed by identity:
-/// 1. The log, in sequence order (hashes checked on every core): per event, its ids (kept in
-///    one arena) and where its payload sits in its record.
+/// 1. The log, in sequence order (canonical form and hashes checked on every core; a record
+///    that is not canonical takes the full decode, which refuses it as replay does): per event,
+///    its ids (kept in one arena) and where its payload sits in its record.
 /// 2. The history index, in key order (device, then sequence): every entry must name an event
 ///    of that device, and there must be as many entries as events; keys are unique, so the
 ///    index is then exactly the replayed one. Walking it also groups each device's events in

@@ -111,7 +111,8 @@ extension EventRecord {
     /// Reads the envelope of the record at `b[r]`; `nil` when the fast path cannot (escapes in
     /// ids, an unknown layout), and the caller falls back to the full decode.
     ///
-    /// Why the byte search is sound: the stored bytes are canonical JSON with sorted keys, so the
+    /// Why the byte search is sound: the stored bytes are canonical JSON with sorted keys (for
+    /// the log walk, `selfCheck` makes sure they are), so the
     /// top-level members come in a fixed order (actor, deviceId, hash, moduleId, payload,
     /// prevHash, requestId, schema, seq, time, type), and inside any string a quote is always
     /// escaped, so `,"name":` with an unescaped quote only occurs as a member name. `hash` is the
@@ -177,8 +178,13 @@ extension EventRecord {
     /// A record checked on its own: its layout and whether its hash matches its content under
     /// its stored prevHash (`nil` when the fast path cannot read it). `scratch` is a reused
     /// 32-byte buffer for the prevHash bytes.
+    ///
+    /// Only a record in canonical form takes the fast path: the layout's byte search is sound
+    /// only for those, and the hash covers the stored bytes, so a record re-hashed after a
+    /// non-canonical rewrite would pass it. Any other record goes to the full decode, which
+    /// refuses it with the same reason as a replay does.
     package static func selfCheck(_ b: [UInt8], _ r: Range<Int>, scratch: inout [UInt8]) -> (RecordLayout, Bool)? {
-        guard let layout = layout(b, r) else { return nil }
+        guard let layout = layout(b, r), CanonicalForm.isCanonicalRecord(b, r) else { return nil }
         layout.prevHash.write(into: &scratch)
         var hasher = SHA256()
         hasher.update(data: scratch)
