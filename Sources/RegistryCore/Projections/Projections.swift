@@ -50,42 +50,16 @@ public enum Projections {
 
     static func isDisabled(_ payload: JSONValue) -> Bool { payload["status"]?.stringValue == DeviceStatus.disabled.rawValue }
 
-    /// A stored device document is canonical: a top-level `"status":"disabled"` is the only way
-    /// those bytes can occur (string values escape their quotes), so no parse is needed.
-    static func isDisabled(_ bytes: [UInt8]) -> Bool { isDisabled(bytes, 0..<bytes.count) }
+    /// Whether a stored device document is disabled (`StoredIdentityLayout` reads its status).
+    static func isDisabled(_ bytes: [UInt8]) -> Bool { marks(bytes, 0..<bytes.count).disabled }
 
-    /// The same for a document at `bytes[range]` (a scan batch).
-    static func isDisabled(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
-        ByteSearch.first(EventRecord.disabledMarker, in: bytes, from: range.lowerBound, to: identityEnd(bytes, range)) != nil
-    }
+    /// Whether a stored document is connected.
+    static func isConnected(_ bytes: [UInt8]) -> Bool { marks(bytes, 0..<bytes.count).connected }
 
-    /// Both markers of the document at `bytes[range]`, its identity part found once.
+    /// Both counter facts of the document at `bytes[range]` (a scan batch), in one walk.
     static func marks(_ bytes: [UInt8], _ range: Range<Int>) -> (disabled: Bool, connected: Bool) {
-        let end = identityEnd(bytes, range)
-        return (
-            ByteSearch.first(EventRecord.disabledMarker, in: bytes, from: range.lowerBound, to: end) != nil,
-            ByteSearch.first(connectedMarker, in: bytes, from: range.lowerBound, to: end) != nil
-        )
-    }
-
-    static let twinMember = Array(",\"twin\":{".utf8)
-
-    /// Where a stored document's own members end: the `twin` member (tags the user chose) is
-    /// always last in canonical order, and a tag such as `"status":"disabled"` must never read as
-    /// the identity's status, so the markers are searched only before it.
-    static func identityEnd(_ bytes: [UInt8]) -> Int { identityEnd(bytes, 0..<bytes.count) }
-
-    static func identityEnd(_ bytes: [UInt8], _ range: Range<Int>) -> Int {
-        ByteSearch.first(twinMember, in: bytes, from: range.lowerBound, to: range.upperBound) ?? range.upperBound
-    }
-
-    static let connectedMarker = Array("\"connectionState\":\"Connected\"".utf8)
-
-    /// As for `disabled`: only a connected identity's canonical document holds these bytes.
-    static func isConnected(_ bytes: [UInt8]) -> Bool { isConnected(bytes, 0..<bytes.count) }
-
-    static func isConnected(_ bytes: [UInt8], _ range: Range<Int>) -> Bool {
-        ByteSearch.first(connectedMarker, in: bytes, from: range.lowerBound, to: identityEnd(bytes, range)) != nil
+        guard let layout = StoredIdentityLayout(bytes, range, reading: .counters) else { return (false, false) }
+        return (layout.isDisabled(bytes), layout.isConnected(bytes))
     }
 
     static func adjust(_ counter: [UInt8], by delta: Int, txn: borrowing WriteTransaction, _ db: RegistryDatabases) throws {
