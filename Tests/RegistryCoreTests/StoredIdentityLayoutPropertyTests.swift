@@ -41,7 +41,9 @@ import Testing
                 let deviceId = Self.id(i, &random)
                 let auth = Self.authentication(&random)
                 keys[deviceId] = (auth.primaryKey, auth.secondaryKey)
-                let reason = Self.planted(&random, maxBytes: 128)
+                // The first one's reason equals `K` as a Swift string (the Kelvin sign): a query
+                // for `K` must find it though its bytes differ.
+                let reason = i == 0 ? "\u{212A}" : Self.planted(&random, maxBytes: 128)
                 let scope = Self.planted(&random, maxBytes: 256)
                 texts += [reason, scope]
                 commands.append(
@@ -171,7 +173,7 @@ import Testing
         ]
         // A deterministic sample of the planted texts (each query scans every document).
         let sample = Array(Set(texts)).sorted().filter { !$0.contains("'") && !$0.contains("\\") }.prefix(24)
-        for text in sample {
+        for text in sample + ["K"] {
             queries += ["SELECT * FROM devices WHERE statusReason = '\(text)'", "SELECT * FROM devices WHERE deviceScope = '\(text)'"]
             queries.append("SELECT * FROM devices.modules WHERE managedBy = '\(text)'")
         }
