@@ -1,6 +1,5 @@
-import RegistryCore
 import LMDB
-
+import RegistryCore
 
 extension RegistryStorage {
     public func deviceDocument(_ deviceId: String) throws -> IdentityDocument? {
@@ -47,36 +46,34 @@ extension RegistryStorage {
         }
     }
 
-    static let primaryMarker = Array("\"primaryKey\":\"\(KeySealer.prefix)".utf8)
-    static let secondaryMarker = Array("\"secondaryKey\":\"\(KeySealer.prefix)".utf8)
-    static let etagMarker = Array("\"etag\":\"".utf8)
-
-    /// Opens the sealed keys of a stored document. The markers cannot occur inside a string
-    /// value (quotes there are escaped), so each match is the member itself; only the identity's
-    /// own keys are looked for, in its first member (see `credentials`), never a tag of the same
-    /// name in the `twin` member. The document is copied once, with the opened texts in place.
+    /// Opens the sealed keys of a stored document: the identity's own keys, as
+    /// `StoredIdentityLayout` finds them (never a tag or a string of the same name). The document
+    /// is copied once, with the opened texts in place.
     func openDocument(_ stored: [UInt8], deviceId: String, moduleId: String?) throws -> IdentityDocument {
-        guard let sealer else { return IdentityDocument(json: stored, etag: try Self.etag(in: stored)) }
-        let end = ByteSearch.first(Self.afterAuthenticationMarker, in: stored) ?? Projections.identityEnd(stored)
+        let layout = try Self.layout(stored)
+        let etag = try Self.etag(stored, layout)
+        guard let sealer else { return IdentityDocument(json: stored, etag: etag, twinMember: layout.twinMember) }
         var sealedValues: [(range: Range<Int>, name: String)] = []
-        for (marker, name) in [(Self.primaryMarker, "primaryKey"), (Self.secondaryMarker, "secondaryKey")] {
-            guard let start = ByteSearch.first(marker, in: stored, to: end) else { continue }
-            let valueStart = start + marker.count - KeySealer.prefix.utf8.count
-            guard let valueEnd = stored[valueStart...].firstIndex(of: UInt8(ascii: "\"")) else { throw StoreError("a stored document is truncated") }
-            sealedValues.append((valueStart..<valueEnd, name))
+        for field in [StoredIdentityLayout.Field.primaryKey, .secondaryKey] {
+            guard let value = layout.sealedKey(field, in: stored) else { continue }
+            sealedValues.append((value, field.name))
         }
-        guard !sealedValues.isEmpty else { return IdentityDocument(json: stored, etag: try Self.etag(in: stored)) }
+        guard !sealedValues.isEmpty else { return IdentityDocument(json: stored, etag: etag, twinMember: layout.twinMember) }
         sealedValues.sort { $0.range.lowerBound < $1.range.lowerBound }
         var out: [UInt8] = []
         out.reserveCapacity(stored.count)
         var copied = 0
+        // The twin member moves by what the openings before it add.
+        var shift = 0
         for (range, name) in sealedValues {
             out.append(contentsOf: stored[copied..<range.lowerBound])
-            out.append(contentsOf: try openedKeyText(stored, range, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: name), sealer: sealer))
+            let opened = try openedKeyText(stored, range, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: name), sealer: sealer)
+            out.append(contentsOf: opened)
+            if let twin = layout.twinMember, range.upperBound <= twin.lowerBound { shift += opened.count - range.count }
             copied = range.upperBound
         }
         out.append(contentsOf: stored[copied...])
-        return IdentityDocument(json: out, etag: try Self.etag(in: out))
+        return IdentityDocument(json: out, etag: etag, twinMember: layout.twinMember.map { ($0.lowerBound + shift)..<($0.upperBound + shift) })
     }
 
     /// A sealed key's plaintext (base64 text bytes), memoized like `openedKey` (AES-GCM opening
@@ -88,11 +85,16 @@ extension RegistryStorage {
         return text
     }
 
-    /// The top-level etag of a stored (canonical) document.
-    static func etag(in bytes: [UInt8]) throws -> String {
-        guard let tag = ByteSearch.first(etagMarker, in: bytes), let end = bytes[(tag + etagMarker.count)...].firstIndex(of: UInt8(ascii: "\""))
-        else { throw StoreError("a stored document has no etag") }
-        return String(decoding: bytes[(tag + etagMarker.count)..<end], as: UTF8.self)
+    /// The layout of a stored document, read as far as the document readers need.
+    static func layout(_ stored: [UInt8]) throws -> StoredIdentityLayout {
+        guard let layout = StoredIdentityLayout(stored, reading: .document) else { throw StoreError("a stored document is malformed") }
+        return layout
+    }
+
+    /// The top-level etag of a stored document.
+    static func etag(_ stored: [UInt8], _ layout: StoredIdentityLayout) throws -> String {
+        guard let etag = layout.string(.etag, in: stored) else { throw StoreError("a stored document has no etag") }
+        return etag
     }
 }
 
@@ -125,6 +127,7 @@ extension RegistryStorage {
 
     func document(_ stored: [UInt8], deviceId: String, moduleId: String?, open: Bool) throws -> IdentityDocument {
         if open { return try openDocument(stored, deviceId: deviceId, moduleId: moduleId) }
-        return IdentityDocument(json: stored, etag: try Self.etag(in: stored))
+        let layout = try Self.layout(stored)
+        return IdentityDocument(json: stored, etag: try Self.etag(stored, layout), twinMember: layout.twinMember)
     }
 }

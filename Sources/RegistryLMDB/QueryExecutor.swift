@@ -104,35 +104,29 @@ extension RegistryStorage {
     /// plain identity fields in the WHERE clause's top-level AND chain. A document without one
     /// of them cannot match, so it is skipped without being parsed (parsing dominates a scan);
     /// a document with all of them is still parsed and evaluated, so the filter only saves work.
-    /// Sound because stored documents are canonical JSON: a member `"name":"value"` appears in
-    /// exactly these bytes, and quotes inside string values are always escaped.
+    /// The patterns are the members as stored (`StoredIdentityLayout.memberBytes`).
     static func requiredPatterns(_ filter: QueryExpression?) -> [[UInt8]] {
         guard let filter else { return [] }
         switch filter {
         case .and(let a, let b):
             return requiredPatterns(a) + requiredPatterns(b)
         case .compare(.equal, .path(let path), .literal(let value)), .compare(.equal, .literal(let value), .path(let path)):
-            guard let member = storedMember[path.map { $0.lowercased() }.joined(separator: ".")] else { return [] }
+            guard let field = storedMember[path.map { $0.lowercased() }.joined(separator: ".")] else { return [] }
             switch value {
-            case .string(let text):
-                guard !text.unicodeScalars.contains(where: { $0 == "\"" || $0 == "\\" || $0.value < 0x20 }) else { return [] }
-                return [Array("\"\(member)\":\"\(text)\"".utf8)]
-            case .bool(let flag):
-                return [Array("\"\(member)\":\(flag)".utf8)]
-            default:
-                return []
+            case .string, .bool: return StoredIdentityLayout.memberBytes(field, equalTo: value).map { [$0] } ?? []
+            default: return []
             }
         default:
             return []
         }
     }
 
-    /// Twin fields (lower case) whose stored member has a name found nowhere else in a
-    /// Device or Module document.
-    static let storedMember: [String: String] = [
-        "deviceid": "deviceId", "moduleid": "moduleId", "status": "status", "statusreason": "statusReason",
-        "connectionstate": "connectionState", "devicescope": "deviceScope", "generationid": "generationId",
-        "managedby": "managedBy", "authenticationtype": "type", "capabilities.iotedge": "iotEdge",
+    /// Twin fields (lower case) that `TwinDocument` copies unchanged from a stored member: a
+    /// document whose twin has `field = value` holds that member's stored bytes.
+    static let storedMember: [String: StoredIdentityLayout.Field] = [
+        "deviceid": .deviceId, "moduleid": .moduleId, "status": .status, "statusreason": .statusReason,
+        "connectionstate": .connectionState, "devicescope": .deviceScope, "generationid": .generationId,
+        "managedby": .managedBy, "authenticationtype": .authenticationType, "capabilities.iotedge": .iotEdge,
     ]
 
     static func mayMatch(_ stored: [UInt8], _ patterns: [[UInt8]]) -> Bool {

@@ -106,7 +106,6 @@ extension EventRecord {
     package static let schemaMember = Array(",\"schema\":".utf8)
     package static let seqMember = Array(",\"seq\":".utf8)
     package static let typeMember = Array(",\"type\":\"".utf8)
-    package static let disabledMarker = Array("\"status\":\"disabled\"".utf8)
 
     /// Reads the envelope of the record at `b[r]`; `nil` when the fast path cannot (escapes in
     /// ids, an unknown layout), and the caller falls back to the full decode.

@@ -1,8 +1,9 @@
 extension IdentityCodec {
     /// `CanonicalJSON.encode(encode(identity, key:))`, written member by member in canonical
-    /// (sorted) order without building the JSON tree and sorting its keys: the writer's hot
-    /// path, where the tree and the sort were half of preparing an event. Keys are sealed in the
-    /// codec's order (primary, then secondary). A test pins the equality over varied identities.
+    /// order (`StoredIdentityLayout`'s, the one its readers expect) without building the JSON
+    /// tree and sorting its keys: the writer's hot path, where the tree and the sort were half of
+    /// preparing an event. Keys are sealed in the codec's order (primary, then secondary). A test
+    /// pins the equality over varied identities.
     public static func canonicalBytes(_ identity: Identity, key: (String, KeySlot) -> String) -> [UInt8] {
         canonicalBytes(identity) { plain, slot, out in CanonicalJSON.writeString(key(plain, slot), into: &out) }
     }
@@ -15,44 +16,60 @@ extension IdentityCodec {
         switch identity {
         case .device(let d):
             out.open()
-            out.member("authentication")
-            out.authentication(d.authentication, deviceId: d.deviceId, moduleId: nil, key: key)
-            out.member("capabilities")
-            out.open()
-            out.member("iotEdge")
-            out.bool(d.capabilities.iotEdge)
-            out.close()
-            out.member("cloudToDeviceMessageCount")
-            out.int(d.cloudToDeviceMessageCount)
-            out.member("connectionState", d.connectionState.rawValue)
-            out.member("connectionStateUpdatedTime", time: d.connectionStateUpdatedTime)
-            out.member("deviceId", d.deviceId)
-            out.member("deviceScope", d.deviceScope)
-            out.member("etag", d.etag)
-            out.member("generationId", d.generationId)
-            out.member("lastActivityTime", time: d.lastActivityTime)
-            out.member("parentScopes")
-            out.strings(d.parentScopes)
-            out.member("status", d.status.rawValue)
-            out.member("statusReason", d.statusReason)
-            out.member("statusUpdatedTime", time: d.statusUpdatedTime)
-            out.twin(d.twin)
+            for field in StoredIdentityLayout.deviceMembers {
+                switch field {
+                case .authentication:
+                    out.member(field.name)
+                    out.authentication(d.authentication, deviceId: d.deviceId, moduleId: nil, key: key)
+                case .capabilities:
+                    out.member(field.name)
+                    out.open()
+                    out.member(StoredIdentityLayout.Field.iotEdge.name)
+                    out.bool(d.capabilities.iotEdge)
+                    out.close()
+                case .cloudToDeviceMessageCount:
+                    out.member(field.name)
+                    out.int(d.cloudToDeviceMessageCount)
+                case .connectionState: out.member(field.name, d.connectionState.rawValue)
+                case .connectionStateUpdatedTime: out.member(field.name, time: d.connectionStateUpdatedTime)
+                case .deviceId: out.member(field.name, d.deviceId)
+                case .deviceScope: out.member(field.name, d.deviceScope)
+                case .etag: out.member(field.name, d.etag)
+                case .generationId: out.member(field.name, d.generationId)
+                case .lastActivityTime: out.member(field.name, time: d.lastActivityTime)
+                case .parentScopes:
+                    out.member(field.name)
+                    out.strings(d.parentScopes)
+                case .status: out.member(field.name, d.status.rawValue)
+                case .statusReason: out.member(field.name, d.statusReason)
+                case .statusUpdatedTime: out.member(field.name, time: d.statusUpdatedTime)
+                case .twin: out.twin(d.twin)
+                default: preconditionFailure("\(field) is not a Device member")
+                }
+            }
             out.close()
         case .module(let m):
             out.open()
-            out.member("authentication")
-            out.authentication(m.authentication, deviceId: m.deviceId, moduleId: m.moduleId, key: key)
-            out.member("cloudToDeviceMessageCount")
-            out.int(m.cloudToDeviceMessageCount)
-            out.member("connectionState", m.connectionState.rawValue)
-            out.member("connectionStateUpdatedTime", time: m.connectionStateUpdatedTime)
-            out.member("deviceId", m.deviceId)
-            out.member("etag", m.etag)
-            out.member("generationId", m.generationId)
-            out.member("lastActivityTime", time: m.lastActivityTime)
-            out.member("managedBy", m.managedBy)
-            out.member("moduleId", m.moduleId)
-            out.twin(m.twin)
+            for field in StoredIdentityLayout.moduleMembers {
+                switch field {
+                case .authentication:
+                    out.member(field.name)
+                    out.authentication(m.authentication, deviceId: m.deviceId, moduleId: m.moduleId, key: key)
+                case .cloudToDeviceMessageCount:
+                    out.member(field.name)
+                    out.int(m.cloudToDeviceMessageCount)
+                case .connectionState: out.member(field.name, m.connectionState.rawValue)
+                case .connectionStateUpdatedTime: out.member(field.name, time: m.connectionStateUpdatedTime)
+                case .deviceId: out.member(field.name, m.deviceId)
+                case .etag: out.member(field.name, m.etag)
+                case .generationId: out.member(field.name, m.generationId)
+                case .lastActivityTime: out.member(field.name, time: m.lastActivityTime)
+                case .managedBy: out.member(field.name, m.managedBy)
+                case .moduleId: out.member(field.name, m.moduleId)
+                case .twin: out.twin(m.twin)
+                default: preconditionFailure("\(field) is not a Module member")
+                }
+            }
             out.close()
         }
         return out.bytes
@@ -128,17 +145,26 @@ private struct CanonicalWriter {
 
     mutating func authentication(_ a: Authentication, deviceId: String, moduleId: String?, key: (String, IdentityCodec.KeySlot, inout [UInt8]) -> Void) {
         open()
-        member("symmetricKey")
-        open()
-        keyMember("primaryKey", a.symmetricKey.primaryKey, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: "primaryKey"), key: key)
-        keyMember("secondaryKey", a.symmetricKey.secondaryKey, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: "secondaryKey"), key: key)
-        close()
-        member("type", a.type.rawValue)
-        member("x509Thumbprint")
-        open()
-        member("primaryThumbprint", a.x509Thumbprint.primaryThumbprint)
-        member("secondaryThumbprint", a.x509Thumbprint.secondaryThumbprint)
-        close()
+        for field in StoredIdentityLayout.Field.authentication.members {
+            member(field.name)
+            switch field {
+            case .symmetricKey:
+                open()
+                for slot in field.members {
+                    let value = slot == .primaryKey ? a.symmetricKey.primaryKey : a.symmetricKey.secondaryKey
+                    keyMember(slot.name, value, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: slot.name), key: key)
+                }
+                close()
+            case .authenticationType: string(a.type.rawValue)
+            case .x509Thumbprint:
+                open()
+                for slot in field.members {
+                    member(slot.name, slot == .primaryThumbprint ? a.x509Thumbprint.primaryThumbprint : a.x509Thumbprint.secondaryThumbprint)
+                }
+                close()
+            default: preconditionFailure("\(field) is not an authentication member")
+            }
+        }
         close()
     }
 
@@ -152,14 +178,19 @@ private struct CanonicalWriter {
     /// The last member when present: `"twin":{"etag":…,"tags":{…},"version":…}`.
     mutating func twin(_ twin: TwinState?) {
         guard let twin else { return }
-        member("twin")
+        member(StoredIdentityLayout.Field.twin.name)
         open()
-        member("etag", twin.etag)
-        member("tags")
-        CanonicalJSON.write(.object(twin.tags), into: &bytes)
-        empty = false
-        member("version")
-        int(twin.version)
+        for field in StoredIdentityLayout.Field.twin.members {
+            member(field.name)
+            switch field {
+            case .twinEtag: string(twin.etag)
+            case .tags:
+                CanonicalJSON.write(.object(twin.tags), into: &bytes)
+                empty = false
+            case .twinVersion: int(twin.version)
+            default: preconditionFailure("\(field) is not a twin member")
+            }
+        }
         close()
     }
 }
