@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command (README, .ci/run): installs what the build needs, builds everything with
+# The one test command (README, .ci/run): installs what the build needs, lints the formatting, builds everything with
 # warnings as errors and strict import checks, runs every Swift test target, then drives a real
 # `registryd serve` with Microsoft's Python SDK (azure-iot-hub 2.7.0, in a virtual environment).
 set -euo pipefail
@@ -13,6 +13,8 @@ fi
 # The shipped systemd unit must pass systemd-analyze verify (only the uninstalled binary may be missing).
 tools/check-unit.sh
 bash -n tools/install.sh
+# One style: the toolchain's formatter with the repository's .swift-format, warnings as failures.
+swift format lint --strict --recursive --configuration .swift-format Sources Tests
 swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
 # Bounded, so a hung test fails the run instead of eating CI's time.
 timeout 1800 swift test --skip-build "$@"

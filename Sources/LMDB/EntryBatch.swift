@@ -3,11 +3,11 @@ import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Consecutive entries of one database copied into one buffer, with where each key and value
@@ -106,7 +106,9 @@ extension ReadableTransaction where Self: ~Copyable {
 
     /// Whether the value under `key` holds `other[otherRange]` at `range` (`nil` when the key is
     /// absent): compares in place, without copying the stored value out.
-    public func value(_ db: Database, _ key: [UInt8], at range: Range<Int>, equals other: [UInt8], _ otherRange: Range<Int>) throws(LMDBError) -> Bool? {
+    public func value(_ db: Database, _ key: [UInt8], at range: Range<Int>, equals other: [UInt8], _ otherRange: Range<Int>) throws(LMDBError)
+        -> Bool?
+    {
         var rc: Int32 = 0
         var equal = false
         key.withUnsafeBytes { keyBytes in
@@ -120,7 +122,9 @@ extension ReadableTransaction where Self: ~Copyable {
                 equal = true
                 return
             }
-            equal = other.withUnsafeBufferPointer { o in memcmp(v.mv_data! + range.lowerBound, o.baseAddress! + otherRange.lowerBound, range.count) == 0 }
+            equal = other.withUnsafeBufferPointer { o in
+                memcmp(v.mv_data! + range.lowerBound, o.baseAddress! + otherRange.lowerBound, range.count) == 0
+            }
         }
         if rc == MDB_NOTFOUND { return nil }
         try check(rc)
@@ -192,7 +196,9 @@ extension ReadableTransaction where Self: ~Copyable {
         }
         var stopped = false
         try forEachMapped(db, from: start) { k, v in
-            pending.append(MappedEntry(key: UnsafeRawPointer(k.mv_data), keySize: k.mv_size, value: UnsafeRawPointer(v.mv_data), valueSize: v.mv_size))
+            pending.append(
+                MappedEntry(key: UnsafeRawPointer(k.mv_data), keySize: k.mv_size, value: UnsafeRawPointer(v.mv_data), valueSize: v.mv_size)
+            )
             if pending.count >= entries {
                 guard try advance() else {
                     stopped = true

@@ -21,7 +21,11 @@ public struct BulkRoutes: Sendable {
         guard case .array(let entries) = json else { throw APIError.format("The request body must be a JSON array of ExportImportDevice.") }
         guard !entries.isEmpty else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "The list of devices is empty.") }
         guard entries.count <= Self.maximumEntries else {
-            throw APIError(status: .contentTooLarge, code: "TooManyDevices", message: "A bulk call takes at most \(Self.maximumEntries) entries; got \(entries.count).")
+            throw APIError(
+                status: .contentTooLarge,
+                code: "TooManyDevices",
+                message: "A bulk call takes at most \(Self.maximumEntries) entries; got \(entries.count)."
+            )
         }
         // Whole-call checks first: nothing is written if they fail.
         var seen = Set<String>()
@@ -52,18 +56,22 @@ public struct BulkRoutes: Sendable {
             let results = try await store.execute(commands.map(\.1), actor: context.actor, requestId: context.requestId)
             for (result, (_, _, operation, deviceId, moduleId)) in zip(results, commands) {
                 if case .failure(let error) = result {
-                    errors.append(ImportEntryError(deviceId: deviceId, moduleId: moduleId, code: error.code.name, message: error.message, operation: operation))
+                    errors.append(
+                        ImportEntryError(deviceId: deviceId, moduleId: moduleId, code: error.code.name, message: error.message, operation: operation)
+                    )
                 }
             }
         }
         let result = JSONValue.object([
             "isSuccessful": .bool(errors.isEmpty),
-            "errors": .array(errors.map { e in
-                .object([
-                    "deviceId": .string(e.deviceId), "moduleId": JSONValue(e.moduleId), "errorCode": .string(e.code),
-                    "errorStatus": .string(e.message), "operation": .string(e.operation),
-                ])
-            }),
+            "errors": .array(
+                errors.map { e in
+                    .object([
+                        "deviceId": .string(e.deviceId), "moduleId": JSONValue(e.moduleId), "errorCode": .string(e.code),
+                        "errorStatus": .string(e.message), "operation": .string(e.operation),
+                    ])
+                }
+            ),
             "warnings": .array([]),
         ])
         return RegistryRoutes.json(result, status: errors.isEmpty ? .ok : .badRequest)

@@ -61,10 +61,12 @@ struct ConnectionRoutes: Sendable {
                 case .success(let outcome):
                     if outcome.events.isEmpty { stale += 1 } else { recorded += 1 }
                 case .failure(let error):
-                    errors.append(.object([
-                        "index": .int(Int64(index)), "deviceId": .string(report.deviceId), "moduleId": JSONValue(report.moduleId),
-                        "errorCode": .string(error.code.name), "message": .string(error.message),
-                    ]))
+                    errors.append(
+                        .object([
+                            "index": .int(Int64(index)), "deviceId": .string(report.deviceId), "moduleId": JSONValue(report.moduleId),
+                            "errorCode": .string(error.code.name), "message": .string(error.message),
+                        ])
+                    )
                 }
             }
             return RegistryRoutes.json(.object(["recorded": .int(Int64(recorded)), "stale": .int(Int64(stale)), "errors": .array(errors)]))

@@ -44,11 +44,17 @@ struct DeviceAuthRoute: Sendable {
             } else {
                 throw APIError.invalid("Give one of token, thumbprint or certificateAuthority.")
             }
-            let decision = try authenticator().check(DeviceCredentials(deviceId: deviceId, moduleId: moduleId, credential: credential), storage: store, now: now())
+            let decision = try authenticator().check(
+                DeviceCredentials(deviceId: deviceId, moduleId: moduleId, credential: credential),
+                storage: store,
+                now: now()
+            )
             metrics?.deviceAuth(route: "device", decision: decision)
             return Response(
-                status: .ok, headers: [.contentType: jsonContentType],
-                body: .init(byteBuffer: ByteBuffer(bytes: Self.answers[decision] ?? CanonicalJSON.encode(Self.answer(decision)))))
+                status: .ok,
+                headers: [.contentType: jsonContentType],
+                body: .init(byteBuffer: ByteBuffer(bytes: Self.answers[decision] ?? CanonicalJSON.encode(Self.answer(decision))))
+            )
         }
         guard configuration.emqx else { return }
         router.post("registry/auth/emqx") { request, context in
@@ -71,7 +77,8 @@ struct DeviceAuthRoute: Sendable {
     /// check was a measurable part of the route.
     static let answers: [DeviceAuthDecision: [UInt8]] = Dictionary(
         uniqueKeysWithValues: (AuthenticationType.allCases.map(DeviceAuthDecision.allow) + DeviceAuthDenial.allCases.map(DeviceAuthDecision.deny))
-            .map { ($0, CanonicalJSON.encode(answer($0))) })
+            .map { ($0, CanonicalJSON.encode(answer($0))) }
+    )
 
     /// EMQX answers: always 200 (a 4xx would make EMQX skip to its next authenticator), a
     /// deny for anything that is not a valid Azure-convention login.

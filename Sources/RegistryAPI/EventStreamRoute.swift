@@ -52,7 +52,9 @@ struct EventStreamRoute: Sendable {
         }
         var after = store.commits.committed
         if let lastId = request.headers[HTTPField.Name("Last-Event-ID")!] {
-            guard let seq = lastId.split(separator: "-").last.flatMap({ UInt64($0) }) else { throw APIError.invalid("Last-Event-ID is not a message id.") }
+            guard let seq = lastId.split(separator: "-").last.flatMap({ UInt64($0) }) else {
+                throw APIError.invalid("Last-Event-ID is not a message id.")
+            }
             after = seq
         } else if let from = query.get("from") {
             guard let seq = UInt64(from), seq >= 1 else { throw APIError.invalid("from must be a sequence number (1 or more).") }
@@ -66,7 +68,8 @@ struct EventStreamRoute: Sendable {
         let policy = context.actor
         guard slots.acquire(policy) else {
             var response = APIError(
-                status: .tooManyRequests, code: "ThrottlingException",
+                status: .tooManyRequests,
+                code: "ThrottlingException",
                 message: "Policy '\(policy)' already holds \(slots.limit) event streams (eventStreams.maxPerPolicy); close one first."
             ).response()
             response.headers[.retryAfter] = "1"
@@ -94,7 +97,15 @@ struct EventStreamRoute: Sendable {
                     group.addTask {
                         defer { chunks.finish() }
                         try? await cancelWhenGracefulShutdown {
-                            try await Self.produce(store: store, hub: hub, source: source, condition: condition, after: start, limit: max, into: chunks)
+                            try await Self.produce(
+                                store: store,
+                                hub: hub,
+                                source: source,
+                                condition: condition,
+                                after: start,
+                                limit: max,
+                                into: chunks
+                            )
                         }
                     }
                     group.addTask {
@@ -161,7 +172,9 @@ struct EventStreamRoute: Sendable {
                 var buffer = ByteBuffer()
                 for record in records where sent < limit {
                     cursor = record.seq
-                    guard let message = RouteMessage(record: record, source: source, hubName: hub), condition.evaluate(message) == true else { continue }
+                    guard let message = RouteMessage(record: record, source: source, hubName: hub), condition.evaluate(message) == true else {
+                        continue
+                    }
                     buffer.writeString("id: \(message.id)\nevent: \(message.applicationProperties["opType"] ?? "message")\ndata: ")
                     buffer.writeBytes(message.encoded)
                     buffer.writeString("\n\n")

@@ -38,7 +38,9 @@ struct HistoryRoute: Sendable {
             }
             var limit = Self.maximumPage
             if let text = query.get("limit") {
-                guard let value = Int(text), value > 0 else { throw APIError.invalid("limit must be a positive whole number (at most \(Self.maximumPage)).") }
+                guard let value = Int(text), value > 0 else {
+                    throw APIError.invalid("limit must be a positive whole number (at most \(Self.maximumPage)).")
+                }
                 limit = min(value, Self.maximumPage)
             }
             let page = try await store.history(deviceId: id, moduleId: query.get("moduleId"), after: after, limit: limit)

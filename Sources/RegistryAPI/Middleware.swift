@@ -22,7 +22,8 @@ struct AzureErrorMiddleware: RouterMiddleware {
         } catch let error as StorageFullError {
             context.logger.error("write refused: storage full", metadata: ["error": "\(error)"])
             return APIError(
-                status: .serviceUnavailable, code: "ServiceUnavailable",
+                status: .serviceUnavailable,
+                code: "ServiceUnavailable",
                 message: "The registry's storage is full; nothing was written. It resumes by itself when space returns; retry later."
             ).response()
         } catch let error as WriteTimeoutError {
@@ -30,7 +31,8 @@ struct AzureErrorMiddleware: RouterMiddleware {
             // written, so the client may retry the same request as it is.
             context.logger.warning("write refused: the writer took no work within the write timeout", metadata: ["error": "\(error)"])
             var response = APIError(
-                status: .serviceUnavailable, code: "ServiceUnavailable",
+                status: .serviceUnavailable,
+                code: "ServiceUnavailable",
                 message: "The registry's writer is busy or stuck; the request was withdrawn and nothing was written. Retry later."
             ).response()
             // Whole seconds, rounded up (as the throttling's Retry-After).

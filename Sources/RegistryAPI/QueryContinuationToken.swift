@@ -72,4 +72,3 @@ struct QueryContinuationToken: Sendable {
         return data
     }
 }
-

@@ -50,7 +50,9 @@ struct QueryRoute: Sendable {
         var cursor: QueryCursor?
         if let token = request.headers[.continuation], !token.isEmpty {
             guard let decoded = tokens.decode(token, query: text, policy: context.actor, top: query.top) else {
-                throw APIError.invalid("x-ms-continuation is not a token this registry issued for this query and policy; re-send the query without it.")
+                throw APIError.invalid(
+                    "x-ms-continuation is not a token this registry issued for this query and policy; re-send the query without it."
+                )
             }
             cursor = decoded
         }

@@ -59,7 +59,9 @@ public func buildRouter(
     let openPaths: Set<String> = configuration.metricsOpen ? ["/healthz", "/readyz", "/metrics"] : ["/healthz", "/readyz"]
     router.add(middleware: SASAuthenticationMiddleware(authenticator: authenticator, now: now, openPaths: openPaths))
     if !configuration.throttling.rates.isEmpty {
-        router.add(middleware: ThrottlingMiddleware(throttle: Throttle(configuration: configuration.throttling, now: throttleClock), metrics: metrics))
+        router.add(
+            middleware: ThrottlingMiddleware(throttle: Throttle(configuration: configuration.throttling, now: throttleClock), metrics: metrics)
+        )
     }
     if let metrics {
         MetricsRoute(store: store, delivery: delivery, metrics: metrics, open: configuration.metricsOpen).register(on: router)

@@ -105,11 +105,13 @@ struct RegistryRoutes: Sendable {
     func deviceStatistics(_ context: RegistryRequestContext) async throws -> Response {
         try context.require(.registryRead)
         let stats = try await store.statistics()
-        return Self.json(.object([
-            "totalDeviceCount": .int(Int64(stats.totalDeviceCount)),
-            "enabledDeviceCount": .int(Int64(stats.enabledDeviceCount)),
-            "disabledDeviceCount": .int(Int64(stats.disabledDeviceCount)),
-        ]))
+        return Self.json(
+            .object([
+                "totalDeviceCount": .int(Int64(stats.totalDeviceCount)),
+                "enabledDeviceCount": .int(Int64(stats.enabledDeviceCount)),
+                "disabledDeviceCount": .int(Int64(stats.disabledDeviceCount)),
+            ])
+        )
     }
 
     func serviceStatistics(_ context: RegistryRequestContext) async throws -> Response {
@@ -195,7 +197,11 @@ struct RegistryRoutes: Sendable {
     }
 
     static func document(_ document: IdentityDocument) -> Response {
-        var response = Response(status: .ok, headers: [.contentType: jsonContentType], body: .init(byteBuffer: ByteBuffer(bytes: document.identityJSON)))
+        var response = Response(
+            status: .ok,
+            headers: [.contentType: jsonContentType],
+            body: .init(byteBuffer: ByteBuffer(bytes: document.identityJSON))
+        )
         response.headers[.eTag] = "\"\(document.etag)\""
         return response
     }

@@ -53,9 +53,17 @@ struct TwinRoutes: Sendable {
             tags = [:]
         default: throw APIError.invalid("tags must be a JSON object.")
         }
-        let update = TwinUpdate(deviceId: deviceId, moduleId: moduleId, tags: tags, replace: replace, ifMatch: ETagCondition(header: request.headers[.ifMatch]))
+        let update = TwinUpdate(
+            deviceId: deviceId,
+            moduleId: moduleId,
+            tags: tags,
+            replace: replace,
+            ifMatch: ETagCondition(header: request.headers[.ifMatch])
+        )
         let outcome = try await store.execute(.updateTwin(update), actor: context.actor, requestId: context.requestId)
-        guard let identity = outcome.identity else { throw APIError(status: .internalServerError, code: "ServerError", message: "The twin update produced no identity.") }
+        guard let identity = outcome.identity else {
+            throw APIError(status: .internalServerError, code: "ServerError", message: "The twin update produced no identity.")
+        }
         return Self.twin(IdentityCodec.encode(identity) { _, _ in "" })
     }
 

@@ -81,7 +81,9 @@ public struct DeliveryConfiguration: Sendable, Hashable {
 
     static func validName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 64
-            && name.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 46 || $0 == 95 }
+            && name.utf8.allSatisfy {
+                ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 46 || $0 == 95
+            }
     }
 
     /// Reads the three keys from the configuration object (others are the caller's business).
@@ -105,9 +107,15 @@ public struct DeliveryConfiguration: Sendable, Hashable {
                 switch o["type"]?.stringValue?.lowercased() {
                 case "file":
                     guard let path = o["path"]?.stringValue, path.hasPrefix("/") else { throw fail("\(field).path", "must be an absolute path") }
-                    endpoints.append(Endpoint(name: name, kind: .file(path: path, maxFileBytes: try int("maxFileBytes", 64 << 20), maxFiles: try int("maxFiles", 5))))
+                    endpoints.append(
+                        Endpoint(
+                            name: name,
+                            kind: .file(path: path, maxFileBytes: try int("maxFileBytes", 64 << 20), maxFiles: try int("maxFiles", 5))
+                        )
+                    )
                 case "webhook":
-                    guard let url = o["url"]?.stringValue, let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""),
+                    guard let url = o["url"]?.stringValue, let parsed = URL(string: url),
+                        ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""),
                         parsed.host != nil
                     else { throw fail("\(field).url", "must be an http or https URL") }
                     guard let secretText = o["secret"]?.stringValue else { throw fail("\(field).secret", "is required (whsec_<base64>)") }
@@ -117,7 +125,9 @@ public struct DeliveryConfiguration: Sendable, Hashable {
                     }
                     let caFile = o["caFile"]?.stringValue
                     if let caFile, !FileManager.default.isReadableFile(atPath: caFile) { throw fail("\(field).caFile", "cannot read \(caFile)") }
-                    endpoints.append(Endpoint(name: name, kind: .webhook(url: url, secret: Array(secret), caFile: caFile, timeoutMs: try int("timeoutMs", 5000))))
+                    endpoints.append(
+                        Endpoint(name: name, kind: .webhook(url: url, secret: Array(secret), caFile: caFile, timeoutMs: try int("timeoutMs", 5000)))
+                    )
                 default:
                     throw fail("\(field).type", "must be 'file' or 'webhook'")
                 }
@@ -145,9 +155,13 @@ public struct DeliveryConfiguration: Sendable, Hashable {
                 guard case .array(let names)? = o["endpointNames"], names.count == 1, let endpoint = names[0].stringValue else {
                     throw fail("\(field).endpointNames", "must name exactly one endpoint")
                 }
-                guard endpoints.contains(where: { $0.name == endpoint }) else { throw fail("\(field).endpointNames", "no endpoint named '\(endpoint)'") }
+                guard endpoints.contains(where: { $0.name == endpoint }) else {
+                    throw fail("\(field).endpointNames", "no endpoint named '\(endpoint)'")
+                }
                 if let enabled = o["isEnabled"], enabled.boolValue == nil { throw fail("\(field).isEnabled", "must be true or false") }
-                routes.append(Route(name: name, source: source, condition: condition, endpointName: endpoint, isEnabled: o["isEnabled"]?.boolValue ?? true))
+                routes.append(
+                    Route(name: name, source: source, condition: condition, endpointName: endpoint, isEnabled: o["isEnabled"]?.boolValue ?? true)
+                )
             }
         }
         if let delivery = json["delivery"] {

@@ -140,7 +140,9 @@ public final class DeliveryService: Service, Sendable {
                     await group.waitForAll()
                     for sink in sinks.values { await sink.shutdown() }
                 }
-                if !Task.isCancelled { self.logger.info("delivery configuration reloaded", metadata: ["delivery.routes": "\(configuration.routes.count)"]) }
+                if !Task.isCancelled {
+                    self.logger.info("delivery configuration reloaded", metadata: ["delivery.routes": "\(configuration.routes.count)"])
+                }
             }
         }
     }

@@ -3,9 +3,9 @@ import Foundation
 import RegistryCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A JSON Lines file: one message per line, fsync'd before `deliver` returns, owner-only,

@@ -1,10 +1,10 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
-import RegistryCore
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import RegistryCore
 
 /// An HTTP or HTTPS endpoint, signed per the Standard Webhooks specification:
 /// `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of
@@ -23,7 +23,13 @@ public final class WebhookSink: Sink {
 
     public var maxBatch: Int { 1 }
 
-    public init(url: String, secret: [UInt8], caFile: String?, timeoutMs: Int, now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
+    public init(
+        url: String,
+        secret: [UInt8],
+        caFile: String?,
+        timeoutMs: Int,
+        now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    ) throws {
         self.url = url
         self.secret = secret
         self.timeout = .milliseconds(Int64(timeoutMs))

@@ -1,7 +1,6 @@
-import RegistryCore
 import Foundation
 import LMDB
-
+import RegistryCore
 
 extension RegistryStorage {
     /// The current credentials of a device or module, or `nil` when it does not exist. Read in
@@ -19,7 +18,9 @@ extension RegistryStorage {
         guard let (device, identity) = found else { return nil }
         // The layout walk reads `authentication` (the first member) and, of the device, its
         // status: the walk stops there, never reaching the twin's tags.
-        guard let layout = StoredIdentityLayout(identity, reading: moduleId == nil ? .deviceCredentials : .credentials) else { throw StoreError("a stored document is malformed") }
+        guard let layout = StoredIdentityLayout(identity, reading: moduleId == nil ? .deviceCredentials : .credentials) else {
+            throw StoreError("a stored document is malformed")
+        }
         let deviceDisabled: Bool
         if moduleId == nil {
             deviceDisabled = layout.isDisabled(identity)
@@ -36,7 +37,9 @@ extension RegistryStorage {
             guard let stored = layout.plainString(field, in: identity) else { continue }
             keys.append(try openedKey(identity, stored, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: field.name)))
         }
-        let thumbprints = [StoredIdentityLayout.Field.primaryThumbprint, .secondaryThumbprint].compactMap { layout.string($0, in: identity)?.lowercased() }
+        let thumbprints = [StoredIdentityLayout.Field.primaryThumbprint, .secondaryThumbprint].compactMap {
+            layout.string($0, in: identity)?.lowercased()
+        }
         return CredentialRecord(deviceDisabled: deviceDisabled, type: type, keys: keys, thumbprints: thumbprints)
     }
 

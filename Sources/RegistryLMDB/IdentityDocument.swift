@@ -4,7 +4,9 @@ import RegistryCore
 extension RegistryStorage {
     public func deviceDocument(_ deviceId: String) throws -> IdentityDocument? {
         guard (try? Validation.checkId(deviceId, kind: "device")) != nil else { return nil }
-        return try read { txn, db in try txn.get(db.devices, StorageKey.device(deviceId)) }.map { try openDocument($0, deviceId: deviceId, moduleId: nil) }
+        return try read { txn, db in try txn.get(db.devices, StorageKey.device(deviceId)) }.map {
+            try openDocument($0, deviceId: deviceId, moduleId: nil)
+        }
     }
 
     public func moduleDocument(_ deviceId: String, _ moduleId: String) throws -> IdentityDocument? {
@@ -67,7 +69,12 @@ extension RegistryStorage {
         var shift = 0
         for (range, name) in sealedValues {
             out.append(contentsOf: stored[copied..<range.lowerBound])
-            let opened = try openedKeyText(stored, range, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: name), sealer: sealer)
+            let opened = try openedKeyText(
+                stored,
+                range,
+                slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: name),
+                sealer: sealer
+            )
             out.append(contentsOf: opened)
             if let twin = layout.twinMember, range.upperBound <= twin.lowerBound { shift += opened.count - range.count }
             copied = range.upperBound

@@ -1,6 +1,5 @@
-import RegistryCore
 import LMDB
-
+import RegistryCore
 
 extension RegistryStorage {
     /// Every change to a device (and, with `moduleId`, to that module only; without it, to the
@@ -43,14 +42,21 @@ extension RegistryStorage {
                         let keysBefore = lastKeys[identity] ?? [:]
                         for path in Set(keysBefore.keys).union(keys.keys).sorted() where keysBefore[path] != keys[path] {
                             // Keys are never shown: only that they were set, rotated or removed.
-                            let change = keysBefore[path] == nil ? "(set)" : keys[path] == nil ? "(removed)" : sealer == nil ? "(re-sealed)" : "(rotated)"
+                            let change =
+                                keysBefore[path] == nil ? "(set)" : keys[path] == nil ? "(removed)" : sealer == nil ? "(re-sealed)" : "(rotated)"
                             changes.append(FieldChange(path: path, old: nil, new: .string(change)))
                         }
                     }
                     entries.append(
                         HistoryEntry(
-                            seq: record.seq, time: record.time, type: record.type, deviceId: record.deviceId, moduleId: record.moduleId,
-                            actor: record.actor, requestId: record.requestId, changes: changes
+                            seq: record.seq,
+                            time: record.time,
+                            type: record.type,
+                            deviceId: record.deviceId,
+                            moduleId: record.moduleId,
+                            actor: record.actor,
+                            requestId: record.requestId,
+                            changes: changes
                         )
                     )
                 }

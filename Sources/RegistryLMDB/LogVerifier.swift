@@ -1,6 +1,6 @@
+import LMDB
 import RegistryCore
 import SystemBytes
-import LMDB
 
 /// `audit verify` (and `replay --verify`): the whole log checked, and every projection compared
 /// with what the log says, byte for byte, without writing a scratch environment.
@@ -64,7 +64,9 @@ enum LogVerifier {
         let corruption = try Replayer.walk(txn, db.events, batchSize: batchSize) { event in
             // Offsets are 32-bit (a million events keep ~20 MB of ids); ids are at most 128
             // bytes each, so stopping short of the limit before appending is enough.
-            guard arena.count < Int(UInt32.max) - 512 else { throw EventDecodingError("the log's ids exceed 4 GiB: too large for one verification pass") }
+            guard arena.count < Int(UInt32.max) - 512 else {
+                throw EventDecodingError("the log's ids exceed 4 GiB: too large for one verification pass")
+            }
             let start = arena.count
             arena.append(contentsOf: event.bytes[event.device])
             let deviceEnd = arena.count
@@ -72,9 +74,14 @@ enum LogVerifier {
             let payload = event.payloadInRecord
             logged.append(
                 Logged(
-                    deviceStart: UInt32(start), deviceEnd: UInt32(deviceEnd), moduleEnd: UInt32(arena.count),
-                    payloadStart: UInt32(payload.lowerBound), payloadEnd: UInt32(payload.upperBound), isDelete: event.type.isDelete
-                ))
+                    deviceStart: UInt32(start),
+                    deviceEnd: UInt32(deviceEnd),
+                    moduleEnd: UInt32(arena.count),
+                    payloadStart: UInt32(payload.lowerBound),
+                    payloadEnd: UInt32(payload.upperBound),
+                    isDelete: event.type.isDelete
+                )
+            )
             events = event.seq
         } afterChunk: {
             progress?(events)
@@ -114,7 +121,11 @@ enum LogVerifier {
                 }
                 let device = key.lowerBound..<zero
                 guard seq >= 1, seq <= events, ByteScan.equal(batch.bytes, device, arena, logged[Int(seq - 1)].device) else {
-                    failure = .projectionDiffers(database: "history", key: Replayer.describe(batch.key(i), "history"), detail: "present in the live projection, absent from the replay")
+                    failure = .projectionDiffers(
+                        database: "history",
+                        key: Replayer.describe(batch.key(i), "history"),
+                        detail: "present in the live projection, absent from the replay"
+                    )
                     return false
                 }
                 let event = logged[Int(seq - 1)]
@@ -135,7 +146,11 @@ enum LogVerifier {
             return report
         }
         guard historyCount == events else {
-            report.outcome = .projectionDiffers(database: "history", key: "(\(events - historyCount) entries)", detail: "absent from the live projection, present in the replay")
+            report.outcome = .projectionDiffers(
+                database: "history",
+                key: "(\(events - historyCount) entries)",
+                detail: "absent from the live projection, present in the replay"
+            )
             return report
         }
         report.historyEntries = Int(historyCount)
@@ -167,16 +182,31 @@ enum LogVerifier {
                         let key = batch.keys[i]
                         let relation = next < expected.count ? order(batch.bytes, key, expected[next]) : -1
                         if relation > 0 {
-                            failure = .projectionDiffers(database: database.name, key: Replayer.describe(expectedKey(expected[next]), database.name), detail: "absent from the live projection, present in the replay")
+                            failure = .projectionDiffers(
+                                database: database.name,
+                                key: Replayer.describe(expectedKey(expected[next]), database.name),
+                                detail: "absent from the live projection, present in the replay"
+                            )
                             return false
                         }
                         if relation < 0 {
-                            failure = .projectionDiffers(database: database.name, key: Replayer.describe(batch.key(i), database.name), detail: "present in the live projection, absent from the replay")
+                            failure = .projectionDiffers(
+                                database: database.name,
+                                key: Replayer.describe(batch.key(i), database.name),
+                                detail: "present in the live projection, absent from the replay"
+                            )
                             return false
                         }
                         let event = logged[Int(expected[next].seq - 1)]
-                        guard try txn.value(db.events, StorageKey.sequence(expected[next].seq), at: event.payload, equals: batch.bytes, batch.values[i]) == true else {
-                            failure = .projectionDiffers(database: database.name, key: Replayer.describe(batch.key(i), database.name), detail: "value differs from the replayed one")
+                        guard
+                            try txn.value(db.events, StorageKey.sequence(expected[next].seq), at: event.payload, equals: batch.bytes, batch.values[i])
+                                == true
+                        else {
+                            failure = .projectionDiffers(
+                                database: database.name,
+                                key: Replayer.describe(batch.key(i), database.name),
+                                detail: "value differs from the replayed one"
+                            )
                             return false
                         }
                         if !isModule {
@@ -194,7 +224,11 @@ enum LogVerifier {
                 return report
             }
             if next < expected.count {
-                report.outcome = .projectionDiffers(database: database.name, key: Replayer.describe(expectedKey(expected[next]), database.name), detail: "absent from the live projection, present in the replay")
+                report.outcome = .projectionDiffers(
+                    database: database.name,
+                    key: Replayer.describe(expectedKey(expected[next]), database.name),
+                    detail: "absent from the live projection, present in the replay"
+                )
                 return report
             }
             if isModule { report.modules = count } else { report.devices = count }
@@ -203,7 +237,11 @@ enum LogVerifier {
         for (counter, value) in [(MetaKey.disabledDevices, disabled), (MetaKey.connectedDevices, connected)] {
             let live = try txn.get(db.meta, counter).flatMap(StorageKey.sequence(from:)) ?? 0
             if live != value {
-                report.outcome = .projectionDiffers(database: "meta", key: String(decoding: counter, as: UTF8.self), detail: "counter differs from the replayed one")
+                report.outcome = .projectionDiffers(
+                    database: "meta",
+                    key: String(decoding: counter, as: UTF8.self),
+                    detail: "counter differs from the replayed one"
+                )
                 return report
             }
         }

@@ -1,6 +1,6 @@
 import RegistryCore
-import SystemBytes
 import Synchronization
+import SystemBytes
 
 /// Memo of opened key values: a sealed value as stored (with the identity and slot it is bound
 /// to) to what opening it gave. A pure function's results, so it can never be stale: a changed

@@ -1,6 +1,5 @@
-
-import RegistryCore
 import Dispatch
+import RegistryCore
 import Synchronization
 
 /// An event decided by the writer whose payload (keys sealed, canonical JSON) is still to be
@@ -54,14 +53,22 @@ struct DecidedEvent: Sendable {
             out.append(34)
         }
         precondition(next == nonceCount, "a drawn nonce was not used")
-        let (disabled, connected) = if case .device(let d) = event.identity { (d.status == .disabled, d.connectionState == .connected) } else { (false, false) }
+        let (disabled, connected) =
+            if case .device(let d) = event.identity { (d.status == .disabled, d.connectionState == .connected) } else { (false, false) }
         return Prepared(
             payloadBytes: bytes,
             disabled: disabled,
             connected: connected,
             parts: EventRecord.Parts(
-                seq: event.seq, time: event.time, type: event.type, deviceId: event.deviceId, moduleId: event.moduleId,
-                actor: actor, requestId: requestId, payloadBytes: bytes)
+                seq: event.seq,
+                time: event.time,
+                type: event.type,
+                deviceId: event.deviceId,
+                moduleId: event.moduleId,
+                actor: actor,
+                requestId: requestId,
+                payloadBytes: bytes
+            )
         )
     }
 

@@ -1,13 +1,14 @@
-import RegistryCore
 import Foundation
 import LMDB
-
+import RegistryCore
 
 extension Replayer {
     /// Builds a fresh data directory holding the log up to `point` (verified on the way) and the
     /// projections it implies, with a copy of the data key so its identities can be read.
     /// Read-only on `source`: safe beside a running daemon.
-    public static func materialize(source: RegistryStorage, until point: ReplayPoint, into directory: DataDirectory) throws -> (events: UInt64, corruption: Outcome?) {
+    public static func materialize(source: RegistryStorage, until point: ReplayPoint, into directory: DataDirectory) throws -> (
+        events: UInt64, corruption: Outcome?
+    ) {
         try directory.create()
         if let key = try? Data(contentsOf: URL(fileURLWithPath: source.directory.dataKeyPath)) {
             try PrivateFile.write(Array(key), to: directory.dataKeyPath, existing: .replace)

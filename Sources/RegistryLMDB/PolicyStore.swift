@@ -1,5 +1,5 @@
-import RegistryCore
 import LMDB
+import RegistryCore
 
 /// Shared access policies in the `policies` database: `name → {"name","rights","primaryKey",
 /// "secondaryKey","version"}` with both keys sealed under the data key (the database file is
@@ -60,7 +60,11 @@ public enum PolicyStore {
                     var policy =
                         index.map { policies[$0] }
                         ?? SharedAccessPolicy(
-                            name: name, rights: rights, primaryKey: generateKey(random: &random), secondaryKey: generateKey(random: &random))
+                            name: name,
+                            rights: rights,
+                            primaryKey: generateKey(random: &random),
+                            secondaryKey: generateKey(random: &random)
+                        )
                     policy.rights = rights
                     changed = policy
                 case .rotate(let secondary):
@@ -93,14 +97,18 @@ public enum PolicyStore {
     /// The last generation given out: the stored counter, or (for policies written before it
     /// existed) the highest version among the records.
     static func currentGeneration<T: ReadableTransaction & ~Copyable>(
-        _ txn: borrowing T, _ db: RegistryDatabases, _ policies: [SharedAccessPolicy]
+        _ txn: borrowing T,
+        _ db: RegistryDatabases,
+        _ policies: [SharedAccessPolicy]
     ) throws -> Int64 {
         let stored = try txn.get(db.meta, Array(MetaKey.policyGeneration.utf8)).flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0
         return max(stored, policies.map(\.version).max() ?? 0)
     }
 
     static func decodeAll<T: ReadableTransaction & ~Copyable>(
-        _ txn: borrowing T, _ db: RegistryDatabases, _ sealer: KeySealer
+        _ txn: borrowing T,
+        _ db: RegistryDatabases,
+        _ sealer: KeySealer
     ) throws -> [SharedAccessPolicy] {
         var policies: [SharedAccessPolicy] = []
         // Version 1 sealing contexts only until `resealLegacy` moved every policy off them: a
@@ -127,7 +135,10 @@ public enum PolicyStore {
     }
 
     static func write(
-        _ policy: SharedAccessPolicy, _ txn: borrowing WriteTransaction, _ db: RegistryDatabases, _ sealer: KeySealer,
+        _ policy: SharedAccessPolicy,
+        _ txn: borrowing WriteTransaction,
+        _ db: RegistryDatabases,
+        _ sealer: KeySealer,
         random: inout some RandomNumberGenerator
     ) throws {
         let json = JSONValue.object([
@@ -150,7 +161,10 @@ public enum PolicyStore {
     /// longer opens, so a module key of a device named `policy` sealed before version 2 cannot
     /// pass for a policy key. Runs at every start (`ensureBuiltIn`) and before every change.
     static func resealLegacy(
-        _ txn: borrowing WriteTransaction, _ db: RegistryDatabases, _ sealer: KeySealer, random: inout some RandomNumberGenerator
+        _ txn: borrowing WriteTransaction,
+        _ db: RegistryDatabases,
+        _ sealer: KeySealer,
+        random: inout some RandomNumberGenerator
     ) throws {
         guard try !isResealed(txn, db) else { return }
         for policy in try decodeAll(txn, db, sealer) { try write(policy, txn, db, sealer, random: &random) }
@@ -192,7 +206,6 @@ public enum PolicyStore {
     }
 }
 
-
 extension RegistryStorage {
     /// A text setting in `meta` (hub name, host name).
     public func metaString(_ key: String) throws -> String? {
@@ -206,4 +219,3 @@ extension RegistryStore {
         try await perform { txn, db in try txn.put(db.meta, Array(key.utf8), Array(value.utf8)) }
     }
 }
-

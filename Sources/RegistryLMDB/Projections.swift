@@ -1,5 +1,5 @@
-import RegistryCore
 import LMDB
+import RegistryCore
 
 /// The current-state projections, kept in the same write transaction as the log append, so they
 /// never lag and a crash can never leave them disagreeing with the log.
@@ -10,8 +10,13 @@ extension Projections {
     public static func apply(_ record: EventRecord, txn: borrowing WriteTransaction, databases db: RegistryDatabases) throws {
         try apply(
             VerifiedEvent(
-                seq: record.seq, type: record.type, deviceId: record.deviceId, moduleId: record.moduleId,
-                payloadBytes: record.payloadBytes, hash: record.hash, disabled: isDisabled(record.payload),
+                seq: record.seq,
+                type: record.type,
+                deviceId: record.deviceId,
+                moduleId: record.moduleId,
+                payloadBytes: record.payloadBytes,
+                hash: record.hash,
+                disabled: isDisabled(record.payload),
                 connected: record.type.isDevice && isConnected(record.payloadBytes)
             ),
             txn: txn,

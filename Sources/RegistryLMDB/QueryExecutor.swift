@@ -1,7 +1,6 @@
-import RegistryCore
 import Foundation
 import LMDB
-
+import RegistryCore
 
 extension RegistryStorage {
     /// Work per read transaction (a parsed document counts 10, a skipped one 1): long scans are
@@ -14,7 +13,11 @@ extension RegistryStorage {
     /// cooperative pool for large registries.
     /// - Parameter chunkWork: work per read transaction (tests make it small to cross chunks).
     public func queryPage(
-        _ query: DeviceQuery, cursor: QueryCursor?, pageSize: Int, bounds: QueryBounds = .init(), chunkWork: Int = RegistryStorage.queryChunk
+        _ query: DeviceQuery,
+        cursor: QueryCursor?,
+        pageSize: Int,
+        bounds: QueryBounds = .init(),
+        chunkWork: Int = RegistryStorage.queryChunk
     ) throws -> QueryPage {
         if query.isAggregate { return QueryPage(items: try aggregate(query, bounds: bounds, chunkWork: chunkWork), next: nil) }
         // Cursors come back from clients: the API authenticates them, and the arithmetic below
@@ -171,14 +174,18 @@ extension RegistryStorage {
             if groups[groupKey] == nil, groups.count >= bounds.groups {
                 throw QueryLimitError("the query makes more than \(bounds.groups) groups; group by fewer distinct values or narrow it with WHERE")
             }
-            var acc = groups[groupKey] ?? {
-                order.append(groupKey)
-                return Accumulator(
-                    sums: Array(repeating: 0, count: aggregates.count), counts: Array(repeating: 0, count: aggregates.count),
-                    minimums: Array(repeating: nil, count: aggregates.count), maximums: Array(repeating: nil, count: aggregates.count),
-                    groupValues: groupKey
-                )
-            }()
+            var acc =
+                groups[groupKey]
+                ?? {
+                    order.append(groupKey)
+                    return Accumulator(
+                        sums: Array(repeating: 0, count: aggregates.count),
+                        counts: Array(repeating: 0, count: aggregates.count),
+                        minimums: Array(repeating: nil, count: aggregates.count),
+                        maximums: Array(repeating: nil, count: aggregates.count),
+                        groupValues: groupKey
+                    )
+                }()
             acc.count += 1
             for (i, aggregate) in aggregates.enumerated() {
                 guard let path = aggregate.path, let v = QueryEvaluator.resolve(path, in: twin)?.value else { continue }
@@ -199,8 +206,11 @@ extension RegistryStorage {
         if groups.isEmpty && query.groupBy.isEmpty {
             order = [[]]
             groups[[]] = Accumulator(
-                sums: Array(repeating: 0, count: aggregates.count), counts: Array(repeating: 0, count: aggregates.count),
-                minimums: Array(repeating: nil, count: aggregates.count), maximums: Array(repeating: nil, count: aggregates.count), groupValues: []
+                sums: Array(repeating: 0, count: aggregates.count),
+                counts: Array(repeating: 0, count: aggregates.count),
+                minimums: Array(repeating: nil, count: aggregates.count),
+                maximums: Array(repeating: nil, count: aggregates.count),
+                groupValues: []
             )
         }
         var rows: [JSONValue] = []

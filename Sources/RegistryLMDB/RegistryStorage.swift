@@ -1,6 +1,6 @@
-import RegistryCore
 import Crypto
 import LMDB
+import RegistryCore
 
 /// An open registry environment: the LMDB environment, its databases and the key sealer, with
 /// the read side of the store interface.
@@ -188,4 +188,3 @@ public final class RegistryStorage: Sendable {
         return m
     }
 }
-

@@ -15,11 +15,15 @@ extension RegistryStore: RegistryBackend {
     public func moduleDocument(_ deviceId: String, _ moduleId: String) throws -> IdentityDocument? { try storage.moduleDocument(deviceId, moduleId) }
     public func deviceDocuments(limit: Int) throws -> [IdentityDocument] { try storage.deviceDocuments(limit: limit) }
     public func moduleDocuments(of deviceId: String) throws -> [IdentityDocument]? { try storage.moduleDocuments(of: deviceId) }
-    public func storedDocument(deviceId: String, moduleId: String?) throws -> [UInt8]? { try storage.storedDocument(deviceId: deviceId, moduleId: moduleId) }
+    public func storedDocument(deviceId: String, moduleId: String?) throws -> [UInt8]? {
+        try storage.storedDocument(deviceId: deviceId, moduleId: moduleId)
+    }
     public func forEachIdentity(openKeys: Bool, _ visit: @escaping @Sendable (IdentityDocument, _ isModule: Bool) throws -> Void) async throws {
         try await storage.forEachIdentity(openKeys: openKeys, visit)
     }
-    public func credentials(deviceId: String, moduleId: String?) throws -> CredentialRecord? { try storage.credentials(deviceId: deviceId, moduleId: moduleId) }
+    public func credentials(deviceId: String, moduleId: String?) throws -> CredentialRecord? {
+        try storage.credentials(deviceId: deviceId, moduleId: moduleId)
+    }
     public func statistics() throws -> RegistryStatistics { try storage.statistics() }
     public func runQuery(_ query: DeviceQuery, cursor: QueryCursor?, pageSize: Int, bounds: QueryBounds) async throws -> QueryPage {
         try await storage.runQuery(query, cursor: cursor, pageSize: pageSize, bounds: bounds)

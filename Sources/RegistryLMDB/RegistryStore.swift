@@ -1,7 +1,7 @@
-import RegistryCore
 import Foundation
 import LMDB
 import Logging
+import RegistryCore
 import Synchronization
 
 /// The store: the single writer with group commit, plus the reads of `RegistryStorage`.

@@ -38,7 +38,8 @@ extension Replayer {
             let disabled = try txn.get(targetDatabases.meta, MetaKey.disabledDevices).flatMap(StorageKey.sequence(from:)) ?? 0
             let connected = try txn.get(targetDatabases.meta, MetaKey.connectedDevices).flatMap(StorageKey.sequence(from:)) ?? 0
             return .object([
-                "devices": .object(devices), "modules": .object(modules), "disabledDevices": .int(Int64(disabled)), "connectedDevices": .int(Int64(connected)),
+                "devices": .object(devices), "modules": .object(modules), "disabledDevices": .int(Int64(disabled)),
+                "connectedDevices": .int(Int64(connected)),
             ])
         }
         return (outcome, json)

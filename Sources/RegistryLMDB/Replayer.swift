@@ -1,7 +1,7 @@
-import RegistryCore
 import Dispatch
 import Foundation
 import LMDB
+import RegistryCore
 import Synchronization
 
 /// Rebuilds projections from the log and compares them with live ones.
@@ -93,7 +93,6 @@ extension Replayer {
         }
         return corruption
     }
-
 
     /// Every record of `batch` checked on its own (one core's share of a scan batch).
     @Sendable static func selfChecks(_ batch: EntryBatch) -> [(RecordLayout, Bool)?] {

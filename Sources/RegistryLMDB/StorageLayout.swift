@@ -1,5 +1,5 @@
-import RegistryCore
 import LMDB
+import RegistryCore
 
 /// The named databases of a registry environment (DESIGN §3), opened once at startup.
 public struct RegistryDatabases: Sendable {

@@ -1,7 +1,7 @@
-import RegistryCore
 import Dispatch
 import LMDB
 import Logging
+import RegistryCore
 
 /// The writer thread's state and loop. Confined to that one thread: nothing here is shared.
 final class Writer: @unchecked Sendable {
@@ -184,7 +184,12 @@ final class Writer: @unchecked Sendable {
         let state = try loadState(for: command, txn)
         let events: [RegistryEvent]
         do {
-            events = try RegistryCore.decide(command, state: state, context: DecisionContext(now: now, sequence: p.seq + 1, limits: configuration.limits), random: &random)
+            events = try RegistryCore.decide(
+                command,
+                state: state,
+                context: DecisionContext(now: now, sequence: p.seq + 1, limits: configuration.limits),
+                random: &random
+            )
         } catch {
             return .failure(error)
         }
@@ -200,7 +205,12 @@ final class Writer: @unchecked Sendable {
     }
 
     /// Stores the run being prepared, then the one being decided.
-    private func storeAll(_ preparing: inout PreparingRun?, _ deciding: inout [DecidedEvent], txn: borrowing WriteTransaction, progress p: inout Progress) throws {
+    private func storeAll(
+        _ preparing: inout PreparingRun?,
+        _ deciding: inout [DecidedEvent],
+        txn: borrowing WriteTransaction,
+        progress p: inout Progress
+    ) throws {
         if let run = preparing {
             preparing = nil
             let prepared = run.wait()
@@ -221,7 +231,12 @@ final class Writer: @unchecked Sendable {
 
     /// Chains, appends and projects prepared events in order. `prepared` is taken over: each
     /// record is chained in place (uniquely held, so not copied).
-    private func store(_ run: [DecidedEvent], _ prepared: consuming [DecidedEvent.Prepared], txn: borrowing WriteTransaction, progress p: inout Progress) throws {
+    private func store(
+        _ run: [DecidedEvent],
+        _ prepared: consuming [DecidedEvent.Prepared],
+        txn: borrowing WriteTransaction,
+        progress p: inout Progress
+    ) throws {
         precondition(run.count == prepared.count, "every event is prepared")
         // By index: the events are read in place, not copied (and retained) one by one.
         for i in run.indices {
@@ -232,10 +247,18 @@ final class Writer: @unchecked Sendable {
             try txn.put(storage.databases.events, StorageKey.sequence(seq), prepared[i].parts.record, flags: .append)
             try Projections.apply(
                 VerifiedEvent(
-                    seq: seq, type: run[i].event.type, deviceId: run[i].event.deviceId, moduleId: run[i].event.moduleId,
-                    payloadBytes: prepared[i].payloadBytes, hash: hash, disabled: prepared[i].disabled,
-                    connected: prepared[i].connected),
-                txn: txn, databases: storage.databases)
+                    seq: seq,
+                    type: run[i].event.type,
+                    deviceId: run[i].event.deviceId,
+                    moduleId: run[i].event.moduleId,
+                    payloadBytes: prepared[i].payloadBytes,
+                    hash: hash,
+                    disabled: prepared[i].disabled,
+                    connected: prepared[i].connected
+                ),
+                txn: txn,
+                databases: storage.databases
+            )
             p.storedSeq = seq
             p.hash = hash
         }

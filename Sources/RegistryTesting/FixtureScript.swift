@@ -1,6 +1,6 @@
 import Foundation
-import RegistryLMDB
 import RegistryCore
+import RegistryLMDB
 
 /// The scripted histories behind `fixtures/events/*.jsonl`. Each runs through the real store with
 /// a manual clock, seeded randomness and the fixture data key, so it produces the same bytes on
@@ -35,20 +35,65 @@ public enum FixtureScript {
         case "lifecycle":
             return [
                 Step(advanceSeconds: 0, commands: [.createDevice(DeviceSpec(deviceId: "sensor-01"))]),
-                Step(advanceSeconds: 1, commands: [.createDevice(DeviceSpec(deviceId: "sensor-02", authentication: AuthenticationSpec(type: .sas, primaryKey: key16, secondaryKey: key32)))]),
-                Step(advanceSeconds: 1, commands: [
-                    .createDevice(DeviceSpec(deviceId: "camera-x509", authentication: AuthenticationSpec(type: .selfSigned, primaryThumbprint: sha1, secondaryThumbprint: sha1))),
-                    .createDevice(DeviceSpec(deviceId: "gateway-ca", authentication: AuthenticationSpec(type: .certificateAuthority))),
-                    .createDevice(DeviceSpec(deviceId: "edge-01", capabilities: DeviceCapabilities(iotEdge: true))),
-                ]),
-                Step(advanceSeconds: 1, commands: [
-                    .createModule(ModuleSpec(deviceId: "edge-01", moduleId: "$edgeAgent", managedBy: "IotEdge")),
-                    .createModule(ModuleSpec(deviceId: "edge-01", moduleId: "filter")),
-                ]),
-                Step(advanceSeconds: 60, commands: [.replaceDevice(DeviceSpec(deviceId: "sensor-01", status: .disabled, statusReason: "lost in transit"), ifMatch: .exact(etag(forSequence: 1)))]),
-                Step(advanceSeconds: 60, commands: [.replaceDevice(DeviceSpec(deviceId: "sensor-02", authentication: AuthenticationSpec(primaryKey: key32, secondaryKey: key16)), ifMatch: .any)]),
-                Step(advanceSeconds: 1, commands: [.replaceDevice(DeviceSpec(deviceId: "camera-x509", authentication: AuthenticationSpec(primaryThumbprint: sha256)), ifMatch: .absent)]),
-                Step(advanceSeconds: 1, commands: [.replaceModule(ModuleSpec(deviceId: "edge-01", moduleId: "filter", managedBy: "ops"), ifMatch: .any)]),
+                Step(
+                    advanceSeconds: 1,
+                    commands: [
+                        .createDevice(
+                            DeviceSpec(deviceId: "sensor-02", authentication: AuthenticationSpec(type: .sas, primaryKey: key16, secondaryKey: key32))
+                        )
+                    ]
+                ),
+                Step(
+                    advanceSeconds: 1,
+                    commands: [
+                        .createDevice(
+                            DeviceSpec(
+                                deviceId: "camera-x509",
+                                authentication: AuthenticationSpec(type: .selfSigned, primaryThumbprint: sha1, secondaryThumbprint: sha1)
+                            )
+                        ),
+                        .createDevice(DeviceSpec(deviceId: "gateway-ca", authentication: AuthenticationSpec(type: .certificateAuthority))),
+                        .createDevice(DeviceSpec(deviceId: "edge-01", capabilities: DeviceCapabilities(iotEdge: true))),
+                    ]
+                ),
+                Step(
+                    advanceSeconds: 1,
+                    commands: [
+                        .createModule(ModuleSpec(deviceId: "edge-01", moduleId: "$edgeAgent", managedBy: "IotEdge")),
+                        .createModule(ModuleSpec(deviceId: "edge-01", moduleId: "filter")),
+                    ]
+                ),
+                Step(
+                    advanceSeconds: 60,
+                    commands: [
+                        .replaceDevice(
+                            DeviceSpec(deviceId: "sensor-01", status: .disabled, statusReason: "lost in transit"),
+                            ifMatch: .exact(etag(forSequence: 1))
+                        )
+                    ]
+                ),
+                Step(
+                    advanceSeconds: 60,
+                    commands: [
+                        .replaceDevice(
+                            DeviceSpec(deviceId: "sensor-02", authentication: AuthenticationSpec(primaryKey: key32, secondaryKey: key16)),
+                            ifMatch: .any
+                        )
+                    ]
+                ),
+                Step(
+                    advanceSeconds: 1,
+                    commands: [
+                        .replaceDevice(
+                            DeviceSpec(deviceId: "camera-x509", authentication: AuthenticationSpec(primaryThumbprint: sha256)),
+                            ifMatch: .absent
+                        )
+                    ]
+                ),
+                Step(
+                    advanceSeconds: 1,
+                    commands: [.replaceModule(ModuleSpec(deviceId: "edge-01", moduleId: "filter", managedBy: "ops"), ifMatch: .any)]
+                ),
                 Step(advanceSeconds: 1, commands: [.deleteModule(deviceId: "edge-01", moduleId: "filter", ifMatch: .any)]),
                 Step(advanceSeconds: 1, commands: [.createModule(ModuleSpec(deviceId: "edge-01", moduleId: "filter"))]),
                 Step(advanceSeconds: 3600, commands: [.deleteDevice(deviceId: "edge-01", ifMatch: .any)]),
@@ -56,16 +101,27 @@ public enum FixtureScript {
                 Step(advanceSeconds: 1, commands: [.replaceDevice(DeviceSpec(deviceId: "sensor-01", status: .enabled), ifMatch: .any)]),
                 Step(advanceSeconds: 1, commands: [.deleteDevice(deviceId: "gateway-ca", ifMatch: .any)]),
                 // A broker's reports: connection state changes without new etags.
-                Step(advanceSeconds: 5, commands: [
-                    .reportConnection(ConnectionReport(deviceId: "sensor-02", connected: true)),
-                    .reportConnection(ConnectionReport(deviceId: "camera-x509", connected: true)),
-                ]),
+                Step(
+                    advanceSeconds: 5,
+                    commands: [
+                        .reportConnection(ConnectionReport(deviceId: "sensor-02", connected: true)),
+                        .reportConnection(ConnectionReport(deviceId: "camera-x509", connected: true)),
+                    ]
+                ),
                 Step(advanceSeconds: 30, commands: [.reportConnection(ConnectionReport(deviceId: "sensor-02", connected: false))]),
                 // Twin tags: their own etag and version; the identity etag stays.
-                Step(advanceSeconds: 1, commands: [.updateTwin(TwinUpdate(deviceId: "sensor-02", tags: ["site": .object(["region": .string("eu")])]))]),
-                Step(advanceSeconds: 1, commands: [
-                    .updateTwin(TwinUpdate(deviceId: "sensor-02", tags: ["site": .object(["floor": .int(3)])], ifMatch: .exact(twinEtag(forSequence: 23)))),
-                ]),
+                Step(
+                    advanceSeconds: 1,
+                    commands: [.updateTwin(TwinUpdate(deviceId: "sensor-02", tags: ["site": .object(["region": .string("eu")])]))]
+                ),
+                Step(
+                    advanceSeconds: 1,
+                    commands: [
+                        .updateTwin(
+                            TwinUpdate(deviceId: "sensor-02", tags: ["site": .object(["floor": .int(3)])], ifMatch: .exact(twinEtag(forSequence: 23)))
+                        )
+                    ]
+                ),
             ]
         default:
             fatalError("unknown fixture \(name)")

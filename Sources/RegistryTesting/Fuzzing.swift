@@ -72,7 +72,9 @@ public struct Fuzzer {
     /// Runs `body` on `iterations` inputs; returns the inputs that took longer than `bound`
     /// (with their index, for a failure message). A crash fails the whole test process, which
     /// is why the deep cases also have exit tests.
-    public func run(seed: UInt64, iterations: Int = Fuzzer.iterations, bound: Duration = .seconds(2), _ body: ([UInt8]) -> Void) -> [(index: Int, took: Duration)] {
+    public func run(seed: UInt64, iterations: Int = Fuzzer.iterations, bound: Duration = .seconds(2), _ body: ([UInt8]) -> Void) -> [(
+        index: Int, took: Duration
+    )] {
         var slow: [(Int, Duration)] = []
         let clock = ContinuousClock()
         for index in 0..<iterations {
@@ -85,9 +87,9 @@ public struct Fuzzer {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 private func getenvString(_ name: String) -> String? {

@@ -108,7 +108,8 @@ public enum IdentityRequestDecoder {
         return value
     }
 
-    public static func enumValue<E: RawRepresentable & CaseIterable>(_ json: JSONValue, _ name: String, _: E.Type) throws -> E? where E.RawValue == String {
+    public static func enumValue<E: RawRepresentable & CaseIterable>(_ json: JSONValue, _ name: String, _: E.Type) throws -> E?
+    where E.RawValue == String {
         guard let text = try string(json, name) else { return nil }
         guard let value = E.allCases.first(where: { ASCIICase.equal($0.rawValue, text) }) else {
             throw WireFormatError.invalid("\(name) must be one of \(E.allCases.map(\.rawValue).joined(separator: ", ")); got '\(text)'.")

@@ -77,8 +77,14 @@ public enum ImportExportEngine {
     ) async throws -> ImportCounts {
         guard let reader = LineReader(path: path) else { throw ImportExportError("cannot read \(path)") }
         return try await importFile(
-            store: store, reader: reader, batch: batch, actor: actor, requestId: requestId,
-            errors: errors, isCancelled: isCancelled, progress: progress
+            store: store,
+            reader: reader,
+            batch: batch,
+            actor: actor,
+            requestId: requestId,
+            errors: errors,
+            isCancelled: isCancelled,
+            progress: progress
         )
     }
 
@@ -99,10 +105,12 @@ public enum ImportExportEngine {
         pending.reserveCapacity(batch)
 
         func logError(_ line: Int, _ deviceId: String, _ moduleId: String?, _ code: String, _ message: String, _ operation: String) {
-            errors(.object([
-                "line": .int(Int64(line)), "deviceId": .string(deviceId), "moduleId": JSONValue(moduleId),
-                "errorCode": .string(code), "errorStatus": .string(message), "operation": .string(operation),
-            ]))
+            errors(
+                .object([
+                    "line": .int(Int64(line)), "deviceId": .string(deviceId), "moduleId": JSONValue(moduleId),
+                    "errorCode": .string(code), "errorStatus": .string(message), "operation": .string(operation),
+                ])
+            )
             counts.failed += 1
         }
 
@@ -122,7 +130,8 @@ public enum ImportExportEngine {
             for (result, entry) in zip(results, entries) {
                 switch result {
                 case .success: counts.imported += 1
-                case .failure(let error): logError(entry.line, entry.command.deviceId, entry.command.moduleId, error.code.name, error.message, entry.operation)
+                case .failure(let error):
+                    logError(entry.line, entry.command.deviceId, entry.command.moduleId, error.code.name, error.message, entry.operation)
                 }
             }
             await progress(counts)
@@ -142,7 +151,14 @@ public enum ImportExportEngine {
             counts.lines += 1
             guard case .line(let line) = next else {
                 if case .tooLong(let length) = next {
-                    logError(counts.lines, "", nil, "LineTooLong", "the line is \(length) bytes; an import line may be at most \(LineReader.defaultMaximumLineBytes)", "unknown")
+                    logError(
+                        counts.lines,
+                        "",
+                        nil,
+                        "LineTooLong",
+                        "the line is \(length) bytes; an import line may be at most \(LineReader.defaultMaximumLineBytes)",
+                        "unknown"
+                    )
                 }
                 continue
             }

@@ -177,7 +177,9 @@ struct ImportLineDecoder {
     /// An enum value (ASCII case ignored, as the tree path does) or null; false for any other.
     private mutating func enumValue<E: RawRepresentable & CaseIterable>(_ out: inout E?) -> Bool where E.RawValue == String {
         if null() { return true }
-        guard let range = plainString(), let value = E.allCases.first(where: { ASCIICase.equal($0.rawValue.utf8, bytes[range]) }) else { return false }
+        guard let range = plainString(), let value = E.allCases.first(where: { ASCIICase.equal($0.rawValue.utf8, bytes[range]) }) else {
+            return false
+        }
         out = value
         return true
     }

@@ -1,11 +1,11 @@
 import CSystemCalls
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Substring search and comparison over byte arrays with the C library's vectorised `memmem`
@@ -19,7 +19,8 @@ public enum ByteScan {
         guard !pattern.isEmpty, start >= 0, end - start >= pattern.count else { return nil }
         return bytes.withUnsafeBufferPointer { haystack in
             pattern.withUnsafeBufferPointer { needle in
-                guard let base = haystack.baseAddress, let found = registryd_memmem(base + start, end - start, needle.baseAddress, needle.count) else { return nil }
+                guard let base = haystack.baseAddress, let found = registryd_memmem(base + start, end - start, needle.baseAddress, needle.count)
+                else { return nil }
                 return UnsafeRawPointer(base).distance(to: found)
             }
         }
@@ -67,7 +68,8 @@ extension ByteScan {
 
     /// Whether `a[rangeA]` equals `b[rangeB]`, byte for byte.
     public static func equal(_ a: [UInt8], _ rangeA: Range<Int>, _ b: [UInt8], _ rangeB: Range<Int>) -> Bool {
-        guard rangeA.lowerBound >= 0, rangeA.upperBound <= a.count, rangeB.lowerBound >= 0, rangeB.upperBound <= b.count, rangeA.count == rangeB.count else { return false }
+        guard rangeA.lowerBound >= 0, rangeA.upperBound <= a.count, rangeB.lowerBound >= 0, rangeB.upperBound <= b.count, rangeA.count == rangeB.count
+        else { return false }
         guard !rangeA.isEmpty else { return true }
         return a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in memcmp(pa.baseAddress! + rangeA.lowerBound, pb.baseAddress! + rangeB.lowerBound, rangeA.count) == 0 }

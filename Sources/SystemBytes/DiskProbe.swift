@@ -1,11 +1,11 @@
 import Dispatch
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The disk's sync regime, for the store benchmark: a 4 KiB write plus `fdatasync`, 300 times.
@@ -36,9 +36,9 @@ public enum DiskProbe {
 
     private static func sync(_ fd: Int32) {
         #if canImport(Darwin)
-        _ = fsync(fd)
+            _ = fsync(fd)
         #else
-        _ = fdatasync(fd)
+            _ = fdatasync(fd)
         #endif
     }
 }

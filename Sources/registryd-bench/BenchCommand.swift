@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
 import RegistryCore
-import SystemBytes
 import RegistryLMDB
+import SystemBytes
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `registryd-bench store`: durable creates through the writer at concurrency 1, 16 and 256,
@@ -76,8 +76,16 @@ struct StoreBench: AsyncParsableCommand {
             writerRates[c] = result.rate
             print(
                 String(
-                    format: "c=%-4d writer %9.0f creates/s  (%.1f events/commit, p50 %.2f ms, p99 %.2f ms)  raw LMDB same puts, batch %d: %9.0f/s  writer/raw = %.2f",
-                    c, result.rate, result.eventsPerCommit, result.p50Ms, result.p99Ms, max(1, Int(result.eventsPerCommit.rounded())), raw, result.rate / raw
+                    format:
+                        "c=%-4d writer %9.0f creates/s  (%.1f events/commit, p50 %.2f ms, p99 %.2f ms)  raw LMDB same puts, batch %d: %9.0f/s  writer/raw = %.2f",
+                    c,
+                    result.rate,
+                    result.eventsPerCommit,
+                    result.p50Ms,
+                    result.p99Ms,
+                    max(1, Int(result.eventsPerCommit.rounded())),
+                    raw,
+                    result.rate / raw
                 )
             )
         }

@@ -5,8 +5,8 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import RegistryCore
-import RegistryLMDB
 import RegistryDelivery
+import RegistryLMDB
 import ServiceLifecycle
 import Synchronization
 
@@ -64,7 +64,12 @@ struct DeliveryBench: AsyncParsableCommand {
             var ports = portStream.makeAsyncIterator()
             let port = await ports.next() ?? 0
             var configuration = DeliveryConfiguration(
-                endpoints: [.init(name: "hook", kind: .webhook(url: "http://127.0.0.1:\(port)/hook", secret: [UInt8](repeating: 1, count: 32), caFile: nil, timeoutMs: 5000))],
+                endpoints: [
+                    .init(
+                        name: "hook",
+                        kind: .webhook(url: "http://127.0.0.1:\(port)/hook", secret: [UInt8](repeating: 1, count: 32), caFile: nil, timeoutMs: 5000)
+                    )
+                ],
                 routes: [.init(name: "all", source: .deviceLifecycleEvents, condition: .alwaysTrue, endpointName: "hook", isEnabled: true)]
             )
             configuration.retry.initialBackoffMs = 10
@@ -97,7 +102,12 @@ struct DeliveryBench: AsyncParsableCommand {
             print(
                 String(
                     format: "webhook delivery at %.0f creates/s: %d/%d delivered, latency from commit p50 %.2f ms, p99 %.2f ms, max %.2f ms",
-                    achieved, got.count, total, latencies[latencies.count / 2], latencies[min(latencies.count - 1, latencies.count * 99 / 100)], latencies.last!
+                    achieved,
+                    got.count,
+                    total,
+                    latencies[latencies.count / 2],
+                    latencies[min(latencies.count - 1, latencies.count * 99 / 100)],
+                    latencies.last!
                 )
             )
             group.cancelAll()
@@ -128,7 +138,14 @@ struct DeliveryBench: AsyncParsableCommand {
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         task.cancel()
         _ = await task.result
-        print(String(format: "file endpoint: %d messages in %.2f s = %.0f messages/s (fsync per batch of up to 512)", backlog, elapsed, Double(backlog) / elapsed))
+        print(
+            String(
+                format: "file endpoint: %d messages in %.2f s = %.0f messages/s (fsync per batch of up to 512)",
+                backlog,
+                elapsed,
+                Double(backlog) / elapsed
+            )
+        )
         store.close()
     }
 }

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import RegistryTransfer
 import RegistryCore
 import RegistryLMDB
+import RegistryTransfer
 import Synchronization
 
 /// `registryd-bench import-export [--devices N]`: the import and export engines against raw LMDB
@@ -35,9 +35,9 @@ struct ImportExportBench: AsyncParsableCommand {
     func cpuSeconds() -> Double {
         var usage = rusage()
         #if os(Linux)
-        getrusage(RUSAGE_SELF.rawValue, &usage)  // an enum in Glibc's headers, an Int32 in Darwin's
+            getrusage(RUSAGE_SELF.rawValue, &usage)  // an enum in Glibc's headers, an Int32 in Darwin's
         #else
-        getrusage(RUSAGE_SELF, &usage)
+            getrusage(RUSAGE_SELF, &usage)
         #endif
         func value(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         return value(usage.ru_utime) + value(usage.ru_stime)
@@ -49,18 +49,18 @@ struct ImportExportBench: AsyncParsableCommand {
     /// the process's CPU over the cores, the two lower bounds of the import's wall time.
     func writerThreadCPUSeconds() -> Double? {
         #if os(Linux)
-        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
-        for task in tasks {
-            let comm = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
-            guard comm.trimmingCharacters(in: .whitespacesAndNewlines) == RegistryStore.writerThreadName,
-                let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
-            else { continue }
-            // After the name in parentheses: state is field 3, utime and stime fields 14 and 15.
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-            return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-        }
+            guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
+            for task in tasks {
+                let comm = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
+                guard comm.trimmingCharacters(in: .whitespacesAndNewlines) == RegistryStore.writerThreadName,
+                    let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+                    let close = stat.lastIndex(of: ")")
+                else { continue }
+                // After the name in parentheses: state is field 3, utime and stime fields 14 and 15.
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+                return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+            }
         #endif
         return nil
     }
@@ -69,7 +69,14 @@ struct ImportExportBench: AsyncParsableCommand {
     func importInto(_ directory: DataDirectory, file: String) async throws -> (counts: ImportExportEngine.ImportCounts, writerCPU: Double?) {
         let store = try RegistryStore(configuration: .init(dataDirectory: directory, maxBatchCommands: batch, mapSize: 1 << 30))
         defer { store.close() }
-        let counts = try await ImportExportEngine.importFile(store: store, path: file, batch: batch, actor: "bench", requestId: "bench", errors: { _ in })
+        let counts = try await ImportExportEngine.importFile(
+            store: store,
+            path: file,
+            batch: batch,
+            actor: "bench",
+            requestId: "bench",
+            errors: { _ in }
+        )
         return (counts, writerThreadCPUSeconds())
     }
 
@@ -128,7 +135,8 @@ struct ImportExportBench: AsyncParsableCommand {
             let secondary = Data(keyBytes).base64EncodedString()
             let id = "dev-" + String(format: "%07d", i)
             let etag = Data(String(i + 1).utf8).base64EncodedString()
-            buffer += #"{"authentication":{"symmetricKey":{"primaryKey":"\#(primary)","secondaryKey":"\#(secondary)"},"type":"sas","x509Thumbprint":{"primaryThumbprint":null,"secondaryThumbprint":null}},"capabilities":{"iotEdge":false},"deviceScope":null,"eTag":"\#(etag)","id":"\#(id)","parentScopes":[],"status":"\#(i % 10 == 0 ? "disabled" : "enabled")","statusReason":null,"twinETag":"AAAAAAAAAAE="}"#
+            buffer +=
+                #"{"authentication":{"symmetricKey":{"primaryKey":"\#(primary)","secondaryKey":"\#(secondary)"},"type":"sas","x509Thumbprint":{"primaryThumbprint":null,"secondaryThumbprint":null}},"capabilities":{"iotEdge":false},"deviceScope":null,"eTag":"\#(etag)","id":"\#(id)","parentScopes":[],"status":"\#(i % 10 == 0 ? "disabled" : "enabled")","statusReason":null,"twinETag":"AAAAAAAAAAE="}"#
             buffer += "\n"
             if buffer.utf8.count > 1 << 20 {
                 out.write(Data(buffer.utf8))
@@ -174,17 +182,48 @@ struct ImportExportBench: AsyncParsableCommand {
             let rawCPU = cpuSeconds() - rawCPUBefore
             try FileManager.default.removeItem(atPath: rawPath)
             ratios.append(rawLoadSeconds / importSeconds)
-            print(String(format: "round %d: import %d identities (%d failed) in %.2f s = %.0f/s (CPU %.2f s, %.1f cores busy); raw LMDB loading the same %d records (log, document, history; batch %d) %.2f s (CPU %.2f s) -> import = %.0f%% of raw", round, counts.imported, counts.failed, importSeconds, Double(counts.imported) / importSeconds, importCPU, importCPU / importSeconds, loaded.count, batch, rawLoadSeconds, rawCPU, 100 * rawLoadSeconds / importSeconds))
+            print(
+                String(
+                    format:
+                        "round %d: import %d identities (%d failed) in %.2f s = %.0f/s (CPU %.2f s, %.1f cores busy); raw LMDB loading the same %d records (log, document, history; batch %d) %.2f s (CPU %.2f s) -> import = %.0f%% of raw",
+                    round,
+                    counts.imported,
+                    counts.failed,
+                    importSeconds,
+                    Double(counts.imported) / importSeconds,
+                    importCPU,
+                    importCPU / importSeconds,
+                    loaded.count,
+                    batch,
+                    rawLoadSeconds,
+                    rawCPU,
+                    100 * rawLoadSeconds / importSeconds
+                )
+            )
             if let writerCPU {
                 // The import cannot take less than either: its writer's serial work, or all its
                 // CPU spread over every core (the kernel's write-back threads not even counted).
                 let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
-                print(String(format: "  lower bounds of the import's wall time: writer thread on CPU %.2f s; process CPU / %.0f cores %.2f s", writerCPU, cores, importCPU / cores))
+                print(
+                    String(
+                        format: "  lower bounds of the import's wall time: writer thread on CPU %.2f s; process CPU / %.0f cores %.2f s",
+                        writerCPU,
+                        cores,
+                        importCPU / cores
+                    )
+                )
             }
         }
         let sorted = ratios.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        print(String(format: "import = %.0f%% of raw LMDB (median of %d rounds; rounds %@)", 100 * median, ratios.count, ratios.map { String(format: "%.0f%%", 100 * $0) }.joined(separator: " ")))
+        print(
+            String(
+                format: "import = %.0f%% of raw LMDB (median of %d rounds; rounds %@)",
+                100 * median,
+                ratios.count,
+                ratios.map { String(format: "%.0f%%", 100 * $0) }.joined(separator: " ")
+            )
+        )
         let source = try RegistryStorage(directory: imported, create: false, needsKeys: false)
         var start = DispatchTime.now().uptimeNanoseconds
 
@@ -202,8 +241,23 @@ struct ImportExportBench: AsyncParsableCommand {
         // Start to ready: opening the loaded store (lock, environment, head, writer thread).
         let openSeconds = try open(imported)
 
-        print(String(format: "export:   %d devices, %d modules, %.0f MB in %.2f s", exported.devices, exported.modules, Double(exportedBytes) / 1e6, exportSeconds))
-        print(String(format: "raw scan + parse + encode of every document (%.0f MB): %.2f s -> export = %.0f%% of raw", Double(encodedBytes) / 1e6, rawEncodeSeconds, 100 * rawEncodeSeconds / exportSeconds))
+        print(
+            String(
+                format: "export:   %d devices, %d modules, %.0f MB in %.2f s",
+                exported.devices,
+                exported.modules,
+                Double(exportedBytes) / 1e6,
+                exportSeconds
+            )
+        )
+        print(
+            String(
+                format: "raw scan + parse + encode of every document (%.0f MB): %.2f s -> export = %.0f%% of raw",
+                Double(encodedBytes) / 1e6,
+                rawEncodeSeconds,
+                100 * rawEncodeSeconds / exportSeconds
+            )
+        )
         print(String(format: "open the loaded store (start to ready of the storage): %.3f s", openSeconds))
     }
 }

@@ -6,7 +6,11 @@ import RegistryDelivery
 /// `registryd config check --config FILE`: validates a configuration file without starting
 /// anything (unknown keys and bad values are errors naming the field). Exit 0 when valid.
 struct ConfigCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "config", abstract: "Configuration file tools.", subcommands: [ConfigCheckCommand.self])
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Configuration file tools.",
+        subcommands: [ConfigCheckCommand.self]
+    )
 }
 
 struct ConfigCheckCommand: ParsableCommand {

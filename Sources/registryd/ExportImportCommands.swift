@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
-import RegistryTransfer
 import RegistryCore
+import RegistryTransfer
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `registryd export`: every device and module as JSON Lines of `ExportImportDevice`, from one
@@ -57,7 +57,11 @@ struct ImportCommand: AsyncParsableCommand {
         guard let errorLog = FileHandle(forWritingAtPath: errors) else { throw ValidationError("cannot write \(errors)") }
         let showProgress = isatty(2) == 1
         let counts = try await ImportExportEngine.importFile(
-            store: store, path: file, batch: batch, actor: "import", requestId: (file as NSString).lastPathComponent,
+            store: store,
+            path: file,
+            batch: batch,
+            actor: "import",
+            requestId: (file as NSString).lastPathComponent,
             errors: { errorLog.write(Data(CanonicalJSON.encode($0) + [10])) },
             progress: { counts in
                 if showProgress { FileHandle.standardError.write(Data("\rimported \(counts.imported) identities, \(counts.failed) errors".utf8)) }

@@ -44,7 +44,8 @@ struct PoliciesCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a policy (fresh keys) or change a policy's rights.")
         @OptionGroup var data: DataDirectoryOptions
         @Argument(help: "The policy name.") var name: String
-        @Option(help: "Comma-separated rights: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect, Metrics (only /metrics).") var rights: String
+        @Option(help: "Comma-separated rights: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect, Metrics (only /metrics).") var rights:
+            String
         func run() async throws {
             guard let parsed = AccessRights(description: rights) else { throw ValidationError("unknown right in '\(rights)'") }
             let store = try PoliciesCommand.open(data.dataDir)
@@ -75,7 +76,9 @@ struct PoliciesCommand: AsyncParsableCommand {
             let store = try PoliciesCommand.open(data.dataDir)
             defer { store.close() }
             _ = try await PoliciesCommand.change { () async throws(PolicyError) in try await store.rotatePolicy(name: name, secondary: secondary) }
-            print("rotated the \(secondary ? "secondary" : "primary") key of \(name); print it with: registryd connection-string --data-dir \(data.dataDir) --policy \(name)")
+            print(
+                "rotated the \(secondary ? "secondary" : "primary") key of \(name); print it with: registryd connection-string --data-dir \(data.dataDir) --policy \(name)"
+            )
         }
     }
 }

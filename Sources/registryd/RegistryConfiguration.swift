@@ -21,7 +21,9 @@ struct RegistryConfiguration: Sendable {
     /// The `server` object (serve's own settings), resolved with the environment and flags by `ServeSettings`.
     var server: JSONValue?
 
-    static let topLevelKeys: Set<String> = ["limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs", "server", "connections", "eventStreams", "tls"]
+    static let topLevelKeys: Set<String> = [
+        "limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs", "server", "connections", "eventStreams", "tls",
+    ]
 
     init() {}
 

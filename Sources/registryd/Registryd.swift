@@ -9,7 +9,9 @@ struct Registryd: AsyncParsableCommand {
         abstract: "An event-sourced IoT device identity registry (Azure IoT Hub registry compatible) on LMDB.",
         version: "0.1.0",
         subcommands: [
-            ServeCommand.self, ConnectionStringCommand.self, SASTokenCommand.self, ExportCommand.self, ImportCommand.self, ReplayCommand.self, AuditCommand.self, HistoryCommand.self, EventsCommand.self, BackupCommand.self, ConfigCommand.self, PoliciesCommand.self, WriteLoadCommand.self,
+            ServeCommand.self, ConnectionStringCommand.self, SASTokenCommand.self, ExportCommand.self, ImportCommand.self, ReplayCommand.self,
+            AuditCommand.self, HistoryCommand.self, EventsCommand.self, BackupCommand.self, ConfigCommand.self, PoliciesCommand.self,
+            WriteLoadCommand.self,
         ],
         defaultSubcommand: ServeCommand.self
     )

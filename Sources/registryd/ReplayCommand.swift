@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
-import RegistryTransfer
 import RegistryCore
+import RegistryTransfer
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `registryd replay`: `--verify` rebuilds the projections from the log and compares them with
@@ -53,9 +53,12 @@ struct ReplayCommand: AsyncParsableCommand {
         let target: DataDirectory
         let temporary = format == "jsonl"
         if temporary {
-            target = DataDirectory(path: scratch ?? FileManager.default.temporaryDirectory.appendingPathComponent("registryd-until-\(UUID().uuidString)").path)
+            target = DataDirectory(
+                path: scratch ?? FileManager.default.temporaryDirectory.appendingPathComponent("registryd-until-\(UUID().uuidString)").path
+            )
         } else {
-            guard !FileManager.default.fileExists(atPath: out!) || ((try? FileManager.default.contentsOfDirectory(atPath: out!))?.isEmpty ?? false) else {
+            guard !FileManager.default.fileExists(atPath: out!) || ((try? FileManager.default.contentsOfDirectory(atPath: out!))?.isEmpty ?? false)
+            else {
                 throw ValidationError("\(out!) exists and is not empty")
             }
             target = DataDirectory(path: out!)

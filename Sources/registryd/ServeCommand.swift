@@ -84,7 +84,16 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     var flags: ServeSettings.Flags {
-        ServeSettings.Flags(dataDir: dataDir, listen: listen, hostName: hostName, hubName: hubName, tlsCert: tlsCert, tlsKey: tlsKey, plainHttp: plainHttp, logLevel: logLevel)
+        ServeSettings.Flags(
+            dataDir: dataDir,
+            listen: listen,
+            hostName: hostName,
+            hubName: hubName,
+            tlsCert: tlsCert,
+            tlsKey: tlsKey,
+            plainHttp: plainHttp,
+            logLevel: logLevel
+        )
     }
 
     func run() async throws {
@@ -163,7 +172,10 @@ struct ServeCommand: AsyncParsableCommand {
             metrics.setCertificateExpiry(expiry)
             let days = Int(expiry.timeIntervalSinceNow / 86400)
             if days < 30 {
-                logger.warning("the served TLS certificate expires soon", metadata: ["tls.certificate": "\(certificatePath)", "tls.days_left": "\(days)"])
+                logger.warning(
+                    "the served TLS certificate expires soon",
+                    metadata: ["tls.certificate": "\(certificatePath)", "tls.days_left": "\(days)"]
+                )
             }
         }
         let explicitHost = serve.hostName
@@ -182,7 +194,10 @@ struct ServeCommand: AsyncParsableCommand {
                 authenticator.setHostName(name)
                 try? await store.setMetaString(MetaKey.hostName, name)
                 readiness.setListening(true)
-                serverLogger.info("listening", metadata: ["listen.host": "\(address.host)", "listen.port": "\(port)", "sas.host": "\(name)", "hub": "\(hub)"])
+                serverLogger.info(
+                    "listening",
+                    metadata: ["listen.host": "\(address.host)", "listen.port": "\(port)", "sas.host": "\(name)", "hub": "\(hub)"]
+                )
                 // Only now does the port accept connections: tell systemd (Type=notify).
                 await notifier?.notify("READY=1\nSTATUS=serving \(hub) on \(address.host):\(port)")
             },
@@ -198,7 +213,12 @@ struct ServeCommand: AsyncParsableCommand {
                     .init(service: ReloadService(configPath: configPath, delivery: delivery, certificate: serving, metrics: metrics, logger: logger)),
                     // Checks the generated certificate hourly (a no-op with an operator's).
                     .init(
-                        service: CertificateRenewalService(renewal: renewal, interval: .seconds(3600), onRenewed: metrics.setCertificateExpiry, logger: logger)
+                        service: CertificateRenewalService(
+                            renewal: renewal,
+                            interval: .seconds(3600),
+                            onRenewed: metrics.setCertificateExpiry,
+                            logger: logger
+                        )
                     ),
                     // Before the listener: shut down after it has drained, before the store closes.
                     .init(service: jobs),

@@ -23,8 +23,18 @@ enum SettingsOverlay {
         Setting(path: ["limits", "maxRequestBodyBytes"], variable: "REGISTRYD_MAX_REQUEST_BODY_BYTES", flag: "max-request-body-bytes", kind: .int),
         Setting(path: ["metrics", "open"], variable: "REGISTRYD_METRICS_OPEN", flag: "metrics-open", kind: .bool),
         Setting(path: ["jobs", "roots"], variable: "REGISTRYD_JOB_ROOTS", flag: "job-roots", kind: .list),
-        Setting(path: ["throttling", "registryReads"], variable: "REGISTRYD_THROTTLE_REGISTRY_READS", flag: "throttle-registry-reads", kind: .number),
-        Setting(path: ["throttling", "registryWrites"], variable: "REGISTRYD_THROTTLE_REGISTRY_WRITES", flag: "throttle-registry-writes", kind: .number),
+        Setting(
+            path: ["throttling", "registryReads"],
+            variable: "REGISTRYD_THROTTLE_REGISTRY_READS",
+            flag: "throttle-registry-reads",
+            kind: .number
+        ),
+        Setting(
+            path: ["throttling", "registryWrites"],
+            variable: "REGISTRYD_THROTTLE_REGISTRY_WRITES",
+            flag: "throttle-registry-writes",
+            kind: .number
+        ),
         Setting(path: ["throttling", "bulk"], variable: "REGISTRYD_THROTTLE_BULK", flag: "throttle-bulk", kind: .number),
         Setting(path: ["throttling", "queries"], variable: "REGISTRYD_THROTTLE_QUERIES", flag: "throttle-queries", kind: .number),
         Setting(path: ["throttling", "deviceAuth"], variable: "REGISTRYD_THROTTLE_DEVICE_AUTH", flag: "throttle-device-auth", kind: .number),

@@ -15,7 +15,11 @@ enum StoreOpening {
 
     /// The daemon's store: the writer with the configured limits, its commits counted in `metrics`.
     static func daemon(
-        _ directory: DataDirectory, limits: RegistryLimits, writer: WriterLimits, metrics: RegistryMetrics, logger: Logger
+        _ directory: DataDirectory,
+        limits: RegistryLimits,
+        writer: WriterLimits,
+        metrics: RegistryMetrics,
+        logger: Logger
     ) throws -> any RegistryBackend {
         var configuration = RegistryStore.Configuration(dataDirectory: directory, limits: limits)
         configuration.commitObserver = { metrics.commit($0) }

@@ -1,8 +1,8 @@
 import Foundation
 import LMDB
-import SystemBytes
 import RegistryTesting
 import Synchronization
+import SystemBytes
 import Testing
 
 private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }

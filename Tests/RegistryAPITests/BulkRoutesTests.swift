@@ -29,14 +29,17 @@ struct BulkRoutesTests {
             _ = try await R.call(client, .put, "/devices/existing", body: "{}")
             _ = try await R.call(client, .put, "/devices/doomed", body: "{}")
             let key = Data(repeating: 5, count: 32).base64EncodedString()
-            let reply = try await Self.bulk(client, [
-                #"{"id":"new-1","importMode":"create","status":"enabled"}"#,
-                #"{"id":"new-2","importMode":"Create","status":"disabled","authentication":{"type":"sas","symmetricKey":{"primaryKey":"\#(key)","secondaryKey":"\#(key)"}}}"#,
-                #"{"id":"existing","importMode":"update","status":"disabled"}"#,
-                #"{"id":"upserted","status":"enabled"}"#,  // default mode: createOrUpdate
-                #"{"id":"doomed","importMode":"delete"}"#,
-                #"{"id":"new-1","moduleId":"m1","importMode":"create","status":"enabled","authentication":{"type":"certificateAuthority"}}"#,
-            ])
+            let reply = try await Self.bulk(
+                client,
+                [
+                    #"{"id":"new-1","importMode":"create","status":"enabled"}"#,
+                    #"{"id":"new-2","importMode":"Create","status":"disabled","authentication":{"type":"sas","symmetricKey":{"primaryKey":"\#(key)","secondaryKey":"\#(key)"}}}"#,
+                    #"{"id":"existing","importMode":"update","status":"disabled"}"#,
+                    #"{"id":"upserted","status":"enabled"}"#,  // default mode: createOrUpdate
+                    #"{"id":"doomed","importMode":"delete"}"#,
+                    #"{"id":"new-1","moduleId":"m1","importMode":"create","status":"enabled","authentication":{"type":"certificateAuthority"}}"#,
+                ]
+            )
             #expect(reply.status == .ok)
             #expect(reply.json?["isSuccessful"] == .bool(true))
             #expect(reply.json?["errors"] == .array([]))
@@ -56,10 +59,13 @@ struct BulkRoutesTests {
     /// and enum values match ignoring ASCII case; an unknown value is still refused.
     @Test func entriesAreNamedByIdAndEnumsIgnoreCase() async throws {
         try await withAPI { client, store in
-            let reply = try await Self.bulk(client, [
-                #"{"id":"named","deviceId":"other","importMode":"CREATE","status":"DISABLED","authentication":{"type":"SAS"}}"#,
-                #"{"id":"typed","deviceId":7,"importMode":"createorupdate","status":"Enabled"}"#,
-            ])
+            let reply = try await Self.bulk(
+                client,
+                [
+                    #"{"id":"named","deviceId":"other","importMode":"CREATE","status":"DISABLED","authentication":{"type":"SAS"}}"#,
+                    #"{"id":"typed","deviceId":7,"importMode":"createorupdate","status":"Enabled"}"#,
+                ]
+            )
             #expect(reply.status == .ok)
             #expect(try store.storage.device("named")?.status == .disabled)
             #expect(try store.storage.device("named")?.authentication.type == .sas)
@@ -75,20 +81,28 @@ struct BulkRoutesTests {
         try await withAPI { client, store in
             let created = try await R.call(client, .put, "/devices/taken", body: "{}")
             let etag = try #require(created.json?["etag"]?.stringValue)
-            let reply = try await Self.bulk(client, [
-                #"{"id":"taken","importMode":"create"}"#,
-                #"{"id":"fine","importMode":"create"}"#,
-                #"{"id":"other-taken","importMode":"updateIfMatchETag","eTag":"\"stale\"","status":"disabled"}"#,
-                #"{"id":"ghost","importMode":"delete"}"#,
-                #"{"id":"bad id","importMode":"create"}"#,
-                #"{"id":"tagged","importMode":"create","properties":{"desired":{"a":1}}}"#,
-                #"{"id":"odd","importMode":"teleport"}"#,
-            ])
+            let reply = try await Self.bulk(
+                client,
+                [
+                    #"{"id":"taken","importMode":"create"}"#,
+                    #"{"id":"fine","importMode":"create"}"#,
+                    #"{"id":"other-taken","importMode":"updateIfMatchETag","eTag":"\"stale\"","status":"disabled"}"#,
+                    #"{"id":"ghost","importMode":"delete"}"#,
+                    #"{"id":"bad id","importMode":"create"}"#,
+                    #"{"id":"tagged","importMode":"create","properties":{"desired":{"a":1}}}"#,
+                    #"{"id":"odd","importMode":"teleport"}"#,
+                ]
+            )
             #expect(reply.status == .badRequest)
             #expect(reply.json?["isSuccessful"] == .bool(false))
             let errors = reply.json?["errors"]?.arrayValue ?? []
             let codes = Dictionary(uniqueKeysWithValues: errors.map { ($0["deviceId"]?.stringValue ?? "", $0["errorCode"]?.stringValue ?? "") })
-            #expect(codes == ["taken": "DeviceAlreadyExists", "other-taken": "DeviceNotFound", "ghost": "DeviceNotFound", "bad id": "ArgumentInvalid", "tagged": "ArgumentInvalid", "odd": "ArgumentInvalid"])
+            #expect(
+                codes == [
+                    "taken": "DeviceAlreadyExists", "other-taken": "DeviceNotFound", "ghost": "DeviceNotFound", "bad id": "ArgumentInvalid",
+                    "tagged": "ArgumentInvalid", "odd": "ArgumentInvalid",
+                ]
+            )
             #expect(errors.first { $0["deviceId"] == .string("taken") }?["operation"] == .string("create"))
             #expect(try store.storage.device("fine") != nil)  // its neighbours' failures did not stop it
             // deleteIfMatchETag with the right etag, and the stale one refused.
@@ -102,14 +116,27 @@ struct BulkRoutesTests {
         try await withAPI { client, store in
             let tooMany = (0...100).map { #"{"id":"d\#($0)","importMode":"create"}"# }
             R.expectAzureError(try await Self.bulk(client, tooMany), .contentTooLarge, "TooManyDevices")
-            R.expectAzureError(try await Self.bulk(client, [#"{"id":"a"}"#, #"{"id":"b"}"#, #"{"id":"a","importMode":"delete"}"#]), .badRequest, "DeviceDefinedMultipleTimes")
+            R.expectAzureError(
+                try await Self.bulk(client, [#"{"id":"a"}"#, #"{"id":"b"}"#, #"{"id":"a","importMode":"delete"}"#]),
+                .badRequest,
+                "DeviceDefinedMultipleTimes"
+            )
             R.expectAzureError(try await Self.bulk(client, []), .badRequest, "ArgumentNull")
             R.expectAzureError(try await R.call(client, .post, "/devices", body: #"{"id":"a"}"#), .badRequest, "IotHubFormatError")
-            R.expectAzureError(try await R.call(client, .post, "/devices", body: "[{}]", auth: R.token("registryRead")), .unauthorized, "IotHubUnauthorizedAccess")
+            R.expectAzureError(
+                try await R.call(client, .post, "/devices", body: "[{}]", auth: R.token("registryRead")),
+                .unauthorized,
+                "IotHubUnauthorizedAccess"
+            )
             #expect(try store.storage.head().seq == 0)
             // The same device id with different modules is not a duplicate.
             _ = try await R.call(client, .put, "/devices/host", body: "{}")
-            #expect(try await Self.bulk(client, [#"{"id":"host","moduleId":"a","importMode":"create"}"#, #"{"id":"host","moduleId":"b","importMode":"create"}"#]).status == .ok)
+            #expect(
+                try await Self.bulk(
+                    client,
+                    [#"{"id":"host","moduleId":"a","importMode":"create"}"#, #"{"id":"host","moduleId":"b","importMode":"create"}"#]
+                ).status == .ok
+            )
         }
     }
 }
@@ -132,7 +159,11 @@ struct HistoryRouteTests {
                 let module = try await R.call(client, .get, "/registry/devices/h/history?moduleId=m")
                 #expect(module.json?.arrayValue?.count == 1)
                 R.expectAzureError(try await R.call(client, .get, "/registry/devices/nobody/history"), .notFound, "DeviceNotFound")
-                R.expectAzureError(try await R.call(client, .get, "/registry/devices/h/history", auth: R.token("service")), .unauthorized, "IotHubUnauthorizedAccess")
+                R.expectAzureError(
+                    try await R.call(client, .get, "/registry/devices/h/history", auth: R.token("service")),
+                    .unauthorized,
+                    "IotHubUnauthorizedAccess"
+                )
             }
             store.close()
         }

@@ -29,7 +29,9 @@ struct ConnectionRoutesTests {
         }
     }
 
-    static func emqx(_ client: any TestClientProtocol, username: String, password: String, clientId: String, auth: String = R.token("device")) async throws -> R.Reply {
+    static func emqx(_ client: any TestClientProtocol, username: String, password: String, clientId: String, auth: String = R.token("device"))
+        async throws -> R.Reply
+    {
         let body: JSONValue = .object(["username": .string(username), "password": .string(password), "clientid": .string(clientId)])
         return try await R.call(client, .post, "/registry/auth/emqx", body: String(decoding: CanonicalJSON.encode(body), as: UTF8.self), auth: auth)
     }
@@ -52,7 +54,12 @@ struct ConnectionRoutesTests {
             #expect(allowed.json?["is_superuser"] == .bool(false))
             #expect(allowed.json?["expire_at"]?.intValue == R.now + 600)
             let moduleToken = DeviceAuthRouteTests.deviceToken("devices/dev1/modules/m1", key: moduleKey)
-            let moduleAllowed = try await Self.emqx(client, username: "\(R.host)/dev1/m1/?api-version=2021-04-12", password: moduleToken, clientId: "dev1/m1")
+            let moduleAllowed = try await Self.emqx(
+                client,
+                username: "\(R.host)/dev1/m1/?api-version=2021-04-12",
+                password: moduleToken,
+                clientId: "dev1/m1"
+            )
             #expect(moduleAllowed.json?["result"]?.stringValue == "allow")
 
             func denial(username: String, password: String = token, clientId: String = "dev1") async throws -> String? {
@@ -72,7 +79,13 @@ struct ConnectionRoutesTests {
             _ = try await R.call(client, .put, "/devices/dev1", body: #"{"status":"disabled"}"#, ifMatch: "*")
             #expect(try await denial(username: "hub.example.com/dev1/?api-version=2021-04-12") == "disabled")
             // The caller needs DeviceConnect.
-            let refused = try await Self.emqx(client, username: "hub.example.com/dev1/", password: token, clientId: "dev1", auth: R.token("registryReadWrite"))
+            let refused = try await Self.emqx(
+                client,
+                username: "hub.example.com/dev1/",
+                password: token,
+                clientId: "dev1",
+                auth: R.token("registryReadWrite")
+            )
             #expect(refused.status == .unauthorized)
         }
     }
@@ -108,12 +121,15 @@ struct ConnectionRoutesTests {
             #expect(updated.json?["connectionState"]?.stringValue == "Connected", "an identity update keeps the runtime state")
 
             // EMQX rule-engine events, in a batch with a module and an error.
-            let batch = try await Self.report(client, """
+            let batch = try await Self.report(
+                client,
+                """
                 [{"event":"client.connected","clientid":"dev2","connected_at":1750000000000},
                  {"event":"client.connected","clientid":"dev1/m1","connected_at":1750000000000},
                  {"deviceId":"ghost","state":"connected"},
                  {"deviceId":"dev1","state":"disconnected","time":"2025-06-15T09:00:00Z"}]
-                """)
+                """
+            )
             #expect(batch.status == .ok, "\(String(describing: batch.json))")
             #expect(batch.json?["recorded"]?.intValue == 2)
             #expect(batch.json?["stale"]?.intValue == 1, "a report older than the recorded state changes nothing")
@@ -136,9 +152,15 @@ struct ConnectionRoutesTests {
             R.expectAzureError(try await Self.report(client, #"{"deviceId":"ghost","state":"connected"}"#), .notFound, "DeviceNotFound")
             R.expectAzureError(try await Self.report(client, #"{"deviceId":"dev2","state":"sleeping"}"#), .badRequest, "ArgumentInvalid")
             let headBefore = try store.storage.head().seq
-            R.expectAzureError(try await Self.report(client, #"[{"deviceId":"dev2","state":"connected"},{"deviceId":"dev2","time":"x","state":"connected"}]"#), .badRequest, "ArgumentInvalid")
+            R.expectAzureError(
+                try await Self.report(client, #"[{"deviceId":"dev2","state":"connected"},{"deviceId":"dev2","time":"x","state":"connected"}]"#),
+                .badRequest,
+                "ArgumentInvalid"
+            )
             #expect(try store.storage.head().seq == headBefore)
-            #expect(try await Self.report(client, #"{"deviceId":"dev2","state":"connected"}"#, auth: R.token("registryReadWrite")).status == .unauthorized)
+            #expect(
+                try await Self.report(client, #"{"deviceId":"dev2","state":"connected"}"#, auth: R.token("registryReadWrite")).status == .unauthorized
+            )
             // The log replays to the same projections (connection events included).
             #expect(try verifyReplay(dir).outcome == .clean)
         }

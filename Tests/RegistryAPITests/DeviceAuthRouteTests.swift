@@ -12,8 +12,16 @@ import Testing
 struct DeviceAuthRouteTests {
     typealias R = RegistryRoutesTests
 
-    static func check(_ client: any TestClientProtocol, _ body: JSONValue, auth: String = R.token("device")) async throws -> (HTTPResponse.Status, String?, String?) {
-        let reply = try await R.call(client, .post, "/registry/auth/device", body: String(decoding: CanonicalJSON.encode(body), as: UTF8.self), auth: auth)
+    static func check(_ client: any TestClientProtocol, _ body: JSONValue, auth: String = R.token("device")) async throws -> (
+        HTTPResponse.Status, String?, String?
+    ) {
+        let reply = try await R.call(
+            client,
+            .post,
+            "/registry/auth/device",
+            body: String(decoding: CanonicalJSON.encode(body), as: UTF8.self),
+            auth: auth
+        )
         return (reply.status, reply.json?["result"]?.stringValue, reply.json?["reason"]?.stringValue)
     }
 
@@ -31,7 +39,12 @@ struct DeviceAuthRouteTests {
                 let secondary = try #require(created.json?["authentication"]?["symmetricKey"]?["secondaryKey"]?.stringValue)
                 let module = try await R.call(client, .put, "/devices/dev1/modules/m1", body: "{}")
                 let moduleKey = try #require(module.json?["authentication"]?["symmetricKey"]?["primaryKey"]?.stringValue)
-                _ = try await R.call(client, .put, "/devices/cam", body: #"{"authentication":{"x509Thumbprint":{"primaryThumbprint":"\#(String(repeating: "AB", count: 20))"}}}"#)
+                _ = try await R.call(
+                    client,
+                    .put,
+                    "/devices/cam",
+                    body: #"{"authentication":{"x509Thumbprint":{"primaryThumbprint":"\#(String(repeating: "AB", count: 20))"}}}"#
+                )
                 _ = try await R.call(client, .put, "/devices/ca", body: #"{"authentication":{"type":"certificateAuthority"}}"#)
 
                 func token(_ t: String, device: String = "dev1", module: String? = nil) -> JSONValue {
@@ -39,11 +52,17 @@ struct DeviceAuthRouteTests {
                 }
                 #expect(try await Self.check(client, token(Self.deviceToken("devices/dev1", key: key))) == (.ok, "allow", nil))
                 #expect(try await Self.check(client, token(Self.deviceToken("devices/dev1", key: secondary))) == (.ok, "allow", nil))
-                #expect(try await Self.check(client, token(Self.deviceToken("devices/dev1/modules/m1", key: moduleKey), module: "m1")) == (.ok, "allow", nil))
+                #expect(
+                    try await Self.check(client, token(Self.deviceToken("devices/dev1/modules/m1", key: moduleKey), module: "m1")) == (
+                        .ok, "allow", nil
+                    )
+                )
                 // Resource forms the SDKs do not send but the scope rules accept (the host in
                 // another case, a trailing slash) take the general comparison, not the exact one.
                 #expect(try await Self.check(client, token(Self.deviceToken("devices/dev1/", key: key))) == (.ok, "allow", nil))
-                #expect(try await Self.check(client, token(Self.deviceToken("devices/dev1", key: key, host: R.host.uppercased()))) == (.ok, "allow", nil))
+                #expect(
+                    try await Self.check(client, token(Self.deviceToken("devices/dev1", key: key, host: R.host.uppercased()))) == (.ok, "allow", nil)
+                )
                 #expect(try await Self.check(client, token(Self.deviceToken("devices/dev10", key: key))).2 == "wrongScope")
                 // Denials with their reasons.
                 #expect(try await Self.check(client, token(Self.deviceToken("devices/dev1", key: moduleKey))).2 == "badSignature")
@@ -61,24 +80,43 @@ struct DeviceAuthRouteTests {
                 let policyKey = R.policies.first { $0.name == "device" }!.primaryKey
                 let gateway = SharedAccessSignature.make(resource: "\(R.host)/devices", key: policyKey, keyName: "device", expiry: R.now + 60)
                 #expect(try await Self.check(client, token(gateway)).1 == "allow")
-                let noRight = SharedAccessSignature.make(resource: "\(R.host)/devices", key: R.policies.first { $0.name == "registryRead" }!.primaryKey, keyName: "registryRead", expiry: R.now + 60)
+                let noRight = SharedAccessSignature.make(
+                    resource: "\(R.host)/devices",
+                    key: R.policies.first { $0.name == "registryRead" }!.primaryKey,
+                    keyName: "registryRead",
+                    expiry: R.now + 60
+                )
                 #expect(try await Self.check(client, token(noRight)).2 == "badSignature")
                 // Thumbprints and CA.
-                #expect(try await Self.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(String(repeating: "ab", count: 20))])).1 == "allow")
-                #expect(try await Self.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(String(repeating: "cd", count: 20))])).2 == "badSignature")
+                #expect(
+                    try await Self.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(String(repeating: "ab", count: 20))])).1
+                        == "allow"
+                )
+                #expect(
+                    try await Self.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(String(repeating: "cd", count: 20))])).2
+                        == "badSignature"
+                )
                 #expect(try await Self.check(client, .object(["deviceId": .string("ca"), "certificateAuthority": .bool(true)])).1 == "allow")
-                #expect(try await Self.check(client, .object(["deviceId": .string("dev1"), "certificateAuthority": .bool(true)])).2 == "wrongCredentialType")
+                #expect(
+                    try await Self.check(client, .object(["deviceId": .string("dev1"), "certificateAuthority": .bool(true)])).2
+                        == "wrongCredentialType"
+                )
 
                 // Disabled: denied on the very next call; the module too.
                 _ = try await R.call(client, .put, "/devices/dev1", body: #"{"status":"disabled"}"#, ifMatch: "*")
                 #expect(try await Self.check(client, token(Self.deviceToken("devices/dev1", key: key))).2 == "disabled")
-                #expect(try await Self.check(client, token(Self.deviceToken("devices/dev1/modules/m1", key: moduleKey), module: "m1")).2 == "disabled")
+                #expect(
+                    try await Self.check(client, token(Self.deviceToken("devices/dev1/modules/m1", key: moduleKey), module: "m1")).2 == "disabled"
+                )
                 // Deleted and re-created with a new key: the old token is refused.
                 _ = try await R.call(client, .delete, "/devices/dev1")
                 _ = try await R.call(client, .put, "/devices/dev1", body: "{}")
                 #expect(try await Self.check(client, token(Self.deviceToken("devices/dev1", key: key))).2 == "badSignature")
                 // Only callers with DeviceConnect may ask.
-                #expect(try await Self.check(client, token(Self.deviceToken("devices/dev1", key: key)), auth: R.token("registryReadWrite")).0 == .unauthorized)
+                #expect(
+                    try await Self.check(client, token(Self.deviceToken("devices/dev1", key: key)), auth: R.token("registryReadWrite")).0
+                        == .unauthorized
+                )
             }
             store.close()
         }
@@ -112,12 +150,20 @@ struct DeviceAuthRouteTests {
                 #expect(try await Self.check(client, token(gateway("devices/dev1", key: device.secondaryKey), device: "dev1")) == allowed)
                 #expect(try await Self.check(client, token(gateway(), device: "dev1", module: "m1")) == allowed)
                 let sasAnswer = try await R.call(
-                    client, .post, "/registry/auth/device", body: String(decoding: CanonicalJSON.encode(token(gateway(), device: "dev1")), as: UTF8.self), auth: R.token("device"))
+                    client,
+                    .post,
+                    "/registry/auth/device",
+                    body: String(decoding: CanonicalJSON.encode(token(gateway(), device: "dev1")), as: UTF8.self),
+                    auth: R.token("device")
+                )
                 #expect(sasAnswer.json?["authenticationType"]?.stringValue == "sas")
                 // Refused: a valid gateway token does not log in an X.509 or `none` device.
                 for deviceId in ["cam", "bare", "ca"] {
                     #expect(try await Self.check(client, token(gateway(), device: deviceId)) == (.ok, "deny", "wrongCredentialType"), "\(deviceId)")
-                    #expect(try await Self.check(client, token(gateway("devices/\(deviceId)"), device: deviceId)) == (.ok, "deny", "wrongCredentialType"), "\(deviceId)")
+                    #expect(
+                        try await Self.check(client, token(gateway("devices/\(deviceId)"), device: deviceId)) == (.ok, "deny", "wrongCredentialType"),
+                        "\(deviceId)"
+                    )
                 }
                 // Those devices' own credentials still work.
                 #expect(try await Self.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(thumbprint)])).1 == "allow")

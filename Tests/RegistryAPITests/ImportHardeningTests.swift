@@ -26,7 +26,10 @@ struct ImportHardeningTests {
             let tree = (try? JSONParser.parse(line)).flatMap { try? ImportMode.command(for: $0) }
             if let fast {
                 taken += 1
-                #expect(tree?.0 == fast.0 && tree?.1 == fast.1, "the decoder and the tree path disagree on \(String(decoding: line.prefix(300), as: UTF8.self))")
+                #expect(
+                    tree?.0 == fast.0 && tree?.1 == fast.1,
+                    "the decoder and the tree path disagree on \(String(decoding: line.prefix(300), as: UTF8.self))"
+                )
             }
         }
         #expect(slow.isEmpty, "inputs over the time bound: \(slow)")

@@ -1,8 +1,9 @@
-@testable import RegistryAPI
-@testable import RegistryTransfer
 import RegistryCore
 import RegistryTesting
 import Testing
+
+@testable import RegistryAPI
+@testable import RegistryTransfer
 
 /// The byte decoder of plain import lines against the definition (JSON tree, then
 /// `ImportMode.command(for:)`): for every line it takes, the same command and operation; the
@@ -101,13 +102,26 @@ struct ImportLineDecoderTests {
         var random = SeededRandom(seed: 11)
         let pieces: [[String]] = [
             [#""id":"dev-1""#, #""id":"x.y:z""#, #""id":"""#, #""ID":"dev-1""#, #""id":1"#],
-            [#""importMode":"create""#, #""importMode":"CREATEORUPDATE""#, #""importMode":"delete""#, #""importMode":"updateIfMatchETag""#, #""importMode":"updateTwin""#, #""importMode":"nope""#, #""importMode":null"#],
+            [
+                #""importMode":"create""#, #""importMode":"CREATEORUPDATE""#, #""importMode":"delete""#, #""importMode":"updateIfMatchETag""#,
+                #""importMode":"updateTwin""#, #""importMode":"nope""#, #""importMode":null"#,
+            ],
             [#""status":"enabled""#, #""status":"Disabled""#, #""status":null"#, #""status":"off""#, #""status":true"#],
             [#""eTag":"MQ==""#, #""eTag":"*""#, #""eTag":"\"MQ==\"""#, #""eTag":null"#, #""eTag":" ""#],
-            [#""authentication":{"type":"sas","symmetricKey":{"primaryKey":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","secondaryKey":null}}"#, #""authentication":{"type":"none"}"#, #""authentication":{"type":"SelfSigned","x509Thumbprint":{"primaryThumbprint":"ab"}}"#, #""authentication":null"#, #""authentication":{"Type":"sas"}"#, #""authentication":[]"#],
-            [#""capabilities":{"iotEdge":true}"#, #""capabilities":{"iotEdge":false}"#, #""capabilities":null"#, #""capabilities":{"iotedge":true}"#],
+            [
+                #""authentication":{"type":"sas","symmetricKey":{"primaryKey":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","secondaryKey":null}}"#,
+                #""authentication":{"type":"none"}"#, #""authentication":{"type":"SelfSigned","x509Thumbprint":{"primaryThumbprint":"ab"}}"#,
+                #""authentication":null"#, #""authentication":{"Type":"sas"}"#, #""authentication":[]"#,
+            ],
+            [
+                #""capabilities":{"iotEdge":true}"#, #""capabilities":{"iotEdge":false}"#, #""capabilities":null"#,
+                #""capabilities":{"iotedge":true}"#,
+            ],
             [#""parentScopes":[]"#, #""parentScopes":["s1","s2"]"#, #""parentScopes":[null]"#, #""parentScopes":null"#, #""parentScopes":[{}]"#],
-            [#""deviceScope":"scope""#, #""deviceScope":null"#, #""statusReason":"why not""#, #""twinETag":"AAAAAAAAAAE=""#, #""tags":null"#, #""tags":{"a":1}"#, #""moduleId":null"#, #""moduleId":"m1""#, #""properties":null"#, #""unknown":0"#],
+            [
+                #""deviceScope":"scope""#, #""deviceScope":null"#, #""statusReason":"why not""#, #""twinETag":"AAAAAAAAAAE=""#, #""tags":null"#,
+                #""tags":{"a":1}"#, #""moduleId":null"#, #""moduleId":"m1""#, #""properties":null"#, #""unknown":0"#,
+            ],
         ]
         let spaces = ["", " ", "\t", "\n ", "\r\n"]
         var taken = 0

@@ -71,25 +71,25 @@ import Testing
     /// The name holds the old file until the new one is whole: one rename, never a removal
     /// first, nor a write into the old file.
     #if os(Linux)
-    @Test func anExistingOutputFileIsReplacedInOneStep() async throws {
-        try await J.withJobs { client, _, _, root in
-            _ = try await R.call(client, .put, "/devices/d1", body: "{}")
-            let output = root + "/out/devices.txt"
-            try "old\n".write(toFile: output, atomically: false, encoding: .utf8)
-            let old = try #require(FileHandle(forReadingAtPath: output))
-            defer { try? old.close() }
-            let watch = try DirectoryWatch(root + "/out")
+        @Test func anExistingOutputFileIsReplacedInOneStep() async throws {
+            try await J.withJobs { client, _, _, root in
+                _ = try await R.call(client, .put, "/devices/d1", body: "{}")
+                let output = root + "/out/devices.txt"
+                try "old\n".write(toFile: output, atomically: false, encoding: .utf8)
+                let old = try #require(FileHandle(forReadingAtPath: output))
+                defer { try? old.close() }
+                let watch = try DirectoryWatch(root + "/out")
 
-            let created = try await J.create(client, Self.export(root))
-            let done = try await J.finished(client, try #require(created.json?["jobId"]?.stringValue))
-            #expect(done["status"] == .string("completed"), "\(done)")
-            let events = watch.events().filter { $0.name == "devices.txt" }
-            #expect(events.contains { $0.mask & UInt32(IN_MOVED_TO) != 0 }, "\(events)")
-            let removedOrWritten = UInt32(IN_DELETE | IN_MODIFY | IN_CREATE)
-            #expect(!events.contains { $0.mask & removedOrWritten != 0 }, "the name was removed or written in place: \(events)")
-            #expect(String(decoding: old.readDataToEndOfFile(), as: UTF8.self) == "old\n", "the old file was never written to")
-            #expect(try String(contentsOfFile: output, encoding: .utf8).contains("\"d1\""))
+                let created = try await J.create(client, Self.export(root))
+                let done = try await J.finished(client, try #require(created.json?["jobId"]?.stringValue))
+                #expect(done["status"] == .string("completed"), "\(done)")
+                let events = watch.events().filter { $0.name == "devices.txt" }
+                #expect(events.contains { $0.mask & UInt32(IN_MOVED_TO) != 0 }, "\(events)")
+                let removedOrWritten = UInt32(IN_DELETE | IN_MODIFY | IN_CREATE)
+                #expect(!events.contains { $0.mask & removedOrWritten != 0 }, "the name was removed or written in place: \(events)")
+                #expect(String(decoding: old.readDataToEndOfFile(), as: UTF8.self) == "old\n", "the old file was never written to")
+                #expect(try String(contentsOfFile: output, encoding: .utf8).contains("\"d1\""))
+            }
         }
-    }
     #endif
 }

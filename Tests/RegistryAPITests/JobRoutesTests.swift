@@ -2,10 +2,10 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import RegistryLMDB
 import Logging
 import RegistryAPI
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import ServiceLifecycleTestKit
 import Testing
@@ -22,8 +22,17 @@ import Testing
             let root = dir + "/jobs"
             try FileManager.default.createDirectory(atPath: root + "/out", withIntermediateDirectories: true)
             let store = try makeStore(dir + "/data")
-            let jobs = JobService(store: store, configuration: JobsConfiguration(roots: [root], importBatch: importBatch), logger: Logger(label: "test"))
-            let router = buildRouter(store: store, authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies), jobs: jobs, now: { R.now })
+            let jobs = JobService(
+                store: store,
+                configuration: JobsConfiguration(roots: [root], importBatch: importBatch),
+                logger: Logger(label: "test")
+            )
+            let router = buildRouter(
+                store: store,
+                authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies),
+                jobs: jobs,
+                now: { R.now }
+            )
             // The job service runs as `serve` runs it (a service; here without its group).
             let running = Task { try await jobs.run() }
             try await Application(router: router).test(.router) { client in try await body(client, store, jobs, root) }
@@ -40,7 +49,9 @@ import Testing
     static func finished(_ client: any TestClientProtocol, _ id: String) async throws -> JSONValue {
         for _ in 0..<2000 {
             let reply = try await R.call(client, .get, "/jobs/\(id)")
-            if let status = reply.json?["status"]?.stringValue, ["completed", "failed", "cancelled"].contains(status) { return try #require(reply.json) }
+            if let status = reply.json?["status"]?.stringValue, ["completed", "failed", "cancelled"].contains(status) {
+                return try #require(reply.json)
+            }
             try await Task.sleep(for: .milliseconds(5))
         }
         Issue.record("job \(id) did not finish")
@@ -53,7 +64,10 @@ import Testing
             _ = try await R.call(client, .put, "/devices/e1/modules/m", body: "{}")
             let key = try #require(try store.storage.device("e2")?.authentication.symmetricKey.primaryKey)
 
-            let created = try await Self.create(client, .object(["type": .string("export"), "outputBlobContainerUri": .string("file://\(root)/out"), "excludeKeysInExport": .bool(false)]))
+            let created = try await Self.create(
+                client,
+                .object(["type": .string("export"), "outputBlobContainerUri": .string("file://\(root)/out"), "excludeKeysInExport": .bool(false)])
+            )
             #expect(created.status == .ok)
             let id = try #require(created.json?["jobId"]?.stringValue)
             #expect(created.json?["status"] == .string("enqueued"))
@@ -69,13 +83,18 @@ import Testing
             #expect(listed.json?.arrayValue?.count == 1)
 
             // Import into the same registry: the devices exist (create fails per line), plus a bad line and a new device.
-            let input = exported.split(separator: "\n").prefix(2).map { $0.replacingOccurrences(of: "\"eTag\"", with: "\"importMode\":\"create\",\"eTag\"") }.joined(separator: "\n")
+            let input =
+                exported.split(separator: "\n").prefix(2).map { $0.replacingOccurrences(of: "\"eTag\"", with: "\"importMode\":\"create\",\"eTag\"") }
+                .joined(separator: "\n")
                 + "\n{not json\n{\"id\":\"fresh\",\"importMode\":\"create\"}\n"
             try input.write(toFile: root + "/in.txt", atomically: true, encoding: .utf8)
-            let imported = try await Self.create(client, .object([
-                "type": .string("import"), "inputBlobContainerUri": .string("file://\(root)"), "inputBlobName": .string("in.txt"),
-                "outputBlobContainerUri": .string("file://localhost\(root)/out"),
-            ]))
+            let imported = try await Self.create(
+                client,
+                .object([
+                    "type": .string("import"), "inputBlobContainerUri": .string("file://\(root)"), "inputBlobName": .string("in.txt"),
+                    "outputBlobContainerUri": .string("file://localhost\(root)/out"),
+                ])
+            )
             #expect(imported.status == .ok, "\(String(describing: imported.json))")
             let importDone = try await Self.finished(client, try #require(imported.json?["jobId"]?.stringValue))
             #expect(importDone["status"] == .string("completed"))
@@ -94,22 +113,22 @@ import Testing
     /// Item 8 of the hardening issue: an export that carries keys is owner-only from its first
     /// byte (its temporary file is never chmod'ed after it appeared, nor the finished file).
     #if os(Linux)
-    @Test func anExportWithKeysIsOwnerOnlyFromItsFirstByte() async throws {
-        try await Self.withJobs { client, _, _, root in
-            _ = try await R.call(client, .put, "/devices/k", body: "{}")
-            let watch = try DirectoryWatch(root + "/out")
-            let body: JSONValue = .object([
-                "type": .string("export"), "outputBlobContainerUri": .string("file://\(root)/out"), "excludeKeysInExport": .bool(false),
-            ])
-            let created = try await Self.create(client, body)
-            let done = try await Self.finished(client, try #require(created.json?["jobId"]?.stringValue))
-            #expect(done["status"] == .string("completed"), "\(done)")
-            let events = watch.events().filter { $0.name.hasPrefix("devices.txt") }
-            #expect(!events.isEmpty)
-            #expect(events.filter(\.isAttributeChange).isEmpty, "the export was chmod'ed after it appeared: \(events)")
-            #expect(try FileManager.default.attributesOfItem(atPath: root + "/out/devices.txt")[.posixPermissions] as? Int == 0o600)
+        @Test func anExportWithKeysIsOwnerOnlyFromItsFirstByte() async throws {
+            try await Self.withJobs { client, _, _, root in
+                _ = try await R.call(client, .put, "/devices/k", body: "{}")
+                let watch = try DirectoryWatch(root + "/out")
+                let body: JSONValue = .object([
+                    "type": .string("export"), "outputBlobContainerUri": .string("file://\(root)/out"), "excludeKeysInExport": .bool(false),
+                ])
+                let created = try await Self.create(client, body)
+                let done = try await Self.finished(client, try #require(created.json?["jobId"]?.stringValue))
+                #expect(done["status"] == .string("completed"), "\(done)")
+                let events = watch.events().filter { $0.name.hasPrefix("devices.txt") }
+                #expect(!events.isEmpty)
+                #expect(events.filter(\.isAttributeChange).isEmpty, "the export was chmod'ed after it appeared: \(events)")
+                #expect(try FileManager.default.attributesOfItem(atPath: root + "/out/devices.txt")[.posixPermissions] as? Int == 0o600)
+            }
         }
-    }
     #endif
 
     @Test func oneActiveJobAtATimeAndCancel() async throws {
@@ -131,7 +150,13 @@ import Testing
             #expect(next.status == .ok)
             _ = try await Self.finished(client, try #require(next.json?["jobId"]?.stringValue))
             R.expectAzureError(try await R.call(client, .get, "/jobs/nope"), .notFound, "JobNotFound")
-            #expect(try await Self.create(client, .object(["type": .string("export"), "outputBlobContainerUri": .string("file://\(root)/out")]), auth: R.token("registryRead")).status == .unauthorized)
+            #expect(
+                try await Self.create(
+                    client,
+                    .object(["type": .string("export"), "outputBlobContainerUri": .string("file://\(root)/out")]),
+                    auth: R.token("registryRead")
+                ).status == .unauthorized
+            )
         }
     }
 
@@ -166,8 +191,15 @@ import Testing
         try await withTemporaryDirectory { dir in
             let store = try makeStore(dir)
             var record = JobRecord(
-                jobId: "j1", type: .import, status: .running, startTimeUtc: Timestamp(unixSeconds: 1_800_000_000), inputBlobContainerUri: "file:///x",
-                inputBlobName: "devices.txt", outputBlobContainerUri: nil, outputBlobName: nil, excludeKeysInExport: false
+                jobId: "j1",
+                type: .import,
+                status: .running,
+                startTimeUtc: Timestamp(unixSeconds: 1_800_000_000),
+                inputBlobContainerUri: "file:///x",
+                inputBlobName: "devices.txt",
+                outputBlobContainerUri: nil,
+                outputBlobName: nil,
+                excludeKeysInExport: false
             )
             record.progress = 40
             let bytes = CanonicalJSON.encode(record.json)

@@ -16,7 +16,9 @@ struct OperationsRoutesTests {
 
     final class ManualMonotonic: Sendable {
         let nanoseconds = Atomic<Int64>(0)
-        func advance(_ d: Duration) { nanoseconds.add(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000, ordering: .relaxed) }
+        func advance(_ d: Duration) {
+            nanoseconds.add(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000, ordering: .relaxed)
+        }
         var now: Duration { .nanoseconds(nanoseconds.load(ordering: .relaxed)) }
     }
 
@@ -29,7 +31,10 @@ struct OperationsRoutesTests {
     ) async throws {
         try await withTemporaryDirectory { dir in
             let metrics = RegistryMetrics()
-            var storeConfiguration = RegistryStore.Configuration(dataDirectory: DataDirectory(path: dir), clock: ManualClock(Timestamp(iso8601: "2026-01-01T00:00:00Z")!))
+            var storeConfiguration = RegistryStore.Configuration(
+                dataDirectory: DataDirectory(path: dir),
+                clock: ManualClock(Timestamp(iso8601: "2026-01-01T00:00:00Z")!)
+            )
             storeConfiguration.commitObserver = { metrics.commit($0) }
             let store = try RegistryStore(configuration: storeConfiguration, random: SeededRandom(seed: 1))
             let router = buildRouter(
@@ -77,9 +82,14 @@ struct OperationsRoutesTests {
     /// escaped the query class and `//devices` the bulk class.
     @Test func throttlingClassifiesEverySpellingOfARoute() async throws {
         let clock = ManualMonotonic()
-        let configuration = RegistryAPIConfiguration(throttling: ThrottlingConfiguration(rates: [.queries: 1, .bulk: 1, .deviceAuth: 1, .registryReads: 1]))
+        let configuration = RegistryAPIConfiguration(
+            throttling: ThrottlingConfiguration(rates: [.queries: 1, .bulk: 1, .deviceAuth: 1, .registryReads: 1])
+        )
         let classes: [(HTTPRequest.Method, [String], String)] = [
-            (.post, ["/devices/query", "/devices/query/", "//devices/query", "/devices//query", "//devices//query//"], #"{"query":"SELECT * FROM devices"}"#),
+            (
+                .post, ["/devices/query", "/devices/query/", "//devices/query", "/devices//query", "//devices//query//"],
+                #"{"query":"SELECT * FROM devices"}"#
+            ),
             (.post, ["/devices", "/devices/", "//devices", "///devices//"], "[]"),
             (.post, ["/jobs/create", "//jobs/create", "/jobs//create/"], "{}"),
             (.post, ["/registry/auth/device", "//registry/auth/device", "/registry//auth/device/"], "{}"),
@@ -130,7 +140,10 @@ struct OperationsRoutesTests {
         try await withTemporaryDirectory { (dir: String) async throws in
             let store = try RegistryStore(configuration: .init(dataDirectory: DataDirectory(path: dir)), random: SeededRandom(seed: 1))
             let router = buildRouter(
-                store: store, authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies), accessLog: summary, now: { R.now }
+                store: store,
+                authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies),
+                accessLog: summary,
+                now: { R.now }
             )
             try await Application(router: router, logger: logger).test(.router) { (client: any TestClientProtocol) async throws in
                 #expect(try await R.call(client, .put, "/devices/d1", body: "{}").status == .ok)
@@ -165,10 +178,15 @@ struct OperationsRoutesTests {
     }
 
     @Test func connectionAndEventStreamSettingsAreValidated() throws {
-        let connections = try ConnectionLimits(json: try JSONParser.parse(Array(#"{"maxConnections": 8, "headerTimeoutSeconds": 0.5, "maxHeaderBytes": 8192}"#.utf8)))
+        let connections = try ConnectionLimits(
+            json: try JSONParser.parse(Array(#"{"maxConnections": 8, "headerTimeoutSeconds": 0.5, "maxHeaderBytes": 8192}"#.utf8))
+        )
         #expect(connections.maxConnections == 8 && connections.headerTimeout == .milliseconds(500) && connections.maxHeaderBytes == 8192)
         #expect(connections.idleTimeout == .seconds(60), "unset keys keep their defaults")
-        for bad in [#"{"maxConnections": 0}"#, #"{"idleTimeoutSeconds": -1}"#, #"{"maxHeaderBytes": 100}"#, #"{"maxHeaderBytes": 100000}"#, #"{"nope": 1}"#, "[]"] {
+        for bad in [
+            #"{"maxConnections": 0}"#, #"{"idleTimeoutSeconds": -1}"#, #"{"maxHeaderBytes": 100}"#, #"{"maxHeaderBytes": 100000}"#, #"{"nope": 1}"#,
+            "[]",
+        ] {
             #expect(throws: ConfigurationFieldError.self, "\(bad)") { try ConnectionLimits(json: try JSONParser.parse(Array(bad.utf8))) }
         }
         let streams = try EventStreamLimits(json: try JSONParser.parse(Array(#"{"maxPerPolicy": 3, "stallTimeoutSeconds": 2}"#.utf8)))
@@ -179,7 +197,9 @@ struct OperationsRoutesTests {
     }
 
     @Test func throttlingConfigurationIsValidated() throws {
-        let parsed = try ThrottlingConfiguration(json: try JSONParser.parse(Array(#"{"registryWrites": 10, "queries": 0.5, "burstSeconds": 2}"#.utf8)))
+        let parsed = try ThrottlingConfiguration(
+            json: try JSONParser.parse(Array(#"{"registryWrites": 10, "queries": 0.5, "burstSeconds": 2}"#.utf8))
+        )
         #expect(parsed.rates == [.registryWrites: 10, .queries: 0.5])
         #expect(parsed.burstSeconds == 2)
         #expect(throws: ConfigurationFieldError.self) { try ThrottlingConfiguration(json: try JSONParser.parse(Array(#"{"reads": 1}"#.utf8))) }
@@ -222,8 +242,11 @@ struct OperationsRoutesTests {
         #expect(AccessRights(description: "registryRead, metrics") == [.registryRead, rights])
         #expect(!rights.allow(.registryRead) && !AccessRights.all.allow(rights), "Metrics implies nothing and is implied by nothing")
         let prometheus = SharedAccessPolicy(
-            name: "prometheus", rights: rights,
-            primaryKey: Data(repeating: 3, count: 32).base64EncodedString(), secondaryKey: Data(repeating: 4, count: 32).base64EncodedString())
+            name: "prometheus",
+            rights: rights,
+            primaryKey: Data(repeating: 3, count: 32).base64EncodedString(),
+            secondaryKey: Data(repeating: 4, count: 32).base64EncodedString()
+        )
         let scrape = SharedAccessSignature.make(resource: R.host, key: prometheus.primaryKey, keyName: prometheus.name, expiry: R.now + 3600)
         for open in [false, true] {
             try await Self.withAPI(configuration: RegistryAPIConfiguration(metricsOpen: open), policies: R.policies + [prometheus]) { client, _ in
@@ -255,14 +278,19 @@ struct OperationsRoutesTests {
             let key = try #require(created.json?["authentication"]?["symmetricKey"]?["primaryKey"]?.stringValue)
             let good = DeviceAuthRouteTests.deviceToken("devices/a1", key: key)
             let expired = DeviceAuthRouteTests.deviceToken("devices/a1", key: key, expiry: R.now - 1)
-            for (body, count) in [(#"{"deviceId":"a1","token":"\#(good)"}"#, 2), (#"{"deviceId":"a1","token":"\#(expired)"}"#, 1), (#"{"deviceId":"ghost","token":"\#(good)"}"#, 1)] {
+            for (body, count) in [
+                (#"{"deviceId":"a1","token":"\#(good)"}"#, 2), (#"{"deviceId":"a1","token":"\#(expired)"}"#, 1),
+                (#"{"deviceId":"ghost","token":"\#(good)"}"#, 1),
+            ] {
                 for _ in 0..<count {
                     #expect(try await R.call(client, .post, "/registry/auth/device", body: body, auth: R.token("device")).status == .ok)
                 }
             }
             let login = #"{"username":"\#(R.host)/a1/?api-version=2021-04-12","password":"\#(good)","clientid":"a1"}"#
             #expect(try await R.call(client, .post, "/registry/auth/emqx", body: login, auth: R.token("device")).json?["result"] == .string("allow"))
-            let text = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: R.token("registryRead")]) { String(buffer: $0.body) }
+            let text = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: R.token("registryRead")]) {
+                String(buffer: $0.body)
+            }
             func decisions(_ labels: String) -> Double? { Self.metric(text, "registryd_device_auth_decisions_total{\(labels)}") }
             #expect(decisions(#"route="device",result="allow",detail="sas""#) == 2)
             #expect(decisions(#"route="device",result="deny",detail="expired""#) == 1)

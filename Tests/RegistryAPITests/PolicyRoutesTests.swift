@@ -29,7 +29,10 @@ struct PolicyRoutesTests {
                 #expect(listed.json?.arrayValue?.allSatisfy { $0["primaryKey"] == nil } == true, "the list shows no keys")
                 // Only all-rights callers.
                 let readWrite = try #require(policies.first { $0.name == "registryReadWrite" })
-                #expect(try await R.call(client, .get, "/registry/policies", auth: token("registryReadWrite", readWrite.primaryKey)).status == .unauthorized)
+                #expect(
+                    try await R.call(client, .get, "/registry/policies", auth: token("registryReadWrite", readWrite.primaryKey)).status
+                        == .unauthorized
+                )
 
                 // Add: its token works at once.
                 let added = try await R.call(client, .put, "/registry/policies/ops-reader", body: #"{"rights":"RegistryRead"}"#, auth: ownerToken)
@@ -49,19 +52,45 @@ struct PolicyRoutesTests {
                 #expect(try await R.call(client, .get, "/devices", auth: token("ops-reader", secondary)).status == .ok)
 
                 // Change rights, then remove.
-                _ = try await R.call(client, .put, "/registry/policies/ops-reader", body: #"{"rights":"RegistryRead, RegistryWrite"}"#, auth: ownerToken)
+                _ = try await R.call(
+                    client,
+                    .put,
+                    "/registry/policies/ops-reader",
+                    body: #"{"rights":"RegistryRead, RegistryWrite"}"#,
+                    auth: ownerToken
+                )
                 #expect(try await R.call(client, .put, "/devices/y", body: "{}", auth: token("ops-reader", newKey)).status == .ok)
                 #expect(try await R.call(client, .delete, "/registry/policies/ops-reader", auth: ownerToken).status == .noContent)
                 #expect(try await R.call(client, .get, "/devices", auth: token("ops-reader", newKey)).status == .unauthorized)
 
                 // Refusals: the last all-rights policy, bad names and rights, unknown policies.
-                R.expectAzureError(try await R.call(client, .delete, "/registry/policies/iothubowner", auth: ownerToken), .badRequest, "ArgumentInvalid")
-                R.expectAzureError(try await R.call(client, .put, "/registry/policies/iothubowner", body: #"{"rights":"RegistryRead"}"#, auth: ownerToken), .badRequest, "ArgumentInvalid")
-                R.expectAzureError(try await R.call(client, .put, "/registry/policies/bad%20name", body: #"{"rights":"RegistryRead"}"#, auth: ownerToken), .badRequest, "ArgumentInvalid")
-                R.expectAzureError(try await R.call(client, .put, "/registry/policies/p", body: #"{"rights":"Everything"}"#, auth: ownerToken), .badRequest, "ArgumentInvalid")
+                R.expectAzureError(
+                    try await R.call(client, .delete, "/registry/policies/iothubowner", auth: ownerToken),
+                    .badRequest,
+                    "ArgumentInvalid"
+                )
+                R.expectAzureError(
+                    try await R.call(client, .put, "/registry/policies/iothubowner", body: #"{"rights":"RegistryRead"}"#, auth: ownerToken),
+                    .badRequest,
+                    "ArgumentInvalid"
+                )
+                R.expectAzureError(
+                    try await R.call(client, .put, "/registry/policies/bad%20name", body: #"{"rights":"RegistryRead"}"#, auth: ownerToken),
+                    .badRequest,
+                    "ArgumentInvalid"
+                )
+                R.expectAzureError(
+                    try await R.call(client, .put, "/registry/policies/p", body: #"{"rights":"Everything"}"#, auth: ownerToken),
+                    .badRequest,
+                    "ArgumentInvalid"
+                )
                 R.expectAzureError(try await R.call(client, .delete, "/registry/policies/ghost", auth: ownerToken), .notFound, "PolicyNotFound")
                 // Changes are stored: a new authenticator loads them.
-                #expect(try PolicyStore.load(store.storage).map(\.name).sorted() == ["device", "iothubowner", "registryRead", "registryReadWrite", "service"])
+                #expect(
+                    try PolicyStore.load(store.storage).map(\.name).sorted() == [
+                        "device", "iothubowner", "registryRead", "registryReadWrite", "service",
+                    ]
+                )
             }
             store.close()
         }
@@ -85,7 +114,11 @@ struct PolicyRoutesTests {
                 #expect(added.status == .ok)
                 #expect(added.json?["rights"]?.stringValue == "Metrics")
                 let key = try #require(added.json?["primaryKey"]?.stringValue)
-                R.expectAzureError(try await R.call(client, .get, "/devices", auth: token("prometheus", key)), .unauthorized, "IotHubUnauthorizedAccess")
+                R.expectAzureError(
+                    try await R.call(client, .get, "/devices", auth: token("prometheus", key)),
+                    .unauthorized,
+                    "IotHubUnauthorizedAccess"
+                )
 
                 let all = "RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect, Metrics"
                 let widened = try await R.call(client, .put, "/registry/policies/iothubowner", body: #"{"rights":"\#(all)"}"#, auth: ownerToken)
@@ -95,7 +128,9 @@ struct PolicyRoutesTests {
                 // Still the last owner: it cannot lose an Azure right.
                 R.expectAzureError(
                     try await R.call(client, .put, "/registry/policies/iothubowner", body: #"{"rights":"RegistryRead, Metrics"}"#, auth: ownerToken),
-                    .badRequest, "ArgumentInvalid")
+                    .badRequest,
+                    "ArgumentInvalid"
+                )
             }
             store.close()
         }
@@ -124,19 +159,46 @@ struct PolicyRoutesTests {
                 #expect(seenByRotator.json?["etag"]?.stringValue.map { "\"\($0)\"" } == etag)
                 let oldKey = try #require(seenByEditor.json?["primaryKey"]?.stringValue)
 
-                let rotated = try await R.call(client, .post, "/registry/policies/registryRead/rotate", body: #"{"key":"primary"}"#, ifMatch: etag, auth: ownerToken)
+                let rotated = try await R.call(
+                    client,
+                    .post,
+                    "/registry/policies/registryRead/rotate",
+                    body: #"{"key":"primary"}"#,
+                    ifMatch: etag,
+                    auth: ownerToken
+                )
                 #expect(rotated.status == .ok)
                 let newKey = try #require(rotated.json?["primaryKey"]?.stringValue)
                 #expect(newKey != oldKey)
                 #expect(rotated.headers[.eTag] != etag)
 
                 // The editor's update, made against what it read, is refused: nothing changes.
-                let stale = try await R.call(client, .put, "/registry/policies/registryRead", body: #"{"rights":"RegistryRead, ServiceConnect"}"#, ifMatch: etag, auth: ownerToken)
+                let stale = try await R.call(
+                    client,
+                    .put,
+                    "/registry/policies/registryRead",
+                    body: #"{"rights":"RegistryRead, ServiceConnect"}"#,
+                    ifMatch: etag,
+                    auth: ownerToken
+                )
                 R.expectAzureError(stale, .preconditionFailed, "PreconditionFailed")
                 R.expectAzureError(
-                    try await R.call(client, .post, "/registry/policies/registryRead/rotate", body: #"{"key":"secondary"}"#, ifMatch: etag, auth: ownerToken),
-                    .preconditionFailed, "PreconditionFailed")
-                R.expectAzureError(try await R.call(client, .delete, "/registry/policies/registryRead", ifMatch: etag, auth: ownerToken), .preconditionFailed, "PreconditionFailed")
+                    try await R.call(
+                        client,
+                        .post,
+                        "/registry/policies/registryRead/rotate",
+                        body: #"{"key":"secondary"}"#,
+                        ifMatch: etag,
+                        auth: ownerToken
+                    ),
+                    .preconditionFailed,
+                    "PreconditionFailed"
+                )
+                R.expectAzureError(
+                    try await R.call(client, .delete, "/registry/policies/registryRead", ifMatch: etag, auth: ownerToken),
+                    .preconditionFailed,
+                    "PreconditionFailed"
+                )
                 var stored = try #require(try PolicyStore.load(store.storage).first { $0.name == "registryRead" })
                 #expect(stored.primaryKey == newKey)
                 #expect(stored.rights == .registryRead)
@@ -145,7 +207,13 @@ struct PolicyRoutesTests {
 
                 // Without If-Match the change is computed from the record as it is now: the
                 // rights change and the rotated key stays.
-                let updated = try await R.call(client, .put, "/registry/policies/registryRead", body: #"{"rights":"RegistryRead, ServiceConnect"}"#, auth: ownerToken)
+                let updated = try await R.call(
+                    client,
+                    .put,
+                    "/registry/policies/registryRead",
+                    body: #"{"rights":"RegistryRead, ServiceConnect"}"#,
+                    auth: ownerToken
+                )
                 #expect(updated.status == .ok)
                 #expect(updated.json?["primaryKey"]?.stringValue == newKey)
                 stored = try #require(try PolicyStore.load(store.storage).first { $0.name == "registryRead" })
@@ -157,8 +225,17 @@ struct PolicyRoutesTests {
                 #expect(try await R.call(client, .delete, "/registry/policies/registryRead", ifMatch: current, auth: ownerToken).status == .noContent)
                 // If-Match on a policy that does not exist: not found, nothing created.
                 R.expectAzureError(
-                    try await R.call(client, .put, "/registry/policies/registryRead", body: #"{"rights":"RegistryRead"}"#, ifMatch: current, auth: ownerToken),
-                    .notFound, "PolicyNotFound")
+                    try await R.call(
+                        client,
+                        .put,
+                        "/registry/policies/registryRead",
+                        body: #"{"rights":"RegistryRead"}"#,
+                        ifMatch: current,
+                        auth: ownerToken
+                    ),
+                    .notFound,
+                    "PolicyNotFound"
+                )
                 #expect(try PolicyStore.load(store.storage).contains { $0.name == "registryRead" } == false)
             }
             store.close()

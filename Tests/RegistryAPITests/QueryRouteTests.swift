@@ -14,13 +14,18 @@ struct QueryRouteTests {
     typealias R = RegistryRoutesTests
 
     static func query(
-        _ client: any TestClientProtocol, _ text: String, pageSize: String? = nil, continuation: String? = nil, auth: String = R.token("service")
+        _ client: any TestClientProtocol,
+        _ text: String,
+        pageSize: String? = nil,
+        continuation: String? = nil,
+        auth: String = R.token("service")
     ) async throws -> (HTTPResponse.Status, HTTPFields, JSONValue?) {
         var headers: HTTPFields = [.authorization: auth, .contentType: "application/json"]
         if let pageSize { headers[HTTPField.Name("x-ms-max-item-count")!] = pageSize }
         if let continuation { headers[HTTPField.Name("x-ms-continuation")!] = continuation }
         let body = String(decoding: CanonicalJSON.encode(.object(["query": .string(text)])), as: UTF8.self)
-        return try await client.execute(uri: "/devices/query?api-version=2021-04-12", method: .post, headers: headers, body: ByteBuffer(string: body)) { response in
+        return try await client.execute(uri: "/devices/query?api-version=2021-04-12", method: .post, headers: headers, body: ByteBuffer(string: body))
+        { response in
             (response.status, response.headers, try? JSONParser.parse(Array(response.body.readableBytesView)))
         }
     }

@@ -6,8 +6,8 @@ import Logging
 import NIOCore
 import RegistryAPI
 import RegistryCore
-import RegistryLMDB
 import RegistryDelivery
+import RegistryLMDB
 import RegistryTesting
 import Testing
 
@@ -31,7 +31,9 @@ struct RegistryExtensionRoutesTests {
         }
     }
 
-    func events(_ client: any TestClientProtocol, _ uri: String, lastEventId: String? = nil, auth: String = R.token()) async throws -> (HTTPResponse.Status, [(id: String, event: String, data: JSONValue)]) {
+    func events(_ client: any TestClientProtocol, _ uri: String, lastEventId: String? = nil, auth: String = R.token()) async throws -> (
+        HTTPResponse.Status, [(id: String, event: String, data: JSONValue)]
+    ) {
         var headers: HTTPFields = [.authorization: auth]
         if let lastEventId { headers[HTTPField.Name("Last-Event-ID")!] = lastEventId }
         return try await client.execute(uri: uri, method: .get, headers: headers) { response in
@@ -42,7 +44,9 @@ struct RegistryExtensionRoutesTests {
                     guard let colon = line.firstIndex(of: ":") else { continue }
                     fields[String(line[..<colon])] = String(line[line.index(colon, offsetBy: 2)...])
                 }
-                guard let id = fields["id"], let event = fields["event"], let data = fields["data"], let json = try? JSONParser.parse(data) else { return nil }
+                guard let id = fields["id"], let event = fields["event"], let data = fields["data"], let json = try? JSONParser.parse(data) else {
+                    return nil
+                }
                 return (id, event, json)
             }
             return (response.status, events)
@@ -65,7 +69,12 @@ struct RegistryExtensionRoutesTests {
             #expect(changes.map(\.id) == ["hub-3", "hub-4"])
             #expect(changes[0].data["body"]?["status"] == .string("disabled"))
 
-            let (_, filtered) = try await events(client, "/registry/events?from=1&limit=1&condition=" + "opType = 'deleteDeviceIdentity'".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+            let (_, filtered) = try await events(
+                client,
+                "/registry/events?from=1&limit=1&condition=" + "opType = 'deleteDeviceIdentity'".addingPercentEncoding(
+                    withAllowedCharacters: .alphanumerics
+                )!
+            )
             #expect(filtered.map(\.id) == ["hub-4"])
 
             #expect(try await events(client, "/registry/events?from=1&limit=1", auth: R.token("registryRead")).0 == .unauthorized)
@@ -85,7 +94,11 @@ struct RegistryExtensionRoutesTests {
             #expect(first["health"] == .string("healthy"))
             #expect(try await R.call(client, .get, "/registry/routes/all/parked").json == .array([]))
             R.expectAzureError(try await R.call(client, .get, "/registry/routes/nope/parked"), .notFound, "RouteNotFound")
-            R.expectAzureError(try await R.call(client, .post, "/registry/routes/all/enable", auth: R.token("registryRead")), .unauthorized, "IotHubUnauthorizedAccess")
+            R.expectAzureError(
+                try await R.call(client, .post, "/registry/routes/all/enable", auth: R.token("registryRead")),
+                .unauthorized,
+                "IotHubUnauthorizedAccess"
+            )
             #expect(try await R.call(client, .post, "/registry/routes/all/parked/redeliver").status == .accepted)
             #expect(try await R.call(client, .post, "/registry/routes/all/enable").status == .ok)
         }

@@ -24,7 +24,9 @@ struct RegistryRoutesTests {
     }
 
     /// Runs `body` against a router over a fresh store.
-    func withAPI(limits: RegistryLimits = .init(), maxBody: Int = 4096, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    func withAPI(limits: RegistryLimits = .init(), maxBody: Int = 4096, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void)
+        async throws
+    {
         try await withTemporaryDirectory { dir in
             let store = try makeStore(dir, limits: limits)
             let authenticator = ServiceAuthenticator(hostName: Self.host, policies: Self.policies)
@@ -109,8 +111,16 @@ struct RegistryRoutesTests {
             #expect(try await Self.call(client, .put, "/devices/d", body: "{}", auth: Self.token("registryReadWrite")).status == .ok)
             #expect(try await Self.call(client, .get, "/devices/d", auth: Self.token("registryReadWrite")).status == .ok)
             #expect(try await Self.call(client, .get, "/statistics/service", auth: Self.token("service")).status == .ok)
-            Self.expectAzureError(try await Self.call(client, .get, "/devices", auth: Self.token("service")), .unauthorized, "IotHubUnauthorizedAccess")
-            Self.expectAzureError(try await Self.call(client, .get, "/devices", auth: Self.token("device")), .unauthorized, "IotHubUnauthorizedAccess")
+            Self.expectAzureError(
+                try await Self.call(client, .get, "/devices", auth: Self.token("service")),
+                .unauthorized,
+                "IotHubUnauthorizedAccess"
+            )
+            Self.expectAzureError(
+                try await Self.call(client, .get, "/devices", auth: Self.token("device")),
+                .unauthorized,
+                "IotHubUnauthorizedAccess"
+            )
         }
     }
 
@@ -118,7 +128,12 @@ struct RegistryRoutesTests {
 
     @Test func deviceLifecycleStatusCodes() async throws {
         try await withAPI { client in
-            let created = try await Self.call(client, .put, "/devices/dev-1?api-version=2021-04-12", body: #"{"deviceId":"dev-1","status":"enabled"}"#)
+            let created = try await Self.call(
+                client,
+                .put,
+                "/devices/dev-1?api-version=2021-04-12",
+                body: #"{"deviceId":"dev-1","status":"enabled"}"#
+            )
             #expect(created.status == .ok)  // 200, not 201: the SDKs refuse 201
             let etag = try #require(created.json?["etag"]?.stringValue)
             #expect(created.headers[.eTag] == "\"\(etag)\"")
@@ -133,10 +148,20 @@ struct RegistryRoutesTests {
             #expect(fetched.json == created.json)  // read-your-writes
 
             Self.expectAzureError(try await Self.call(client, .put, "/devices/dev-1", body: "{}"), .conflict, "DeviceAlreadyExists")
-            Self.expectAzureError(try await Self.call(client, .put, "/devices/dev-1", body: #"{"status":"disabled"}"#, ifMatch: "\"c3RhbGU=\""), .preconditionFailed, "PreconditionFailed")
+            Self.expectAzureError(
+                try await Self.call(client, .put, "/devices/dev-1", body: #"{"status":"disabled"}"#, ifMatch: "\"c3RhbGU=\""),
+                .preconditionFailed,
+                "PreconditionFailed"
+            )
             Self.expectAzureError(try await Self.call(client, .put, "/devices/ghost", body: "{}", ifMatch: "\"*\""), .notFound, "DeviceNotFound")
 
-            let disabled = try await Self.call(client, .put, "/devices/dev-1", body: #"{"status":"disabled","statusReason":"lost"}"#, ifMatch: "W/\"\(etag)\"")
+            let disabled = try await Self.call(
+                client,
+                .put,
+                "/devices/dev-1",
+                body: #"{"status":"disabled","statusReason":"lost"}"#,
+                ifMatch: "W/\"\(etag)\""
+            )
             #expect(disabled.status == .ok)
             #expect(disabled.json?["status"] == .string("disabled"))
             let statusTime = try #require(disabled.json?["statusUpdatedTime"]?.stringValue)
@@ -145,7 +170,11 @@ struct RegistryRoutesTests {
             let etag2 = try #require(disabled.json?["etag"]?.stringValue)
             #expect(etag2 != etag)
 
-            Self.expectAzureError(try await Self.call(client, .delete, "/devices/dev-1", ifMatch: "\"\(etag)\""), .preconditionFailed, "PreconditionFailed")
+            Self.expectAzureError(
+                try await Self.call(client, .delete, "/devices/dev-1", ifMatch: "\"\(etag)\""),
+                .preconditionFailed,
+                "PreconditionFailed"
+            )
             let deleted = try await Self.call(client, .delete, "/devices/dev-1", ifMatch: "\"\(etag2)\"")
             #expect(deleted.status == .noContent)
             Self.expectAzureError(try await Self.call(client, .get, "/devices/dev-1"), .notFound, "DeviceNotFound")
@@ -178,20 +207,38 @@ struct RegistryRoutesTests {
         try await withAPI(maxBody: 512) { client in
             Self.expectAzureError(try await Self.call(client, .put, "/devices/bad%23id", body: "{}"), .badRequest, "ArgumentInvalid")
             Self.expectAzureError(try await Self.call(client, .put, "/devices/bad%20id", body: "{}"), .badRequest, "ArgumentInvalid")
-            Self.expectAzureError(try await Self.call(client, .put, "/devices/" + String(repeating: "a", count: 129), body: "{}"), .badRequest, "ArgumentInvalid")
+            Self.expectAzureError(
+                try await Self.call(client, .put, "/devices/" + String(repeating: "a", count: 129), body: "{}"),
+                .badRequest,
+                "ArgumentInvalid"
+            )
             Self.expectAzureError(try await Self.call(client, .put, "/devices/d", body: "{not json"), .badRequest, "IotHubFormatError")
             Self.expectAzureError(try await Self.call(client, .put, "/devices/d", body: "[1]"), .badRequest, "IotHubFormatError")
             Self.expectAzureError(try await Self.call(client, .put, "/devices/d", body: #"{"deviceId":"other"}"#), .badRequest, "ArgumentInvalid")
             Self.expectAzureError(try await Self.call(client, .put, "/devices/d", body: #"{"status":"sleeping"}"#), .badRequest, "ArgumentInvalid")
             Self.expectAzureError(try await Self.call(client, .put, "/devices/d", body: #"{"status":5}"#), .badRequest, "ArgumentInvalid")
-            Self.expectAzureError(try await Self.call(client, .put, "/devices/d", body: #"{"statusReason":"\#(String(repeating: "r", count: 129))"}"#), .badRequest, "ArgumentInvalid")
             Self.expectAzureError(
-                try await Self.call(client, .put, "/devices/d", body: #"{"authentication":{"symmetricKey":{"primaryKey":"c2hvcnQ=","secondaryKey":"c2hvcnQ="}}}"#),
+                try await Self.call(client, .put, "/devices/d", body: #"{"statusReason":"\#(String(repeating: "r", count: 129))"}"#),
                 .badRequest,
                 "ArgumentInvalid"
             )
             Self.expectAzureError(
-                try await Self.call(client, .put, "/devices/d", body: #"{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"xyz"}}}"#),
+                try await Self.call(
+                    client,
+                    .put,
+                    "/devices/d",
+                    body: #"{"authentication":{"symmetricKey":{"primaryKey":"c2hvcnQ=","secondaryKey":"c2hvcnQ="}}}"#
+                ),
+                .badRequest,
+                "ArgumentInvalid"
+            )
+            Self.expectAzureError(
+                try await Self.call(
+                    client,
+                    .put,
+                    "/devices/d",
+                    body: #"{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"xyz"}}}"#
+                ),
                 .badRequest,
                 "ArgumentInvalid"
             )
@@ -240,19 +287,40 @@ struct RegistryRoutesTests {
             Self.expectAzureError(try await Self.call(client, .put, "/devices/host/modules/m1", body: "{}"), .notFound, "DeviceNotFound")
             Self.expectAzureError(try await Self.call(client, .get, "/devices/host/modules"), .notFound, "DeviceNotFound")
             _ = try await Self.call(client, .put, "/devices/host", body: "{}")
-            let m1 = try await Self.call(client, .put, "/devices/host/modules/m1", body: #"{"moduleId":"m1","deviceId":"host","managedBy":"IotEdge"}"#)
+            let m1 = try await Self.call(
+                client,
+                .put,
+                "/devices/host/modules/m1",
+                body: #"{"moduleId":"m1","deviceId":"host","managedBy":"IotEdge"}"#
+            )
             #expect(m1.status == .ok)
             #expect(m1.json?["managedBy"] == .string("IotEdge"))
             #expect(m1.json?["status"] == nil)
             Self.expectAzureError(try await Self.call(client, .put, "/devices/host/modules/m1", body: "{}"), .conflict, "ModuleAlreadyExistsOnDevice")
-            Self.expectAzureError(try await Self.call(client, .put, "/devices/host/modules/m9", body: #"{"status":"disabled"}"#), .badRequest, "ArgumentInvalid")
-            Self.expectAzureError(try await Self.call(client, .put, "/devices/host/modules/m9", body: #"{"moduleId":"other"}"#), .badRequest, "ArgumentInvalid")
+            Self.expectAzureError(
+                try await Self.call(client, .put, "/devices/host/modules/m9", body: #"{"status":"disabled"}"#),
+                .badRequest,
+                "ArgumentInvalid"
+            )
+            Self.expectAzureError(
+                try await Self.call(client, .put, "/devices/host/modules/m9", body: #"{"moduleId":"other"}"#),
+                .badRequest,
+                "ArgumentInvalid"
+            )
             Self.expectAzureError(try await Self.call(client, .get, "/devices/host/modules/nope"), .notFound, "ModuleNotFound")
             Self.expectAzureError(try await Self.call(client, .delete, "/devices/host/modules/nope"), .notFound, "ModuleNotFound")
             _ = try await Self.call(client, .put, "/devices/host/modules/m2", body: "{}")
-            Self.expectAzureError(try await Self.call(client, .put, "/devices/host/modules/m3", body: "{}"), .contentTooLarge, "TooManyModulesOnDevice")
+            Self.expectAzureError(
+                try await Self.call(client, .put, "/devices/host/modules/m3", body: "{}"),
+                .contentTooLarge,
+                "TooManyModulesOnDevice"
+            )
             let etag = try #require(m1.json?["etag"]?.stringValue)
-            Self.expectAzureError(try await Self.call(client, .put, "/devices/host/modules/m1", body: "{}", ifMatch: "\"stale\""), .preconditionFailed, "PreconditionFailed")
+            Self.expectAzureError(
+                try await Self.call(client, .put, "/devices/host/modules/m1", body: "{}", ifMatch: "\"stale\""),
+                .preconditionFailed,
+                "PreconditionFailed"
+            )
             #expect(try await Self.call(client, .put, "/devices/host/modules/m1", body: "{}", ifMatch: "\"\(etag)\"").status == .ok)
             #expect(try await Self.call(client, .get, "/devices/host/modules").json?.arrayValue?.count == 2)
             #expect(try await Self.call(client, .delete, "/devices/host/modules/m2", ifMatch: "\"*\"").status == .noContent)

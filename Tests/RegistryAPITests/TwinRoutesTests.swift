@@ -4,9 +4,9 @@ import Hummingbird
 import HummingbirdTesting
 import RegistryAPI
 import RegistryCore
-import RegistryTransfer
 import RegistryLMDB
 import RegistryTesting
+import RegistryTransfer
 import Testing
 
 /// Twin tags: `/twins`, their own etag, queries over them, bulk twin modes, export lines.
@@ -23,7 +23,13 @@ struct TwinRoutesTests {
             #expect(fresh.json?["etag"] == .string("AAAAAAAAAAE="))
             #expect(fresh.json?["deviceEtag"] == .string(identityEtag))
 
-            let patched = try await R.call(client, .patch, "/twins/t1", body: #"{"tags":{"location":{"region":"eu","site":"a"},"owner":"ops"}}"#, ifMatch: "\"AAAAAAAAAAE=\"")
+            let patched = try await R.call(
+                client,
+                .patch,
+                "/twins/t1",
+                body: #"{"tags":{"location":{"region":"eu","site":"a"},"owner":"ops"}}"#,
+                ifMatch: "\"AAAAAAAAAAE=\""
+            )
             #expect(patched.status == .ok)
             #expect(patched.json?["tags"]?["location"]?["region"] == .string("eu"))
             let twinEtag = try #require(patched.json?["etag"]?.stringValue)
@@ -39,8 +45,16 @@ struct TwinRoutesTests {
             #expect(device.json?["twin"] == nil)
             #expect(device.json?["tags"] == nil)
             // A stale twin etag is 412; an identity etag is not a twin etag.
-            R.expectAzureError(try await R.call(client, .patch, "/twins/t1", body: #"{"tags":{"x":1}}"#, ifMatch: "\"\(twinEtag)\""), .preconditionFailed, "PreconditionFailed")
-            R.expectAzureError(try await R.call(client, .patch, "/twins/t1", body: #"{"tags":{"x":1}}"#, ifMatch: "\"\(identityEtag)\""), .preconditionFailed, "PreconditionFailed")
+            R.expectAzureError(
+                try await R.call(client, .patch, "/twins/t1", body: #"{"tags":{"x":1}}"#, ifMatch: "\"\(twinEtag)\""),
+                .preconditionFailed,
+                "PreconditionFailed"
+            )
+            R.expectAzureError(
+                try await R.call(client, .patch, "/twins/t1", body: #"{"tags":{"x":1}}"#, ifMatch: "\"\(identityEtag)\""),
+                .preconditionFailed,
+                "PreconditionFailed"
+            )
             // An identity update with the identity etag still works after tag changes, and keeps the tags.
             #expect(try await R.call(client, .put, "/devices/t1", body: #"{"status":"disabled"}"#, ifMatch: "\"\(identityEtag)\"").status == .ok)
             #expect(try await R.call(client, .get, "/twins/t1").json?["tags"]?["location"]?["floor"] == .int(2))
@@ -49,7 +63,11 @@ struct TwinRoutesTests {
             #expect(replaced.json?["tags"] == .object(["only": .bool(true)]))
 
             // Limits and out-of-scope properties.
-            R.expectAzureError(try await R.call(client, .patch, "/twins/t1", body: #"{"properties":{"desired":{"x":1}}}"#), .badRequest, "ArgumentInvalid")
+            R.expectAzureError(
+                try await R.call(client, .patch, "/twins/t1", body: #"{"properties":{"desired":{"x":1}}}"#),
+                .badRequest,
+                "ArgumentInvalid"
+            )
             R.expectAzureError(try await R.call(client, .patch, "/twins/t1", body: #"{"tags":{"a.b":1}}"#), .badRequest, "ArgumentInvalid")
             R.expectAzureError(try await R.call(client, .patch, "/twins/t1", body: #"{"tags":{"list":[1,2]}}"#), .badRequest, "ArgumentInvalid")
             // Size limits (bodies this large exceed the test router's body limit: checked directly).
@@ -77,24 +95,42 @@ struct TwinRoutesTests {
             let store = try makeStore(dir)
             let router = buildRouter(store: store, authenticator: ServiceAuthenticator(hostName: R.host, policies: R.policies), now: { R.now })
             try await Application(router: router).test(.router) { client in
-                let bulk = try await R.call(client, .post, "/devices", body: """
-                    [{"id":"eu-1","importMode":"create","tags":{"location":{"region":"eu"}}},
-                     {"id":"us-1","importMode":"create","tags":{"location":{"region":"us"}}},
-                     {"id":"none","importMode":"create"}]
-                    """)
+                let bulk = try await R.call(
+                    client,
+                    .post,
+                    "/devices",
+                    body: """
+                        [{"id":"eu-1","importMode":"create","tags":{"location":{"region":"eu"}}},
+                         {"id":"us-1","importMode":"create","tags":{"location":{"region":"us"}}},
+                         {"id":"none","importMode":"create"}]
+                        """
+                )
                 #expect(bulk.status == .ok, "\(String(describing: bulk.json))")
                 let twinOfUS = try #require(try await R.call(client, .get, "/twins/us-1").json?["etag"]?.stringValue)
-                let twinModes = try await R.call(client, .post, "/devices", body: """
-                    [{"id":"none","importMode":"updateTwin","tags":{"location":{"region":"eu"}}},
-                     {"id":"us-1","importMode":"updateTwinIfMatchETag","twinETag":"\(twinOfUS)","tags":{"location":{"region":"us","zone":"2"}}},
-                     {"id":"eu-1","importMode":"updateTwinIfMatchETag","twinETag":"AAAAAAAAAHs=","tags":{"x":1}}]
-                    """)
+                let twinModes = try await R.call(
+                    client,
+                    .post,
+                    "/devices",
+                    body: """
+                        [{"id":"none","importMode":"updateTwin","tags":{"location":{"region":"eu"}}},
+                         {"id":"us-1","importMode":"updateTwinIfMatchETag","twinETag":"\(twinOfUS)","tags":{"location":{"region":"us","zone":"2"}}},
+                         {"id":"eu-1","importMode":"updateTwinIfMatchETag","twinETag":"AAAAAAAAAHs=","tags":{"x":1}}]
+                        """
+                )
                 #expect(twinModes.status == .badRequest, "the stale twin etag fails that entry only")
                 #expect(twinModes.json?["errors"]?.arrayValue?.first?["deviceId"] == .string("eu-1"))
 
-                let page = try store.storage.queryPage(try QueryParser.parse("SELECT deviceId FROM devices WHERE tags.location.region = 'eu'"), cursor: nil, pageSize: 10)
+                let page = try store.storage.queryPage(
+                    try QueryParser.parse("SELECT deviceId FROM devices WHERE tags.location.region = 'eu'"),
+                    cursor: nil,
+                    pageSize: 10
+                )
                 #expect(page.items == [.object(["deviceId": .string("eu-1")]), .object(["deviceId": .string("none")])])
-                let zone = try store.storage.queryPage(try QueryParser.parse("SELECT * FROM devices WHERE IS_DEFINED(tags.location.zone)"), cursor: nil, pageSize: 10)
+                let zone = try store.storage.queryPage(
+                    try QueryParser.parse("SELECT * FROM devices WHERE IS_DEFINED(tags.location.zone)"),
+                    cursor: nil,
+                    pageSize: 10
+                )
                 #expect(zone.items.map { $0["deviceId"] } == [.string("us-1")])
                 #expect(zone.items.first?["tags"]?["location"]?["zone"] == .string("2"))
 
@@ -114,7 +150,14 @@ struct TwinRoutesTests {
                 _ = try await ImportExportEngine.export(storage: store.storage, excludeKeys: true) { collected.append($0) }
                 let text = collected.text
                 try text.write(toFile: file, atomically: true, encoding: .utf8)
-                let counts = try await ImportExportEngine.importFile(store: target, path: file, batch: 100, actor: "t", requestId: "t", errors: { _ in })
+                let counts = try await ImportExportEngine.importFile(
+                    store: target,
+                    path: file,
+                    batch: 100,
+                    actor: "t",
+                    requestId: "t",
+                    errors: { _ in }
+                )
                 #expect(counts.failed == 0)
                 #expect(try target.storage.device("us-1")?.twin?.tags["location"] == .object(["region": .string("us"), "zone": .string("2")]))
                 target.close()
@@ -133,7 +176,8 @@ extension TwinRoutesTests {
             try await Application(router: router).test(.router) { client in
                 let created = try await R.call(client, .put, "/devices/look-alike", body: "{}")
                 let key = try #require(created.json?["authentication"]?["symmetricKey"]?["primaryKey"]?.stringValue)
-                let tags = #"{"tags":{"status":"disabled","connectionState":"Connected","twin":{"etag":"x"},"primaryKey":"aes256gcm:zz","type":"selfSigned"}}"#
+                let tags =
+                    #"{"tags":{"status":"disabled","connectionState":"Connected","twin":{"etag":"x"},"primaryKey":"aes256gcm:zz","type":"selfSigned"}}"#
                 #expect(try await R.call(client, .patch, "/twins/look-alike", body: tags).status == .ok)
                 let stats = try await R.call(client, .get, "/statistics/devices")
                 #expect(stats.json?["disabledDeviceCount"] == .int(0))
@@ -146,18 +190,32 @@ extension TwinRoutesTests {
                 let token = DeviceAuthRouteTests.deviceToken("devices/look-alike", key: key)
                 let check = try await DeviceAuthRouteTests.check(client, .object(["deviceId": .string("look-alike"), "token": .string(token)]))
                 #expect(check.1 == "allow")
-                let query = try store.storage.queryPage(try QueryParser.parse("SELECT deviceId FROM devices WHERE status = 'disabled'"), cursor: nil, pageSize: 10)
+                let query = try store.storage.queryPage(
+                    try QueryParser.parse("SELECT deviceId FROM devices WHERE status = 'disabled'"),
+                    cursor: nil,
+                    pageSize: 10
+                )
                 #expect(query.items.isEmpty)
 
                 // A self-signed device with only a secondary thumbprint and no keys: tags named like
                 // the missing members must not stand in for them.
                 let real = String(repeating: "ab", count: 20)
                 let planted = String(repeating: "cd", count: 20)
-                _ = try await R.call(client, .put, "/devices/cam", body: #"{"authentication":{"type":"selfSigned","x509Thumbprint":{"secondaryThumbprint":"\#(real)"}}}"#)
+                _ = try await R.call(
+                    client,
+                    .put,
+                    "/devices/cam",
+                    body: #"{"authentication":{"type":"selfSigned","x509Thumbprint":{"secondaryThumbprint":"\#(real)"}}}"#
+                )
                 let planting = #"{"tags":{"primaryThumbprint":"\#(planted)","primaryKey":"aes256gcm:zz"}}"#
                 #expect(try await R.call(client, .patch, "/twins/cam", body: planting).status == .ok)
-                #expect(try await DeviceAuthRouteTests.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(planted)])).2 == "badSignature")
-                #expect(try await DeviceAuthRouteTests.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(real)])).1 == "allow")
+                #expect(
+                    try await DeviceAuthRouteTests.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(planted)])).2
+                        == "badSignature"
+                )
+                #expect(
+                    try await DeviceAuthRouteTests.check(client, .object(["deviceId": .string("cam"), "thumbprint": .string(real)])).1 == "allow"
+                )
                 #expect(try await R.call(client, .get, "/devices/cam").status == .ok)
             }
             #expect(try verifyReplay(dir).outcome == .clean)

@@ -1,9 +1,10 @@
 import Foundation
 import LMDB
-@testable import RegistryCore
 import RegistryLMDB
 import RegistryTesting
 import Testing
+
+@testable import RegistryCore
 
 /// `audit verify` tied back to replay (issue 18): `LogVerifier`'s fast algorithm (byte-level
 /// layout, parallel hashing, a key-order merge with the projections) must reach the verdict a
@@ -73,7 +74,9 @@ struct AuditDifferentialTests {
                 for command in history.batch() {
                     executed += 1
                     let context = DecisionContext(now: Timestamp(unixSeconds: 1_800_000_000), sequence: sequence)
-                    guard let events = try? decide(command, state: state.commandState(for: command), context: context, random: &random) else { continue }
+                    guard let events = try? decide(command, state: state.commandState(for: command), context: context, random: &random) else {
+                        continue
+                    }
                     for event in events {
                         state = evolve(state, event)
                         types.insert(event.type)
@@ -127,7 +130,13 @@ struct AuditDifferentialTests {
         var cases: [Tampering] = []
 
         let flipped = index()
-        cases.append(Tampering(name: "bit flipped in payload \(flipped + 1)", log: LogTampering.flipBit(log, at: flipped, offset: index(), bit: index()), corruptAt: UInt64(flipped + 1)))
+        cases.append(
+            Tampering(
+                name: "bit flipped in payload \(flipped + 1)",
+                log: LogTampering.flipBit(log, at: flipped, offset: index(), bit: index()),
+                corruptAt: UInt64(flipped + 1)
+            )
+        )
 
         let i = index()
         let j = (i + 1 + Int(random.next() % UInt64(log.count - 1))) % log.count
@@ -135,23 +144,42 @@ struct AuditDifferentialTests {
 
         // The last record dropped leaves a valid log that the projections no longer match.
         let dropped = random.next() % 4 == 0 ? log.count - 1 : index()
-        cases.append(Tampering(name: "record \(dropped + 1) dropped", log: LogTampering.drop(log, at: dropped), corruptAt: dropped == log.count - 1 ? nil : UInt64(dropped + 2)))
+        cases.append(
+            Tampering(
+                name: "record \(dropped + 1) dropped",
+                log: LogTampering.drop(log, at: dropped),
+                corruptAt: dropped == log.count - 1 ? nil : UInt64(dropped + 2)
+            )
+        )
 
         // Re-hashed and re-chained: the log is consistent, only the projections can tell.
         let lasts = lastEvents.values.sorted()
         if !lasts.isEmpty {
             let last = Int(lasts[Int(random.next() % UInt64(lasts.count))]) - 1
-            cases.append(Tampering(name: "last event \(last + 1) of an identity rewritten and re-hashed", log: try LogTampering.rewritePayload(log, at: last)))
+            cases.append(
+                Tampering(name: "last event \(last + 1) of an identity rewritten and re-hashed", log: try LogTampering.rewritePayload(log, at: last))
+            )
         }
         // Anywhere: refused only when no later event overwrites the change, but always the same verdict.
         let anywhere = index()
-        cases.append(Tampering(name: "event \(anywhere + 1) rewritten and re-hashed", log: try LogTampering.rewritePayload(log, at: anywhere), mustBeRefused: false))
+        cases.append(
+            Tampering(
+                name: "event \(anywhere + 1) rewritten and re-hashed",
+                log: try LogTampering.rewritePayload(log, at: anywhere),
+                mustBeRefused: false
+            )
+        )
 
         for kind in LogTampering.NonCanonical.allCases {
             for style in LogTampering.HashStyle.allCases where kind != .upperCaseHash || style == .canonical {
                 let at = index()
                 cases.append(
-                    Tampering(name: "record \(at + 1) not canonical (\(kind), hash over \(style))", log: try LogTampering.nonCanonical(log, at: at, kind, hash: style), corruptAt: UInt64(at + 1)))
+                    Tampering(
+                        name: "record \(at + 1) not canonical (\(kind), hash over \(style))",
+                        log: try LogTampering.nonCanonical(log, at: at, kind, hash: style),
+                        corruptAt: UInt64(at + 1)
+                    )
+                )
             }
         }
         return cases

@@ -1,7 +1,8 @@
 import Foundation
-@testable import RegistryCore
 import RegistryTesting
 import Testing
+
+@testable import RegistryCore
 
 /// `CanonicalForm` must answer exactly what the full decode answers (parse, re-encode, compare):
 /// the log verifier's fast path relies on it to refuse what replay refuses and nothing else.
@@ -31,7 +32,8 @@ struct CanonicalFormTests {
         Fuzzer(
             corpus: documents,
             dictionary: [
-                " ", "\n", "\t", "\\u0041", "\\u001f", "\\u001F", "\\u0008", "\\u00e9", "\\/", "\\b", "\\\"", "-0", "0", "1.0", "e", "\"", "{", "}", "[", "]",
+                " ", "\n", "\t", "\\u0041", "\\u001f", "\\u001F", "\\u0008", "\\u00e9", "\\/", "\\b", "\\\"", "-0", "0", "1.0", "e", "\"", "{", "}",
+                "[", "]",
                 ",", ":", "null", "true", "\"a\":1", "\"\":0", "é", "\u{7f}", "\\ud83d\\ude80",
             ],
             nestings: [("[", "]"), ("{\"a\":", "}")]
@@ -60,10 +62,19 @@ struct CanonicalFormTests {
     }
 
     static func records() throws -> [[UInt8]] {
-        let golden = try String(contentsOfFile: fixturesDirectory() + "/events/lifecycle.jsonl", encoding: .utf8).split(separator: "\n").map { Array($0.utf8) }
+        let golden = try String(contentsOfFile: fixturesDirectory() + "/events/lifecycle.jsonl", encoding: .utf8).split(separator: "\n").map {
+            Array($0.utf8)
+        }
         let odd = EventRecord(
-            seq: 9_223_372_036_854_775_807, time: Timestamp(iso8601: "2024-02-29T23:59:59.9999999Z")!, type: .moduleTwinUpdated, deviceId: "d", moduleId: "m\"1",
-            actor: "a\u{1}\"\\é", requestId: "", payload: .object(["tags": .object(["b": .int(-1), "a": .number("1.5")])]), prevHash: [UInt8](repeating: 0xAB, count: 32)
+            seq: 9_223_372_036_854_775_807,
+            time: Timestamp(iso8601: "2024-02-29T23:59:59.9999999Z")!,
+            type: .moduleTwinUpdated,
+            deviceId: "d",
+            moduleId: "m\"1",
+            actor: "a\u{1}\"\\é",
+            requestId: "",
+            payload: .object(["tags": .object(["b": .int(-1), "a": .number("1.5")])]),
+            prevHash: [UInt8](repeating: 0xAB, count: 32)
         )
         return golden + [odd.encoded]
     }
@@ -74,7 +85,8 @@ struct CanonicalFormTests {
         let fuzzer = Fuzzer(
             corpus: records.map { String(decoding: $0, as: UTF8.self) },
             dictionary: [
-                " ", "\\u0041", "-0", "1.0", ",\"zzz\":0", "\"moduleId\":\"m\",", "A", "F", "Z", ".0000000", "T", "t", "+00:00", "0001-01-01T00:00:00",
+                " ", "\\u0041", "-0", "1.0", ",\"zzz\":0", "\"moduleId\":\"m\",", "A", "F", "Z", ".0000000", "T", "t", "+00:00",
+                "0001-01-01T00:00:00",
                 "\"seq\":0", "\"schema\":2", "deviceUpdated", "2023-02-29", "24:", "\"type\":\"x\"",
             ],
             nestings: [("[", "]")]
@@ -131,9 +143,13 @@ struct CanonicalFormTests {
 
     @Test func timesAreCanonicalExactlyWhenTheyReadBackToThemselves() {
         var random = SeededRandom(seed: 28)
-        var texts = ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00.0000000Z", "0001-01-01T00:00:00.0000001Z", "2024-02-29T00:00:00.0000000Z", "2023-02-29T00:00:00.0000000Z",
-                     "2021-05-12T08:48:08.7205939Z", "2021-05-12T08:48:08.7205939z", "2021-05-12t08:48:08.7205939Z", "2021-05-12T08:48:08.720593Z", "9999-12-31T23:59:59.9999999Z",
-                     "0000-12-31T23:59:59.9999999Z", "2021-04-31T00:00:00.0000000Z", "2021-05-12T24:00:00.0000000Z", "2021-05-12T08:48:08Z"]
+        var texts = [
+            "0001-01-01T00:00:00Z", "0001-01-01T00:00:00.0000000Z", "0001-01-01T00:00:00.0000001Z", "2024-02-29T00:00:00.0000000Z",
+            "2023-02-29T00:00:00.0000000Z",
+            "2021-05-12T08:48:08.7205939Z", "2021-05-12T08:48:08.7205939z", "2021-05-12t08:48:08.7205939Z", "2021-05-12T08:48:08.720593Z",
+            "9999-12-31T23:59:59.9999999Z",
+            "0000-12-31T23:59:59.9999999Z", "2021-04-31T00:00:00.0000000Z", "2021-05-12T24:00:00.0000000Z", "2021-05-12T08:48:08Z",
+        ]
         for _ in 0..<5000 {
             // Valid ticks, and random digits in the canonical shape.
             let ticks = Int64(random.next() % 3_155_378_975_999_999_999)

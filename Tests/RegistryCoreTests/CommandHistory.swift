@@ -43,9 +43,23 @@ struct CommandHistory {
         case 51..<54: return .deleteModule(deviceId: device, moduleId: module, ifMatch: ifMatch())
         case 54..<80:
             return .reportConnection(
-                ConnectionReport(deviceId: device, moduleId: onModule ? module : nil, connected: chance(50), time: chance(50) ? nil : Timestamp(unixSeconds: 1_700_000_000 + Int64(number(1_000_000)))))
+                ConnectionReport(
+                    deviceId: device,
+                    moduleId: onModule ? module : nil,
+                    connected: chance(50),
+                    time: chance(50) ? nil : Timestamp(unixSeconds: 1_700_000_000 + Int64(number(1_000_000)))
+                )
+            )
         default:
-            return .updateTwin(TwinUpdate(deviceId: device, moduleId: onModule ? module : nil, tags: tags(), replace: chance(30), ifMatch: chance(80) ? .absent : .any))
+            return .updateTwin(
+                TwinUpdate(
+                    deviceId: device,
+                    moduleId: onModule ? module : nil,
+                    tags: tags(),
+                    replace: chance(30),
+                    ifMatch: chance(80) ? .absent : .any
+                )
+            )
         }
     }
 
@@ -76,13 +90,23 @@ struct CommandHistory {
 
     mutating func deviceSpec(_ id: String) -> DeviceSpec {
         DeviceSpec(
-            deviceId: id, status: chance(50) ? nil : pick(DeviceStatus.allCases), statusReason: chance(50) ? nil : pick(Self.texts),
-            authentication: authentication(), capabilities: DeviceCapabilities(iotEdge: chance(20)), tags: chance(25) ? tags() : nil
+            deviceId: id,
+            status: chance(50) ? nil : pick(DeviceStatus.allCases),
+            statusReason: chance(50) ? nil : pick(Self.texts),
+            authentication: authentication(),
+            capabilities: DeviceCapabilities(iotEdge: chance(20)),
+            tags: chance(25) ? tags() : nil
         )
     }
 
     mutating func moduleSpec(_ device: String, _ module: String) -> ModuleSpec {
-        ModuleSpec(deviceId: device, moduleId: module, managedBy: chance(40) ? pick(Self.texts) : nil, authentication: authentication(), tags: chance(25) ? tags() : nil)
+        ModuleSpec(
+            deviceId: device,
+            moduleId: module,
+            managedBy: chance(40) ? pick(Self.texts) : nil,
+            authentication: authentication(),
+            tags: chance(25) ? tags() : nil
+        )
     }
 
     /// Tags as Azure allows them (no arrays, names without `.`, `$`, spaces or controls), with

@@ -11,12 +11,25 @@ private let sha1 = String(repeating: "ab", count: 20)
 private let sha256 = String(repeating: "CD", count: 32)
 
 /// Runs `decide` on a snapshot with a seeded generator.
-private func run(_ command: Command, on snapshot: RegistrySnapshot = .init(), seq: UInt64 = 1, limits: RegistryLimits = .init()) throws(RegistryError) -> [RegistryEvent] {
+private func run(_ command: Command, on snapshot: RegistrySnapshot = .init(), seq: UInt64 = 1, limits: RegistryLimits = .init()) throws(RegistryError)
+    -> [RegistryEvent]
+{
     var random = SeededRandom(seed: 42)
-    return try decide(command, state: snapshot.commandState(for: command), context: DecisionContext(now: now, sequence: seq, limits: limits), random: &random)
+    return try decide(
+        command,
+        state: snapshot.commandState(for: command),
+        context: DecisionContext(now: now, sequence: seq, limits: limits),
+        random: &random
+    )
 }
 
-private func expectError(_ code: RegistryError.Code, _ command: Command, on snapshot: RegistrySnapshot = .init(), limits: RegistryLimits = .init(), sourceLocation: SourceLocation = #_sourceLocation) {
+private func expectError(
+    _ code: RegistryError.Code,
+    _ command: Command,
+    on snapshot: RegistrySnapshot = .init(),
+    limits: RegistryLimits = .init(),
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     do {
         _ = try run(command, on: snapshot, limits: limits)
         Issue.record("expected \(code.name), the command was accepted", sourceLocation: sourceLocation)
@@ -63,15 +76,33 @@ struct DecideTests {
     }
 
     @Test func createKeepsExplicitKeysThumbprintsAndCA() throws {
-        let sas = try #require(device(try run(.createDevice(DeviceSpec(deviceId: "a", authentication: AuthenticationSpec(type: .sas, primaryKey: key16, secondaryKey: key64))))))
+        let sas = try #require(
+            device(
+                try run(
+                    .createDevice(DeviceSpec(deviceId: "a", authentication: AuthenticationSpec(type: .sas, primaryKey: key16, secondaryKey: key64)))
+                )
+            )
+        )
         #expect(sas.authentication.symmetricKey == SymmetricKey(primaryKey: key16, secondaryKey: key64))
-        let x509 = try #require(device(try run(.createDevice(DeviceSpec(deviceId: "b", authentication: AuthenticationSpec(primaryThumbprint: sha1, secondaryThumbprint: sha1))))))
+        let x509 = try #require(
+            device(
+                try run(
+                    .createDevice(DeviceSpec(deviceId: "b", authentication: AuthenticationSpec(primaryThumbprint: sha1, secondaryThumbprint: sha1)))
+                )
+            )
+        )
         #expect(x509.authentication.type == .selfSigned)  // inferred from thumbprints
         #expect(x509.authentication.x509Thumbprint.primaryThumbprint == sha1)
         #expect(x509.authentication.symmetricKey.primaryKey == nil)
-        let onlySecondary = try #require(device(try run(.createDevice(DeviceSpec(deviceId: "b2", authentication: AuthenticationSpec(type: .selfSigned, secondaryThumbprint: sha256))))))
+        let onlySecondary = try #require(
+            device(
+                try run(.createDevice(DeviceSpec(deviceId: "b2", authentication: AuthenticationSpec(type: .selfSigned, secondaryThumbprint: sha256))))
+            )
+        )
         #expect(onlySecondary.authentication.x509Thumbprint.secondaryThumbprint == sha256)
-        let ca = try #require(device(try run(.createDevice(DeviceSpec(deviceId: "c", authentication: AuthenticationSpec(type: .certificateAuthority))))))
+        let ca = try #require(
+            device(try run(.createDevice(DeviceSpec(deviceId: "c", authentication: AuthenticationSpec(type: .certificateAuthority)))))
+        )
         #expect(ca.authentication.type == .certificateAuthority)
         #expect(ca.authentication.symmetricKey.primaryKey == nil)
         let disabled = try #require(device(try run(.createDevice(DeviceSpec(deviceId: "d", status: .disabled, statusReason: "compromised")))))
@@ -88,7 +119,9 @@ struct DecideTests {
     }
 
     @Test func invalidIdsAreRefused() {
-        for id in ["", String(repeating: "a", count: 129), "has space", "plus+", "hash#", "semi;colon", "slash/", "quote\"", "ünicode", "back\\slash"] {
+        for id in [
+            "", String(repeating: "a", count: 129), "has space", "plus+", "hash#", "semi;colon", "slash/", "quote\"", "ünicode", "back\\slash",
+        ] {
             expectError(.argumentInvalid, .createDevice(DeviceSpec(deviceId: id)))
         }
         expectError(.argumentInvalid, .createModule(ModuleSpec(deviceId: "ok", moduleId: "bad id")))
@@ -106,8 +139,14 @@ struct DecideTests {
         expectError(.argumentInvalid, create(AuthenticationSpec(primaryKey: key32)))  // one key only
         expectError(.argumentInvalid, create(AuthenticationSpec(secondaryKey: key32)))
         expectError(.argumentInvalid, create(AuthenticationSpec(primaryKey: "not base64!", secondaryKey: key32)))
-        expectError(.argumentInvalid, create(AuthenticationSpec(primaryKey: Data(repeating: 1, count: 15).base64EncodedString(), secondaryKey: key32)))
-        expectError(.argumentInvalid, create(AuthenticationSpec(primaryKey: key32, secondaryKey: Data(repeating: 1, count: 65).base64EncodedString())))
+        expectError(
+            .argumentInvalid,
+            create(AuthenticationSpec(primaryKey: Data(repeating: 1, count: 15).base64EncodedString(), secondaryKey: key32))
+        )
+        expectError(
+            .argumentInvalid,
+            create(AuthenticationSpec(primaryKey: key32, secondaryKey: Data(repeating: 1, count: 65).base64EncodedString()))
+        )
         expectError(.argumentInvalid, create(AuthenticationSpec(primaryKey: key32, secondaryKey: key32, primaryThumbprint: sha1)))
         expectError(.argumentInvalid, create(AuthenticationSpec(type: .sas, primaryThumbprint: sha1)))
         expectError(.argumentInvalid, create(AuthenticationSpec(type: .selfSigned, primaryKey: key32, secondaryKey: key32)))
@@ -117,7 +156,9 @@ struct DecideTests {
 
     @Test func thumbprintRules() {
         func create(_ p: String?, _ s: String? = nil) -> Command {
-            .createDevice(DeviceSpec(deviceId: "d", authentication: AuthenticationSpec(type: .selfSigned, primaryThumbprint: p, secondaryThumbprint: s)))
+            .createDevice(
+                DeviceSpec(deviceId: "d", authentication: AuthenticationSpec(type: .selfSigned, primaryThumbprint: p, secondaryThumbprint: s))
+            )
         }
         expectError(.argumentInvalid, create(nil))  // selfSigned without any thumbprint
         expectError(.argumentInvalid, create(String(repeating: "a", count: 39)))
@@ -157,9 +198,26 @@ struct DecideTests {
 
     @Test func replaceRotatesKeysAndSwitchesAuthentication() throws {
         let snapshot = try registry([.createDevice(DeviceSpec(deviceId: "d"))])
-        let rotated = try #require(device(try run(.replaceDevice(DeviceSpec(deviceId: "d", authentication: AuthenticationSpec(primaryKey: key32, secondaryKey: key16)), ifMatch: .any), on: snapshot)))
+        let rotated = try #require(
+            device(
+                try run(
+                    .replaceDevice(
+                        DeviceSpec(deviceId: "d", authentication: AuthenticationSpec(primaryKey: key32, secondaryKey: key16)),
+                        ifMatch: .any
+                    ),
+                    on: snapshot
+                )
+            )
+        )
         #expect(rotated.authentication.symmetricKey.primaryKey == key32)
-        let x509 = try #require(device(try run(.replaceDevice(DeviceSpec(deviceId: "d", authentication: AuthenticationSpec(primaryThumbprint: sha256)), ifMatch: .any), on: snapshot)))
+        let x509 = try #require(
+            device(
+                try run(
+                    .replaceDevice(DeviceSpec(deviceId: "d", authentication: AuthenticationSpec(primaryThumbprint: sha256)), ifMatch: .any),
+                    on: snapshot
+                )
+            )
+        )
         #expect(x509.authentication.type == .selfSigned)
         #expect(x509.authentication.symmetricKey.primaryKey == nil)
         // Same status: statusUpdatedTime untouched.
@@ -194,12 +252,19 @@ struct DecideTests {
         snapshot = try run(.deleteDevice(deviceId: "d", ifMatch: .any), on: snapshot).reduce(snapshot, evolve)
         var random = SeededRandom(seed: 1)
         let later = Timestamp(ticks: now.ticks + 1)
-        let events = try decide(.createDevice(DeviceSpec(deviceId: "d")), state: snapshot.commandState(for: .createDevice(DeviceSpec(deviceId: "d"))), context: DecisionContext(now: later, sequence: 3), random: &random)
+        let events = try decide(
+            .createDevice(DeviceSpec(deviceId: "d")),
+            state: snapshot.commandState(for: .createDevice(DeviceSpec(deviceId: "d"))),
+            context: DecisionContext(now: later, sequence: 3),
+            random: &random
+        )
         #expect(device(events)?.generationId != first)
     }
 
     @Test func moduleRules() throws {
-        let snapshot = try registry([.createDevice(DeviceSpec(deviceId: "d")), .createModule(ModuleSpec(deviceId: "d", moduleId: "m", managedBy: "IotEdge"))])
+        let snapshot = try registry([
+            .createDevice(DeviceSpec(deviceId: "d")), .createModule(ModuleSpec(deviceId: "d", moduleId: "m", managedBy: "IotEdge")),
+        ])
         let module = try #require(snapshot.modules[ModuleKey("d", "m")])
         #expect(module.managedBy == "IotEdge")
         #expect(module.authentication.type == .sas)
@@ -223,8 +288,16 @@ struct DecideTests {
     }
 
     @Test func limits() throws {
-        let snapshot = try registry([.createDevice(DeviceSpec(deviceId: "d")), .createModule(ModuleSpec(deviceId: "d", moduleId: "m1")), .createModule(ModuleSpec(deviceId: "d", moduleId: "m2"))])
-        expectError(.tooManyModulesOnDevice, .createModule(ModuleSpec(deviceId: "d", moduleId: "m3")), on: snapshot, limits: RegistryLimits(maxModulesPerDevice: 2))
+        let snapshot = try registry([
+            .createDevice(DeviceSpec(deviceId: "d")), .createModule(ModuleSpec(deviceId: "d", moduleId: "m1")),
+            .createModule(ModuleSpec(deviceId: "d", moduleId: "m2")),
+        ])
+        expectError(
+            .tooManyModulesOnDevice,
+            .createModule(ModuleSpec(deviceId: "d", moduleId: "m3")),
+            on: snapshot,
+            limits: RegistryLimits(maxModulesPerDevice: 2)
+        )
         expectError(.quotaExceeded, .createDevice(DeviceSpec(deviceId: "e")), on: snapshot, limits: RegistryLimits(maxIdentities: 3))
         expectError(.quotaExceeded, .createModule(ModuleSpec(deviceId: "d", moduleId: "m3")), on: snapshot, limits: RegistryLimits(maxIdentities: 3))
         _ = try run(.createDevice(DeviceSpec(deviceId: "e")), on: snapshot, limits: RegistryLimits(maxIdentities: 4))
@@ -255,13 +328,25 @@ struct CreateOrReplaceTests {
         var random = SeededRandom(seed: 3)
         let now = Timestamp(unixSeconds: 1_000)
         let missing = RegistrySnapshot()
-        let created = try decide(.createOrReplaceDevice(DeviceSpec(deviceId: "d"), ifMatch: .absent), state: missing.commandState(for: .createDevice(DeviceSpec(deviceId: "d"))), context: DecisionContext(now: now, sequence: 1), random: &random)
+        let created = try decide(
+            .createOrReplaceDevice(DeviceSpec(deviceId: "d"), ifMatch: .absent),
+            state: missing.commandState(for: .createDevice(DeviceSpec(deviceId: "d"))),
+            context: DecisionContext(now: now, sequence: 1),
+            random: &random
+        )
         #expect(created.map(\.type) == [.deviceCreated])
         let existing = created.reduce(missing, evolve)
         let command = Command.createOrReplaceDevice(DeviceSpec(deviceId: "d", status: .disabled), ifMatch: .absent)
-        let replaced = try decide(command, state: existing.commandState(for: command), context: DecisionContext(now: now, sequence: 2), random: &random)
+        let replaced = try decide(
+            command,
+            state: existing.commandState(for: command),
+            context: DecisionContext(now: now, sequence: 2),
+            random: &random
+        )
         #expect(replaced.map(\.type) == [.deviceUpdated])
         let stale = Command.createOrReplaceDevice(DeviceSpec(deviceId: "d"), ifMatch: .exact("old"))
-        #expect(throws: RegistryError.self) { try decide(stale, state: existing.commandState(for: stale), context: DecisionContext(now: now, sequence: 2), random: &random) }
+        #expect(throws: RegistryError.self) {
+            try decide(stale, state: existing.commandState(for: stale), context: DecisionContext(now: now, sequence: 2), random: &random)
+        }
     }
 }

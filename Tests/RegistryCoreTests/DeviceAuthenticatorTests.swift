@@ -22,7 +22,10 @@ struct DeviceAuthenticatorTests {
         let store = try makeStore(dir)
         for spec in [
             DeviceSpec(deviceId: "sas"),
-            DeviceSpec(deviceId: "selfSigned", authentication: AuthenticationSpec(type: .selfSigned, primaryThumbprint: String(repeating: "ab", count: 20))),
+            DeviceSpec(
+                deviceId: "selfSigned",
+                authentication: AuthenticationSpec(type: .selfSigned, primaryThumbprint: String(repeating: "ab", count: 20))
+            ),
             DeviceSpec(deviceId: "none", authentication: AuthenticationSpec(type: AuthenticationType.none)),
             DeviceSpec(deviceId: "ca", authentication: AuthenticationSpec(type: .certificateAuthority)),
         ] {
@@ -39,8 +42,14 @@ struct DeviceAuthenticatorTests {
     @Test func aGatewayTokenAdmitsOnlySASIdentities() async throws {
         try await withTemporaryDirectory { dir in
             let store = try await Self.storeWithDevices(dir)
-            func check(_ deviceId: String, module: String? = nil, _ credential: DeviceCredentials.Credential = Self.gatewayToken()) throws -> DeviceAuthDecision {
-                try Self.authenticator.check(DeviceCredentials(deviceId: deviceId, moduleId: module, credential: credential), storage: store.storage, now: Self.now)
+            func check(_ deviceId: String, module: String? = nil, _ credential: DeviceCredentials.Credential = Self.gatewayToken()) throws
+                -> DeviceAuthDecision
+            {
+                try Self.authenticator.check(
+                    DeviceCredentials(deviceId: deviceId, moduleId: module, credential: credential),
+                    storage: store.storage,
+                    now: Self.now
+                )
             }
             // What the contract allows: a sas device or module, with either policy key, with the
             // hub-wide scope or the identity's own.

@@ -1,7 +1,8 @@
 import Foundation
-@testable import RegistryCore
 import RegistryTesting
 import Testing
+
+@testable import RegistryCore
 
 struct TimestampTests {
     @Test func formatsWithSevenDigitsAndZ() {
@@ -106,7 +107,8 @@ struct JSONTests {
                 == .object([
                     "a": .int(4), "o": .object(["x": .int(3), "b": .int(2)]), "e": .object([:]),
                     "l": .array([.int(1), .object(["k": .string("v")])]),
-                ]))
+                ])
+        )
         #expect(throws: JSONParser.Error.self) { try JSONParser.parse(#"{"a":1,"b":{"c":2}"#) }
     }
 
@@ -144,9 +146,15 @@ struct EventRecordTests {
         var prev = [UInt8](repeating: 0, count: 32)
         for seq in 1...20 as ClosedRange<UInt64> {
             let parts = EventRecord.Parts(
-                seq: seq, time: Timestamp(ticks: Int64(seq) * 12_345), type: seq % 3 == 0 ? .moduleCreated : .deviceCreated,
-                deviceId: "dev-\(seq)", moduleId: seq % 3 == 0 ? "m\"\(seq)" : nil, actor: "a", requestId: "r-\(seq)",
-                payloadBytes: Array(#"{"deviceId":"x"}"#.utf8))
+                seq: seq,
+                time: Timestamp(ticks: Int64(seq) * 12_345),
+                type: seq % 3 == 0 ? .moduleCreated : .deviceCreated,
+                deviceId: "dev-\(seq)",
+                moduleId: seq % 3 == 0 ? "m\"\(seq)" : nil,
+                actor: "a",
+                requestId: "r-\(seq)",
+                payloadBytes: Array(#"{"deviceId":"x"}"#.utf8)
+            )
             let (hash, encoded) = parts.chained(to: prev)
             #expect(hash == EventRecord.chainHash(prevHash: prev, body: parts.bytes(prevHash: prev, hash: nil)))
             #expect(encoded == parts.bytes(prevHash: prev, hash: hash))
@@ -197,12 +205,25 @@ struct EventRecordTests {
         #expect(r.hash.count == 32)
         // The hand-written envelope encoder equals the generic canonical encoder.
         #expect(r.encoded == CanonicalJSON.encode(r.json(includingHash: true)))
-        let module = EventRecord(seq: 9, time: .unset, type: .moduleDeleted, deviceId: "d\"q", moduleId: "m", actor: "a\n", requestId: "", payload: .array([]), prevHash: r.hash)
+        let module = EventRecord(
+            seq: 9,
+            time: .unset,
+            type: .moduleDeleted,
+            deviceId: "d\"q",
+            moduleId: "m",
+            actor: "a\n",
+            requestId: "",
+            payload: .array([]),
+            prevHash: r.hash
+        )
         #expect(module.encoded == CanonicalJSON.encode(module.json(includingHash: true)))
     }
 
     @Test func newerSchemaIsRefused() {
-        let text = String(decoding: record(1, prev: EventRecord.genesisHash).encoded, as: UTF8.self).replacingOccurrences(of: "\"schema\":1", with: "\"schema\":99")
+        let text = String(decoding: record(1, prev: EventRecord.genesisHash).encoded, as: UTF8.self).replacingOccurrences(
+            of: "\"schema\":1",
+            with: "\"schema\":99"
+        )
         #expect(throws: EventDecodingError.self) { try EventRecord.decode(Array(text.utf8)) }
     }
 }
@@ -225,7 +246,10 @@ struct KeySealerTests {
     /// seals under the slot's version 2 context, and the readers' path opens it.
     @Test func sealingIntoBytesOpensUnderTheSlotsContext() throws {
         let sealer = try KeySealer(keyBytes: [UInt8](repeating: 5, count: 32))
-        for slot in [IdentityCodec.KeySlot(deviceId: "dev-1", moduleId: nil, name: "primaryKey"), IdentityCodec.KeySlot(deviceId: "d", moduleId: "é m", name: "secondaryKey")] {
+        for slot in [
+            IdentityCodec.KeySlot(deviceId: "dev-1", moduleId: nil, name: "primaryKey"),
+            IdentityCodec.KeySlot(deviceId: "d", moduleId: "é m", name: "secondaryKey"),
+        ] {
             #expect(slot.contextBytes == slot.sealingContext.bytes)
             let nonce = (0..<KeySealer.nonceSize).map { UInt8($0 * 7) }
             var out: [UInt8] = [0x22]
@@ -256,14 +280,23 @@ struct KeySealerTests {
         #expect(json["lastActivityTime"] == .string("0001-01-01T00:00:00Z"))
         let back = try IdentityCodec.decode(json) { sealed, _ in String(sealed.dropFirst(7).prefix(1)) }
         #expect(back == .device(device))
-        let module = Module(deviceId: "d", moduleId: "m", managedBy: "IotEdge", generationId: "1", etag: "Mg==", authentication: Authentication(type: .certificateAuthority))
+        let module = Module(
+            deviceId: "d",
+            moduleId: "m",
+            managedBy: "IotEdge",
+            generationId: "1",
+            etag: "Mg==",
+            authentication: Authentication(type: .certificateAuthority)
+        )
         #expect(try IdentityCodec.decode(IdentityCodec.encode(.module(module)) { k, _ in k }) { k, _ in k } == .module(module))
     }
 }
 
 struct FastVerifyTests {
     @Test func fastPathAgreesWithTheFullDecodeOnTheGoldenStream() throws {
-        let lines = try String(contentsOfFile: fixturesDirectory() + "/events/lifecycle.jsonl", encoding: .utf8).split(separator: "\n").map { Array($0.utf8) }
+        let lines = try String(contentsOfFile: fixturesDirectory() + "/events/lifecycle.jsonl", encoding: .utf8).split(separator: "\n").map {
+            Array($0.utf8)
+        }
         var prev = EventRecord.genesisHash
         for (i, line) in lines.enumerated() {
             #expect(EventRecord.layout(line, 0..<line.count) != nil, "line \(i + 1) took the slow path")
@@ -277,7 +310,10 @@ struct FastVerifyTests {
             for position in stride(from: 0, to: line.count, by: 37) {
                 var bad = line
                 bad[position] ^= 0x01
-                #expect((try? EventRecord.fastVerified(bad, expectedSeq: UInt64(i + 1), prevHash: prev).get()) == nil, "flip at \(position) of line \(i + 1)")
+                #expect(
+                    (try? EventRecord.fastVerified(bad, expectedSeq: UInt64(i + 1), prevHash: prev).get()) == nil,
+                    "flip at \(position) of line \(i + 1)"
+                )
             }
             prev = full.hash
         }
@@ -285,8 +321,15 @@ struct FastVerifyTests {
 
     @Test func unusualRecordsFallBackToTheFullDecode() throws {
         let record = EventRecord(
-            seq: 1, time: .unset, type: .deviceCreated, deviceId: "d", moduleId: nil, actor: #"a","deviceId":"evil"#, requestId: "r",
-            payload: .object(["status": .string("disabled")]), prevHash: EventRecord.genesisHash
+            seq: 1,
+            time: .unset,
+            type: .deviceCreated,
+            deviceId: "d",
+            moduleId: nil,
+            actor: #"a","deviceId":"evil"#,
+            requestId: "r",
+            payload: .object(["status": .string("disabled")]),
+            prevHash: EventRecord.genesisHash
         )
         let fast = try EventRecord.fastVerified(record.encoded, expectedSeq: 1, prevHash: EventRecord.genesisHash).get()
         #expect(fast.deviceId == "d")
@@ -320,15 +363,33 @@ struct CanonicalIdentityTests {
             let auth = Authentication(type: types[i % 4], symmetricKey: symmetric, x509Thumbprint: thumbs)
             let twin = i % 4 == 0 ? nil : TwinState(tags: i % 8 == 1 ? [:] : tags(&random), version: Int64(i), etag: "AAAAAAAAAAE=")
             let device = Device(
-                deviceId: "dev-\(i)", generationId: "\(i)", etag: "MQ==", connectionState: i % 2 == 0 ? .connected : .disconnected,
-                status: i % 3 == 0 ? .disabled : .enabled, statusReason: strings(&random),
-                connectionStateUpdatedTime: Timestamp(ticks: Int64(i) * 12_345), statusUpdatedTime: .unset, lastActivityTime: Timestamp(ticks: 639_028_224_000_000_000 + Int64(i)),
-                cloudToDeviceMessageCount: Int64(i), authentication: auth, capabilities: DeviceCapabilities(iotEdge: i % 2 == 1),
-                deviceScope: strings(&random), parentScopes: i % 3 == 0 ? [] : ["ms-azure-iot-edge://p-\(i)", "x\"y"], twin: twin
+                deviceId: "dev-\(i)",
+                generationId: "\(i)",
+                etag: "MQ==",
+                connectionState: i % 2 == 0 ? .connected : .disconnected,
+                status: i % 3 == 0 ? .disabled : .enabled,
+                statusReason: strings(&random),
+                connectionStateUpdatedTime: Timestamp(ticks: Int64(i) * 12_345),
+                statusUpdatedTime: .unset,
+                lastActivityTime: Timestamp(ticks: 639_028_224_000_000_000 + Int64(i)),
+                cloudToDeviceMessageCount: Int64(i),
+                authentication: auth,
+                capabilities: DeviceCapabilities(iotEdge: i % 2 == 1),
+                deviceScope: strings(&random),
+                parentScopes: i % 3 == 0 ? [] : ["ms-azure-iot-edge://p-\(i)", "x\"y"],
+                twin: twin
             )
             let module = Module(
-                deviceId: "dev-\(i)", moduleId: "m\(i)", managedBy: strings(&random), generationId: "\(i)", etag: "Mg==",
-                connectionState: .connected, lastActivityTime: Timestamp(ticks: Int64(i)), cloudToDeviceMessageCount: 3, authentication: auth, twin: twin
+                deviceId: "dev-\(i)",
+                moduleId: "m\(i)",
+                managedBy: strings(&random),
+                generationId: "\(i)",
+                etag: "Mg==",
+                connectionState: .connected,
+                lastActivityTime: Timestamp(ticks: Int64(i)),
+                cloudToDeviceMessageCount: 3,
+                authentication: auth,
+                twin: twin
             )
             for identity in [Identity.device(device), .module(module)] {
                 let direct = IdentityCodec.canonicalBytes(identity, key: sealed)

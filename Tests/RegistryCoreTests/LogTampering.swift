@@ -92,7 +92,10 @@ enum LogTampering {
         let member = hashMember(record)
         let body = Array(record[..<member.lowerBound] + record[member.upperBound...])
         var out = record
-        out.replaceSubrange((member.lowerBound + 9)..<(member.upperBound - 1), with: Array(Hex.encode(EventRecord.chainHash(prevHash: storedPrevHash(record), body: body)).utf8))
+        out.replaceSubrange(
+            (member.lowerBound + 9)..<(member.upperBound - 1),
+            with: Array(Hex.encode(EventRecord.chainHash(prevHash: storedPrevHash(record), body: body)).utf8)
+        )
         return out
     }
 
@@ -103,8 +106,16 @@ enum LogTampering {
             let r = try EventRecord.decode(out[i].bytes)
             out[i].bytes =
                 EventRecord(
-                    seq: r.seq, time: r.time, type: r.type, deviceId: r.deviceId, moduleId: r.moduleId, actor: r.actor, requestId: r.requestId,
-                    payload: r.payload, prevHash: storedHash(out[i - 1].bytes), schema: r.schema
+                    seq: r.seq,
+                    time: r.time,
+                    type: r.type,
+                    deviceId: r.deviceId,
+                    moduleId: r.moduleId,
+                    actor: r.actor,
+                    requestId: r.requestId,
+                    payload: r.payload,
+                    prevHash: storedHash(out[i - 1].bytes),
+                    schema: r.schema
                 ).encoded
         }
         return out
@@ -144,8 +155,16 @@ enum LogTampering {
         var out = log
         out[index].bytes =
             EventRecord(
-                seq: r.seq, time: r.time, type: r.type, deviceId: r.deviceId, moduleId: r.moduleId, actor: r.actor, requestId: r.requestId,
-                payload: .object(members), prevHash: r.prevHash, schema: r.schema
+                seq: r.seq,
+                time: r.time,
+                type: r.type,
+                deviceId: r.deviceId,
+                moduleId: r.moduleId,
+                actor: r.actor,
+                requestId: r.requestId,
+                payload: .object(members),
+                prevHash: r.prevHash,
+                schema: r.schema
             ).encoded
         return try rechain(out, from: index)
     }
@@ -162,7 +181,9 @@ enum LogTampering {
         case .spaceBeforePayload:
             bytes.insert(32, at: payload.lowerBound)
         case .payloadMembersReversed:
-            guard case .object(let members) = try JSONParser.parse(Array(bytes[payload])) else { throw EventTamperingError("payload is not an object") }
+            guard case .object(let members) = try JSONParser.parse(Array(bytes[payload])) else {
+                throw EventTamperingError("payload is not an object")
+            }
             let reversed = members.keys.sorted { $1.utf8.lexicographicallyPrecedes($0.utf8) }
                 .map { CanonicalJSON.encode(.string($0)) + [58] + CanonicalJSON.encode(members[$0]!) }
             bytes.replaceSubrange(payload, with: [123] + Array(reversed.joined(separator: [44])) + [125])

@@ -1,6 +1,6 @@
+import RegistryCore
 import Testing
 
-import RegistryCore
 @testable import RegistryLMDB
 
 /// The memo of opened keys answers only for the very bytes and slot it opened.

@@ -80,7 +80,9 @@ enum PlainReplay {
     /// the verifier checks them (history, devices, modules, counters; each in key order).
     static func compare(_ state: RegistrySnapshot, history: Set<[UInt8]>, with storage: RegistryStorage) throws -> Verdict {
         // The live projections, read in one snapshot.
-        var live = (history: [[UInt8]](), devices: [(key: [UInt8], value: [UInt8])](), modules: [(key: [UInt8], value: [UInt8])](), disabled: 0, connected: 0)
+        var live = (
+            history: [[UInt8]](), devices: [(key: [UInt8], value: [UInt8])](), modules: [(key: [UInt8], value: [UInt8])](), disabled: 0, connected: 0
+        )
         try storage.read { txn, db in
             try txn.scan(db.history) { key, _ in
                 live.history.append(key)
@@ -134,7 +136,9 @@ enum PlainReplay {
 
     /// `device@seq`.
     static func describeHistory(_ key: [UInt8]) -> String {
-        guard let zero = key.firstIndex(of: 0), let seq = StorageKey.sequence(from: Array(key[(zero + 1)...])) else { return String(decoding: key, as: UTF8.self) }
+        guard let zero = key.firstIndex(of: 0), let seq = StorageKey.sequence(from: Array(key[(zero + 1)...])) else {
+            return String(decoding: key, as: UTF8.self)
+        }
         return String(decoding: key[..<zero], as: UTF8.self) + "@\(seq)"
     }
 }

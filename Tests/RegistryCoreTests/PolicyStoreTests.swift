@@ -53,7 +53,8 @@ struct PolicyStoreTests {
     /// operation the answer it got and ends at `final`. A depth-first search over orders, pruned
     /// by the answers (a rotation answers the rights it saw, an update the keys it saw) and
     /// remembering the (remaining operations, state) pairs already found to lead nowhere.
-    static func serialOrderExists(from start: SharedAccessPolicy, to final: SharedAccessPolicy, _ answers: [(Operation, SharedAccessPolicy)]) -> Bool {
+    static func serialOrderExists(from start: SharedAccessPolicy, to final: SharedAccessPolicy, _ answers: [(Operation, SharedAccessPolicy)]) -> Bool
+    {
         func same(_ a: SharedAccessPolicy, _ b: SharedAccessPolicy) -> Bool {
             a.name == b.name && a.rights == b.rights && a.primaryKey == b.primaryKey && a.secondaryKey == b.secondaryKey
         }
@@ -92,12 +93,22 @@ struct PolicyStoreTests {
             let readByEditor = try #require(try stored())
             #expect(readByRotator.etag == readByEditor.etag)
 
-            let rotated = try await PolicyStore.apply(.rotate(secondary: false), to: "registryRead", ifMatch: .exact(readByRotator.etag), store: store)
+            let rotated = try await PolicyStore.apply(
+                .rotate(secondary: false),
+                to: "registryRead",
+                ifMatch: .exact(readByRotator.etag),
+                store: store
+            )
             let newKey = try #require(rotated.policy?.primaryKey)
             #expect(newKey != readByEditor.primaryKey)
             #expect(rotated.policy?.etag != readByRotator.etag)
             await #expect(throws: PolicyError.self) {
-                try await PolicyStore.apply(.setRights([.registryRead, .serviceConnect]), to: "registryRead", ifMatch: .exact(readByEditor.etag), store: store)
+                try await PolicyStore.apply(
+                    .setRights([.registryRead, .serviceConnect]),
+                    to: "registryRead",
+                    ifMatch: .exact(readByEditor.etag),
+                    store: store
+                )
             }
             do throws(PolicyError) {
                 _ = try await PolicyStore.apply(.remove, to: "registryRead", ifMatch: .exact(readByEditor.etag), store: store)

@@ -13,15 +13,37 @@ struct QueryTests {
         let all = try QueryParser.parse("select * from devices where status = 'disabled' and capabilities.iotEdge = true")
         #expect(all.selection == .all)
         #expect(all.source == .devices)
-        #expect(all.filter == .and(.compare(.equal, .path(["status"]), .literal(.string("disabled"))), .compare(.equal, .path(["capabilities", "iotEdge"]), .literal(.bool(true)))))
+        #expect(
+            all.filter
+                == .and(
+                    .compare(.equal, .path(["status"]), .literal(.string("disabled"))),
+                    .compare(.equal, .path(["capabilities", "iotEdge"]), .literal(.bool(true)))
+                )
+        )
         let top = try QueryParser.parse("SELECT TOP 5 deviceId, status AS s FROM devices.modules")
         #expect(top.top == 5)
         #expect(top.source == .modules)
-        #expect(top.selection == .items(fields: [.init(path: ["deviceId"], alias: "deviceId"), .init(path: ["status"], alias: "s")], aggregates: [], order: ["deviceId", "s"]))
+        #expect(
+            top.selection
+                == .items(
+                    fields: [.init(path: ["deviceId"], alias: "deviceId"), .init(path: ["status"], alias: "s")],
+                    aggregates: [],
+                    order: ["deviceId", "s"]
+                )
+        )
         let grouped = try QueryParser.parse("SELECT status, COUNT() AS n FROM devices GROUP BY status")
         #expect(grouped.isAggregate && grouped.groupBy == [["status"]])
         let precedence = try QueryParser.parse("SELECT * FROM devices WHERE NOT a = 1 OR b IN ['x', \"y\"] AND c NIN [1, 2]")
-        #expect(precedence.filter == .or(.not(.compare(.equal, .path(["a"]), .literal(.int(1)))), .and(.member(.path(["b"]), [.literal(.string("x")), .literal(.string("y"))], negated: false), .member(.path(["c"]), [.literal(.int(1)), .literal(.int(2))], negated: true))))
+        #expect(
+            precedence.filter
+                == .or(
+                    .not(.compare(.equal, .path(["a"]), .literal(.int(1)))),
+                    .and(
+                        .member(.path(["b"]), [.literal(.string("x")), .literal(.string("y"))], negated: false),
+                        .member(.path(["c"]), [.literal(.int(1)), .literal(.int(2))], negated: true)
+                    )
+                )
+        )
     }
 
     @Test func syntaxErrorsCarryTheirPosition() {
@@ -50,7 +72,9 @@ struct QueryTests {
     }
 
     @Test func evaluationFollowsTheLanguage() throws {
-        let doc = try twin(#"{"deviceId":"Sensor-1","status":"enabled","statusReason":null,"n":4,"capabilities":{"iotEdge":false},"tags":{"site":{"region":"eu"}}}"#)
+        let doc = try twin(
+            #"{"deviceId":"Sensor-1","status":"enabled","statusReason":null,"n":4,"capabilities":{"iotEdge":false},"tags":{"site":{"region":"eu"}}}"#
+        )
         func holds(_ condition: String) throws -> Bool {
             QueryEvaluator.matches(try QueryParser.parse("SELECT * FROM devices WHERE \(condition)").filter, doc)
         }
@@ -77,7 +101,11 @@ struct QueryTests {
         try await withTemporaryDirectory { dir in
             let store = try makeStore(dir)
             for i in 0..<7 {
-                _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "d\(i)", status: i % 3 == 0 ? .disabled : .enabled)), actor: "t", requestId: "\(i)")
+                _ = try await store.execute(
+                    .createDevice(DeviceSpec(deviceId: "d\(i)", status: i % 3 == 0 ? .disabled : .enabled)),
+                    actor: "t",
+                    requestId: "\(i)"
+                )
             }
             _ = try await store.execute(.createModule(ModuleSpec(deviceId: "d1", moduleId: "m")), actor: "t", requestId: "m")
             let storage = store.storage
@@ -106,10 +134,22 @@ struct QueryTests {
             // Aggregates answer one page.
             let count = try storage.queryPage(try QueryParser.parse("SELECT COUNT() AS total FROM devices"), cursor: nil, pageSize: 1)
             #expect(count.items == [.object(["total": .int(7)])])
-            let none = try storage.queryPage(try QueryParser.parse("SELECT COUNT() AS n FROM devices WHERE deviceId = 'x'"), cursor: nil, pageSize: 10)
+            let none = try storage.queryPage(
+                try QueryParser.parse("SELECT COUNT() AS n FROM devices WHERE deviceId = 'x'"),
+                cursor: nil,
+                pageSize: 10
+            )
             #expect(none.items == [.object(["n": .int(0)])])
-            let grouped = try storage.queryPage(try QueryParser.parse("SELECT status, COUNT() AS n FROM devices GROUP BY status"), cursor: nil, pageSize: 10)
-            #expect(Set(grouped.items) == [.object(["status": .string("disabled"), "n": .int(3)]), .object(["status": .string("enabled"), "n": .int(4)])])
+            let grouped = try storage.queryPage(
+                try QueryParser.parse("SELECT status, COUNT() AS n FROM devices GROUP BY status"),
+                cursor: nil,
+                pageSize: 10
+            )
+            #expect(
+                Set(grouped.items) == [
+                    .object(["status": .string("disabled"), "n": .int(3)]), .object(["status": .string("enabled"), "n": .int(4)]),
+                ]
+            )
             let modules = try storage.queryPage(try QueryParser.parse("SELECT deviceId, moduleId FROM devices.modules"), cursor: nil, pageSize: 10)
             #expect(modules.items == [.object(["deviceId": .string("d1"), "moduleId": .string("m")])])
             store.close()
@@ -126,7 +166,16 @@ extension QueryTests {
             var commands: [Command] = []
             for i in 0..<400 {
                 let auth = i % 7 == 0 ? AuthenticationSpec(type: .certificateAuthority) : nil
-                commands.append(.createDevice(DeviceSpec(deviceId: String(format: "p%04d", i), status: i % 5 == 0 ? .disabled : .enabled, statusReason: i % 5 == 1 ? "x\",\"status\":\"disabled" : nil, authentication: auth)))
+                commands.append(
+                    .createDevice(
+                        DeviceSpec(
+                            deviceId: String(format: "p%04d", i),
+                            status: i % 5 == 0 ? .disabled : .enabled,
+                            statusReason: i % 5 == 1 ? "x\",\"status\":\"disabled" : nil,
+                            authentication: auth
+                        )
+                    )
+                )
             }
             _ = try await store.execute(commands, actor: "t", requestId: "seed")
             for text in [
@@ -148,7 +197,17 @@ extension QueryTests {
                 let expected = everything.filter { QueryEvaluator.matches(query.filter, $0) }.map { RegistryStorage.projectForTests(query, $0) }
                 #expect(paged == expected, "\(text)")
                 #expect(!expected.isEmpty, "\(text)")
-                let counted = try store.storage.queryPage(try QueryParser.parse(text.replacingOccurrences(of: "SELECT deviceId", with: "SELECT COUNT() AS n").replacingOccurrences(of: "SELECT *", with: "SELECT COUNT() AS n")), cursor: nil, pageSize: 1, chunkWork: 25)
+                let counted = try store.storage.queryPage(
+                    try QueryParser.parse(
+                        text.replacingOccurrences(of: "SELECT deviceId", with: "SELECT COUNT() AS n").replacingOccurrences(
+                            of: "SELECT *",
+                            with: "SELECT COUNT() AS n"
+                        )
+                    ),
+                    cursor: nil,
+                    pageSize: 1,
+                    chunkWork: 25
+                )
                 #expect(counted.items == [.object(["n": .int(Int64(expected.count))])], "\(text)")
             }
             store.close()
@@ -182,10 +241,14 @@ extension QueryTests {
             }
             // Aggregates: more groups than allowed, or longer than allowed, fail.
             let grouped = try QueryParser.parse("SELECT deviceId, COUNT() AS n FROM devices GROUP BY deviceId")
-            #expect(throws: QueryLimitError.self) { try store.storage.queryPage(grouped, cursor: nil, pageSize: 10, bounds: QueryBounds(groups: 100)) }
+            #expect(throws: QueryLimitError.self) {
+                try store.storage.queryPage(grouped, cursor: nil, pageSize: 10, bounds: QueryBounds(groups: 100))
+            }
             #expect(try store.storage.queryPage(grouped, cursor: nil, pageSize: 10, bounds: QueryBounds(groups: 700)).items.count == 700)
             let count = try QueryParser.parse("SELECT COUNT() AS n FROM devices")
-            #expect(throws: QueryLimitError.self) { try store.storage.queryPage(count, cursor: nil, pageSize: 1, bounds: QueryBounds(aggregateTime: .zero)) }
+            #expect(throws: QueryLimitError.self) {
+                try store.storage.queryPage(count, cursor: nil, pageSize: 1, bounds: QueryBounds(aggregateTime: .zero))
+            }
             #expect(try store.storage.queryPage(count, cursor: nil, pageSize: 1).items == [.object(["n": .int(700)])])
             store.close()
         }

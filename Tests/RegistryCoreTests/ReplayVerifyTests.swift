@@ -71,13 +71,25 @@ struct ReplayVerifyTests {
             // A document removed, then one that the log never made, then a module's.
             let saved = try #require(try storage.read { txn, db in try txn.get(db.devices, StorageKey.device("dev60")) })
             try storage.environment.write { txn in try txn.delete(storage.databases.devices, StorageKey.device("dev60")) }
-            #expect(try outcomes() == [.projectionDiffers(database: "devices", key: "dev60", detail: "absent from the live projection, present in the replay")])
+            #expect(
+                try outcomes() == [
+                    .projectionDiffers(database: "devices", key: "dev60", detail: "absent from the live projection, present in the replay")
+                ]
+            )
             try storage.environment.write { txn in try txn.put(storage.databases.devices, StorageKey.device("dev60"), saved) }
             try storage.environment.write { txn in try txn.put(storage.databases.devices, StorageKey.device("dev60x"), saved) }
-            #expect(try outcomes() == [.projectionDiffers(database: "devices", key: "dev60x", detail: "present in the live projection, absent from the replay")])
+            #expect(
+                try outcomes() == [
+                    .projectionDiffers(database: "devices", key: "dev60x", detail: "present in the live projection, absent from the replay")
+                ]
+            )
             try storage.environment.write { txn in try txn.delete(storage.databases.devices, StorageKey.device("dev60x")) }
             try storage.environment.write { txn in try txn.put(storage.databases.modules, StorageKey.module("a0", "m1"), saved) }
-            #expect(try outcomes() == [.projectionDiffers(database: "modules", key: "a0/m1", detail: "present in the live projection, absent from the replay")])
+            #expect(
+                try outcomes() == [
+                    .projectionDiffers(database: "modules", key: "a0/m1", detail: "present in the live projection, absent from the replay")
+                ]
+            )
             try storage.environment.write { txn in try txn.delete(storage.databases.modules, StorageKey.module("a0", "m1")) }
             #expect(try outcomes() == [.clean])
             // One byte of one event in the middle of the log.
@@ -129,7 +141,9 @@ struct ReplayVerifyTests {
             try tamper(dir, \.devices, key: StorageKey.device("d9")) { value in
                 value = Array(String(decoding: value, as: UTF8.self).replacingOccurrences(of: "\"enabled\"", with: "\"disabled\"").utf8)
             }
-            #expect(try verifyReplay(dir).outcome == .projectionDiffers(database: "devices", key: "d9", detail: "value differs from the replayed one"))
+            #expect(
+                try verifyReplay(dir).outcome == .projectionDiffers(database: "devices", key: "d9", detail: "value differs from the replayed one")
+            )
         }
     }
 
@@ -138,12 +152,18 @@ struct ReplayVerifyTests {
             try await populated(dir)
             let storage = try RegistryStorage(directory: DataDirectory(path: dir), create: false, needsKeys: false)
             try storage.environment.write { txn in try txn.put(storage.databases.history, StorageKey.history("zz", 99), []) }
-            #expect(try verifyReplay(dir).outcome == .projectionDiffers(database: "history", key: "zz@99", detail: "present in the live projection, absent from the replay"))
+            #expect(
+                try verifyReplay(dir).outcome
+                    == .projectionDiffers(database: "history", key: "zz@99", detail: "present in the live projection, absent from the replay")
+            )
             // The history index is checked before the documents (their expectations come from it).
             try storage.environment.write { txn in try txn.delete(storage.databases.history, StorageKey.history("zz", 99)) }
             #expect(try verifyReplay(dir).outcome == .clean)
             try storage.environment.write { txn in try txn.delete(storage.databases.modules, StorageKey.module("d1", "m")) }
-            #expect(try verifyReplay(dir).outcome == .projectionDiffers(database: "modules", key: "d1/m", detail: "absent from the live projection, present in the replay"))
+            #expect(
+                try verifyReplay(dir).outcome
+                    == .projectionDiffers(database: "modules", key: "d1/m", detail: "absent from the live projection, present in the replay")
+            )
         }
     }
 
@@ -169,15 +189,24 @@ struct ReplayVerifyTests {
                 try txn.delete(storage.databases.history, key)
                 try txn.put(storage.databases.history, StorageKey.history("d2", seq), [])
             }
-            #expect(try verifyReplay(dir).outcome == .projectionDiffers(database: "history", key: "d2@\(seq)", detail: "present in the live projection, absent from the replay"))
+            #expect(
+                try verifyReplay(dir).outcome
+                    == .projectionDiffers(database: "history", key: "d2@\(seq)", detail: "present in the live projection, absent from the replay")
+            )
             // Removed outright: the count no longer matches the log.
             try storage.environment.write { txn in try txn.delete(storage.databases.history, StorageKey.history("d2", seq)) }
-            #expect(try verifyReplay(dir).outcome == .projectionDiffers(database: "history", key: "(1 entries)", detail: "absent from the live projection, present in the replay"))
+            #expect(
+                try verifyReplay(dir).outcome
+                    == .projectionDiffers(database: "history", key: "(1 entries)", detail: "absent from the live projection, present in the replay")
+            )
             try storage.environment.write { txn in try txn.put(storage.databases.history, key, []) }
             #expect(try verifyReplay(dir).outcome == .clean)
             // The disabled-devices counter must match the documents.
             try storage.environment.write { txn in try txn.put(storage.databases.meta, MetaKey.disabledDevices, StorageKey.sequence(99)) }
-            #expect(try verifyReplay(dir).outcome == .projectionDiffers(database: "meta", key: "stats.disabledDevices", detail: "counter differs from the replayed one"))
+            #expect(
+                try verifyReplay(dir).outcome
+                    == .projectionDiffers(database: "meta", key: "stats.disabledDevices", detail: "counter differs from the replayed one")
+            )
         }
     }
 

@@ -1,12 +1,14 @@
 import Foundation
-@testable import RegistryCore
 import Testing
+
+@testable import RegistryCore
 
 /// The SAS token parser (byte-level) and signature check, against a token made by Python's
 /// standard library the way Microsoft's SDKs make them.
 struct SharedAccessSignatureTests {
     static let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-    static let python = "SharedAccessSignature sr=hub.example.com%2Fdevices%2Fdev%201&sig=oPid%2BgrGW%2B3w3%2FLLNrWJtZcubvcf%2FKuLPNuGZ4crhDQ%3D&se=1800000000"
+    static let python =
+        "SharedAccessSignature sr=hub.example.com%2Fdevices%2Fdev%201&sig=oPid%2BgrGW%2B3w3%2FLLNrWJtZcubvcf%2FKuLPNuGZ4crhDQ%3D&se=1800000000"
 
     @Test func parsesAndVerifiesAnSDKToken() throws {
         let token = try #require(SharedAccessSignature(header: Self.python))
@@ -19,11 +21,18 @@ struct SharedAccessSignatureTests {
         #expect(!token.isSigned(with: Data(repeating: 9, count: 32).base64EncodedString()))
         #expect(!token.isSigned(withKeyBytes: []))
         // `make` produces the same bytes as the SDKs.
-        #expect(SharedAccessSignature.make(resource: "hub.example.com/devices/dev 1", key: Self.key, keyName: nil, expiry: 1_800_000_000) == Self.python)
+        #expect(
+            SharedAccessSignature.make(resource: "hub.example.com/devices/dev 1", key: Self.key, keyName: nil, expiry: 1_800_000_000) == Self.python
+        )
     }
 
     @Test func fieldOrderCaseAndPolicyNames() throws {
-        let reordered = try #require(SharedAccessSignature(header: "sharedaccesssignature SE=1800000000&Skn=my%20policy&SIG=oPid%2BgrGW%2B3w3%2FLLNrWJtZcubvcf%2FKuLPNuGZ4crhDQ%3D&sr=hub.example.com%2Fdevices%2Fdev%201&extra=1"))
+        let reordered = try #require(
+            SharedAccessSignature(
+                header:
+                    "sharedaccesssignature SE=1800000000&Skn=my%20policy&SIG=oPid%2BgrGW%2B3w3%2FLLNrWJtZcubvcf%2FKuLPNuGZ4crhDQ%3D&sr=hub.example.com%2Fdevices%2Fdev%201&extra=1"
+            )
+        )
         #expect(reordered.keyName == "my policy")
         #expect(reordered.isSigned(with: Self.key))
         // A literal '+' in sig stays a '+' (no form decoding).

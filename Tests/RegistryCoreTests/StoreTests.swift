@@ -97,9 +97,17 @@ struct StoreTests {
     @Test func documentsAreTheStoredJSONWithKeysOpened() async throws {
         try await withTemporaryDirectory { dir in
             let store = try makeStore(dir)
-            let device = try await store.execute(.createDevice(DeviceSpec(deviceId: "d", statusReason: "quote \" and \\")), actor: "t", requestId: "1")
+            let device = try await store.execute(
+                .createDevice(DeviceSpec(deviceId: "d", statusReason: "quote \" and \\")),
+                actor: "t",
+                requestId: "1"
+            )
             let module = try await store.execute(.createModule(ModuleSpec(deviceId: "d", moduleId: "m")), actor: "t", requestId: "2")
-            _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "x509", authentication: AuthenticationSpec(primaryThumbprint: String(repeating: "a", count: 40)))), actor: "t", requestId: "3")
+            _ = try await store.execute(
+                .createDevice(DeviceSpec(deviceId: "x509", authentication: AuthenticationSpec(primaryThumbprint: String(repeating: "a", count: 40)))),
+                actor: "t",
+                requestId: "3"
+            )
             let plain = { (identity: Identity) in CanonicalJSON.encode(IdentityCodec.encode(identity) { key, _ in key }) }
             let doc = try #require(try store.storage.deviceDocument("d"))
             #expect(doc.json == plain(device.identity!))
@@ -174,7 +182,9 @@ struct StoreTests {
             let store = try makeStore(dir, limits: RegistryLimits(maxModulesPerDevice: 2, maxIdentities: 4))
             _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "d")), actor: "t", requestId: "1")
             let results = try await store.execute(
-                (1...3).map { .createModule(ModuleSpec(deviceId: "d", moduleId: "m\($0)")) } + [.createDevice(DeviceSpec(deviceId: "e")), .createDevice(DeviceSpec(deviceId: "f"))],
+                (1...3).map { .createModule(ModuleSpec(deviceId: "d", moduleId: "m\($0)")) } + [
+                    .createDevice(DeviceSpec(deviceId: "e")), .createDevice(DeviceSpec(deviceId: "f")),
+                ],
                 actor: "t",
                 requestId: "2"
             )
@@ -213,7 +223,11 @@ struct StoreTests {
             let store = try makeStore(dir, mapSize: 64 << 10)
             let initial = store.storage.environment.mapSize
             for chunk in 0..<10 {
-                let results = try await store.execute((0..<200).map { .createDevice(DeviceSpec(deviceId: "d\(chunk)-\($0)")) }, actor: "t", requestId: "c")
+                let results = try await store.execute(
+                    (0..<200).map { .createDevice(DeviceSpec(deviceId: "d\(chunk)-\($0)")) },
+                    actor: "t",
+                    requestId: "c"
+                )
                 #expect(results.allSatisfy { (try? $0.get()) != nil })
             }
             #expect(store.storage.environment.mapSize > initial)

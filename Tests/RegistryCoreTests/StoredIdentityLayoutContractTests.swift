@@ -45,10 +45,25 @@ import Testing
             let thumbprint = String(repeating: "ab", count: 20)
             let auth = AuthenticationSpec(type: .selfSigned, primaryThumbprint: thumbprint, secondaryThumbprint: String(repeating: "CD", count: 20))
             _ = try await store.execute(
-                .createDevice(DeviceSpec(deviceId: "cam", status: .disabled, statusReason: "r", authentication: auth, deviceScope: "s", parentScopes: ["p"], tags: ["t": .string("v")])),
-                actor: "t", requestId: "1"
+                .createDevice(
+                    DeviceSpec(
+                        deviceId: "cam",
+                        status: .disabled,
+                        statusReason: "r",
+                        authentication: auth,
+                        deviceScope: "s",
+                        parentScopes: ["p"],
+                        tags: ["t": .string("v")]
+                    )
+                ),
+                actor: "t",
+                requestId: "1"
             )
-            _ = try await store.execute(.createModule(ModuleSpec(deviceId: "cam", moduleId: "m", managedBy: "me", authentication: auth)), actor: "t", requestId: "2")
+            _ = try await store.execute(
+                .createModule(ModuleSpec(deviceId: "cam", moduleId: "m", managedBy: "me", authentication: auth)),
+                actor: "t",
+                requestId: "2"
+            )
             _ = try await store.execute(.reportConnection(ConnectionReport(deviceId: "cam", connected: true)), actor: "t", requestId: "3")
             var stored: [[UInt8]] = []
             try store.storage.scanIdentities(openKeys: false) { document, _ in stored.append(document.json) }
@@ -97,22 +112,23 @@ import Testing
     }
 
     /// The stored bytes of the device and module above, one top-level member a line.
-    static let device = [
-        #"{"authentication":{"symmetricKey":{"primaryKey":null,"secondaryKey":null},"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"abababababababababababababababababababab","secondaryThumbprint":"CDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCD"}}"#,
-        #","capabilities":{"iotEdge":false}"#,
-        #","cloudToDeviceMessageCount":0"#,
-        #","connectionState":"Connected""#,
-        #","connectionStateUpdatedTime":"2026-01-01T00:00:00.0000002Z""#,
-        #","deviceId":"cam""#,
-        #","deviceScope":"s""#,
-        #","etag":"MQ==""#,
-        #","generationId":"639028224000000000""#,
-        #","lastActivityTime":"2026-01-01T00:00:00.0000002Z""#,
-        #","parentScopes":["p"]"#,
-        #","status":"disabled""#,
-        #","statusReason":"r""#,
-        #","statusUpdatedTime":"2026-01-01T00:00:00.0000000Z""#,
-    ].joined() + deviceTwin + "}"
+    static let device =
+        [
+            #"{"authentication":{"symmetricKey":{"primaryKey":null,"secondaryKey":null},"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"abababababababababababababababababababab","secondaryThumbprint":"CDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCD"}}"#,
+            #","capabilities":{"iotEdge":false}"#,
+            #","cloudToDeviceMessageCount":0"#,
+            #","connectionState":"Connected""#,
+            #","connectionStateUpdatedTime":"2026-01-01T00:00:00.0000002Z""#,
+            #","deviceId":"cam""#,
+            #","deviceScope":"s""#,
+            #","etag":"MQ==""#,
+            #","generationId":"639028224000000000""#,
+            #","lastActivityTime":"2026-01-01T00:00:00.0000002Z""#,
+            #","parentScopes":["p"]"#,
+            #","status":"disabled""#,
+            #","statusReason":"r""#,
+            #","statusUpdatedTime":"2026-01-01T00:00:00.0000000Z""#,
+        ].joined() + deviceTwin + "}"
     static let deviceTwin = #","twin":{"etag":"AAAAAAAAAAE=","tags":{"t":"v"},"version":2}"#
     static let module = [
         #"{"authentication":{"symmetricKey":{"primaryKey":null,"secondaryKey":null},"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"abababababababababababababababababababab","secondaryThumbprint":"CDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCD"}}"#,

@@ -50,9 +50,14 @@ import Testing
                 commands.append(
                     .createDevice(
                         DeviceSpec(
-                            deviceId: deviceId, status: random.next() % 2 == 0 ? .disabled : .enabled, statusReason: reason, authentication: auth,
-                            capabilities: DeviceCapabilities(iotEdge: random.next() % 2 == 0), deviceScope: scope,
-                            parentScopes: [Self.planted(&random, maxBytes: 256)], tags: random.next() % 4 == 0 ? nil : Self.tags(&random, depth: 0)
+                            deviceId: deviceId,
+                            status: random.next() % 2 == 0 ? .disabled : .enabled,
+                            statusReason: reason,
+                            authentication: auth,
+                            capabilities: DeviceCapabilities(iotEdge: random.next() % 2 == 0),
+                            deviceScope: scope,
+                            parentScopes: [Self.planted(&random, maxBytes: 256)],
+                            tags: random.next() % 4 == 0 ? nil : Self.tags(&random, depth: 0)
                         )
                     )
                 )
@@ -61,11 +66,15 @@ import Testing
                     let managedBy = Self.planted(&random, maxBytes: 256)
                     texts.append(managedBy)
                     keys["\(deviceId)/m\(i)"] = (moduleAuth.primaryKey, moduleAuth.secondaryKey)
-                    commands.append(.createModule(ModuleSpec(deviceId: deviceId, moduleId: "m\(i)", managedBy: managedBy, authentication: moduleAuth)))
+                    commands.append(
+                        .createModule(ModuleSpec(deviceId: deviceId, moduleId: "m\(i)", managedBy: managedBy, authentication: moduleAuth))
+                    )
                     if random.next() % 2 == 0 {
                         commands.append(.updateTwin(TwinUpdate(deviceId: deviceId, moduleId: "m\(i)", tags: Self.tags(&random, depth: 0))))
                     }
-                    if random.next() % 2 == 0 { commands.append(.reportConnection(ConnectionReport(deviceId: deviceId, moduleId: "m\(i)", connected: true))) }
+                    if random.next() % 2 == 0 {
+                        commands.append(.reportConnection(ConnectionReport(deviceId: deviceId, moduleId: "m\(i)", connected: true)))
+                    }
                 }
                 if random.next() % 2 == 0 { commands.append(.updateTwin(TwinUpdate(deviceId: deviceId, tags: Self.tags(&random, depth: 0)))) }
                 if random.next() % 2 == 0 { commands.append(.reportConnection(ConnectionReport(deviceId: deviceId, connected: true))) }
@@ -111,7 +120,12 @@ import Testing
         let full = try #require(StoredIdentityLayout(bytes), "\(text)")
         var walks: [(StoredIdentityLayout, [Field])] = [(full, Field.allCases)]
         for field in Field.allCases { walks.append((try #require(StoredIdentityLayout(bytes, reading: .init(field))), [field])) }
-        walks.append((try #require(StoredIdentityLayout(bytes, reading: .credentials)), [.authenticationType, .primaryKey, .secondaryKey, .primaryThumbprint, .secondaryThumbprint]))
+        walks.append(
+            (
+                try #require(StoredIdentityLayout(bytes, reading: .credentials)),
+                [.authenticationType, .primaryKey, .secondaryKey, .primaryThumbprint, .secondaryThumbprint]
+            )
+        )
         walks.append((try #require(StoredIdentityLayout(bytes, reading: .counters)), [.status, .connectionState]))
         walks.append((try #require(StoredIdentityLayout(bytes, reading: .document)), [.etag, .primaryKey, .secondaryKey, .twin]))
         for (layout, fields) in walks {
@@ -136,7 +150,9 @@ import Testing
     }
 
     /// The identity GET's document: the stored JSON without its twin, keys opened in place.
-    static func checkDocument(_ storage: RegistryStorage, _ deviceId: String, _ moduleId: String?, _ tree: JSONValue, _ plain: (String?, String?)) throws {
+    static func checkDocument(_ storage: RegistryStorage, _ deviceId: String, _ moduleId: String?, _ tree: JSONValue, _ plain: (String?, String?))
+        throws
+    {
         let document = try #require(try moduleId.map { try storage.moduleDocument(deviceId, $0) } ?? storage.deviceDocument(deviceId))
         let opened = withKeys(tree, plain)
         #expect(document.json == CanonicalJSON.encode(opened))
@@ -146,7 +162,12 @@ import Testing
 
     /// What device authentication reads.
     static func checkCredentials(
-        _ storage: RegistryStorage, _ deviceId: String, _ moduleId: String?, _ tree: JSONValue, device: JSONValue, _ plain: (String?, String?)
+        _ storage: RegistryStorage,
+        _ deviceId: String,
+        _ moduleId: String?,
+        _ tree: JSONValue,
+        device: JSONValue,
+        _ plain: (String?, String?)
     ) throws {
         let record = try #require(try storage.credentials(deviceId: deviceId, moduleId: moduleId))
         let auth = tree["authentication"]
@@ -215,7 +236,8 @@ import Testing
     }
 
     static func withKeys(_ tree: JSONValue, _ plain: (String?, String?)) -> JSONValue {
-        guard case .object(var members) = tree, case .object(var auth)? = members["authentication"], case .object(var keys)? = auth["symmetricKey"] else { return tree }
+        guard case .object(var members) = tree, case .object(var auth)? = members["authentication"], case .object(var keys)? = auth["symmetricKey"]
+        else { return tree }
         for (name, key) in [("primaryKey", plain.0), ("secondaryKey", plain.1)] where keys[name] != .null {
             keys[name] = key.map(JSONValue.string) ?? .null
         }
@@ -242,7 +264,9 @@ import Testing
     /// members, with planted keys and values.
     static func tags(_ random: inout SeededRandom, depth: Int) -> [String: JSONValue] {
         var tags: [String: JSONValue] = [:]
-        let names = Field.allCases.map(\.name) + plants.map { $0.filter { !".$ ".contains($0) && !($0.asciiValue.map { $0 < 0x20 } ?? false) } }.filter { !$0.isEmpty }
+        let names =
+            Field.allCases.map(\.name)
+            + plants.map { $0.filter { !".$ ".contains($0) && !($0.asciiValue.map { $0 < 0x20 } ?? false) } }.filter { !$0.isEmpty }
         for _ in 0..<(1 + Int(random.next() % 5)) {
             let name = names[Int(random.next() % UInt64(names.count))]
             switch random.next() % 6 {
@@ -275,7 +299,12 @@ import Testing
         func thumbprint() -> String { String((0..<40).map { _ in Array("0123456789abcdefABCDEF")[Int(random.next() % 22)] }) }
         switch random.next() % 4 {
         case 0: return AuthenticationSpec(type: .sas, primaryKey: key(), secondaryKey: key())
-        case 1: return AuthenticationSpec(type: .selfSigned, primaryThumbprint: thumbprint(), secondaryThumbprint: random.next() % 2 == 0 ? thumbprint() : nil)
+        case 1:
+            return AuthenticationSpec(
+                type: .selfSigned,
+                primaryThumbprint: thumbprint(),
+                secondaryThumbprint: random.next() % 2 == 0 ? thumbprint() : nil
+            )
         case 2: return AuthenticationSpec(type: .certificateAuthority)
         default: return AuthenticationSpec(type: .sas, primaryKey: key(), secondaryKey: key())
         }

@@ -15,7 +15,13 @@ struct WriterPipelineTests {
     func commands() -> [Command] {
         var commands: [Command] = []
         for i in 0..<2_300 {
-            let auth: AuthenticationSpec? = i % 7 == 0 ? AuthenticationSpec(type: .selfSigned, primaryThumbprint: String(repeating: "A", count: 40), secondaryThumbprint: String(repeating: "B", count: 40)) : nil
+            let auth: AuthenticationSpec? =
+                i % 7 == 0
+                ? AuthenticationSpec(
+                    type: .selfSigned,
+                    primaryThumbprint: String(repeating: "A", count: 40),
+                    secondaryThumbprint: String(repeating: "B", count: 40)
+                ) : nil
             commands.append(.createDevice(DeviceSpec(deviceId: "d\(i)", authentication: auth)))
         }
         for i in stride(from: 0, to: 2_300, by: 97) {
@@ -70,7 +76,10 @@ struct WriterPipelineTests {
             let (a, b) = (try log(batched), try log(single))
             #expect(a.count > 2 * 1_024)
             let firstDifference = (0..<min(a.count, b.count)).first { a[$0] != b[$0] }
-            #expect(firstDifference == nil, "first differing event: \(firstDifference.map { String(decoding: a[$0], as: UTF8.self) + "\n" + String(decoding: b[$0], as: UTF8.self) } ?? "")")
+            #expect(
+                firstDifference == nil,
+                "first differing event: \(firstDifference.map { String(decoding: a[$0], as: UTF8.self) + "\n" + String(decoding: b[$0], as: UTF8.self) } ?? "")"
+            )
             #expect(a.count == b.count)
             #expect(try verifyReplay(batched).outcome == .clean)
         }

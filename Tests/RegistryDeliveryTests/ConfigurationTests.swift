@@ -35,13 +35,28 @@ struct DeliveryConfigurationTests {
             (#"{"endpoints": [{"name": "bad name", "type": "file", "path": "/x"}]}"#, "endpoints[0].name"),
             (#"{"endpoints": [{"name": "a", "type": "queue"}]}"#, "endpoints[0].type"),
             (#"{"endpoints": [{"name": "a", "type": "file", "path": "relative"}]}"#, "endpoints[0].path"),
-            (#"{"endpoints": [{"name": "a", "type": "webhook", "url": "ftp://x/y", "secret": "whsec_AAAAAAAAAAAAAAAAAAAAAA=="}]}"#, "endpoints[0].url"),
+            (
+                #"{"endpoints": [{"name": "a", "type": "webhook", "url": "ftp://x/y", "secret": "whsec_AAAAAAAAAAAAAAAAAAAAAA=="}]}"#,
+                "endpoints[0].url"
+            ),
             (#"{"endpoints": [{"name": "a", "type": "webhook", "url": "http://x/y"}]}"#, "endpoints[0].secret"),
             (#"{"endpoints": [{"name": "a", "type": "file", "path": "/x", "colour": 1}]}"#, "endpoints[0].colour"),
-            (#"{"endpoints": [{"name": "a", "type": "file", "path": "/x"}], "routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": ["a"]}]}"#, "routes[0].source"),
-            (#"{"endpoints": [{"name": "a", "type": "file", "path": "/x"}], "routes": [{"name": "r", "source": "DeviceLifecycleEvents", "endpointNames": ["a", "a"]}]}"#, "routes[0].endpointNames"),
-            (#"{"endpoints": [{"name": "a", "type": "file", "path": "/x"}], "routes": [{"name": "r", "source": "DeviceLifecycleEvents", "endpointNames": ["b"]}]}"#, "routes[0].endpointNames"),
-            (#"{"endpoints": [{"name": "a", "type": "file", "path": "/x"}], "routes": [{"name": "r", "source": "DeviceLifecycleEvents", "condition": "opType =", "endpointNames": ["a"]}]}"#, "routes[0].condition"),
+            (
+                #"{"endpoints": [{"name": "a", "type": "file", "path": "/x"}], "routes": [{"name": "r", "source": "DeviceMessages", "endpointNames": ["a"]}]}"#,
+                "routes[0].source"
+            ),
+            (
+                #"{"endpoints": [{"name": "a", "type": "file", "path": "/x"}], "routes": [{"name": "r", "source": "DeviceLifecycleEvents", "endpointNames": ["a", "a"]}]}"#,
+                "routes[0].endpointNames"
+            ),
+            (
+                #"{"endpoints": [{"name": "a", "type": "file", "path": "/x"}], "routes": [{"name": "r", "source": "DeviceLifecycleEvents", "endpointNames": ["b"]}]}"#,
+                "routes[0].endpointNames"
+            ),
+            (
+                #"{"endpoints": [{"name": "a", "type": "file", "path": "/x"}], "routes": [{"name": "r", "source": "DeviceLifecycleEvents", "condition": "opType =", "endpointNames": ["a"]}]}"#,
+                "routes[0].condition"
+            ),
             (#"{"delivery": {"retryWindowSeconds": -1}}"#, "delivery.retryWindowSeconds"),
         ]
         for (text, field) in cases {

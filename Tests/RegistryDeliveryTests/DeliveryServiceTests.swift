@@ -2,8 +2,8 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
 import HummingbirdCore
+import HummingbirdTesting
 import Logging
 import NIOCore
 import RegistryCore
@@ -50,7 +50,11 @@ final class Receiver: Sendable {
     }
 
     var deviceOps: [String] {
-        hits.withLock { hits in hits.map { "\($0.json["applicationProperties"]?["opType"]?.stringValue ?? "?"):\($0.json["applicationProperties"]?["deviceId"]?.stringValue ?? "?")" } }
+        hits.withLock { hits in
+            hits.map {
+                "\($0.json["applicationProperties"]?["opType"]?.stringValue ?? "?"):\($0.json["applicationProperties"]?["deviceId"]?.stringValue ?? "?")"
+            }
+        }
     }
 }
 
@@ -115,7 +119,9 @@ extension DeliveryClock {
     static func configuration(port: Int, condition: String = "true", retryWindow: Double = 3600) throws -> DeliveryConfiguration {
         var configuration = DeliveryConfiguration(
             endpoints: [.init(name: "hook", kind: .webhook(url: "http://127.0.0.1:\(port)/hook", secret: secret, caFile: nil, timeoutMs: 2000))],
-            routes: [.init(name: "hooked", source: .deviceLifecycleEvents, condition: try RouteCondition(condition), endpointName: "hook", isEnabled: true)]
+            routes: [
+                .init(name: "hooked", source: .deviceLifecycleEvents, condition: try RouteCondition(condition), endpointName: "hook", isEnabled: true)
+            ]
         )
         configuration.retry.initialBackoffMs = 5
         configuration.retry.maxBackoffMs = 20
@@ -185,7 +191,8 @@ extension DeliveryClock {
             // Each refused attempt is followed by one backoff sleep; nothing moves until it passes.
             for _ in 0..<4 { try await h.passBackoff() }
             try await h.settle()
-            let expected = (0..<10).map { "createDeviceIdentity:d\($0)" } + ["createDeviceIdentity:d1", "deleteDeviceIdentity:d1", "deleteDeviceIdentity:d1"]
+            let expected =
+                (0..<10).map { "createDeviceIdentity:d\($0)" } + ["createDeviceIdentity:d1", "deleteDeviceIdentity:d1", "deleteDeviceIdentity:d1"]
             #expect(h.receiver.deviceOps == expected)  // the update is not a lifecycle event
             for hit in h.receiver.hits.withLock({ $0 }) {
                 let expectedSignature = WebhookSink.signature(id: hit.id, timestamp: Int64(hit.timestamp)!, body: hit.body, secret: Self.secret)
@@ -227,7 +234,9 @@ extension DeliveryClock {
     @Test func aMessageIsRetriedForTheWholeWindowThenParkedAndRedelivered() async throws {
         try await withRouter(retryWindow: 1) { h in
             // The receiver refuses one device's messages: they are parked, the rest flows on.
-            h.receiver.respond.withLock { $0 = { json in json["applicationProperties"]?["deviceId"] == .string("poison") ? .internalServerError : .ok } }
+            h.receiver.respond.withLock {
+                $0 = { json in json["applicationProperties"]?["deviceId"] == .string("poison") ? .internalServerError : .ok }
+            }
             for id in ["a", "poison", "b"] { try await h.create(id) }
             // Just short of the window: the next attempt fails and is retried again (the worker
             // sleeps only when it will retry), nothing is parked and b waits behind it.
@@ -251,7 +260,8 @@ extension DeliveryClock {
             h.service.redeliverParked(route: "hooked")
             // The parked entry is removed after the receiver confirmed, so not always by the time it has the hit.
             try await eventually("unparked") { (try? await h.service.parkedMessages(route: "hooked").isEmpty) == true }
-            #expect(h.receiver.deviceOps == ["createDeviceIdentity:a", "createDeviceIdentity:b", "createDeviceIdentity:poison"])  // after the ones that followed it
+            // Redelivered after the ones that followed it.
+            #expect(h.receiver.deviceOps == ["createDeviceIdentity:a", "createDeviceIdentity:b", "createDeviceIdentity:poison"])
         }
     }
 

@@ -6,7 +6,7 @@ import Testing
 @testable import RegistryDelivery
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Item 8 of the hardening issue: a batch that failed halfway never leaves a torn JSON line

@@ -45,7 +45,9 @@ struct MessageFormatTests {
         #expect(connections.map { $0.applicationProperties["opType"] } == ["deviceConnected", "deviceConnected", "deviceDisconnected"])
         #expect(connections.map { $0.applicationProperties["deviceId"] } == ["sensor-02", "camera-x509", "sensor-02"])
         #expect(connections.allSatisfy { $0.systemProperties["iothub-message-source"] == "deviceConnectionStateEvents" })
-        let orderKeys = connections.filter { $0.applicationProperties["deviceId"] == "sensor-02" }.compactMap { $0.body["sequenceNumber"]?.stringValue }
+        let orderKeys = connections.filter { $0.applicationProperties["deviceId"] == "sensor-02" }.compactMap {
+            $0.body["sequenceNumber"]?.stringValue
+        }
         #expect(orderKeys.count == 2 && orderKeys[0] < orderKeys[1] && orderKeys.allSatisfy { $0.count == 20 })
         #expect(connections.allSatisfy { $0.body["deviceId"] == nil })
         #expect(!(lifecycle + changes).contains { ["deviceConnected", "deviceDisconnected"].contains($0.applicationProperties["opType"]) })
@@ -80,7 +82,12 @@ struct MessageFormatTests {
     @Test func webhookSignatureFollowsStandardWebhooks() {
         // The specification's own test vector.
         let secret = Array(Data(base64Encoded: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")!)
-        let signature = WebhookSink.signature(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1_614_265_330, body: Array(#"{"test": 2432232314}"#.utf8), secret: secret)
+        let signature = WebhookSink.signature(
+            id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            timestamp: 1_614_265_330,
+            body: Array(#"{"test": 2432232314}"#.utf8),
+            secret: secret
+        )
         #expect(signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
     }
 }

@@ -7,7 +7,9 @@ import Testing
 struct FakeMessage: RouteMessageProperties {
     var application: [String: String] = ["opType": "createDeviceIdentity", "deviceId": "sensor-42", "hubName": "hub"]
     var system: [String: String] = ["connectiondeviceid": "sensor-42", "contenttype": "application/json"]
-    var body: JSONValue = .object(["deviceId": .string("sensor-42"), "version": .int(2), "tags": .array([.object(["x": .int(7)])]), "flag": .bool(true)])
+    var body: JSONValue = .object([
+        "deviceId": .string("sensor-42"), "version": .int(2), "tags": .array([.object(["x": .int(7)])]), "flag": .bool(true),
+    ])
 
     func applicationProperty(_ name: String) -> String? { application.first { $0.key.lowercased() == name.lowercased() }?.value }
     func systemProperty(_ name: String) -> String? { system[name.lowercased()] }
@@ -55,7 +57,9 @@ struct RouteConditionTests {
     }
 
     @Test func badConditionsAreRefused() {
-        for bad in ["", "opType =", "(true", "true)", "opType = 'x", "nosuchfn(1)", "starts_with(deviceId)", "$body = 1", "a == b", "opType = 'x' AND", "#"] {
+        for bad in [
+            "", "opType =", "(true", "true)", "opType = 'x", "nosuchfn(1)", "starts_with(deviceId)", "$body = 1", "a == b", "opType = 'x' AND", "#",
+        ] {
             #expect(throws: ConditionError.self, "\(bad)") { try RouteCondition(bad) }
         }
     }

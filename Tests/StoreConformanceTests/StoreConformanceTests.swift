@@ -107,13 +107,16 @@ import Testing
     func aRejectedCommandWritesNothingAndLeavesTheOthersOfItsBatch(_ fixture: any BackendFixture) async throws {
         try await fixture.withBackend { backend in
             _ = try await backend.execute(Self.create("x"), actor: Self.actor, requestId: "0")
-            let results = try await Self.execute(backend, [
-                Self.create("y"),
-                Self.create("x"),  // exists
-                .replaceDevice(DeviceSpec(deviceId: "missing"), ifMatch: .absent),  // does not exist
-                .createModule(ModuleSpec(deviceId: "missing", moduleId: "m")),  // no device
-                Self.create("z"),
-            ])
+            let results = try await Self.execute(
+                backend,
+                [
+                    Self.create("y"),
+                    Self.create("x"),  // exists
+                    .replaceDevice(DeviceSpec(deviceId: "missing"), ifMatch: .absent),  // does not exist
+                    .createModule(ModuleSpec(deviceId: "missing", moduleId: "m")),  // no device
+                    Self.create("z"),
+                ]
+            )
             #expect(results.count == 5)
             #expect((try? results[0].get()) != nil)
             #expect(results[1].failure?.code == .deviceAlreadyExists)
@@ -164,7 +167,11 @@ import Testing
             #expect(try await backend.device("e")?.status == .enabled)
             // The current etag matches; the change gives a new etag.
             let updated = try #require(
-                try await backend.execute(.replaceDevice(DeviceSpec(deviceId: "e", status: .disabled), ifMatch: .exact(created.etag)), actor: Self.actor, requestId: "2").identity
+                try await backend.execute(
+                    .replaceDevice(DeviceSpec(deviceId: "e", status: .disabled), ifMatch: .exact(created.etag)),
+                    actor: Self.actor,
+                    requestId: "2"
+                ).identity
             )
             #expect(updated.etag != created.etag)
             #expect(try await backend.device("e")?.etag == updated.etag)
@@ -173,10 +180,17 @@ import Testing
             // The twin has its own etag: a stale twin etag is refused, the current one accepted.
             guard case .device(let device) = updated else { throw StoreError("not a device") }
             let twinETag = device.twin?.etag ?? TwinState.initialEtag  // a device without tags has the initial twin etag
-            let staleTwin = try await Self.execute(backend, [.updateTwin(TwinUpdate(deviceId: "e", tags: ["site": .string("a")], ifMatch: .exact("\"stale\"")))])
+            let staleTwin = try await Self.execute(
+                backend,
+                [.updateTwin(TwinUpdate(deviceId: "e", tags: ["site": .string("a")], ifMatch: .exact("\"stale\"")))]
+            )
             #expect(staleTwin[0].failure?.code == .preconditionFailed)
             let tagged = try #require(
-                try await backend.execute(.updateTwin(TwinUpdate(deviceId: "e", tags: ["site": .string("a")], ifMatch: .exact(twinETag))), actor: Self.actor, requestId: "3").identity
+                try await backend.execute(
+                    .updateTwin(TwinUpdate(deviceId: "e", tags: ["site": .string("a")], ifMatch: .exact(twinETag))),
+                    actor: Self.actor,
+                    requestId: "3"
+                ).identity
             )
             guard case .device(let retagged) = tagged else { throw StoreError("not a device") }
             #expect(retagged.twin?.etag != twinETag)
@@ -184,7 +198,9 @@ import Testing
             #expect(try await backend.device("e")?.twin?.tags["site"] == .string("a"))
             // A delete under a stale etag is refused; under the current one it goes through.
             let current = try #require(try await backend.device("e")?.etag)
-            #expect(try await Self.execute(backend, [.deleteDevice(deviceId: "e", ifMatch: .exact("\"stale\""))])[0].failure?.code == .preconditionFailed)
+            #expect(
+                try await Self.execute(backend, [.deleteDevice(deviceId: "e", ifMatch: .exact("\"stale\""))])[0].failure?.code == .preconditionFailed
+            )
             _ = try await backend.execute(.deleteDevice(deviceId: "e", ifMatch: .exact(current)), actor: Self.actor, requestId: "4")
             #expect(try await backend.device("e") == nil)
             #expect(try await backend.statistics().disabledDeviceCount == 0)
@@ -194,10 +210,14 @@ import Testing
     @Test(arguments: BackendFixtures.all)
     func deletingADeviceDeletesItsModules(_ fixture: any BackendFixture) async throws {
         try await fixture.withBackend { backend in
-            _ = try await Self.execute(backend, [
-                Self.create("d"), .createModule(ModuleSpec(deviceId: "d", moduleId: "m1")), .createModule(ModuleSpec(deviceId: "d", moduleId: "m2")),
-                Self.create("other"), .createModule(ModuleSpec(deviceId: "other", moduleId: "m1")),
-            ])
+            _ = try await Self.execute(
+                backend,
+                [
+                    Self.create("d"), .createModule(ModuleSpec(deviceId: "d", moduleId: "m1")),
+                    .createModule(ModuleSpec(deviceId: "d", moduleId: "m2")),
+                    Self.create("other"), .createModule(ModuleSpec(deviceId: "other", moduleId: "m1")),
+                ]
+            )
             #expect(try await backend.modules(of: "d").map(\.moduleId) == ["m1", "m2"])
             #expect(try await backend.statistics().totalModuleCount == 3)
             let before = try await backend.head().seq
@@ -224,7 +244,11 @@ import Testing
     func historyAndQueriesReadThroughTheInterface(_ fixture: any BackendFixture) async throws {
         try await fixture.withBackend { backend in
             _ = try await Self.execute(backend, [Self.create("h1"), Self.create("h2"), .createModule(ModuleSpec(deviceId: "h1", moduleId: "m"))])
-            _ = try await backend.execute(.replaceDevice(DeviceSpec(deviceId: "h1", status: .disabled), ifMatch: .any), actor: "someone", requestId: "dis")
+            _ = try await backend.execute(
+                .replaceDevice(DeviceSpec(deviceId: "h1", status: .disabled), ifMatch: .any),
+                actor: "someone",
+                requestId: "dis"
+            )
             let history = try await backend.history(deviceId: "h1")
             #expect(history.map(\.type) == [.deviceCreated, .moduleCreated, .deviceUpdated])
             #expect(history.last?.actor == "someone")
@@ -234,7 +258,10 @@ import Testing
             let rest = try await backend.history(deviceId: "h1", moduleId: nil, after: try #require(page.next), limit: 2)
             #expect(rest.entries.map(\.type) == [.deviceUpdated])
             let disabled = try await backend.runQuery(
-                try QueryParser.parse("SELECT * FROM devices WHERE status = 'disabled'"), cursor: nil, pageSize: 10, bounds: QueryBounds()
+                try QueryParser.parse("SELECT * FROM devices WHERE status = 'disabled'"),
+                cursor: nil,
+                pageSize: 10,
+                bounds: QueryBounds()
             )
             #expect(disabled.items.compactMap { $0["deviceId"]?.stringValue } == ["h1"])
         }
@@ -284,7 +311,10 @@ import Testing
         try await fixture.withBackend { backend in
             let builtIn = try await backend.ensureBuiltInPolicies()
             #expect(Set(builtIn.map(\.name)) == ["iothubowner", "service", "device", "registryRead", "registryReadWrite"])
-            #expect(try await backend.ensureBuiltInPolicies().map(\.primaryKey).sorted() == builtIn.map(\.primaryKey).sorted(), "a second start keeps the keys")
+            #expect(
+                try await backend.ensureBuiltInPolicies().map(\.primaryKey).sorted() == builtIn.map(\.primaryKey).sorted(),
+                "a second start keeps the keys"
+            )
             let added = try await backend.upsertPolicy(name: "ops", rights: [.registryRead])
             #expect(try await backend.policies().contains(added))
             let rotated = try await backend.rotatePolicy(name: "ops", secondary: false)

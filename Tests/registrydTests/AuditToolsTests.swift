@@ -1,17 +1,22 @@
 import Foundation
 import LMDB
-import RegistryLMDB
 import RegistryAPI
 import RegistryCore
-import RegistryTransfer
+import RegistryLMDB
 import RegistryTesting
+import RegistryTransfer
 import Testing
 
 /// The registry's identities as export lines (the format `replay --until` writes).
 private func exportLines(_ storage: RegistryStorage) throws -> [String] {
     var lines: [String] = []
     try storage.scanIdentities(openKeys: true) { document, _ in
-        lines.append(String(decoding: CanonicalJSON.encode(ExportImportDevice.line(from: try JSONParser.parse(document.json), excludeKeys: false)), as: UTF8.self))
+        lines.append(
+            String(
+                decoding: CanonicalJSON.encode(ExportImportDevice.line(from: try JSONParser.parse(document.json), excludeKeys: false)),
+                as: UTF8.self
+            )
+        )
     }
     return lines
 }
@@ -21,7 +26,10 @@ private func exportLines(_ storage: RegistryStorage) throws -> [String] {
     static func script() -> [[Command]] {
         let key = { (b: UInt8) in Data(repeating: b, count: 32).base64EncodedString() }
         return [
-            [.createDevice(DeviceSpec(deviceId: "a")), .createDevice(DeviceSpec(deviceId: "b", authentication: AuthenticationSpec(primaryKey: key(1), secondaryKey: key(2))))],
+            [
+                .createDevice(DeviceSpec(deviceId: "a")),
+                .createDevice(DeviceSpec(deviceId: "b", authentication: AuthenticationSpec(primaryKey: key(1), secondaryKey: key(2)))),
+            ],
             [.createModule(ModuleSpec(deviceId: "a", moduleId: "m"))],
             [.replaceDevice(DeviceSpec(deviceId: "a", status: .disabled, statusReason: "stolen"), ifMatch: .any)],
             [.replaceDevice(DeviceSpec(deviceId: "b", authentication: AuthenticationSpec(primaryKey: key(3), secondaryKey: key(2))), ifMatch: .any)],
@@ -64,26 +72,26 @@ private func exportLines(_ storage: RegistryStorage) throws -> [String] {
     /// is owner-only from its first byte under the most permissive umask (which the command
     /// inherits), and an existing file is refused rather than written into.
     #if os(Linux)
-    @Test func replayOutputIsOwnerOnlyFromItsFirstByte() async throws {
-        try await withTemporaryDirectory { dir in
-            let store = try makeStore(dir + "/data")
-            _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "d")), actor: "t", requestId: "1")
-            store.close()
-            try FileManager.default.createDirectory(atPath: dir + "/out", withIntermediateDirectories: true)
-            let watch = try DirectoryWatch(dir + "/out")
-            let out = dir + "/out/keys.jsonl"
-            let result = try withUmask(0) { try runRegistryd(["replay", "--data-dir", dir + "/data", "--until", "1", "--out", out]) }
-            #expect(result.status == 0, "\(result.output)")
-            let own = watch.events().filter { $0.name == "keys.jsonl" }
-            #expect(!own.isEmpty)
-            #expect(own.filter(\.isAttributeChange).isEmpty, "keys.jsonl was chmod'ed after it appeared: \(own)")
-            #expect(try FileManager.default.attributesOfItem(atPath: out)[.posixPermissions] as? Int == 0o600)
-            #expect(try String(contentsOfFile: out, encoding: .utf8).contains("primaryKey"))
-            let again = try runRegistryd(["replay", "--data-dir", dir + "/data", "--until", "1", "--out", out])
-            #expect(again.status != 0)
-            #expect(again.output.contains("File exists"), "\(again.output)")
+        @Test func replayOutputIsOwnerOnlyFromItsFirstByte() async throws {
+            try await withTemporaryDirectory { dir in
+                let store = try makeStore(dir + "/data")
+                _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "d")), actor: "t", requestId: "1")
+                store.close()
+                try FileManager.default.createDirectory(atPath: dir + "/out", withIntermediateDirectories: true)
+                let watch = try DirectoryWatch(dir + "/out")
+                let out = dir + "/out/keys.jsonl"
+                let result = try withUmask(0) { try runRegistryd(["replay", "--data-dir", dir + "/data", "--until", "1", "--out", out]) }
+                #expect(result.status == 0, "\(result.output)")
+                let own = watch.events().filter { $0.name == "keys.jsonl" }
+                #expect(!own.isEmpty)
+                #expect(own.filter(\.isAttributeChange).isEmpty, "keys.jsonl was chmod'ed after it appeared: \(own)")
+                #expect(try FileManager.default.attributesOfItem(atPath: out)[.posixPermissions] as? Int == 0o600)
+                #expect(try String(contentsOfFile: out, encoding: .utf8).contains("primaryKey"))
+                let again = try runRegistryd(["replay", "--data-dir", dir + "/data", "--until", "1", "--out", out])
+                #expect(again.status != 0)
+                #expect(again.output.contains("File exists"), "\(again.output)")
+            }
         }
-    }
     #endif
 
     @Test func auditVerifyNamesTheBadSequenceOrTheIdentity() async throws {
@@ -134,8 +142,14 @@ private func exportLines(_ storage: RegistryStorage) throws -> [String] {
             #expect(!rotation.contains { $0["path"] == .string("authentication.symmetricKey.secondaryKey") })  // unchanged
             #expect(!result.output.contains(secret) && !result.output.contains("aes256gcm"))
 
-            let a = try runRegistryd(["history", "--data-dir", dir, "a"]).output.split(separator: "\n").compactMap { try? JSONParser.parse(String($0)) }
-            #expect(a.map { $0["type"]?.stringValue } == ["deviceCreated", "moduleCreated", "deviceUpdated", "moduleUpdated", "moduleDeleted", "deviceDeleted", "deviceCreated"])
+            let a = try runRegistryd(["history", "--data-dir", dir, "a"]).output.split(separator: "\n").compactMap {
+                try? JSONParser.parse(String($0))
+            }
+            #expect(
+                a.map { $0["type"]?.stringValue } == [
+                    "deviceCreated", "moduleCreated", "deviceUpdated", "moduleUpdated", "moduleDeleted", "deviceDeleted", "deviceCreated",
+                ]
+            )
             let disable = a[2]["changes"]?.arrayValue ?? []
             #expect(disable.contains { $0["path"] == .string("status") && $0["old"] == .string("enabled") && $0["new"] == .string("disabled") })
             let moduleOnly = try runRegistryd(["history", "--data-dir", dir, "a", "--module", "m"]).output.split(separator: "\n")
@@ -153,7 +167,8 @@ private func exportLines(_ storage: RegistryStorage) throws -> [String] {
             let lines = events.output.split(separator: "\n").filter { $0.hasPrefix("{") }
             #expect(lines.count == 9)
             try (lines.joined(separator: "\n") + "\n").write(toFile: dir + "/events.jsonl", atomically: true, encoding: .utf8)
-            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("tools/verify-chain.py").path
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("tools/verify-chain.py").path
             func python(_ file: String) throws -> (Int32, String) {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import LMDB
-import RegistryLMDB
 import RegistryCore
+import RegistryLMDB
 import RegistryTesting
 import Testing
 

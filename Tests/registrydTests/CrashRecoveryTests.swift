@@ -5,7 +5,7 @@ import RegistryTesting
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Durability: a process killed with SIGKILL under load loses nothing whose create had returned.

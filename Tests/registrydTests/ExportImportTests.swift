@@ -33,7 +33,13 @@ private func essences(_ dir: String) throws -> [String] {
                 [
                     .createDevice(DeviceSpec(deviceId: "gw", capabilities: DeviceCapabilities(iotEdge: true))),
                     .createModule(ModuleSpec(deviceId: "gw", moduleId: "$edgeHub", managedBy: "IotEdge")),
-                    .createModule(ModuleSpec(deviceId: "gw", moduleId: "cam", authentication: AuthenticationSpec(primaryThumbprint: String(repeating: "c", count: 64)))),
+                    .createModule(
+                        ModuleSpec(
+                            deviceId: "gw",
+                            moduleId: "cam",
+                            authentication: AuthenticationSpec(primaryThumbprint: String(repeating: "c", count: 64))
+                        )
+                    ),
                     .createDevice(DeviceSpec(deviceId: "gw-leaf", status: .disabled, statusReason: "held", parentScopes: ["scope-1"])),
                 ],
                 actor: "t",
@@ -83,7 +89,9 @@ private func essences(_ dir: String) throws -> [String] {
             let result = try runRegistryd(["import", "--data-dir", dir + "/data", dir + "/in.txt", "--errors", dir + "/errors.log"])
             #expect(result.status == 4)
             #expect(result.output.contains("imported 3 identities; 3 lines failed"))
-            let errors = try String(contentsOfFile: dir + "/errors.log", encoding: .utf8).split(separator: "\n").map { try JSONParser.parse(String($0)) }
+            let errors = try String(contentsOfFile: dir + "/errors.log", encoding: .utf8).split(separator: "\n").map {
+                try JSONParser.parse(String($0))
+            }
             #expect(errors.map { $0["line"]?.intValue } == [2, 3, 6])
             #expect(errors.map { $0["errorCode"]?.stringValue } == ["DeserializationError", "ArgumentInvalid", "DeviceNotFound"])
             let storage = try RegistryStorage(directory: DataDirectory(path: dir + "/data"), create: false)

@@ -47,32 +47,33 @@ import Testing
     /// Item 8 of the hardening issue: the copied data key is owner-only from its first byte,
     /// under the most permissive umask (which the command inherits), and so are the TLS keys.
     #if os(Linux)
-    @Test func backupCopiesSecretsOwnerOnlyFromTheirFirstByte() async throws {
-        try await withTemporaryDirectory { dir in
-            let store = try makeStore(dir + "/live")
-            _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "d")), actor: "t", requestId: "1")
-            store.close()
-            try LocalCertificateAuthority.ensure(.init(dataDirectory: dir + "/live"))
-            // An existing empty directory is a valid target, and lets the watch start first.
-            try FileManager.default.createDirectory(atPath: dir + "/copy", withIntermediateDirectories: true)
-            let watch = try DirectoryWatch(dir + "/copy")
-            let backup = try withUmask(0) { try runRegistryd(["backup", "--data-dir", dir + "/live", "--to", dir + "/copy"]) }
-            #expect(backup.status == 0, "\(backup.output)")
-            let own = watch.events().filter { $0.name == "data.key" }
-            #expect(!own.isEmpty)
-            #expect(own.filter(\.isAttributeChange).isEmpty, "data.key was chmod'ed after it appeared: \(own)")
-            for secret in ["data.key", "tls/ca-key.pem", "tls/server-key.pem"] {
-                let mode = try FileManager.default.attributesOfItem(atPath: dir + "/copy/" + secret)[.posixPermissions] as? Int
-                #expect(mode == 0o600, "\(secret)")
+        @Test func backupCopiesSecretsOwnerOnlyFromTheirFirstByte() async throws {
+            try await withTemporaryDirectory { dir in
+                let store = try makeStore(dir + "/live")
+                _ = try await store.execute(.createDevice(DeviceSpec(deviceId: "d")), actor: "t", requestId: "1")
+                store.close()
+                try LocalCertificateAuthority.ensure(.init(dataDirectory: dir + "/live"))
+                // An existing empty directory is a valid target, and lets the watch start first.
+                try FileManager.default.createDirectory(atPath: dir + "/copy", withIntermediateDirectories: true)
+                let watch = try DirectoryWatch(dir + "/copy")
+                let backup = try withUmask(0) { try runRegistryd(["backup", "--data-dir", dir + "/live", "--to", dir + "/copy"]) }
+                #expect(backup.status == 0, "\(backup.output)")
+                let own = watch.events().filter { $0.name == "data.key" }
+                #expect(!own.isEmpty)
+                #expect(own.filter(\.isAttributeChange).isEmpty, "data.key was chmod'ed after it appeared: \(own)")
+                for secret in ["data.key", "tls/ca-key.pem", "tls/server-key.pem"] {
+                    let mode = try FileManager.default.attributesOfItem(atPath: dir + "/copy/" + secret)[.posixPermissions] as? Int
+                    #expect(mode == 0o600, "\(secret)")
+                }
             }
         }
-    }
     #endif
 
     @Test func configCheckValidatesWithoutStarting() throws {
         try withTemporaryDirectory { dir in
             let good = dir + "/good.json"
-            try #"{"limits":{"maxModulesPerDevice":10},"deviceAuth":{"hostNames":["hub.example.com"]},"endpoints":[{"name":"audit","type":"file","path":"/tmp/x.jsonl"}],"routes":[{"name":"r","source":"DeviceConnectionStateEvents","condition":"true","endpointNames":["audit"]}]}"#
+            try
+                #"{"limits":{"maxModulesPerDevice":10},"deviceAuth":{"hostNames":["hub.example.com"]},"endpoints":[{"name":"audit","type":"file","path":"/tmp/x.jsonl"}],"routes":[{"name":"r","source":"DeviceConnectionStateEvents","condition":"true","endpointNames":["audit"]}]}"#
                 .write(toFile: good, atomically: true, encoding: .utf8)
             let ok = try runRegistryd(["config", "check", "--config", good])
             #expect(ok.status == 0, "\(ok.output)")

@@ -42,7 +42,10 @@ struct ServeSettingsTests {
 
     @Test func fileSettingsTakeEnvironmentAndFlagValuesThroughTheSameChecks() throws {
         let file = try json(#"{"limits":{"maxModulesPerDevice":10,"maxIdentities":100},"routes":[]}"#)
-        let environment = ["REGISTRYD_MAX_MODULES_PER_DEVICE": "20", "REGISTRYD_METRICS_OPEN": "true", "REGISTRYD_JOB_ROOTS": "/srv/a:/srv/b", "REGISTRYD_THROTTLE_QUERIES": "2.5"]
+        let environment = [
+            "REGISTRYD_MAX_MODULES_PER_DEVICE": "20", "REGISTRYD_METRICS_OPEN": "true", "REGISTRYD_JOB_ROOTS": "/srv/a:/srv/b",
+            "REGISTRYD_THROTTLE_QUERIES": "2.5",
+        ]
         let merged = try SettingsOverlay.apply(to: file, environment: environment, flags: ["max-modules-per-device": "30"])
         let settings = try RegistryConfiguration(json: merged, source: "test")
         #expect(settings.limits.maxModulesPerDevice == 30, "flag over environment over file")
@@ -50,13 +53,19 @@ struct ServeSettingsTests {
         #expect(settings.api.metricsOpen)
         #expect(settings.jobs.roots == ["/srv/a", "/srv/b"])
         #expect(settings.api.throttling.rates[.queries] == 2.5)
-        let environmentOnly = try RegistryConfiguration(json: try SettingsOverlay.apply(to: file, environment: environment, flags: [:]), source: "test")
+        let environmentOnly = try RegistryConfiguration(
+            json: try SettingsOverlay.apply(to: file, environment: environment, flags: [:]),
+            source: "test"
+        )
         #expect(environmentOnly.limits.maxModulesPerDevice == 20)
         // The same validation as the file: a bad value names its source or field.
         #expect(throws: ValidationError.self) { try SettingsOverlay.apply(to: file, environment: ["REGISTRYD_MAX_IDENTITIES": "many"], flags: [:]) }
         #expect(throws: ValidationError.self) { try SettingsOverlay.apply(to: file, environment: [:], flags: ["metrics-open": "perhaps"]) }
         #expect(throws: ConfigurationError.self) {
-            try RegistryConfiguration(json: try SettingsOverlay.apply(to: file, environment: ["REGISTRYD_MAX_MODULES_PER_DEVICE": "0"], flags: [:]), source: "test")
+            try RegistryConfiguration(
+                json: try SettingsOverlay.apply(to: file, environment: ["REGISTRYD_MAX_MODULES_PER_DEVICE": "0"], flags: [:]),
+                source: "test"
+            )
         }
         #expect(ServeSettings.unknownVariables(["REGISTRYD_THROTTLE_BULK": "1"]).isEmpty)
     }

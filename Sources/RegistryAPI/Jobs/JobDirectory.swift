@@ -6,18 +6,18 @@ import RegistryTransfer
 // compiler names CDispatch with some build flags and CoreFoundation with others, and
 // MemberImportVisibility wants the one it picked imported.
 #if canImport(CDispatch)
-import CDispatch
+    import CDispatch
 #endif
 #if canImport(CoreFoundation)
-import CoreFoundation
+    import CoreFoundation
 #endif
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A job container opened when the job runs, and every file of the job opened relative to it.

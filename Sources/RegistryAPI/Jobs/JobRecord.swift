@@ -67,8 +67,15 @@ public struct JobRecord: Sendable, Hashable {
     }
 
     public init(
-        jobId: String, type: Kind, status: Status, startTimeUtc: Timestamp, inputBlobContainerUri: String?, inputBlobName: String?,
-        outputBlobContainerUri: String?, outputBlobName: String?, excludeKeysInExport: Bool
+        jobId: String,
+        type: Kind,
+        status: Status,
+        startTimeUtc: Timestamp,
+        inputBlobContainerUri: String?,
+        inputBlobName: String?,
+        outputBlobContainerUri: String?,
+        outputBlobName: String?,
+        excludeKeysInExport: Bool
     ) {
         self.jobId = jobId
         self.type = type

@@ -28,14 +28,20 @@ public struct JobsConfiguration: Sendable, Hashable {
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
             switch key {
             case "roots":
-                guard case .array(let items) = value else { throw ConfigurationFieldError("jobs.roots", "must be an array of absolute directory paths") }
+                guard case .array(let items) = value else {
+                    throw ConfigurationFieldError("jobs.roots", "must be an array of absolute directory paths")
+                }
                 roots = []
                 for item in items {
-                    guard let path = item.stringValue, path.hasPrefix("/") else { throw ConfigurationFieldError("jobs.roots", "must hold absolute directory paths") }
+                    guard let path = item.stringValue, path.hasPrefix("/") else {
+                        throw ConfigurationFieldError("jobs.roots", "must hold absolute directory paths")
+                    }
                     roots.append(path)
                 }
             case "importBatch":
-                guard let n = value.intValue, n > 0, n <= 100_000 else { throw ConfigurationFieldError("jobs.importBatch", "must be an integer from 1 to 100000") }
+                guard let n = value.intValue, n > 0, n <= 100_000 else {
+                    throw ConfigurationFieldError("jobs.importBatch", "must be an integer from 1 to 100000")
+                }
                 importBatch = Int(n)
             default:
                 throw ConfigurationFieldError("jobs.\(key)", "unknown key (known: importBatch, roots)")
@@ -86,7 +92,8 @@ public final class JobService: Service, Sendable {
     /// (its partial effects are real: an import's applied batches stay applied).
     public func recoverInterrupted(now: Timestamp) async throws {
         for var record in try await list() where !record.status.isTerminal {
-            record.failureReason = "registryd stopped while the job was \(record.status.rawValue); create the job again (an import may have applied part of its file)"
+            record.failureReason =
+                "registryd stopped while the job was \(record.status.rawValue); create the job again (an import may have applied part of its file)"
             record.status = .failed
             record.endTimeUtc = now
             try await save(record)
@@ -105,7 +112,13 @@ public final class JobService: Service, Sendable {
             current = (record.jobId, false)
             return true
         }
-        guard claimed else { throw APIError(status: .forbidden, code: "JobQuotaExceeded", message: "Job quota has been exceeded: one import or export job may be active at a time.") }
+        guard claimed else {
+            throw APIError(
+                status: .forbidden,
+                code: "JobQuotaExceeded",
+                message: "Job quota has been exceeded: one import or export job may be active at a time."
+            )
+        }
         do {
             try await save(record)
         } catch {
@@ -117,7 +130,11 @@ public final class JobService: Service, Sendable {
             record.status = .failed
             record.failureReason = "registryd is shutting down; create the job again once it runs"
             try await save(record)
-            throw APIError(status: .serviceUnavailable, code: "ServiceUnavailable", message: "The registry is shutting down; create the job again once it runs.")
+            throw APIError(
+                status: .serviceUnavailable,
+                code: "ServiceUnavailable",
+                message: "The registry is shutting down; create the job again once it runs."
+            )
         }
         record.status = .enqueued
         return record
@@ -138,7 +155,9 @@ public final class JobService: Service, Sendable {
     /// The record of a new job and what it will read and write, checked (a bad request throws `APIError`).
     func prepare(_ body: JSONValue, now: Timestamp) throws -> (JobRecord, JobPlan) {
         func string(_ name: String) throws -> String? { try IdentityRequestDecoder.string(body, name).flatMap { $0.isEmpty ? nil : $0 } }
-        guard let typeName = try string("type") else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "type is required (export or import).") }
+        guard let typeName = try string("type") else {
+            throw APIError(status: .badRequest, code: "ArgumentNull", message: "type is required (export or import).")
+        }
         guard let type = JobRecord.Kind(rawValue: typeName.lowercased()) else {
             throw APIError.invalid("Job type '\(typeName)' is not supported; use export or import.")
         }
@@ -149,9 +168,14 @@ public final class JobService: Service, Sendable {
         let inputUri = try string("inputBlobContainerUri")
         let exclude = try IdentityRequestDecoder.bool(body, "excludeKeysInExport") ?? false
         let record = JobRecord(
-            jobId: UUID().uuidString.lowercased(), type: type, status: .enqueued, startTimeUtc: now,
-            inputBlobContainerUri: inputUri, inputBlobName: type == .import ? try string("inputBlobName") ?? "devices.txt" : nil,
-            outputBlobContainerUri: outputUri, outputBlobName: type == .export ? try string("outputBlobName") ?? "devices.txt" : nil,
+            jobId: UUID().uuidString.lowercased(),
+            type: type,
+            status: .enqueued,
+            startTimeUtc: now,
+            inputBlobContainerUri: inputUri,
+            inputBlobName: type == .import ? try string("inputBlobName") ?? "devices.txt" : nil,
+            outputBlobContainerUri: outputUri,
+            outputBlobName: type == .export ? try string("outputBlobName") ?? "devices.txt" : nil,
             excludeKeysInExport: exclude
         )
         // Resolve every path now: a bad container is the caller's error (400), not a failed job.
@@ -230,7 +254,10 @@ public final class JobService: Service, Sendable {
         record.endTimeUtc = Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
         try? await save(record)
         active.withLock { $0 = nil }
-        logger.info("job finished", metadata: ["job.id": "\(record.jobId)", "job.type": "\(record.type.rawValue)", "job.status": "\(record.status.rawValue)"])
+        logger.info(
+            "job finished",
+            metadata: ["job.id": "\(record.jobId)", "job.type": "\(record.type.rawValue)", "job.status": "\(record.status.rawValue)"]
+        )
     }
 
     func runExport(_ record: inout JobRecord, container: String, name: String) async throws {
@@ -280,7 +307,11 @@ public final class JobService: Service, Sendable {
         let counts: ImportExportEngine.ImportCounts
         do {
             counts = try await ImportExportEngine.importFile(
-                store: store, reader: LineReader(handle: input.handle), batch: configuration.importBatch, actor: "job:\(record.jobId)", requestId: record.jobId,
+                store: store,
+                reader: LineReader(handle: input.handle),
+                batch: configuration.importBatch,
+                actor: "job:\(record.jobId)",
+                requestId: record.jobId,
                 errors: { try? errorLog.write(contentsOf: CanonicalJSON.encode($0) + [10]) },
                 isCancelled: { self.isCancelled },
                 progress: { counts in

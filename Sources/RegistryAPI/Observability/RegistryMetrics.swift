@@ -26,21 +26,35 @@ public final class RegistryMetrics: Sendable {
     ]
 
     public init() {
-        commitCommands = registry.makeValueHistogram(descriptor: Self.name("registryd_writer_batch_commands", "Commands per durable commit (group commit)"), buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
-        commitLatency = registry.makeDurationHistogram(descriptor: Self.name("registryd_writer_commit_seconds", "Write transaction including its durable commit"), buckets: Self.latencyBuckets)
+        commitCommands = registry.makeValueHistogram(
+            descriptor: Self.name("registryd_writer_batch_commands", "Commands per durable commit (group commit)"),
+            buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        )
+        commitLatency = registry.makeDurationHistogram(
+            descriptor: Self.name("registryd_writer_commit_seconds", "Write transaction including its durable commit"),
+            buckets: Self.latencyBuckets
+        )
         eventsAppended = registry.makeCounter(descriptor: Self.name("registryd_events_appended_total", "Events appended to the log"))
         let decisions = AuthenticationType.allCases.map(DeviceAuthDecision.allow) + DeviceAuthDenial.allCases.map(DeviceAuthDecision.deny)
         let registry = registry
         var byRoute: [String: [DeviceAuthDecision: Counter]] = [:]
         for route in ["device", "emqx"] {
-            byRoute[route] = Dictionary(uniqueKeysWithValues: decisions.map { decision in
-                let (result, detail) = switch decision {
-                case .allow(let type): ("allow", type.rawValue)
-                case .deny(let reason): ("deny", reason.rawValue)
+            byRoute[route] = Dictionary(
+                uniqueKeysWithValues: decisions.map { decision in
+                    let (result, detail) =
+                        switch decision {
+                        case .allow(let type): ("allow", type.rawValue)
+                        case .deny(let reason): ("deny", reason.rawValue)
+                        }
+                    let descriptor = Self.name(
+                        "registryd_device_auth_decisions_total",
+                        "Device authentication answers by route, result and detail (the identity's authentication type for an allow, the reason for a deny)"
+                    )
+                    return (
+                        decision, registry.makeCounter(descriptor: descriptor, labels: [("route", route), ("result", result), ("detail", detail)])
+                    )
                 }
-                let descriptor = Self.name("registryd_device_auth_decisions_total", "Device authentication answers by route, result and detail (the identity's authentication type for an allow, the reason for a deny)")
-                return (decision, registry.makeCounter(descriptor: descriptor, labels: [("route", route), ("result", result), ("detail", detail)]))
-            })
+            )
         }
         deviceAuthDecisions = byRoute
     }
@@ -57,7 +71,10 @@ public final class RegistryMetrics: Sendable {
         let key = "\(method) \(operation) \(status)"
         let counter = requestCounters.withLock { counters in
             if let c = counters[key] { return c }
-            let c = registry.makeCounter(descriptor: Self.name("registryd_http_requests_total", "Requests answered, by operation and status"), labels: [("operation", "\(method) \(operation)"), ("status", String(status))])
+            let c = registry.makeCounter(
+                descriptor: Self.name("registryd_http_requests_total", "Requests answered, by operation and status"),
+                labels: [("operation", "\(method) \(operation)"), ("status", String(status))]
+            )
             counters[key] = c
             return c
         }
@@ -65,7 +82,11 @@ public final class RegistryMetrics: Sendable {
         let opKey = "\(method) \(operation)"
         let histogram = latencies.withLock { histograms in
             if let h = histograms[opKey] { return h }
-            let h = registry.makeDurationHistogram(descriptor: Self.name("registryd_http_request_duration_seconds", "Request latency, by operation"), labels: [("operation", opKey)], buckets: Self.latencyBuckets)
+            let h = registry.makeDurationHistogram(
+                descriptor: Self.name("registryd_http_request_duration_seconds", "Request latency, by operation"),
+                labels: [("operation", opKey)],
+                buckets: Self.latencyBuckets
+            )
             histograms[opKey] = h
             return h
         }
@@ -87,7 +108,10 @@ public final class RegistryMetrics: Sendable {
     func throttledRequest(operationClass: String) {
         let counter = throttled.withLock { counters in
             if let c = counters[operationClass] { return c }
-            let c = registry.makeCounter(descriptor: Self.name("registryd_throttled_requests_total", "Requests refused with 429, by operation class"), labels: [("class", operationClass)])
+            let c = registry.makeCounter(
+                descriptor: Self.name("registryd_throttled_requests_total", "Requests refused with 429, by operation class"),
+                labels: [("class", operationClass)]
+            )
             counters[operationClass] = c
             return c
         }
@@ -109,30 +133,47 @@ public final class RegistryMetrics: Sendable {
         }
         if let stats = try? await store.statistics() {
             let identities: [(String, String, Int)] = [
-                ("device", "enabled", stats.enabledDeviceCount), ("device", "disabled", stats.disabledDeviceCount), ("module", "any", stats.totalModuleCount),
+                ("device", "enabled", stats.enabledDeviceCount), ("device", "disabled", stats.disabledDeviceCount),
+                ("module", "any", stats.totalModuleCount),
             ]
             for (kind, status, value) in identities {
-                registry.makeGauge(descriptor: Self.name("registryd_identities", "Identities by kind and status"), labels: [("kind", kind), ("status", status)])
-                    .set(Double(value))
+                registry.makeGauge(
+                    descriptor: Self.name("registryd_identities", "Identities by kind and status"),
+                    labels: [("kind", kind), ("status", status)]
+                )
+                .set(Double(value))
             }
-            registry.makeGauge(descriptor: Self.name("registryd_connected_devices", "Devices a broker last reported connected")).set(Double(stats.connectedDeviceCount))
+            registry.makeGauge(descriptor: Self.name("registryd_connected_devices", "Devices a broker last reported connected")).set(
+                Double(stats.connectedDeviceCount)
+            )
         }
         if let head = try? await store.head() {
             registry.makeGauge(descriptor: Self.name("registryd_log_head_sequence", "Sequence number of the last event")).set(Double(head.seq))
         }
         for route in await delivery?.statuses() ?? [] {
             let labels = [("route", route.name)]
-            registry.makeGauge(descriptor: Self.name("registryd_route_delivered_messages", "Messages delivered by the route"), labels: labels).set(Double(route.delivered))
-            registry.makeGauge(descriptor: Self.name("registryd_route_failed_attempts", "Failed delivery attempts of the route"), labels: labels).set(Double(route.failedAttempts))
-            registry.makeGauge(descriptor: Self.name("registryd_route_parked_messages", "Messages parked after the retry window"), labels: labels).set(Double(route.parked))
-            registry.makeGauge(descriptor: Self.name("registryd_route_lag_events", "Events committed but not yet delivered"), labels: labels).set(Double(route.lag))
+            registry.makeGauge(descriptor: Self.name("registryd_route_delivered_messages", "Messages delivered by the route"), labels: labels).set(
+                Double(route.delivered)
+            )
+            registry.makeGauge(descriptor: Self.name("registryd_route_failed_attempts", "Failed delivery attempts of the route"), labels: labels).set(
+                Double(route.failedAttempts)
+            )
+            registry.makeGauge(descriptor: Self.name("registryd_route_parked_messages", "Messages parked after the retry window"), labels: labels)
+                .set(Double(route.parked))
+            registry.makeGauge(descriptor: Self.name("registryd_route_lag_events", "Events committed but not yet delivered"), labels: labels).set(
+                Double(route.lag)
+            )
             for health in ["healthy", "unhealthy", "dead"] {
-                registry.makeGauge(descriptor: Self.name("registryd_route_health", "1 for the route endpoint's current health"), labels: labels + [("health", health)])
-                    .set(route.health.rawValue == health ? 1.0 : 0.0)
+                registry.makeGauge(
+                    descriptor: Self.name("registryd_route_health", "1 for the route endpoint's current health"),
+                    labels: labels + [("health", health)]
+                )
+                .set(route.health.rawValue == health ? 1.0 : 0.0)
             }
         }
         if let expiry = certificateExpiry.withLock({ $0 }) {
-            registry.makeGauge(descriptor: Self.name("registryd_tls_certificate_expiry_seconds", "Unix time when the served certificate expires")).set(expiry)
+            registry.makeGauge(descriptor: Self.name("registryd_tls_certificate_expiry_seconds", "Unix time when the served certificate expires"))
+                .set(expiry)
         }
         return registry.emitToBuffer()
     }

@@ -171,7 +171,8 @@ final class RequestProgressHandler: ChannelDuplexHandler, RemovableChannelHandle
         // The decoder is finished with this connection: answer and close. The body is the
         // Azure error format the router would have used.
         let body = ByteBuffer(
-            string: #"{"Message":"ErrorCode:RequestHeaderFieldsTooLarge;The request's headers are larger than the registry accepts.","ExceptionMessage":""}"#
+            string:
+                #"{"Message":"ErrorCode:RequestHeaderFieldsTooLarge;The request's headers are larger than the registry accepts.","ExceptionMessage":""}"#
         )
         var head = HTTPResponse(status: .init(code: 431, reasonPhrase: "Request Header Fields Too Large"))
         head.headerFields[.contentType] = "application/json; charset=utf-8"

@@ -41,7 +41,9 @@ public struct ConnectionLimits: Sendable, Hashable {
         self.maxHeaderBytes = maxHeaderBytes
     }
 
-    public static let keys = ["bodyTimeoutSeconds", "headerTimeoutSeconds", "idleTimeoutSeconds", "maxConnections", "maxHeaderBytes", "tlsHandshakeTimeoutSeconds"]
+    public static let keys = [
+        "bodyTimeoutSeconds", "headerTimeoutSeconds", "idleTimeoutSeconds", "maxConnections", "maxHeaderBytes", "tlsHandshakeTimeoutSeconds",
+    ]
 
     public init(json: JSONValue) throws(ConfigurationFieldError) {
         self.init()

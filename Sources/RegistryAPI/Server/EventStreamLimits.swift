@@ -25,7 +25,9 @@ public struct EventStreamLimits: Sendable, Hashable {
             let field = "eventStreams.\(key)"
             switch key {
             case "maxPerPolicy":
-                guard let n = value.intValue, n >= 1, n <= 100_000 else { throw ConfigurationFieldError(field, "must be a whole number from 1 to 100000") }
+                guard let n = value.intValue, n >= 1, n <= 100_000 else {
+                    throw ConfigurationFieldError(field, "must be a whole number from 1 to 100000")
+                }
                 maxPerPolicy = Int(n)
             case "stallTimeoutSeconds":
                 stallTimeout = try value.seconds(field)

@@ -18,7 +18,8 @@ struct HeaderSizeMiddleware: RouterMiddleware {
         }
         guard total <= maxHeaderBytes else {
             throw APIError(
-                status: .init(code: 431, reasonPhrase: "Request Header Fields Too Large"), code: "RequestHeaderFieldsTooLarge",
+                status: .init(code: 431, reasonPhrase: "Request Header Fields Too Large"),
+                code: "RequestHeaderFieldsTooLarge",
                 message: "The request's headers total \(total) bytes; the registry accepts at most \(maxHeaderBytes)."
             )
         }

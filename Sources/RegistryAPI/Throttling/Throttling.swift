@@ -66,7 +66,10 @@ public struct ThrottlingConfiguration: Sendable, Hashable {
             } else if let operationClass = OperationClass(rawValue: key) {
                 rates[operationClass] = number
             } else {
-                throw ConfigurationFieldError(field, "unknown key (known: \((OperationClass.allCases.map(\.rawValue) + ["burstSeconds"]).joined(separator: ", ")))")
+                throw ConfigurationFieldError(
+                    field,
+                    "unknown key (known: \((OperationClass.allCases.map(\.rawValue) + ["burstSeconds"]).joined(separator: ", ")))"
+                )
             }
         }
     }

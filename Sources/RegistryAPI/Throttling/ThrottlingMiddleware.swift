@@ -17,7 +17,8 @@ struct ThrottlingMiddleware: RouterMiddleware {
         metrics?.throttledRequest(operationClass: operationClass.rawValue)
         let seconds = max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0))
         var response = APIError(
-            status: .tooManyRequests, code: "ThrottlingException",
+            status: .tooManyRequests,
+            code: "ThrottlingException",
             message: "Too many \(operationClass.rawValue) requests; retry after \(seconds) s."
         ).response()
         response.headers[.retryAfter] = String(seconds)

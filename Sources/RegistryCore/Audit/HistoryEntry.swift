@@ -10,7 +10,16 @@ public struct HistoryEntry: Sendable, Hashable {
     /// Fields that changed, by dotted path (`authentication.type`), never with key material.
     public var changes: [FieldChange]
 
-    public init(seq: UInt64, time: Timestamp, type: EventType, deviceId: String, moduleId: String?, actor: String, requestId: String, changes: [FieldChange]) {
+    public init(
+        seq: UInt64,
+        time: Timestamp,
+        type: EventType,
+        deviceId: String,
+        moduleId: String?,
+        actor: String,
+        requestId: String,
+        changes: [FieldChange]
+    ) {
         self.seq = seq
         self.time = time
         self.type = type

@@ -83,7 +83,9 @@ public struct DeviceAuthenticator: Sendable {
                 // A policy token (a gateway): the policy needs DeviceConnect and the scope may be
                 // any segment prefix of the identity's path (`{host}/devices` covers them all).
                 guard let policy = policy(name), policy.rights.contains(.deviceConnect) else { return .deny(.badSignature) }
-                guard !scope.isEmpty, scope.count <= identityPath.count, Array(identityPath.prefix(scope.count)) == scope else { return .deny(.wrongScope) }
+                guard !scope.isEmpty, scope.count <= identityPath.count, Array(identityPath.prefix(scope.count)) == scope else {
+                    return .deny(.wrongScope)
+                }
                 let primary = token.isSigned(with: policy.primaryKey)
                 let secondary = token.isSigned(with: policy.secondaryKey)
                 guard primary || secondary else { return .deny(.badSignature) }

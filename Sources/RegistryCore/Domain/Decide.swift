@@ -73,9 +73,13 @@ public func decide(
     case .deleteModule(let deviceId, let moduleId, let ifMatch):
         return [try rules.deleteModule(deviceId, moduleId, ifMatch: ifMatch)]
     case .createOrReplaceDevice(let spec, let ifMatch):
-        return [state.device == nil ? try rules.createDevice(spec, random: &random) : try rules.replaceDevice(spec, ifMatch: ifMatch, random: &random)]
+        return [
+            state.device == nil ? try rules.createDevice(spec, random: &random) : try rules.replaceDevice(spec, ifMatch: ifMatch, random: &random)
+        ]
     case .createOrReplaceModule(let spec, let ifMatch):
-        return [state.module == nil ? try rules.createModule(spec, random: &random) : try rules.replaceModule(spec, ifMatch: ifMatch, random: &random)]
+        return [
+            state.module == nil ? try rules.createModule(spec, random: &random) : try rules.replaceModule(spec, ifMatch: ifMatch, random: &random)
+        ]
     case .reportConnection(let report):
         return try rules.reportConnection(report)
     case .updateTwin(let update):
@@ -149,7 +153,8 @@ private struct Rules {
         let generationId = String(context.now.ticks)
         // An edge device's scope is the server's unless given (an import restoring an export
         // keeps it, so its leaf devices' parentScopes still point at it).
-        let scope = spec.capabilities.iotEdge
+        let scope =
+            spec.capabilities.iotEdge
             ? (spec.deviceScope.nonEmpty ?? "ms-azure-iot-edge://\(spec.deviceId)-\(generationId)") : spec.deviceScope.nonEmpty
         let parents = spec.parentScopes.isEmpty && !spec.capabilities.iotEdge ? scope.map { [$0] } ?? [] : spec.parentScopes
         let now = context.now
@@ -186,7 +191,9 @@ private struct Rules {
         if let tags = spec.tags { try Validation.checkTags(tags) }
         var device = existing
         // Tags given with an update (import) replace the twin's; otherwise the twin stays.
-        if let tags = spec.tags { device.twin = TwinState(tags: tags, version: (existing.twin?.version ?? 2) + 1, etag: twinEtag(forSequence: nextSequence)) }
+        if let tags = spec.tags {
+            device.twin = TwinState(tags: tags, version: (existing.twin?.version ?? 2) + 1, etag: twinEtag(forSequence: nextSequence))
+        }
         device.authentication = try resolveAuthentication(spec.authentication, existing: existing.authentication, random: &random)
         // PUT is a full replace: an omitted status is the default, enabled.
         device.status = spec.status ?? .enabled

@@ -13,7 +13,9 @@ public struct RegistrySnapshot: Sendable, Hashable {
     /// The state slice `decide` needs for `command`.
     public func commandState(for command: Command) -> CommandState {
         let deviceId = command.deviceId
-        let modules = self.modules.values.filter { $0.deviceId == deviceId }.sorted { ModuleKey($0.deviceId, $0.moduleId) < ModuleKey($1.deviceId, $1.moduleId) }
+        let modules = self.modules.values.filter { $0.deviceId == deviceId }.sorted {
+            ModuleKey($0.deviceId, $0.moduleId) < ModuleKey($1.deviceId, $1.moduleId)
+        }
         return CommandState(
             device: devices[deviceId],
             module: command.moduleId.flatMap { self.modules[ModuleKey(deviceId, $0)] },

@@ -156,4 +156,3 @@ private func appendPadded(_ value: Int64, _ width: Int, to out: inout [UInt8]) {
 public protocol RegistryClock: Sendable {
     func now() -> Timestamp
 }
-

@@ -18,7 +18,9 @@ extension Validation {
         for (key, value) in object {
             guard !key.isEmpty, key.utf8.count <= 1024,
                 !key.unicodeScalars.contains(where: { $0 == "." || $0 == "$" || $0 == " " || $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
-            else { throw .invalid("The tag name '\(key)' at \(path) is not allowed: 1 to 1024 bytes, without '.', '$', spaces or control characters.") }
+            else {
+                throw .invalid("The tag name '\(key)' at \(path) is not allowed: 1 to 1024 bytes, without '.', '$', spaces or control characters.")
+            }
             switch value {
             case .object(let inner): try checkObject(inner, path: "\(path).\(key)", depth: depth + 1)
             case .array: throw .invalid("\(path).\(key): arrays are not allowed in tags.")

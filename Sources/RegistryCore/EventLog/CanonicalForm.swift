@@ -254,7 +254,8 @@ private struct CanonicalScanner {
             index += 2
             return true
         case 0x75:
-            guard end - index >= 6, p[index + 2] == 0x30, p[index + 3] == 0x30, let high = Self.lowerHex(p[index + 4]), let low = Self.lowerHex(p[index + 5])
+            guard end - index >= 6, p[index + 2] == 0x30, p[index + 3] == 0x30, let high = Self.lowerHex(p[index + 4]),
+                let low = Self.lowerHex(p[index + 5])
             else { return false }
             let code = high << 4 | low
             // Control characters only, and not those with a short escape.

@@ -16,7 +16,16 @@ public struct VerifiedEvent: Sendable {
     /// so the projection does not search the payload for it).
     public var connected: Bool
 
-    package init(seq: UInt64, type: EventType, deviceId: String, moduleId: String?, payloadBytes: [UInt8], hash: [UInt8], disabled: Bool, connected: Bool) {
+    package init(
+        seq: UInt64,
+        type: EventType,
+        deviceId: String,
+        moduleId: String?,
+        payloadBytes: [UInt8],
+        hash: [UInt8],
+        disabled: Bool,
+        connected: Bool
+    ) {
         self.seq = seq
         self.type = type
         self.deviceId = deviceId
@@ -133,7 +142,9 @@ extension EventRecord {
         guard prevStart + 65 <= r.upperBound, b[prevStart + 64] == UInt8(ascii: "\""), let prev = Hash32(hex: b, at: prevStart) else { return nil }
         // Plain strings only (no escapes): anything else takes the full decode.
         func plainString(at start: Int) -> Range<Int>? {
-            guard let end = ByteScan.firstIndex(of: quote, in: b, from: start, to: r.upperBound), ByteScan.firstIndex(of: backslash, in: b, from: start, to: end) == nil else { return nil }
+            guard let end = ByteScan.firstIndex(of: quote, in: b, from: start, to: r.upperBound),
+                ByteScan.firstIndex(of: backslash, in: b, from: start, to: end) == nil
+            else { return nil }
             return start..<end
         }
         func integer(at start: Int) -> Int64? {
@@ -157,9 +168,14 @@ extension EventRecord {
             module = id
         }
         return RecordLayout(
-            seq: UInt64(seq), type: type, device: device, module: module,
+            seq: UInt64(seq),
+            type: type,
+            device: device,
+            module: module,
             payload: (payloadAt + payloadMember.count)..<prevAt,
-            hash: hash, prevHash: prev, hashMember: hashAt..<(hashStart + 65)
+            hash: hash,
+            prevHash: prev,
+            hashMember: hashAt..<(hashStart + 65)
         )
     }
 
@@ -168,7 +184,9 @@ extension EventRecord {
     public static func fastVerified(_ bytes: [UInt8], expectedSeq: UInt64, prevHash: [UInt8]) -> Result<VerifiedEvent, EventDecodingError> {
         var scratch = [UInt8](repeating: 0, count: 32)
         let checked = selfCheck(bytes, 0..<bytes.count, scratch: &scratch)
-        return WalkedEvent.accept(bytes, record: 0..<bytes.count, checked: checked, expectedSeq: expectedSeq, prevHash: Hash32(prevHash)).map(\.verifiedEvent)
+        return WalkedEvent.accept(bytes, record: 0..<bytes.count, checked: checked, expectedSeq: expectedSeq, prevHash: Hash32(prevHash)).map(
+            \.verifiedEvent
+        )
     }
 
     private static let quote: [UInt8] = [UInt8(ascii: "\"")]

@@ -44,8 +44,19 @@ public struct EventRecord: Sendable, Hashable {
         prevHash: [UInt8],
         schema: Int64 = EventRecord.currentSchema
     ) {
-        self.init(seq: seq, time: time, type: type, deviceId: deviceId, moduleId: moduleId, actor: actor, requestId: requestId,
-                  payload: payload, prevHash: prevHash, schema: schema, storedHash: nil)
+        self.init(
+            seq: seq,
+            time: time,
+            type: type,
+            deviceId: deviceId,
+            moduleId: moduleId,
+            actor: actor,
+            requestId: requestId,
+            payload: payload,
+            prevHash: prevHash,
+            schema: schema,
+            storedHash: nil
+        )
     }
 
     private init(
@@ -75,8 +86,16 @@ public struct EventRecord: Sendable, Hashable {
         let payloadBytes = CanonicalJSON.encode(payload)
         self.payloadBytes = payloadBytes
         let parts = Parts(
-            seq: seq, time: time, type: type, schema: schema, deviceId: deviceId, moduleId: moduleId, actor: actor, requestId: requestId,
-            payloadBytes: payloadBytes)
+            seq: seq,
+            time: time,
+            type: type,
+            schema: schema,
+            deviceId: deviceId,
+            moduleId: moduleId,
+            actor: actor,
+            requestId: requestId,
+            payloadBytes: payloadBytes
+        )
         let (computed, encoded) = parts.chained(to: prevHash)
         self.computedHash = computed
         self.hash = storedHash ?? computed
@@ -94,11 +113,30 @@ public struct EventRecord: Sendable, Hashable {
     /// same bytes `CanonicalJSON.encode(json(includingHash:))` gives, without re-encoding the
     /// payload; a test pins the equality).
     static func canonicalBytes(
-        seq: UInt64, time: Timestamp, type: EventType, schema: Int64, deviceId: String, moduleId: String?, actor: String,
-        requestId: String, payloadBytes: [UInt8], prevHash: [UInt8], hash: [UInt8]?
+        seq: UInt64,
+        time: Timestamp,
+        type: EventType,
+        schema: Int64,
+        deviceId: String,
+        moduleId: String?,
+        actor: String,
+        requestId: String,
+        payloadBytes: [UInt8],
+        prevHash: [UInt8],
+        hash: [UInt8]?
     ) -> [UInt8] {
-        Parts(seq: seq, time: time, type: type, schema: schema, deviceId: deviceId, moduleId: moduleId, actor: actor, requestId: requestId, payloadBytes: payloadBytes)
-            .bytes(prevHash: prevHash, hash: hash)
+        Parts(
+            seq: seq,
+            time: time,
+            type: type,
+            schema: schema,
+            deviceId: deviceId,
+            moduleId: moduleId,
+            actor: actor,
+            requestId: requestId,
+            payloadBytes: payloadBytes
+        )
+        .bytes(prevHash: prevHash, hash: hash)
     }
 
     /// The envelope's canonical JSON with the two chain fields still zero: made on the writer's
@@ -115,10 +153,19 @@ public struct EventRecord: Sendable, Hashable {
         private var prevHexAt = 0
 
         package init(
-            seq: UInt64, time: Timestamp, type: EventType, schema: Int64 = EventRecord.currentSchema, deviceId: String, moduleId: String?,
-            actor: String, requestId: String, payloadBytes: [UInt8]
+            seq: UInt64,
+            time: Timestamp,
+            type: EventType,
+            schema: Int64 = EventRecord.currentSchema,
+            deviceId: String,
+            moduleId: String?,
+            actor: String,
+            requestId: String,
+            payloadBytes: [UInt8]
         ) {
-            record.reserveCapacity(payloadBytes.count + 320 + actor.utf8.count + deviceId.utf8.count + (moduleId?.utf8.count ?? 0) + requestId.utf8.count)
+            record.reserveCapacity(
+                payloadBytes.count + 320 + actor.utf8.count + deviceId.utf8.count + (moduleId?.utf8.count ?? 0) + requestId.utf8.count
+            )
             record.append(123)
             Self.member("actor", into: &record, first: true)
             CanonicalJSON.writeString(actor, into: &record)

@@ -143,7 +143,12 @@ private struct CanonicalWriter {
         empty = false
     }
 
-    mutating func authentication(_ a: Authentication, deviceId: String, moduleId: String?, key: (String, IdentityCodec.KeySlot, inout [UInt8]) -> Void) {
+    mutating func authentication(
+        _ a: Authentication,
+        deviceId: String,
+        moduleId: String?,
+        key: (String, IdentityCodec.KeySlot, inout [UInt8]) -> Void
+    ) {
         open()
         for field in StoredIdentityLayout.Field.authentication.members {
             member(field.name)
@@ -169,7 +174,12 @@ private struct CanonicalWriter {
     }
 
     /// A key member: its stored form written by `key`, or null.
-    mutating func keyMember(_ name: String, _ value: String?, slot: IdentityCodec.KeySlot, key: (String, IdentityCodec.KeySlot, inout [UInt8]) -> Void) {
+    mutating func keyMember(
+        _ name: String,
+        _ value: String?,
+        slot: IdentityCodec.KeySlot,
+        key: (String, IdentityCodec.KeySlot, inout [UInt8]) -> Void
+    ) {
         member(name)
         if let value { key(value, slot, &bytes) } else { bytes.append(contentsOf: [110, 117, 108, 108]) }
         empty = false

@@ -34,22 +34,24 @@ public enum IdentityCodec {
     }
 
     public static func encode(_ d: Device, key: (String, KeySlot) -> String) -> JSONValue {
-        .object([
-            "deviceId": .string(d.deviceId),
-            "generationId": .string(d.generationId),
-            "etag": .string(d.etag),
-            "connectionState": .string(d.connectionState.rawValue),
-            "status": .string(d.status.rawValue),
-            "statusReason": JSONValue(d.statusReason),
-            "connectionStateUpdatedTime": .string(d.connectionStateUpdatedTime.iso8601),
-            "statusUpdatedTime": .string(d.statusUpdatedTime.iso8601),
-            "lastActivityTime": .string(d.lastActivityTime.iso8601),
-            "cloudToDeviceMessageCount": .int(d.cloudToDeviceMessageCount),
-            "authentication": encode(d.authentication, deviceId: d.deviceId, moduleId: nil, key: key),
-            "capabilities": .object(["iotEdge": .bool(d.capabilities.iotEdge)]),
-            "deviceScope": JSONValue(d.deviceScope),
-            "parentScopes": .array(d.parentScopes.map(JSONValue.string)),
-        ].merging(encode(d.twin)) { a, _ in a })
+        .object(
+            [
+                "deviceId": .string(d.deviceId),
+                "generationId": .string(d.generationId),
+                "etag": .string(d.etag),
+                "connectionState": .string(d.connectionState.rawValue),
+                "status": .string(d.status.rawValue),
+                "statusReason": JSONValue(d.statusReason),
+                "connectionStateUpdatedTime": .string(d.connectionStateUpdatedTime.iso8601),
+                "statusUpdatedTime": .string(d.statusUpdatedTime.iso8601),
+                "lastActivityTime": .string(d.lastActivityTime.iso8601),
+                "cloudToDeviceMessageCount": .int(d.cloudToDeviceMessageCount),
+                "authentication": encode(d.authentication, deviceId: d.deviceId, moduleId: nil, key: key),
+                "capabilities": .object(["iotEdge": .bool(d.capabilities.iotEdge)]),
+                "deviceScope": JSONValue(d.deviceScope),
+                "parentScopes": .array(d.parentScopes.map(JSONValue.string)),
+            ].merging(encode(d.twin)) { a, _ in a }
+        )
     }
 
     /// Twin members, only once a twin has been written (older documents keep their exact bytes).
@@ -60,25 +62,29 @@ public enum IdentityCodec {
     }
 
     static func decodeTwin(_ json: JSONValue) -> TwinState? {
-        guard let twin = json["twin"], case .object(let tags)? = twin["tags"], let version = twin["version"]?.intValue, let etag = twin["etag"]?.stringValue else {
+        guard let twin = json["twin"], case .object(let tags)? = twin["tags"], let version = twin["version"]?.intValue,
+            let etag = twin["etag"]?.stringValue
+        else {
             return nil
         }
         return TwinState(tags: tags, version: version, etag: etag)
     }
 
     public static func encode(_ m: Module, key: (String, KeySlot) -> String) -> JSONValue {
-        .object([
-            "deviceId": .string(m.deviceId),
-            "moduleId": .string(m.moduleId),
-            "managedBy": JSONValue(m.managedBy),
-            "generationId": .string(m.generationId),
-            "etag": .string(m.etag),
-            "connectionState": .string(m.connectionState.rawValue),
-            "connectionStateUpdatedTime": .string(m.connectionStateUpdatedTime.iso8601),
-            "lastActivityTime": .string(m.lastActivityTime.iso8601),
-            "cloudToDeviceMessageCount": .int(m.cloudToDeviceMessageCount),
-            "authentication": encode(m.authentication, deviceId: m.deviceId, moduleId: m.moduleId, key: key),
-        ].merging(encode(m.twin)) { a, _ in a })
+        .object(
+            [
+                "deviceId": .string(m.deviceId),
+                "moduleId": .string(m.moduleId),
+                "managedBy": JSONValue(m.managedBy),
+                "generationId": .string(m.generationId),
+                "etag": .string(m.etag),
+                "connectionState": .string(m.connectionState.rawValue),
+                "connectionStateUpdatedTime": .string(m.connectionStateUpdatedTime.iso8601),
+                "lastActivityTime": .string(m.lastActivityTime.iso8601),
+                "cloudToDeviceMessageCount": .int(m.cloudToDeviceMessageCount),
+                "authentication": encode(m.authentication, deviceId: m.deviceId, moduleId: m.moduleId, key: key),
+            ].merging(encode(m.twin)) { a, _ in a }
+        )
     }
 
     static func encode(_ a: Authentication, deviceId: String, moduleId: String?, key: (String, KeySlot) -> String) -> JSONValue {

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The one owner of the stored identity document's layout: the members of a stored Device or
@@ -183,7 +183,9 @@ public struct StoredIdentityLayout: Sendable {
         let stopAfter = wanted.rawValue & Self.topLevelBits
         let complete = bytes.withUnsafeBufferPointer { b -> Bool in
             let walker = Walker(b: b.baseAddress!, end: range.upperBound)
-            guard let end = walker.object(at: range.lowerBound, Field.topLevelRawValues, into: &self, stopAfter: stopAfter, wanted: wanted) else { return false }
+            guard let end = walker.object(at: range.lowerBound, Field.topLevelRawValues, into: &self, stopAfter: stopAfter, wanted: wanted) else {
+                return false
+            }
             // A complete walk must end exactly at the document's end; one stopped early has
             // read what was asked for.
             return end == range.upperBound || end == Walker.stopped
@@ -303,7 +305,11 @@ private struct Walker {
     /// in canonical order), recording them. Returns the index after its closing brace,
     /// `stopped`, or `nil` when malformed.
     func object(
-        at start: Int, _ members: Range<Int>, into layout: inout StoredIdentityLayout, stopAfter: UInt32, wanted: StoredIdentityLayout.Fields
+        at start: Int,
+        _ members: Range<Int>,
+        into layout: inout StoredIdentityLayout,
+        stopAfter: UInt32,
+        wanted: StoredIdentityLayout.Fields
     ) -> Int? {
         guard start + 1 < end, b[start] == 123 else { return nil }
         var i = start + 1
@@ -331,7 +337,8 @@ private struct Walker {
             var valueEscaped = false
             let valueIsString = b[valueStart] == 34
             if let field, !field.memberRawValues.isEmpty, wanted.contains(field), b[valueStart] == 123 {
-                guard let after = object(at: valueStart, field.memberRawValues, into: &layout, stopAfter: UInt32.max, wanted: wanted), after != Self.stopped
+                guard let after = object(at: valueStart, field.memberRawValues, into: &layout, stopAfter: UInt32.max, wanted: wanted),
+                    after != Self.stopped
                 else { return nil }
                 valueEnd = after
             } else if valueIsString {
@@ -364,7 +371,9 @@ private struct Walker {
         guard next < members.upperBound, let field = StoredIdentityLayout.Field(rawValue: next) else { return nil }
         let text = field.nameText
         let count = text.utf8CodeUnitCount
-        guard i + count + 3 <= end, b[i] == 34, b[i + count + 1] == 34, b[i + count + 2] == 58, memcmp(b + i + 1, text.utf8Start, count) == 0 else { return nil }
+        guard i + count + 3 <= end, b[i] == 34, b[i + count + 1] == 34, b[i + count + 2] == 58, memcmp(b + i + 1, text.utf8Start, count) == 0 else {
+            return nil
+        }
         return field
     }
 

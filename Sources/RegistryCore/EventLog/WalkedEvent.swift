@@ -52,7 +52,11 @@ package struct WalkedEvent {
     /// The walk's decision on the record at `bytes[record]`, given its self check (`nil` when
     /// the fast path could not read it: the full decode decides then).
     package static func accept(
-        _ bytes: [UInt8], record: Range<Int>, checked: (RecordLayout, Bool)?, expectedSeq: UInt64, prevHash: Hash32
+        _ bytes: [UInt8],
+        record: Range<Int>,
+        checked: (RecordLayout, Bool)?,
+        expectedSeq: UInt64,
+        prevHash: Hash32
     ) -> Result<WalkedEvent, EventDecodingError> {
         guard let (layout, hashMatches) = checked else {
             let stored = Array(bytes[record])
@@ -71,11 +75,14 @@ package struct WalkedEvent {
         let payloadBytes = Array(bytes[payload])
         let marks = type.isDevice ? Projections.marks(payloadBytes, 0..<payloadBytes.count) : (disabled: false, connected: false)
         return VerifiedEvent(
-            seq: seq, type: type,
+            seq: seq,
+            type: type,
             deviceId: String(decoding: bytes[device], as: UTF8.self),
             moduleId: module.map { String(decoding: bytes[$0], as: UTF8.self) },
-            payloadBytes: payloadBytes, hash: hash.bytes,
-            disabled: marks.disabled, connected: marks.connected
+            payloadBytes: payloadBytes,
+            hash: hash.bytes,
+            disabled: marks.disabled,
+            connected: marks.connected
         )
     }
 }

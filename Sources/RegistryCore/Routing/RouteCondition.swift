@@ -1,4 +1,3 @@
-
 /// A route condition: IoT Hub's query language read in its routing dialect
 /// (shared/spec/azure-registry-contract.md §11.3). The lexer, grammar, literal and operator
 /// rules, evaluation and function library are the registry query's (`QueryParser`,

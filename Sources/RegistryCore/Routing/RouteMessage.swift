@@ -1,4 +1,3 @@
-
 /// Route sources: Azure's `DeviceLifecycleEvents` (creates and deletes) and
 /// `DeviceConnectionStateEvents` (broker-reported connects and disconnects), and our extension
 /// `DeviceIdentityChangeEvents` (creates, updates and deletes).
@@ -53,7 +52,14 @@ public struct RouteMessage: Sendable, Hashable, RouteMessageProperties {
     public var systemProperties: [String: String]
     public var body: JSONValue
 
-    public init(seq: UInt64, id: String, source: RouteSource, applicationProperties: [String: String], systemProperties: [String: String], body: JSONValue) {
+    public init(
+        seq: UInt64,
+        id: String,
+        source: RouteSource,
+        applicationProperties: [String: String],
+        systemProperties: [String: String],
+        body: JSONValue
+    ) {
         self.seq = seq
         self.id = id
         self.source = source

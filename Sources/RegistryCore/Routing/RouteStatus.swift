@@ -27,8 +27,20 @@ public struct RouteStatus: Sendable, Hashable {
     public var lastError: String?
 
     public init(
-        name: String, source: String, condition: String, endpoint: String, endpointType: String, isEnabled: Bool, health: EndpointHealth,
-        cursor: UInt64, lag: UInt64, delivered: UInt64, failedAttempts: UInt64, parked: Int, undefinedConditions: UInt64, lastError: String?
+        name: String,
+        source: String,
+        condition: String,
+        endpoint: String,
+        endpointType: String,
+        isEnabled: Bool,
+        health: EndpointHealth,
+        cursor: UInt64,
+        lag: UInt64,
+        delivered: UInt64,
+        failedAttempts: UInt64,
+        parked: Int,
+        undefinedConditions: UInt64,
+        lastError: String?
     ) {
         self.name = name
         self.source = source

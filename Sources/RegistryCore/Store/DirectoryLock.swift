@@ -2,11 +2,11 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An exclusive `flock` on `DATA_DIR/registryd.lock`: one writing process per data directory.
@@ -36,10 +36,12 @@ public final class DirectoryLock: Sendable {
 
     /// Gives the directory up (idempotent): another store, even in this process, may then open it.
     public func release() {
-        guard let fd = descriptor.withLock({ value -> Int32? in
-            defer { value = nil }
-            return value
-        }) else { return }
+        guard
+            let fd = descriptor.withLock({ value -> Int32? in
+                defer { value = nil }
+                return value
+            })
+        else { return }
         flock(fd, LOCK_UN)
         close(fd)
     }

@@ -14,7 +14,8 @@ public final class StorageHealth: Sendable {
     @discardableResult
     package func record(full value: Bool) -> Bool {
         full.exchange(value, ordering: .relaxed) != value
-    }}
+    }
+}
 
 /// A write refused because the storage is full; nothing of it was written.
 public struct StorageFullError: Error, CustomStringConvertible, Sendable {

@@ -20,7 +20,10 @@ struct SystemdService: Service {
         }
         if let watchdog {
             let period = watchdog / 2
-            logger.info("systemd watchdog on", metadata: ["systemd.watchdog_ms": "\(period.components.seconds * 1000 + period.components.attoseconds / 1_000_000_000_000_000)"])
+            logger.info(
+                "systemd watchdog on",
+                metadata: ["systemd.watchdog_ms": "\(period.components.seconds * 1000 + period.components.attoseconds / 1_000_000_000_000_000)"]
+            )
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 if healthy() {
                     await notifier.notify("WATCHDOG=1")
