@@ -44,7 +44,9 @@ struct EventsCommand: AsyncParsableCommand {
     func run() async throws {
         let storage = try StoreOpening.reader(DataDirectory(path: data.dataDir), needsKeys: false)
         let out = FileHandle.standardOutput
-        var next = from
+        // The log is gapless from 1, so record `offset` of a page read from `next` is seq
+        // `next + offset` (`--from 0` starts at 1, as the first seq is).
+        var next = max(from, 1)
         while next <= to {
             let records = try await storage.rawEvents(from: next, limit: 10_000)
             var buffer: [UInt8] = []

@@ -188,7 +188,13 @@ private func exportLines(_ storage: RegistryStorage) throws -> [String] {
             #expect(status == 1)
             #expect(output.contains("seq 6: hash does not match"))
             let slice = try runRegistryd(["events", "--data-dir", dir + "/data", "--from", "3", "--to", "4"])
-            #expect(slice.output.split(separator: "\n").filter { $0.hasPrefix("{") }.count == 2)
+            #expect(
+                slice.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map { $0.contains("\"seq\":3,") || $0.contains("\"seq\":4,") } == [
+                    true, true,
+                ]
+            )
+            let head = try runRegistryd(["events", "--data-dir", dir + "/data", "--from", "0", "--to", "2"])
+            #expect(head.output.split(separator: "\n").filter { $0.hasPrefix("{") }.count == 2, "--from 0 starts at seq 1")
         }
     }
 }
