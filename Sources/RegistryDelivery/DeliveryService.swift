@@ -8,7 +8,7 @@ import Synchronization
 /// cursor, filters by source and condition, delivers to the endpoint in order, and moves the
 /// cursor only after the endpoint confirmed. It never runs on the write path: it wakes on the
 /// committed-sequence signal and reads through short read transactions.
-public final class DeliveryService: Service, Sendable {
+public final class DeliveryService: Service, RouteAdministration, Sendable {
     let store: any RegistryBackend
     public let hubName: String
     let logger: Logger
@@ -68,7 +68,7 @@ public final class DeliveryService: Service, Sendable {
         for route in configuration.routes {
             var status = known[route.name] ?? Self.initialStatus(route, configuration)
             status.lag = committed > status.cursor ? committed - status.cursor : 0
-            status.parked = (try? await parkedMessages(route: route.name).count) ?? status.parked
+            status.parked = (try? await store.parkedMessages(route: route.name).count) ?? status.parked
             statuses.append(status)
         }
         return statuses

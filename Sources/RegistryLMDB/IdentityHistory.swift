@@ -2,15 +2,11 @@ import LMDB
 import RegistryCore
 
 extension RegistryStorage {
-    /// Every change to a device (and, with `moduleId`, to that module only; without it, to the
-    /// device and all its modules), oldest first, from the per-device `history` index, not a
+    /// One page of an identity's changes (a device and, with `moduleId`, that module only;
+    /// without it, the device and all its modules), from the per-device `history` index, not a
     /// log scan. Keys are compared opened when the data key is at hand and shown only as
     /// `"(rotated)"`; without the data key a re-sealed key shows as `"(sealed, re-written)"`.
-    public func history(deviceId: String, moduleId: String? = nil) throws -> [HistoryEntry] {
-        try history(deviceId: deviceId, moduleId: moduleId, after: 0, limit: Int.max).entries
-    }
-
-    /// One page of the history: the entries with seq above `after`, at most `limit`, and the
+    /// The page: the entries with seq above `after`, at most `limit`, and the
     /// seq to pass as `after` for the next page (`nil` on the last). Changes are still computed
     /// against the identity's previous event, wherever it lies; memory stays bounded by the page
     /// (each event is decoded, compared and dropped in turn).

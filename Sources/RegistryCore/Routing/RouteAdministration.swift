@@ -1,8 +1,6 @@
-import RegistryCore
-
 /// What the API shows and does of the lifecycle router (`/registry/routes…`, `/metrics`, the
-/// event stream's hub name). The daemon wires the delivery service in through this protocol,
-/// so the HTTP target does not depend on the delivery target.
+/// event stream's hub name). The delivery service conforms; the daemon hands it to the API as
+/// this protocol, so the HTTP target does not depend on the delivery target.
 public protocol RouteAdministration: Sendable {
     /// The hub name lifecycle messages carry.
     var hubName: String { get }
