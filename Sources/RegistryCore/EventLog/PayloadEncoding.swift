@@ -1,21 +1,20 @@
 import Dispatch
-import RegistryCore
 import Synchronization
 
 /// An event decided by the writer whose payload (keys sealed, canonical JSON) is still to be
 /// made. Sealing and encoding were about a third of the writer's time on an import; they need
 /// nothing of the transaction, so a run of decided events is encoded on every core at once and
 /// then chained and stored in order (see `Writer`).
-struct DecidedEvent: Sendable {
-    var event: RegistryEvent
+package struct DecidedEvent: Sendable {
+    package var event: RegistryEvent
     /// One nonce per sealed key, drawn in the order the codec seals them (primary, secondary),
     /// on the writer thread: the generator is drawn exactly as a one-at-a-time writer would.
     /// Kept end to end in one array (`KeySealer.nonceSize` bytes each): one allocation per event.
-    var nonces: [UInt8]
-    var actor: String
-    var requestId: String
+    package var nonces: [UInt8]
+    package var actor: String
+    package var requestId: String
 
-    init(_ event: RegistryEvent, actor: String, requestId: String, random: inout some RandomNumberGenerator) {
+    package init(_ event: RegistryEvent, actor: String, requestId: String, random: inout some RandomNumberGenerator) {
         self.event = event
         self.actor = actor
         self.requestId = requestId
@@ -29,18 +28,18 @@ struct DecidedEvent: Sendable {
         for _ in 0..<sealed { appendRandomBytes(KeySealer.nonceSize, to: &nonces, using: &random) }
     }
 
-    var nonceCount: Int { nonces.count / KeySealer.nonceSize }
+    package var nonceCount: Int { nonces.count / KeySealer.nonceSize }
 
     /// What the ordered part of a write needs of this event, made off it: the payload in
     /// canonical JSON (keys sealed) and the record's pieces around the chain fields.
-    struct Prepared: Sendable {
-        var payloadBytes: [UInt8]
-        var disabled: Bool
-        var connected: Bool
-        var parts: EventRecord.Parts
+    package struct Prepared: Sendable {
+        package var payloadBytes: [UInt8]
+        package var disabled: Bool
+        package var connected: Bool
+        package var parts: EventRecord.Parts
     }
 
-    func prepare(sealer: KeySealer) -> Prepared {
+    package func prepare(sealer: KeySealer) -> Prepared {
         var next = 0
         // The closure captures these, not `self` (which copied the whole event per call).
         let (nonces, nonceCount) = (self.nonces, self.nonceCount)
@@ -74,31 +73,31 @@ struct DecidedEvent: Sendable {
 
     /// Every event of `events` prepared, in order, now: on this thread for a few (an API
     /// write), else shared with the helpers as a `PreparingRun` this thread waits on and works in.
-    static func prepareAll(_ events: [DecidedEvent], sealer: KeySealer) -> [Prepared] {
+    package static func prepareAll(_ events: [DecidedEvent], sealer: KeySealer) -> [Prepared] {
         guard isWorthSharing(events.count) else { return events.map { $0.prepare(sealer: sealer) } }
         return PreparingRun(events, sealer: sealer).wait()
     }
 
     /// Below this many events per share, handing work to other threads costs more than it saves.
-    static let minimumPerShare = 16
+    package static let minimumPerShare = 16
 
     /// Whether `count` events are enough to share with (or free on) other threads.
-    static func isWorthSharing(_ count: Int) -> Bool { count >= 2 * minimumPerShare }
+    package static func isWorthSharing(_ count: Int) -> Bool { count >= 2 * minimumPerShare }
 }
 
 /// A run of decided events being prepared on Dispatch's pool while the writer decides the next.
 /// The run is cut into shares that threads claim one at a time; the writer, once it needs the
 /// run, claims whatever no helper has started instead of sleeping (it waited on the helpers for
 /// a tenth of an import while a core idled).
-final class PreparingRun: Sendable {
-    let events: [DecidedEvent]
+package final class PreparingRun: Sendable {
+    package let events: [DecidedEvent]
     private let sealer: KeySealer
     private let shares: Int
     private let nextShare = Atomic<Int>(0)
     private let group = DispatchGroup()
     private let results: Mutex<[[DecidedEvent.Prepared]]>
 
-    init(_ events: [DecidedEvent], sealer: KeySealer) {
+    package init(_ events: [DecidedEvent], sealer: KeySealer) {
         self.events = events
         self.sealer = sealer
         // Several shares per core, so a preempted share does not hold the run up.
@@ -130,7 +129,7 @@ final class PreparingRun: Sendable {
     /// The prepared events, in order, once every share is done (the caller helps). They are
     /// handed over, not shared (the writer chains each record in place): a second call gets none.
     @discardableResult
-    func wait() -> [DecidedEvent.Prepared] {
+    package func wait() -> [DecidedEvent.Prepared] {
         work()
         group.wait()
         return results.withLock { shares in
