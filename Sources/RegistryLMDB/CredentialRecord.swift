@@ -1,4 +1,3 @@
-import Foundation
 import LMDB
 import RegistryCore
 
@@ -16,41 +15,6 @@ extension RegistryStorage {
             return (device, module)
         }
         guard let (device, identity) = found else { return nil }
-        // The layout walk reads `authentication` (the first member) and, of the device, its
-        // status: the walk stops there, never reaching the twin's tags.
-        guard let layout = StoredIdentityLayout(identity, reading: moduleId == nil ? .deviceCredentials : .credentials) else {
-            throw StoreError("a stored document is malformed")
-        }
-        let deviceDisabled: Bool
-        if moduleId == nil {
-            deviceDisabled = layout.isDisabled(identity)
-        } else {
-            guard let deviceLayout = StoredIdentityLayout(device, reading: .status) else { throw StoreError("a stored document is malformed") }
-            deviceDisabled = deviceLayout.isDisabled(device)
-        }
-        guard let typeName = layout.string(.authenticationType, in: identity), let type = AuthenticationType(rawValue: typeName) else {
-            throw StoreError("a stored document has no authentication type")
-        }
-        var keys: [SigningKey] = []
-        keys.reserveCapacity(2)
-        for field in [StoredIdentityLayout.Field.primaryKey, .secondaryKey] {
-            guard let stored = layout.plainString(field, in: identity) else { continue }
-            keys.append(try openedKey(identity, stored, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: field.name)))
-        }
-        let thumbprints = [StoredIdentityLayout.Field.primaryThumbprint, .secondaryThumbprint].compactMap {
-            layout.string($0, in: identity)?.lowercased()
-        }
-        return CredentialRecord(deviceDisabled: deviceDisabled, type: type, keys: keys, thumbprints: thumbprints)
-    }
-
-    /// A key ready to verify signatures: unsealed (through the cache) when the storage holds
-    /// the data key.
-    func openedKey(_ document: [UInt8], _ stored: Range<Int>, slot: IdentityCodec.KeySlot) throws -> SigningKey {
-        guard let sealer else { return SigningKey(Array(Data(base64Encoded: String(decoding: document[stored], as: UTF8.self)) ?? Data())) }
-        if let hit = signingKeys.lookup(document, stored, slot: slot) { return hit }
-        let opened = try sealer.open(String(decoding: document[stored], as: UTF8.self), for: slot.sealingContext)
-        let key = SigningKey(Array(Data(base64Encoded: opened) ?? Data()))
-        signingKeys.insert(document, stored, slot: slot, key)
-        return key
+        return try documents.credentials(device: device, identity: identity, deviceId: deviceId, moduleId: moduleId)
     }
 }

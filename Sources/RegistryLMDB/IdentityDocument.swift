@@ -5,7 +5,7 @@ extension RegistryStorage {
     public func deviceDocument(_ deviceId: String) throws -> IdentityDocument? {
         guard (try? Validation.checkId(deviceId, kind: "device")) != nil else { return nil }
         return try read { txn, db in try txn.get(db.devices, StorageKey.device(deviceId)) }.map {
-            try openDocument($0, deviceId: deviceId, moduleId: nil)
+            try documents.open($0, deviceId: deviceId, moduleId: nil)
         }
     }
 
@@ -13,7 +13,7 @@ extension RegistryStorage {
         guard (try? Validation.checkId(deviceId, kind: "device")) != nil, (try? Validation.checkId(moduleId, kind: "module")) != nil
         else { return nil }
         return try read { txn, db in try txn.get(db.modules, StorageKey.module(deviceId, moduleId)) }
-            .map { try openDocument($0, deviceId: deviceId, moduleId: moduleId) }
+            .map { try documents.open($0, deviceId: deviceId, moduleId: moduleId) }
     }
 
     /// Up to `limit` device documents in id order.
@@ -26,7 +26,7 @@ extension RegistryStorage {
             }
             return entries
         }
-        return try raw.map { key, value in try openDocument(value, deviceId: String(decoding: key, as: UTF8.self), moduleId: nil) }
+        return try raw.map { key, value in try documents.open(value, deviceId: String(decoding: key, as: UTF8.self), moduleId: nil) }
     }
 
     /// The device's module documents in id order, or `nil` when the device does not exist.
@@ -44,64 +44,8 @@ extension RegistryStorage {
             return entries
         }
         return try raw?.map { key, value in
-            try openDocument(value, deviceId: deviceId, moduleId: String(decoding: key[prefix.count...], as: UTF8.self))
+            try documents.open(value, deviceId: deviceId, moduleId: String(decoding: key[prefix.count...], as: UTF8.self))
         }
-    }
-
-    /// Opens the sealed keys of a stored document: the identity's own keys, as
-    /// `StoredIdentityLayout` finds them (never a tag or a string of the same name). The document
-    /// is copied once, with the opened texts in place.
-    func openDocument(_ stored: [UInt8], deviceId: String, moduleId: String?) throws -> IdentityDocument {
-        let layout = try Self.layout(stored)
-        let etag = try Self.etag(stored, layout)
-        guard let sealer else { return IdentityDocument(json: stored, etag: etag, twinMember: layout.twinMember) }
-        var sealedValues: [(range: Range<Int>, name: String)] = []
-        for field in [StoredIdentityLayout.Field.primaryKey, .secondaryKey] {
-            guard let value = layout.sealedKey(field, in: stored) else { continue }
-            sealedValues.append((value, field.name))
-        }
-        guard !sealedValues.isEmpty else { return IdentityDocument(json: stored, etag: etag, twinMember: layout.twinMember) }
-        sealedValues.sort { $0.range.lowerBound < $1.range.lowerBound }
-        var out: [UInt8] = []
-        out.reserveCapacity(stored.count)
-        var copied = 0
-        // The twin member moves by what the openings before it add.
-        var shift = 0
-        for (range, name) in sealedValues {
-            out.append(contentsOf: stored[copied..<range.lowerBound])
-            let opened = try openedKeyText(
-                stored,
-                range,
-                slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: name),
-                sealer: sealer
-            )
-            out.append(contentsOf: opened)
-            if let twin = layout.twinMember, range.upperBound <= twin.lowerBound { shift += opened.count - range.count }
-            copied = range.upperBound
-        }
-        out.append(contentsOf: stored[copied...])
-        return IdentityDocument(json: out, etag: etag, twinMember: layout.twinMember.map { ($0.lowerBound + shift)..<($0.upperBound + shift) })
-    }
-
-    /// A sealed key's plaintext (base64 text bytes), memoized like `openedKey` (AES-GCM opening
-    /// was the largest cost of a GET after the parse was gone).
-    func openedKeyText(_ document: [UInt8], _ sealed: Range<Int>, slot: IdentityCodec.KeySlot, sealer: KeySealer) throws -> [UInt8] {
-        if let hit = openedKeys.lookup(document, sealed, slot: slot) { return hit }
-        let text = Array(try sealer.open(String(decoding: document[sealed], as: UTF8.self), for: slot.sealingContext).utf8)
-        openedKeys.insert(document, sealed, slot: slot, text)
-        return text
-    }
-
-    /// The layout of a stored document, read as far as the document readers need.
-    static func layout(_ stored: [UInt8]) throws -> StoredIdentityLayout {
-        guard let layout = StoredIdentityLayout(stored, reading: .document) else { throw StoreError("a stored document is malformed") }
-        return layout
-    }
-
-    /// The top-level etag of a stored document.
-    static func etag(_ stored: [UInt8], _ layout: StoredIdentityLayout) throws -> String {
-        guard let etag = layout.string(.etag, in: stored) else { throw StoreError("a stored document has no etag") }
-        return etag
     }
 }
 
@@ -115,7 +59,7 @@ extension RegistryStorage {
                 var module = try modules.first()
                 try txn.scan(db.devices) { key, value in
                     let deviceId = String(decoding: key, as: UTF8.self)
-                    try visit(try document(value, deviceId: deviceId, moduleId: nil, open: openKeys), false)
+                    try visit(try documents.document(value, deviceId: deviceId, moduleId: nil, open: openKeys), false)
                     let prefix = key + [0]
                     // Modules whose device sorts before this one cannot exist; skip defensively.
                     while let (mkey, _) = module, !StorageKey.hasPrefix(mkey, prefix), mkey.lexicographicallyPrecedes(prefix) {
@@ -123,18 +67,12 @@ extension RegistryStorage {
                     }
                     while let (mkey, mvalue) = module, StorageKey.hasPrefix(mkey, prefix) {
                         let moduleId = String(decoding: mkey[prefix.count...], as: UTF8.self)
-                        try visit(try document(mvalue, deviceId: deviceId, moduleId: moduleId, open: openKeys), true)
+                        try visit(try documents.document(mvalue, deviceId: deviceId, moduleId: moduleId, open: openKeys), true)
                         module = try modules.next()
                     }
                     return true
                 }
             }
         }
-    }
-
-    func document(_ stored: [UInt8], deviceId: String, moduleId: String?, open: Bool) throws -> IdentityDocument {
-        if open { return try openDocument(stored, deviceId: deviceId, moduleId: moduleId) }
-        let layout = try Self.layout(stored)
-        return IdentityDocument(json: stored, etag: try Self.etag(stored, layout), twinMember: layout.twinMember)
     }
 }

@@ -15,11 +15,9 @@ public final class RegistryStorage: Sendable {
     public let directory: DataDirectory
     public let environment: Environment
     public let databases: RegistryDatabases
-    let sealer: KeySealer?
-    /// Opened key texts for identity reads (see `IdentityDocument`).
-    let openedKeys = OpenedKeyCache<[UInt8]>()
-    /// Opened keys for device authentication (see `credentials(deviceId:moduleId:)`).
-    let signingKeys = OpenedKeyCache<SigningKey>()
+    /// Decoding and key opening of the stored documents (shared with the other backends).
+    let documents: StoredDocuments
+    var sealer: KeySealer? { documents.sealer }
 
     /// Opens an existing data directory (or creates it when `create` is set).
     /// - Parameters:
@@ -37,7 +35,7 @@ public final class RegistryStorage: Sendable {
             throw StoreError("\(directory.path) is not a registryd data directory (no lmdb/data.mdb)")
         }
         self.directory = directory
-        self.sealer = needsKeys ? try KeySealer(keyBytes: directory.loadDataKey(create: create)) : nil
+        documents = StoredDocuments(sealer: needsKeys ? try KeySealer(keyBytes: directory.loadDataKey(create: create)) : nil)
         environment = try Environment(configuration: .init(path: directory.environmentPath, mapSize: mapSize, flags: flags))
         databases = try environment.write { txn in
             let dbs = try RegistryDatabases.open(in: txn)
@@ -87,7 +85,7 @@ public final class RegistryStorage: Sendable {
         try read { txn, db in
             var devices: [Device] = []
             try txn.scan(db.devices, from: after.map { StorageKey.device($0) + [0] }) { _, value in
-                devices.append(try decodeDevice(value))
+                devices.append(try documents.decodeDevice(value))
                 return devices.count < limit
             }
             return devices
@@ -137,13 +135,13 @@ public final class RegistryStorage: Sendable {
 
     func loadDevice<T: ReadableTransaction & ~Copyable>(_ deviceId: String, _ txn: borrowing T) throws -> Device? {
         guard (try? Validation.checkId(deviceId, kind: "device")) != nil else { return nil }
-        return try txn.get(databases.devices, StorageKey.device(deviceId)).map(decodeDevice)
+        return try txn.get(databases.devices, StorageKey.device(deviceId)).map { try documents.decodeDevice($0) }
     }
 
     func loadModule<T: ReadableTransaction & ~Copyable>(_ deviceId: String, _ moduleId: String, _ txn: borrowing T) throws -> Module? {
         guard (try? Validation.checkId(deviceId, kind: "device")) != nil, (try? Validation.checkId(moduleId, kind: "module")) != nil
         else { return nil }
-        return try txn.get(databases.modules, StorageKey.module(deviceId, moduleId)).map(decodeModule)
+        return try txn.get(databases.modules, StorageKey.module(deviceId, moduleId)).map { try documents.decodeModule($0) }
     }
 
     func loadModules<T: ReadableTransaction & ~Copyable>(of deviceId: String, _ txn: borrowing T) throws -> [Module] {
@@ -152,7 +150,7 @@ public final class RegistryStorage: Sendable {
         var modules: [Module] = []
         try txn.scan(databases.modules, from: prefix) { key, value in
             guard StorageKey.hasPrefix(key, prefix) else { return false }
-            modules.append(try decodeModule(value))
+            modules.append(try documents.decodeModule(value))
             return true
         }
         return modules
@@ -168,23 +166,5 @@ public final class RegistryStorage: Sendable {
             return true
         }
         return count
-    }
-
-    func decodeIdentity(_ bytes: [UInt8]) throws -> Identity {
-        let json = try JSONParser.parse(bytes)
-        return try IdentityCodec.decode(json) { sealed, slot in
-            guard let sealer else { return sealed }
-            return try sealer.open(sealed, for: slot.sealingContext)
-        }
-    }
-
-    func decodeDevice(_ bytes: [UInt8]) throws -> Device {
-        guard case .device(let d) = try decodeIdentity(bytes) else { throw StoreError("a devices record holds a module") }
-        return d
-    }
-
-    func decodeModule(_ bytes: [UInt8]) throws -> Module {
-        guard case .module(let m) = try decodeIdentity(bytes) else { throw StoreError("a modules record holds a device") }
-        return m
     }
 }

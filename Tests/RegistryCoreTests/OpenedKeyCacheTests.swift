@@ -1,8 +1,6 @@
 import RegistryCore
 import Testing
 
-@testable import RegistryLMDB
-
 /// The memo of opened keys answers only for the very bytes and slot it opened.
 struct OpenedKeyCacheTests {
     @Test func answersOnlyForTheSameSealedBytesAndSlot() {

@@ -1,4 +1,3 @@
-import RegistryCore
 import Synchronization
 import SystemBytes
 
@@ -10,10 +9,10 @@ import SystemBytes
 /// every device check the lookup was most of the cost of reading keys (two concatenated strings
 /// per key, each hashed whole). Entries are found by a fingerprint of the sealed bytes and then
 /// compared in full (bytes and slot), so a fingerprint collision is only ever a miss.
-final class OpenedKeyCache<Value: Sendable>: Sendable {
+package final class OpenedKeyCache<Value: Sendable>: Sendable {
     /// A class, so that taking an entry out of the map is one reference count, not one per
     /// field (copying the fields out was a third of a lookup).
-    final class Entry: Sendable {
+    package final class Entry: Sendable {
         let sealed: [UInt8]
         let slot: IdentityCodec.KeySlot
         let value: Value
@@ -26,19 +25,19 @@ final class OpenedKeyCache<Value: Sendable>: Sendable {
     }
 
     private let entries = Mutex<[UInt64: Entry]>([:])
-    let capacity: Int
+    package let capacity: Int
 
-    init(capacity: Int = 100_000) { self.capacity = capacity }
+    package init(capacity: Int = 100_000) { self.capacity = capacity }
 
     /// The value opened from `document[sealed]` for `slot`, if remembered.
-    func lookup(_ document: [UInt8], _ sealed: Range<Int>, slot: IdentityCodec.KeySlot) -> Value? {
+    package func lookup(_ document: [UInt8], _ sealed: Range<Int>, slot: IdentityCodec.KeySlot) -> Value? {
         let fingerprint = ByteScan.fingerprint(document, sealed)
         guard let entry = entries.withLock({ $0[fingerprint] }) else { return nil }
         guard entry.slot == slot, ByteScan.equal(document, sealed, entry.sealed) else { return nil }
         return entry.value
     }
 
-    func insert(_ document: [UInt8], _ sealed: Range<Int>, slot: IdentityCodec.KeySlot, _ value: Value) {
+    package func insert(_ document: [UInt8], _ sealed: Range<Int>, slot: IdentityCodec.KeySlot, _ value: Value) {
         let entry = Entry(sealed: Array(document[sealed]), slot: slot, value: value)
         let fingerprint = ByteScan.fingerprint(document, sealed)
         entries.withLock {
