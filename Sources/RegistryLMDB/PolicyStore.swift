@@ -11,8 +11,6 @@ import RegistryCore
 /// the whole record back (as changes once did) let a rights update that read before a rotation
 /// write the old key back after it.
 public enum PolicyStore {
-    static func context(_ name: String, _ slot: String) -> SealingContext { .policyKey(name: name, slot: slot) }
-
     /// Loads every policy, keys opened.
     public static func load(_ storage: RegistryStorage) throws -> [SharedAccessPolicy] {
         guard let sealer = storage.sealer else { throw StoreError("the data key is needed to read policies") }
@@ -31,61 +29,31 @@ public enum PolicyStore {
         ifMatch: ETagCondition = .absent,
         store: RegistryStore
     ) async throws(PolicyError) -> PolicySnapshot {
-        if case .setRights(let rights) = change {
-            try checkName(name)
-            guard !rights.isEmpty else { throw PolicyError("a policy needs at least one right") }
-        }
+        // Refused before anything is read (and before the data key is asked for).
+        try PolicyRules.validate(change, name: name)
         guard let sealer = store.storage.sealer else { throw PolicyError("the data key is needed to write policies") }
         do {
             // The closure may run again (map resize): it reads everything it decides from `txn`.
             return try await store.perform { txn, db in
                 var random = BufferedSystemRandom()
                 try resealLegacy(txn, db, sealer, random: &random)
-                var policies = try decodeAll(txn, db, sealer)
-                let index = policies.firstIndex { $0.name == name }
-                switch ifMatch {
-                case .absent: break
-                case .any:
-                    guard index != nil else { throw PolicyError.notFound(name) }
-                case .exact(let tag):
-                    guard let index else { throw PolicyError.notFound(name) }
-                    guard policies[index].etag == tag else {
-                        throw PolicyError("the policy '\(name)' changed since its etag was read", preconditionFailed: true)
-                    }
-                }
-                let generation = try currentGeneration(txn, db, policies) + 1
-                var changed: SharedAccessPolicy?
-                switch change {
-                case .setRights(let rights):
-                    var policy =
-                        index.map { policies[$0] }
-                        ?? SharedAccessPolicy(
-                            name: name,
-                            rights: rights,
-                            primaryKey: generateKey(random: &random),
-                            secondaryKey: generateKey(random: &random)
-                        )
-                    policy.rights = rights
-                    changed = policy
-                case .rotate(let secondary):
-                    guard let index else { throw PolicyError.notFound(name) }
-                    var policy = policies[index]
-                    if secondary { policy.secondaryKey = generateKey(random: &random) } else { policy.primaryKey = generateKey(random: &random) }
-                    changed = policy
-                case .remove:
-                    guard index != nil else { throw PolicyError.notFound(name) }
-                }
-                changed?.version = generation
-                policies.removeAll { $0.name == name }
-                if let changed { policies.append(changed) }
-                try checkOwnerRemains(policies)
-                if let changed {
+                let policies = try decodeAll(txn, db, sealer)
+                let generation = try currentGeneration(txn, db, policies)
+                let snapshot = try PolicyRules.apply(
+                    change,
+                    to: name,
+                    ifMatch: ifMatch,
+                    policies: policies,
+                    generation: generation,
+                    random: &random
+                )
+                if let changed = snapshot.policy {
                     try write(changed, txn, db, sealer, random: &random)
                 } else {
                     _ = try txn.delete(db.policies, Array(name.utf8))
                 }
-                try txn.put(db.meta, Array(MetaKey.policyGeneration.utf8), Array(String(generation).utf8))
-                return PolicySnapshot(policy: changed, policies: policies, generation: generation)
+                try txn.put(db.meta, Array(MetaKey.policyGeneration.utf8), Array(String(snapshot.generation).utf8))
+                return snapshot
             }
         } catch let error as PolicyError {
             throw error
@@ -115,20 +83,7 @@ public enum PolicyStore {
         // version 1 policy context is also the one of a module of a device named `policy`.
         let legacy = try !isResealed(txn, db)
         try txn.scan(db.policies) { _, value in
-            let json = try JSONParser.parse(value)
-            guard let name = json["name"]?.stringValue, let rights = json["rights"]?.stringValue.flatMap(AccessRights.init(description:)),
-                let primary = json["primaryKey"]?.stringValue, let secondary = json["secondaryKey"]?.stringValue
-            else { throw StoreError("a stored policy is malformed") }
-            policies.append(
-                SharedAccessPolicy(
-                    name: name,
-                    rights: rights,
-                    primaryKey: try sealer.open(primary, for: context(name, "primaryKey"), legacy: legacy),
-                    secondaryKey: try sealer.open(secondary, for: context(name, "secondaryKey"), legacy: legacy),
-                    // Records from before versions: 0 until their first change.
-                    version: json["version"]?.intValue ?? 0
-                )
-            )
+            policies.append(try PolicyRules.decode(value, sealer: sealer, legacy: legacy))
             return true
         }
         return policies
@@ -141,14 +96,7 @@ public enum PolicyStore {
         _ sealer: KeySealer,
         random: inout some RandomNumberGenerator
     ) throws {
-        let json = JSONValue.object([
-            "name": .string(policy.name),
-            "rights": .string(policy.rights.description),
-            "primaryKey": .string(sealer.seal(policy.primaryKey, for: context(policy.name, "primaryKey"), random: &random)),
-            "secondaryKey": .string(sealer.seal(policy.secondaryKey, for: context(policy.name, "secondaryKey"), random: &random)),
-            "version": .int(policy.version),
-        ])
-        try txn.put(db.policies, Array(policy.name.utf8), CanonicalJSON.encode(json))
+        try txn.put(db.policies, Array(policy.name.utf8), PolicyRules.encode(policy, sealer: sealer, random: &random))
     }
 
     /// Whether every stored policy's keys are sealed under version 2 contexts (see `resealLegacy`).
@@ -169,21 +117,6 @@ public enum PolicyStore {
         guard try !isResealed(txn, db) else { return }
         for policy in try decodeAll(txn, db, sealer) { try write(policy, txn, db, sealer, random: &random) }
         try txn.put(db.meta, Array(MetaKey.policySealing.utf8), Array("2".utf8))
-    }
-
-    /// 1 to 64 characters: letters, digits, `.`, `_`, `-` (it appears in `skn`).
-    static func checkName(_ name: String) throws(PolicyError) {
-        guard (1...64).contains(name.utf8.count),
-            name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 46 || $0 == 95 || $0 == 45 })
-        else { throw PolicyError("a policy name has 1 to 64 letters, digits, '.', '_' or '-'") }
-    }
-
-    /// Nobody may lock themselves out: some policy must keep Azure's four rights (an owner that
-    /// also has `Metrics` still counts).
-    static func checkOwnerRemains(_ policies: [SharedAccessPolicy]) throws(PolicyError) {
-        guard policies.contains(where: { $0.rights.isSuperset(of: .all) }) else {
-            throw PolicyError("at least one policy must keep all four rights (like iothubowner)")
-        }
     }
 
     /// Creates Azure's five built-in policies with random keys if the registry has no policy yet
