@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         // Where LMDB's C headers enter (Debian's liblmdb-dev, found through pkg-config).
@@ -61,6 +62,21 @@ let package = Package(
                 "LMDB",
                 "SystemBytes",
                 "RegistryCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The PostgreSQL backend of the store interface (DESIGN §10): several nodes on one
+        // database, each with its group-commit writer serialised on the hub's log head row, a
+        // node-local credentials projection fed by the log, LISTEN/NOTIFY commit signals.
+        .target(
+            name: "RegistryPostgres",
+            dependencies: [
+                "RegistryCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -123,6 +139,7 @@ let package = Package(
             dependencies: [
                 "SystemBytes",
                 "RegistryLMDB",
+                "RegistryPostgres",
                 "RegistryTransfer",
                 "RegistryCore",
                 "RegistryAPI",
@@ -160,7 +177,13 @@ let package = Package(
         // The store interface's conformance suite: one set of tests, run once per backend.
         .testTarget(
             name: "StoreConformanceTests",
-            dependencies: ["RegistryCore", "RegistryLMDB", "RegistryTesting"],
+            dependencies: ["RegistryCore", "RegistryLMDB", "RegistryPostgres", "RegistryTesting"],
+            swiftSettings: swiftSettings
+        ),
+        // Several nodes on one PostgreSQL database (the cluster tools/test.sh starts).
+        .testTarget(
+            name: "PostgresTests",
+            dependencies: ["RegistryCore", "RegistryPostgres", "RegistryTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB", "SystemBytes", "RegistryTesting"], swiftSettings: swiftSettings),

@@ -16,6 +16,12 @@ bash -n tools/install.sh
 # One style: the toolchain's formatter with the repository's .swift-format, warnings as failures.
 swift format lint --strict --recursive --configuration .swift-format Sources Tests
 swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
+# A throwaway PostgreSQL cluster for the PostgreSQL backend's tests (the store conformance suite
+# runs on it; issue 19), stopped and removed when this script ends.
+pg_dir=$(mktemp -d /tmp/registryd-pg.XXXXXX)
+trap 'tools/postgres.sh stop "$pg_dir"' EXIT
+REGISTRYD_TEST_POSTGRES_URL=$(tools/postgres.sh start "$pg_dir" "${REGISTRYD_TEST_POSTGRES_PORT:-54329}")
+export REGISTRYD_TEST_POSTGRES_URL
 # Bounded, so a hung test fails the run instead of eating CI's time.
 timeout 1800 swift test --skip-build "$@"
 

@@ -26,6 +26,17 @@ struct AzureErrorMiddleware: RouterMiddleware {
                 code: "ServiceUnavailable",
                 message: "The registry's storage is full; nothing was written. It resumes by itself when space returns; retry later."
             ).response()
+        } catch let error as StorageUnavailableError {
+            // A networked backend's database is down or failing over: nothing was written.
+            context.logger.warning("request refused: storage unreachable", metadata: ["error": "\(error)"])
+            var response = APIError(
+                status: .serviceUnavailable,
+                code: "ServiceUnavailable",
+                message: "The registry's database is unreachable; nothing was written. Retry later."
+            ).response()
+            let (seconds, attoseconds) = error.retryAfter.components
+            response.headers[.retryAfter] = String(max(1, seconds + (attoseconds > 0 ? 1 : 0)))
+            return response
         } catch let error as WriteTimeoutError {
             // Withdrawn before the writer took it (see RegistryStore.execute): nothing was
             // written, so the client may retry the same request as it is.

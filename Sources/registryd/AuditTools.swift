@@ -21,7 +21,7 @@ struct HistoryCommand: AsyncParsableCommand {
     func run() async throws {
         let directory = DataDirectory(path: data.dataDir)
         // With the data key, key rotations are told apart from re-sealing; without it, history still works.
-        let storage = try StoreOpening.reader(directory, needsKeys: FileManager.default.fileExists(atPath: directory.dataKeyPath))
+        let storage = try await data.reader(needsKeys: FileManager.default.fileExists(atPath: directory.dataKeyPath))
         let entries = try await storage.history(deviceId: deviceId, moduleId: module)
         guard !entries.isEmpty else { throw ValidationError("no history for \(deviceId)\(module.map { "/\($0)" } ?? "")") }
         for entry in entries { print(String(decoding: CanonicalJSON.encode(HistoryJSON.encode(entry)), as: UTF8.self)) }
@@ -42,7 +42,7 @@ struct EventsCommand: AsyncParsableCommand {
     var to: UInt64 = .max
 
     func run() async throws {
-        let storage = try StoreOpening.reader(DataDirectory(path: data.dataDir), needsKeys: false)
+        let storage = try await data.reader(needsKeys: false)
         let out = FileHandle.standardOutput
         // The log is gapless from 1, so record `offset` of a page read from `next` is seq
         // `next + offset` (`--from 0` starts at 1, as the first seq is).

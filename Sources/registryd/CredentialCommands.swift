@@ -13,7 +13,7 @@ struct CredentialOptions: ParsableArguments {
     var hostName: String?
 
     func load() async throws -> (SharedAccessPolicy, String) {
-        let storage = try StoreOpening.reader(DataDirectory(path: data.dataDir), needsKeys: true)
+        let storage = try await data.reader(needsKeys: true)
         let policies = try await storage.policies()
         guard !policies.isEmpty else { throw ValidationError("no policies yet: start `registryd serve` once to create them") }
         guard let found = policies.first(where: { $0.name == policy }) else {

@@ -18,7 +18,7 @@ struct ExportCommand: AsyncParsableCommand {
     var excludeKeys = false
 
     func run() async throws {
-        let storage = try StoreOpening.reader(DataDirectory(path: data.dataDir), needsKeys: !excludeKeys)
+        let storage = try await data.reader(needsKeys: !excludeKeys)
         let counts = try await ImportExportEngine.export(storage: storage, excludeKeys: excludeKeys) { FileHandle.standardOutput.write($0) }
         FileHandle.standardError.write(Data("exported \(counts.devices) devices and \(counts.modules) modules\n".utf8))
     }

@@ -20,9 +20,12 @@ struct RegistryConfiguration: Sendable {
     var writer = WriterLimits()
     /// The `server` object (serve's own settings), resolved with the environment and flags by `ServeSettings`.
     var server: JSONValue?
+    /// The `storage` object (the backend), resolved with `REGISTRYD_STORAGE_URL` and `--storage` by `StorageSelection`.
+    var storage: JSONValue?
 
     static let topLevelKeys: Set<String> = [
         "limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs", "server", "connections", "eventStreams", "tls",
+        "storage",
     ]
 
     init() {}
@@ -64,6 +67,14 @@ struct RegistryConfiguration: Sendable {
                 throw ConfigurationError("\(source): \(error.message)")
             }
             self.server = server
+        }
+        if let storage = members["storage"] {
+            do {
+                _ = try StorageSelection.parse(storage)
+            } catch let error as ValidationError {
+                throw ConfigurationError("\(source): \(error.message)")
+            }
+            self.storage = storage
         }
         if let parsed = try section(members, "jobs", source, JobsConfiguration.init(json:)) { self.jobs = parsed }
         if let parsed = try section(members, "tls", source, GeneratedCertificateConfiguration.init(json:)) { self.tls = parsed }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import RegistryCore
 import SystemBytes
 
 /// The one binary: the daemon and its tools as subcommands.
@@ -26,4 +28,17 @@ struct Registryd: AsyncParsableCommand {
 struct DataDirectoryOptions: ParsableArguments {
     @Option(name: .long, help: "The data directory (LMDB environment, data key, lock).")
     var dataDir: String = "./data"
+
+    @Option(help: "A postgres://… storage URL, as `serve --storage` (REGISTRYD_STORAGE_URL); default LMDB in --data-dir.")
+    var storage: String?
+
+    /// The selected backend: `--storage`, else `REGISTRYD_STORAGE_URL`, else LMDB in `--data-dir`.
+    var selection: StorageSelection {
+        get throws { try StorageSelection.resolve(flag: storage, environment: ProcessInfo.processInfo.environment, file: nil) }
+    }
+
+    /// A read-only view of the selected store (beside a running daemon).
+    func reader(needsKeys: Bool) async throws -> any RegistryReader {
+        try await StoreOpening.reader(try selection, directory: DataDirectory(path: dataDir), needsKeys: needsKeys)
+    }
 }

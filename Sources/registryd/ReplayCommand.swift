@@ -45,7 +45,7 @@ struct ReplayCommand: AsyncParsableCommand {
 
     func run() async throws {
         if verify {
-            try await AuditVerify.run(dataDir: data.dataDir)
+            try await AuditVerify.run(data)
             return
         }
         let storage = try StoreOpening.reader(DataDirectory(path: data.dataDir), needsKeys: false)
@@ -102,13 +102,13 @@ struct AuditVerifyCommand: AsyncParsableCommand {
 
     @OptionGroup var data: DataDirectoryOptions
 
-    func run() async throws { try await AuditVerify.run(dataDir: data.dataDir) }
+    func run() async throws { try await AuditVerify.run(data) }
 }
 
 /// The one implementation behind `audit verify` and `replay --verify`.
 enum AuditVerify {
-    static func run(dataDir: String) async throws {
-        let storage = try StoreOpening.reader(DataDirectory(path: dataDir), needsKeys: false)
+    static func run(_ data: DataDirectoryOptions) async throws {
+        let storage = try await data.reader(needsKeys: false)
         let total = (try? await storage.head().seq) ?? 0
         let terminal = isatty(2) == 1
         let report = try await storage.verifyLog { done in

@@ -31,6 +31,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The hub name, fixed at first start (default registryd; REGISTRYD_HUB_NAME).")
     var hubName: String?
 
+    @Option(help: "The storage backend: a postgres://… URL (REGISTRYD_STORAGE_URL; file: storage); default LMDB in --data-dir.")
+    var storage: String?
+
     @Option(help: "JSON configuration file (REGISTRYD_CONFIG).")
     var config: String?
 
@@ -118,7 +121,15 @@ struct ServeCommand: AsyncParsableCommand {
         let settings = file
         let directory = DataDirectory(path: serve.dataDir)
         let metrics = RegistryMetrics()
-        let store = try StoreOpening.daemon(directory, limits: settings.limits, writer: settings.writer, metrics: metrics, logger: logger)
+        let selection = try StorageSelection.resolve(flag: storage, environment: environment, file: file.storage)
+        let store = try await StoreOpening.daemon(
+            selection,
+            directory: directory,
+            limits: settings.limits,
+            writer: settings.writer,
+            metrics: metrics,
+            logger: logger
+        )
 
         let hub = try await settleHubName(store, requested: serve.hubName)
         let policies = try await store.ensureBuiltInPolicies()
@@ -209,6 +220,8 @@ struct ServeCommand: AsyncParsableCommand {
                     .init(service: StoreService(store: store, logger: logger)),
                     .init(service: delivery),
                     .init(service: StorageRecoveryService(store: store, interval: .seconds(2), logger: logger)),
+                    // Another node's policy change (PostgreSQL): picked up within a second.
+                    .init(service: PolicyRefreshService(store: store, authenticator: authenticator, enabled: selection != .lmdb, logger: logger)),
                     .init(service: AccessLogService(summary: accessLog, interval: .seconds(60), logger: logger)),
                     .init(service: ReloadService(configPath: configPath, delivery: delivery, certificate: serving, metrics: metrics, logger: logger)),
                     // Checks the generated certificate hourly (a no-op with an operator's).
@@ -281,6 +294,33 @@ struct StorageRecoveryService: Service {
     func run() async throws {
         await everyInterval(interval) {
             if store.health.isFull, store.isAcceptingWrites { _ = await store.probeStorage() }
+        }
+    }
+}
+
+/// With several nodes on one database (PostgreSQL), a policy added, changed, rotated or removed
+/// through another node reaches this node's authenticator here: the stored generation is read
+/// every second and a newer set installed (an older or equal one is ignored, so this never
+/// undoes a change this node made itself).
+struct PolicyRefreshService: Service {
+    let store: any RegistryBackend
+    let authenticator: ServiceAuthenticator
+    let enabled: Bool
+    let logger: Logger
+
+    func run() async throws {
+        guard enabled else {
+            // One node owns its store's policies: nothing to refresh (a service may not end early).
+            try? await gracefulShutdown()
+            return
+        }
+        await everyInterval(.seconds(1)) {
+            do {
+                guard let generation = try await store.metaString(MetaKey.policyGeneration).flatMap({ Int64($0) }) else { return }
+                authenticator.setPolicies(PolicySnapshot(policy: nil, policies: try await store.policies(), generation: generation))
+            } catch {
+                logger.debug("policy refresh failed; retrying", metadata: ["error": "\(error)"])
+            }
         }
     }
 }

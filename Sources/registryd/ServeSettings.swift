@@ -102,7 +102,7 @@ struct ServeSettings: Equatable {
 
     /// `REGISTRYD_*` variables that name no setting (likely typos), for a warning.
     static func unknownVariables(_ environment: [String: String]) -> [String] {
-        let known = Set(sources.map(\.variable) + [configVariable] + SettingsOverlay.variables)
+        let known = Set(sources.map(\.variable) + [configVariable, StorageSelection.variable] + SettingsOverlay.variables)
         return environment.keys.filter { $0.hasPrefix("REGISTRYD_") && !known.contains($0) }.sorted()
     }
 }

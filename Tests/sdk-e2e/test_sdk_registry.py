@@ -9,6 +9,7 @@ import os
 import subprocess
 import tempfile
 import time
+import uuid
 
 import pytest
 import requests
@@ -23,20 +24,36 @@ THUMB_1 = "A1" * 20
 THUMB_2 = "b2" * 20
 
 
-@pytest.fixture(scope="module")
-def daemon():
+def storage_args(backend):
+    """`--storage URL` for a node on the test PostgreSQL cluster (a hub of its own), or nothing for LMDB."""
+    if backend == "lmdb":
+        return []
+    url = os.environ["REGISTRYD_TEST_POSTGRES_URL"]
+    return ["--storage", url + ("&" if "?" in url else "?") + "hub=sdk-" + uuid.uuid4().hex[:8]]
+
+
+# Every test runs against a node on LMDB and, where tools/test.sh started a PostgreSQL cluster
+# (always in CI), against a node on PostgreSQL (issue 19).
+BACKENDS = ["lmdb"] + (["postgres"] if os.environ.get("REGISTRYD_TEST_POSTGRES_URL") else [])
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def daemon(request):
     data = tempfile.mkdtemp(prefix="registryd-sdk-")
     port = free_port()
+    storage = storage_args(request.param)
     log = open(os.path.join(data, "serve.log"), "w")
-    proc = subprocess.Popen([BINARY, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [BINARY, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}"] + storage, stdout=log, stderr=subprocess.STDOUT
+    )
     ca = wait_until_serving(proc, data, port)
-    cs = subprocess.check_output([BINARY, "connection-string", "--data-dir", data]).decode().strip()
+    cs = subprocess.check_output([BINARY, "connection-string", "--data-dir", data] + storage).decode().strip()
     os.environ["REQUESTS_CA_BUNDLE"] = ca
-    yield {"data": data, "port": port, "cs": cs, "ca": ca, "proc": proc}
+    yield {"data": data, "port": port, "cs": cs, "ca": ca, "proc": proc, "storage": storage}
     proc.terminate()
     assert proc.wait(timeout=30) == 0, "graceful shutdown on SIGTERM"
     # Every mutation the SDK made is an event; the log replays to the live projections.
-    verify = subprocess.run([BINARY, "replay", "--data-dir", data, "--verify"], capture_output=True, text=True)
+    verify = subprocess.run([BINARY, "replay", "--data-dir", data, "--verify"] + storage, capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
@@ -183,7 +200,7 @@ def test_wrong_key_and_expired_token_are_refused(daemon):
     assert requests.get(url, headers={"Authorization": str(fresh)}, verify=daemon["ca"]).status_code == 200
     assert requests.get(url, verify=daemon["ca"]).status_code == 401
     # A policy without RegistryWrite cannot create.
-    read_cs = subprocess.check_output([BINARY, "connection-string", "--data-dir", daemon["data"], "--policy", "registryRead"]).decode().strip()
+    read_cs = subprocess.check_output([BINARY, "connection-string", "--data-dir", daemon["data"], "--policy", "registryRead"] + daemon["storage"]).decode().strip()
     reader = IoTHubRegistryManager.from_connection_string(read_cs)
     assert reader.get_device_registry_statistics().total_device_count >= 0
     assert status_of(lambda: reader.create_device_with_sas("sdk-readonly", None, None, "enabled")) == 401

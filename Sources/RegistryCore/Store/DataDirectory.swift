@@ -28,7 +28,9 @@ public struct DataDirectory: Sendable, Hashable {
     }
 
     /// Loads the data key, creating a random one (owner-only file) when `create` is set and none exists.
-    public func loadDataKey(create: Bool) throws -> [UInt8] {
+    /// `keyPath` names a key file elsewhere (a PostgreSQL node's `storage.dataKeyFile`).
+    public func loadDataKey(create: Bool, keyPath: String? = nil) throws -> [UInt8] {
+        let dataKeyPath = keyPath ?? self.dataKeyPath
         if let text = try? String(contentsOfFile: dataKeyPath, encoding: .utf8) {
             guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), data.count == 32 else {
                 throw StoreError("\(dataKeyPath) does not hold a base64 32-byte key")

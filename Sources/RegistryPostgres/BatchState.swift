@@ -1,0 +1,150 @@
+import Logging
+import PostgresNIO
+import RegistryCore
+
+/// The identities one batch transaction decides against: every device its commands name and all
+/// their modules, read once under the head lock, then evolved in memory as the batch's own
+/// events are decided (so a later command of the batch sees an earlier one's change, as it
+/// would one commit later).
+struct BatchState {
+    /// Loaded or decided devices; `nil` value: it does not exist (now).
+    private var devices: [String: Device?] = [:]
+    private var modules: [String: [String: Module]] = [:]
+    private var identityCount = 0
+
+    static func load(
+        deviceIds: Set<String>,
+        countIdentities: Bool,
+        hub: String,
+        documents: StoredDocuments,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> BatchState {
+        var state = BatchState()
+        let ids = Array(deviceIds)
+        for id in ids {
+            state.devices[id] = .some(nil)
+            state.modules[id] = [:]
+        }
+        let keys = ids.map { ByteBuffer(bytes: Array($0.utf8)) }
+        let deviceRows = try await connection.query("SELECT doc FROM devices WHERE hub = \(hub) AND key = ANY(\(keys)::bytea[])", logger: logger)
+        for try await doc in deviceRows.decode(ByteBuffer.self) {
+            let device = try documents.decodeDevice(Array(doc.readableBytesView))
+            state.devices[device.deviceId] = device
+        }
+        let moduleRows = try await connection.query(
+            "SELECT device_id, doc FROM modules WHERE hub = \(hub) AND device_id = ANY(\(ids)::text[])",
+            logger: logger
+        )
+        for try await (deviceId, doc) in moduleRows.decode((String, ByteBuffer).self) {
+            let module = try documents.decodeModule(Array(doc.readableBytesView))
+            state.modules[deviceId, default: [:]][module.moduleId] = module
+        }
+        if countIdentities {
+            let rows = try await connection.query(
+                "SELECT (SELECT count(*) FROM devices WHERE hub = \(hub)) + (SELECT count(*) FROM modules WHERE hub = \(hub))",
+                logger: logger
+            )
+            for try await count in rows.decode(Int64.self) { state.identityCount = Int(count) }
+        }
+        return state
+    }
+
+    /// What the domain's `decide` needs of the state for `command` (as the LMDB writer loads it).
+    func commandState(for command: Command, limits: RegistryLimits) -> CommandState {
+        var state = CommandState()
+        let deviceId = command.deviceId
+        state.device = devices[deviceId] ?? nil
+        let deviceModules = modules[deviceId] ?? [:]
+        if let moduleId = command.moduleId { state.module = deviceModules[moduleId] }
+        switch command {
+        case .deleteDevice:
+            // In key order, as the LMDB backend reads them (bytewise).
+            state.modules = deviceModules.values.sorted { Array($0.moduleId.utf8).lexicographicallyPrecedes(Array($1.moduleId.utf8)) }
+            state.moduleCount = state.modules.count
+        case .createModule, .createOrReplaceModule:
+            state.moduleCount = deviceModules.count
+        default:
+            break
+        }
+        if limits.maxIdentities != nil { state.identityCount = identityCount }
+        return state
+    }
+
+    /// The domain's `evolve`, on this batch's view.
+    mutating func apply(_ event: RegistryEvent) {
+        switch (event.type, event.identity) {
+        case (.deviceCreated, .device(let device)):
+            devices[device.deviceId] = device
+            modules[device.deviceId] = [:]
+            identityCount += 1
+        case (.deviceDeleted, _):
+            devices[event.deviceId] = .some(nil)
+            modules[event.deviceId] = [:]
+            identityCount -= 1
+        case (.moduleCreated, .module(let module)):
+            modules[module.deviceId, default: [:]][module.moduleId] = module
+            identityCount += 1
+        case (.moduleDeleted, _):
+            if let moduleId = event.moduleId { modules[event.deviceId]?[moduleId] = nil }
+            identityCount -= 1
+        case (_, .device(let device)):
+            devices[device.deviceId] = device
+        case (_, .module(let module)):
+            modules[module.deviceId, default: [:]][module.moduleId] = module
+        }
+    }
+}
+
+/// The projections' end state after a batch: the last document of each identity key it
+/// touched (or its deletion), so each key is written once however often the batch changed it.
+struct ProjectionChanges {
+    struct DeviceRow {
+        var key: [UInt8]
+        var doc: [UInt8]
+        var disabled: Bool
+        var connected: Bool
+    }
+
+    struct ModuleRow {
+        var key: [UInt8]
+        var deviceId: String
+        var doc: [UInt8]
+    }
+
+    private(set) var deviceUpserts: [DeviceRow] = []
+    private(set) var deviceDeletes: [[UInt8]] = []
+    private(set) var moduleUpserts: [ModuleRow] = []
+    private(set) var moduleDeletes: [[UInt8]] = []
+
+    init(_ events: [DecidedEvent], _ prepared: [DecidedEvent.Prepared]) {
+        var devices: [[UInt8]: DeviceRow?] = [:]
+        var modules: [[UInt8]: ModuleRow?] = [:]
+        for (decided, prepared) in zip(events, prepared) {
+            let event = decided.event
+            let deviceKey = Array(event.deviceId.utf8)
+            switch event.type {
+            case .deviceDeleted:
+                devices[deviceKey] = .some(nil)
+            case .moduleDeleted:
+                modules[deviceKey + [0] + Array((event.moduleId ?? "").utf8)] = .some(nil)
+            case _ where event.type.isDevice:
+                devices[deviceKey] = DeviceRow(
+                    key: deviceKey,
+                    doc: prepared.payloadBytes,
+                    disabled: prepared.disabled,
+                    connected: prepared.connected
+                )
+            default:
+                let key = deviceKey + [0] + Array((event.moduleId ?? "").utf8)
+                modules[key] = ModuleRow(key: key, deviceId: event.deviceId, doc: prepared.payloadBytes)
+            }
+        }
+        for (key, row) in devices {
+            if let row { deviceUpserts.append(row) } else { deviceDeletes.append(key) }
+        }
+        for (key, row) in modules {
+            if let row { moduleUpserts.append(row) } else { moduleDeletes.append(key) }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+import Logging
+import PostgresNIO
+import RegistryCore
+import Synchronization
+
+/// A node's local view of the log: the committed sequence it has seen (which wakes SSE streams
+/// and delivery on this node) and a node-local projection of every identity document, which
+/// device authentication reads (`credentials`), so brokers keep admitting devices while the
+/// database fails over.
+///
+/// Fed by the log itself, in seq order, with the same fold as the stored projections (an
+/// event's payload is the identity's new document): by this node's writer right after each of
+/// its commits, and for other nodes' commits on a `LISTEN` notification (sent inside the
+/// committing transaction, so only after it commits) or, when a notification is lost with its
+/// connection, by a slow poll. A disable or key change made on any node reaches every node's
+/// answers within the notification latency.
+final class LogFollower: Sendable {
+    /// The notification channel; the payload is `seq hub`.
+    static let channel = "registryd_commits"
+
+    static func payload(hub: String, seq: UInt64) -> String { "\(seq) \(hub)" }
+
+    private struct State {
+        var applied: UInt64 = 0
+        /// Identity key (as the stored tables') → the identity's current document.
+        var documents: [[UInt8]: [UInt8]] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let client: PostgresClient
+    private let hub: String
+    private let commits: CommitSignal
+    private let logger: Logger
+    /// Events read per round trip while catching up.
+    static let page = 2_000
+
+    init(client: PostgresClient, hub: String, commits: CommitSignal, logger: Logger) {
+        self.client = client
+        self.hub = hub
+        self.commits = commits
+        self.logger = logger
+    }
+
+    /// The last seq folded into this node's view.
+    var applied: UInt64 { state.withLock { $0.applied } }
+
+    /// The device's document and the identity's (the module's, or the device's again).
+    func documents(deviceId: String, moduleId: String?) -> (device: [UInt8], identity: [UInt8])? {
+        let deviceKey = Array(deviceId.utf8)
+        return state.withLock { s in
+            guard let device = s.documents[deviceKey] else { return nil }
+            guard let moduleId else { return (device, device) }
+            guard let module = s.documents[deviceKey + [0] + Array(moduleId.utf8)] else { return nil }
+            return (device, module)
+        }
+    }
+
+    /// Loads the projection from one snapshot of the stored tables (consistent with the head
+    /// read in the same snapshot).
+    func load() async throws {
+        let loaded = try await client.withConnection { connection -> State in
+            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            defer { Task { [logger] in _ = try? await connection.query("COMMIT", logger: logger) } }
+            var loaded = State()
+            for try await seq in try await connection.query("SELECT seq FROM log_head WHERE hub = \(hub)", logger: logger).decode(Int64.self) {
+                loaded.applied = UInt64(seq)
+            }
+            for table in ["devices", "modules"] {
+                let rows = try await connection.query(
+                    PostgresQuery(unsafeSQL: "SELECT key, doc FROM \(table) WHERE hub = $1", binds: Self.binds(hub)),
+                    logger: logger
+                )
+                for try await (key, doc) in rows.decode((ByteBuffer, ByteBuffer).self) {
+                    loaded.documents[Array(key.readableBytesView)] = Array(doc.readableBytesView)
+                }
+            }
+            try await connection.query("COMMIT", logger: logger)
+            return loaded
+        }
+        state.withLock { $0 = loaded }
+        commits.publish(loaded.applied)
+    }
+
+    private static func binds(_ hub: String) -> PostgresBindings {
+        var binds = PostgresBindings()
+        binds.append(hub)
+        return binds
+    }
+
+    /// This node's writer committed `records` (the last at `seq`): folds them now, reading any
+    /// other node's commits before them first.
+    func committed(_ records: [[UInt8]], through seq: UInt64) async {
+        let first = seq - UInt64(records.count) + 1
+        if applied + 1 < first {
+            // Another node committed in between: read its events (and ours) from the log.
+            if (try? await catchUp()) != nil, applied >= seq { return }
+        }
+        let decoded = records.compactMap { try? EventRecord.decode($0) }
+        fold(decoded)
+    }
+
+    /// Reads and folds every committed event past `applied`.
+    @discardableResult
+    func catchUp() async throws -> UInt64 {
+        while true {
+            let from = applied + 1
+            let records = try await client.withConnection { connection in
+                try await PostgresReads.records(from: from, limit: Self.page, hub: hub, on: connection, logger: logger)
+            }
+            fold(try records.map { try EventRecord.decode($0) })
+            if records.count < Self.page { return applied }
+        }
+    }
+
+    /// Folds events in seq order; events already folded are skipped (a catch-up and the writer
+    /// may race), and a gap stops the fold (the next catch-up fills it).
+    private func fold(_ records: [EventRecord]) {
+        let seq: UInt64? = state.withLock { s in
+            let before = s.applied
+            for record in records {
+                if record.seq <= s.applied { continue }
+                guard record.seq == s.applied + 1 else { break }
+                let deviceKey = Array(record.deviceId.utf8)
+                switch record.type {
+                case .deviceDeleted:
+                    s.documents[deviceKey] = nil
+                case .moduleDeleted:
+                    s.documents[deviceKey + [0] + Array((record.moduleId ?? "").utf8)] = nil
+                case _ where record.type.isDevice:
+                    s.documents[deviceKey] = record.payloadBytes
+                default:
+                    s.documents[deviceKey + [0] + Array((record.moduleId ?? "").utf8)] = record.payloadBytes
+                }
+                s.applied = record.seq
+            }
+            return s.applied > before ? s.applied : nil
+        }
+        if let seq { commits.publish(seq) }
+    }
+
+    /// Follows other nodes' commits until cancelled: notifications, and a poll every
+    /// `pollInterval` for those lost with a connection (the poll also tells `reachability`).
+    func run(pollInterval: Duration, reachability: Reachability) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.listen(reachability: reachability) }
+            group.addTask { await self.poll(every: pollInterval, reachability: reachability) }
+            await group.waitForAll()
+        }
+    }
+
+    private func poll(every interval: Duration, reachability: Reachability) async {
+        while !Task.isCancelled {
+            do {
+                try await catchUp()
+                reachability.record(true)
+            } catch {
+                if !Task.isCancelled { reachability.record(false) }
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    private func listen(reachability: Reachability) async {
+        let prefix = " \(hub)"
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Self.channel) { notifications in
+                        // Commits made while this listener was away.
+                        try await self.catchUp()
+                        for try await notification in notifications where notification.payload.hasSuffix(prefix) {
+                            try await self.catchUp()
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                reachability.record(false)
+                logger.debug("commit notifications interrupted; reconnecting", metadata: ["store.error": "\(error)"])
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}

@@ -1,0 +1,320 @@
+import Logging
+import PostgresNIO
+import RegistryCore
+import Synchronization
+
+/// A node's group-commit writer on PostgreSQL: one task takes every queued batch (up to
+/// `maxBatchCommands` commands) and applies them in one transaction that holds the hub's log
+/// head row lock (see `PostgresStore` for why every node writes this way).
+///
+/// A commit whose outcome is unknown (the connection dropped during COMMIT) is resolved by
+/// reading the log back: the batch committed exactly when the database holds our record at our
+/// last seq. The writer retries that read until the database answers; it never guesses.
+final class PostgresWriter: Sendable {
+    private let client: PostgresClient
+    private let hub: String
+    private let documents: StoredDocuments
+    private let configuration: PostgresStore.Configuration
+    private let follower: LogFollower
+    private let logger: Logger
+    private let queue: WriterQueue
+    private let progress: WriterProgress
+    private let random: Mutex<any RandomNumberGenerator & Sendable>
+
+    init(
+        client: PostgresClient,
+        hub: String,
+        documents: StoredDocuments,
+        configuration: PostgresStore.Configuration,
+        random: some RandomNumberGenerator & Sendable,
+        follower: LogFollower,
+        logger: Logger
+    ) {
+        self.client = client
+        self.hub = hub
+        self.documents = documents
+        self.configuration = configuration
+        self.follower = follower
+        self.logger = logger
+        self.random = Mutex(random)
+        queue = WriterQueue(now: configuration.monotonicNow)
+        progress = WriterProgress(now: configuration.monotonicNow())
+    }
+
+    var isOpen: Bool { queue.isOpen }
+
+    func stall(now: Duration) -> WriterStall? {
+        let backlog = queue.backlog
+        return progress.stall(
+            now: now,
+            threshold: configuration.writer.stallThreshold,
+            queued: backlog.count,
+            oldestQueuedAt: backlog.oldestQueuedAt
+        )
+    }
+
+    /// Queues a batch; `nil` when the writer is closed (the batch is then failed).
+    func enqueue(_ batch: QueuedBatch) -> UInt64? { queue.enqueue(batch) }
+
+    func withdraw(_ ticket: UInt64) -> QueuedBatch? { queue.withdraw(ticket) }
+
+    func close() { queue.close() }
+
+    /// Returns once the writer has finished everything it was given.
+    func drained() async { await queue.drained() }
+
+    func run(reachability: Reachability) async {
+        while let batches = await queue.take(maxCommands: configuration.maxBatchCommands) {
+            progress.began(at: configuration.monotonicNow())
+            await commit(batches, reachability: reachability)
+            progress.finished(at: configuration.monotonicNow())
+            queue.finishedTake()
+        }
+    }
+
+    // MARK: one transaction
+
+    private struct Decided {
+        var events: [DecidedEvent] = []
+        var results: [[Result<CommandOutcome, RegistryError>]] = []
+        var head: LogHead
+    }
+
+    /// The connection dropped during COMMIT: what the batch decided, until the log says
+    /// whether it committed.
+    private struct UnknownOutcome: Error {
+        var underlying: any Error
+        var decided: Decided
+        var records: [[UInt8]]
+    }
+
+    private func commit(_ batches: [QueuedBatch], reachability: Reachability) async {
+        let started = ContinuousClock.now
+        let outcome: (decided: Decided, records: [[UInt8]])
+        do {
+            outcome = try await client.withConnection { connection in try await self.transaction(batches, on: connection) }
+            reachability.record(true)
+        } catch let unknown as UnknownOutcome {
+            logger.warning("the connection dropped during COMMIT: reading the log to learn whether the batch committed")
+            switch await resolve(unknown, reachability: reachability) {
+            case .some(let committed):
+                outcome = committed
+            case nil:
+                fail(batches, StorageUnavailableError("the database connection was lost during the commit; nothing was written"))
+                return
+            }
+        } catch {
+            let failure = PostgresStore.describe(error, configuration.location)
+            if failure is StorageUnavailableError { reachability.record(false) }
+            logger.error("write transaction failed", metadata: ["store.error": "\(failure)", "store.batches": "\(batches.count)"])
+            fail(batches, failure)
+            return
+        }
+        let (decided, records) = outcome
+        if !records.isEmpty {
+            await follower.committed(records, through: decided.head.seq)
+        }
+        configuration.commitObserver?(
+            CommitObservation(
+                commands: batches.reduce(0) { $0 + $1.commands.count },
+                events: decided.events.count,
+                duration: ContinuousClock.now - started
+            )
+        )
+        for (batch, results) in zip(batches, decided.results) { batch.complete(.success(results)) }
+    }
+
+    private func fail(_ batches: [QueuedBatch], _ error: any Error) {
+        for batch in batches { batch.complete(.failure(error)) }
+    }
+
+    /// Reads our last seq back until the database answers: the batch committed iff the stored
+    /// record there is ours, byte for byte.
+    private func resolve(_ unknown: UnknownOutcome, reachability: Reachability) async -> (Decided, [[UInt8]])? {
+        while true {
+            do {
+                let stored = try await client.withConnection { connection in
+                    try await PostgresReads.record(at: unknown.decided.head.seq, hub: hub, on: connection, logger: logger)
+                }
+                reachability.record(true)
+                return stored == unknown.records.last ? (unknown.decided, unknown.records) : nil
+            } catch {
+                reachability.record(false)
+                if !queue.isOpen { return nil }
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    private func transaction(_ batches: [QueuedBatch], on connection: PostgresConnection) async throws -> (Decided, [[UInt8]]) {
+        try await connection.query("BEGIN", logger: logger)
+        let decided: Decided
+        let records: [[UInt8]]
+        do {
+            (decided, records) = try await write(batches, on: connection)
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)
+            throw error
+        }
+        guard !records.isEmpty else {
+            try await connection.query("ROLLBACK", logger: logger)
+            return (decided, [])
+        }
+        do {
+            try await connection.query("COMMIT", logger: logger)
+        } catch let error as PSQLError where error.code == .server {
+            throw error  // the server refused the commit: nothing was written
+        } catch {
+            throw UnknownOutcome(underlying: error, decided: decided, records: records)
+        }
+        return (decided, records)
+    }
+
+    /// Everything of one batch transaction before COMMIT. Returns what was decided and the
+    /// stored records (empty when every command was refused: nothing to write).
+    private func write(_ batches: [QueuedBatch], on connection: PostgresConnection) async throws -> (Decided, [[UInt8]]) {
+        let head = try await lockHead(on: connection)
+        var state = try await BatchState.load(
+            deviceIds: Set(batches.flatMap { $0.commands.map(\.deviceId) }),
+            countIdentities: configuration.limits.maxIdentities != nil,
+            hub: hub,
+            documents: documents,
+            on: connection,
+            logger: logger
+        )
+        var decided = Decided(head: head)
+        random.withLock { random in
+            for batch in batches {
+                var results: [Result<CommandOutcome, RegistryError>] = []
+                results.reserveCapacity(batch.commands.count)
+                for command in batch.commands {
+                    // Event times strictly increase, so creation times (generationIds) are unique.
+                    let now = max(configuration.clock.now(), decided.head.time.successor)
+                    do throws(RegistryError) {
+                        let events = try RegistryCore.decide(
+                            command,
+                            state: state.commandState(for: command, limits: configuration.limits),
+                            context: DecisionContext(now: now, sequence: decided.head.seq + 1, limits: configuration.limits),
+                            random: &random
+                        )
+                        for event in events {
+                            // Pair assertion (TigerStyle): the log stays gapless.
+                            precondition(event.seq == decided.head.seq + 1, "event sequence must be gapless")
+                            decided.events.append(DecidedEvent(event, actor: batch.actor, requestId: batch.requestId, random: &random))
+                            decided.head.seq = event.seq
+                            state.apply(event)
+                        }
+                        decided.head.time = now
+                        let identity = events.last.flatMap { $0.type.isDelete ? nil : $0.identity }
+                        results.append(.success(CommandOutcome(events: events, identity: identity)))
+                    } catch {
+                        results.append(.failure(error))
+                    }
+                }
+                decided.results.append(results)
+            }
+        }
+        guard !decided.events.isEmpty else { return (decided, []) }
+        // Sealing and encoding a large run is CPU work: off the cooperative pool.
+        let events = decided.events
+        let sealer = documents.sealer!
+        var prepared =
+            DecidedEvent.isWorthSharing(events.count)
+            ? try await BlockingPool.shared.run { DecidedEvent.prepareAll(events, sealer: sealer) }
+            : DecidedEvent.prepareAll(events, sealer: sealer)
+        var hash = head.hash
+        var records: [[UInt8]] = []
+        records.reserveCapacity(prepared.count)
+        for i in prepared.indices {
+            hash = prepared[i].parts.chain(to: hash)
+            records.append(prepared[i].parts.record)
+        }
+        decided.head.hash = hash
+        try await store(events, prepared, records, head: decided.head, on: connection)
+        return (decided, records)
+    }
+
+    /// Locks the hub's head row (the fence of the whole batch) and reads the head under it.
+    private func lockHead(on connection: PostgresConnection) async throws -> LogHead {
+        let rows = try await connection.query(
+            """
+            SELECT h.seq, h.hash, e.record FROM log_head h LEFT JOIN events e ON e.hub = h.hub AND e.seq = h.seq
+            WHERE h.hub = \(hub) FOR UPDATE OF h
+            """,
+            logger: logger
+        )
+        for try await (seq, hash, record) in rows.decode((Int64, ByteBuffer, ByteBuffer?).self) {
+            let time = try record.map { try EventRecord.decode(Array($0.readableBytesView)).time } ?? .unset
+            return (UInt64(seq), Array(hash.readableBytesView), time)
+        }
+        throw StoreError("hub '\(hub)' has no log head row (the schema was not prepared)")
+    }
+
+    /// Appends the records, applies the projections' end state, moves the head and notifies.
+    private func store(
+        _ events: [DecidedEvent],
+        _ prepared: [DecidedEvent.Prepared],
+        _ records: [[UInt8]],
+        head: LogHead,
+        on connection: PostgresConnection
+    ) async throws {
+        try await connection.query(
+            """
+            INSERT INTO events (hub, seq, device_id, record)
+            SELECT \(hub), * FROM UNNEST(\(events.map { Int64($0.event.seq) })::bigint[], \(events.map { $0.event.deviceId })::text[],
+              \(records.map { ByteBuffer(bytes: $0) })::bytea[])
+            """,
+            logger: logger
+        )
+        let changes = ProjectionChanges(events, prepared)
+        if !changes.deviceUpserts.isEmpty {
+            try await connection.query(
+                """
+                INSERT INTO devices (hub, key, doc, disabled, connected)
+                SELECT \(hub), * FROM UNNEST(\(changes.deviceUpserts.map { ByteBuffer(bytes: $0.key) })::bytea[],
+                  \(changes.deviceUpserts.map { ByteBuffer(bytes: $0.doc) })::bytea[],
+                  \(changes.deviceUpserts.map(\.disabled))::boolean[], \(changes.deviceUpserts.map(\.connected))::boolean[])
+                ON CONFLICT (hub, key) DO UPDATE SET doc = EXCLUDED.doc, disabled = EXCLUDED.disabled, connected = EXCLUDED.connected
+                """,
+                logger: logger
+            )
+        }
+        if !changes.deviceDeletes.isEmpty {
+            try await connection.query(
+                "DELETE FROM devices WHERE hub = \(hub) AND key = ANY(\(changes.deviceDeletes.map { ByteBuffer(bytes: $0) })::bytea[])",
+                logger: logger
+            )
+        }
+        if !changes.moduleUpserts.isEmpty {
+            try await connection.query(
+                """
+                INSERT INTO modules (hub, key, device_id, doc)
+                SELECT \(hub), * FROM UNNEST(\(changes.moduleUpserts.map { ByteBuffer(bytes: $0.key) })::bytea[],
+                  \(changes.moduleUpserts.map(\.deviceId))::text[], \(changes.moduleUpserts.map { ByteBuffer(bytes: $0.doc) })::bytea[])
+                ON CONFLICT (hub, key) DO UPDATE SET doc = EXCLUDED.doc
+                """,
+                logger: logger
+            )
+        }
+        if !changes.moduleDeletes.isEmpty {
+            try await connection.query(
+                "DELETE FROM modules WHERE hub = \(hub) AND key = ANY(\(changes.moduleDeletes.map { ByteBuffer(bytes: $0) })::bytea[])",
+                logger: logger
+            )
+        }
+        try await connection.query(
+            "UPDATE log_head SET seq = \(Int64(head.seq)), hash = \(ByteBuffer(bytes: head.hash)) WHERE hub = \(hub)",
+            logger: logger
+        )
+        // Delivered to listeners only once the transaction commits (and never if it aborts).
+        try await connection.query("SELECT pg_notify(\(LogFollower.channel), \(LogFollower.payload(hub: hub, seq: head.seq)))", logger: logger)
+    }
+}
+
+/// A caller's commands with how to hand their results back.
+struct QueuedBatch: Sendable {
+    var commands: [Command]
+    var actor: String
+    var requestId: String
+    var complete: @Sendable (Result<[Result<CommandOutcome, RegistryError>], any Error>) -> Void
+}

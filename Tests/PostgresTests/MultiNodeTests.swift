@@ -1,0 +1,139 @@
+import Foundation
+import RegistryCore
+import RegistryPostgres
+import RegistryTesting
+import Testing
+
+/// Several registryd nodes on one PostgreSQL database (issue 19, DESIGN §10), each a full
+/// `PostgresStore` with its own connection pool, group-commit writer and log follower, on the
+/// cluster `tools/test.sh` starts. In one process, but sharing nothing except the database, as
+/// two daemons would.
+@Suite(.serialized) struct MultiNodeTests {
+    /// Two nodes on a fresh hub (the same data key, as every node of a hub must have).
+    static func withNodes(_ count: Int = 2, _ body: ([PostgresStore]) async throws -> Void) async throws {
+        guard let url = ProcessInfo.processInfo.environment["REGISTRYD_TEST_POSTGRES_URL"] else {
+            throw StoreError("REGISTRYD_TEST_POSTGRES_URL is not set: run tools/test.sh, which starts a PostgreSQL cluster for the tests")
+        }
+        let hub = "nodes-\(UUID().uuidString.prefix(8).lowercased())"
+        let location = try PostgresLocation(url: url + (url.contains("?") ? "&" : "?") + "hub=\(hub)")
+        var random = SeededRandom(seed: 19)
+        let key = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &random) }
+        var nodes: [PostgresStore] = []
+        for i in 0..<count {
+            var configuration = PostgresStore.Configuration(location: location, dataKey: key)
+            configuration.pollInterval = .milliseconds(200)
+            nodes.append(try await PostgresStore.open(configuration, random: SeededRandom(seed: UInt64(100 + i))))
+        }
+        defer { for node in nodes { node.close() } }
+        try await body(nodes)
+    }
+
+    static func create(_ id: String) -> Command { .createDevice(DeviceSpec(deviceId: id)) }
+
+    @Test func concurrentWritesOnTwoNodesMakeOneGaplessChain() async throws {
+        try await Self.withNodes { nodes in
+            // 2 nodes × 8 writers × 15 creates, all at once.
+            let acknowledged = try await withThrowingTaskGroup(of: [String].self) { group in
+                for (n, node) in nodes.enumerated() {
+                    for w in 0..<8 {
+                        group.addTask {
+                            var ids: [String] = []
+                            for i in 0..<15 {
+                                let id = "n\(n)-w\(w)-\(i)"
+                                _ = try await node.execute(Self.create(id), actor: "test", requestId: id)
+                                ids.append(id)
+                            }
+                            return ids
+                        }
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(acknowledged.count == 240)
+            let records = try await nodes[1].rawEvents(from: 1, limit: .max).map { try EventRecord.decode($0) }
+            #expect(records.map(\.seq) == Array(1...240), "seqs gapless across both nodes")
+            var previous = EventRecord.genesisHash
+            for record in records {
+                #expect(record.prevHash == previous && record.hash == record.computedHash, "linear chain at seq \(record.seq)")
+                previous = record.hash
+            }
+            #expect(Set(records.map(\.deviceId)) == Set(acknowledged), "every acknowledged write is in the log")
+            for node in nodes {
+                #expect(try await node.verifyLog(progress: nil).outcome == .clean)
+                #expect(try await node.statistics().totalDeviceCount == 240)
+            }
+        }
+    }
+
+    @Test func ifMatchReadModifyWriteFromBothNodesLosesNoUpdate() async throws {
+        try await Self.withNodes { nodes in
+            _ = try await nodes[0].execute(Self.create("counter"), actor: "test", requestId: "c")
+            // Each client reads the device on its node, adds its tag, and writes back with If-Match;
+            // on 412 it reads again. Every tag must survive.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (n, node) in nodes.enumerated() {
+                    for c in 0..<3 {
+                        group.addTask {
+                            for i in 0..<4 {
+                                while true {
+                                    let device = try #require(try await node.device("counter"))
+                                    var tags = device.twin?.tags ?? [:]
+                                    tags["n\(n)c\(c)i\(i)"] = .bool(true)
+                                    let etag = ETagCondition.exact(device.twin?.etag ?? TwinState.initialEtag)
+                                    let update = TwinUpdate(deviceId: "counter", tags: tags, ifMatch: etag)
+                                    do {
+                                        _ = try await node.execute(.updateTwin(update), actor: "test", requestId: "t")
+                                        break
+                                    } catch let error as RegistryError where error.code == .preconditionFailed {
+                                        continue
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let tags = try #require(try await nodes[1].device("counter")?.twin?.tags)
+            #expect(tags.count == 24, "no lost update: \(tags.count) of 24 tags")
+        }
+    }
+
+    @Test func aDisableOnOneNodeReachesTheOtherNodesDeviceAuthentication() async throws {
+        try await Self.withNodes { nodes in
+            _ = try await nodes[0].execute(Self.create("sensor"), actor: "test", requestId: "1")
+            try await Self.caughtUp(nodes[1], to: try await nodes[0].head().seq)
+            #expect(try nodes[1].credentials(deviceId: "sensor", moduleId: nil)?.deviceDisabled == false)
+            _ = try await nodes[0].execute(
+                .replaceDevice(DeviceSpec(deviceId: "sensor", status: .disabled), ifMatch: .any),
+                actor: "test",
+                requestId: "2"
+            )
+            try await Self.caughtUp(nodes[1], to: try await nodes[0].head().seq)
+            #expect(try nodes[1].credentials(deviceId: "sensor", moduleId: nil)?.deviceDisabled == true)
+            _ = try await nodes[0].execute(.deleteDevice(deviceId: "sensor", ifMatch: .any), actor: "test", requestId: "3")
+            try await Self.caughtUp(nodes[1], to: try await nodes[0].head().seq)
+            #expect(try nodes[1].credentials(deviceId: "sensor", moduleId: nil) == nil)
+        }
+    }
+
+    @Test func theCommitSignalOnOneNodeFollowsTheOtherNodesWritesInOrder() async throws {
+        try await Self.withNodes { nodes in
+            let updates = nodes[1].commits.updates()
+            for i in 0..<5 { _ = try await nodes[0].execute(Self.create("s\(i)"), actor: "test", requestId: "\(i)") }
+            var seen: [UInt64] = []
+            for await seq in updates {
+                seen.append(seq)
+                if seq >= 5 { break }
+            }
+            #expect(seen == seen.sorted(), "the signal only moves forward")
+            let streamed = try await nodes[1].events(from: 1, limit: 10)
+            #expect(streamed.map(\.deviceId) == (0..<5).map { "s\($0)" })
+        }
+    }
+
+    /// Waits until `node`'s log follower has folded `seq` (its commit signal).
+    static func caughtUp(_ node: PostgresStore, to seq: UInt64) async throws {
+        _ = await node.commits.wait(after: seq - 1)
+    }
+}
