@@ -4,8 +4,16 @@ import RegistryCore
 import Synchronization
 
 extension DeliveryService {
-    /// One route's loop: catch up from the cursor whenever woken (commit, redeliver, enable).
+    /// One route's loop, run while this node holds the route's delivery lease (with several
+    /// nodes on one store, one of them delivers each route; the others wait to take over).
     func runRoute(_ route: DeliveryConfiguration.Route, configuration: DeliveryConfiguration, sink: any Sink) async {
+        await store.withRouteLease(route.name) {
+            await self.runRouteHoldingLease(route, configuration: configuration, sink: sink)
+        }
+    }
+
+    /// Catches up from the persisted cursor whenever woken (commit, redeliver, enable).
+    func runRouteHoldingLease(_ route: DeliveryConfiguration.Route, configuration: DeliveryConfiguration, sink: any Sink) async {
         let (wakeups, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         var status = Self.initialStatus(route, configuration)
         var cursor: Cursor

@@ -2,6 +2,7 @@ import Foundation
 import RegistryCore
 import RegistryPostgres
 import RegistryTesting
+import Synchronization
 import Testing
 
 /// Several registryd nodes on one PostgreSQL database (issue 19, DESIGN §10), each a full
@@ -132,8 +133,48 @@ import Testing
         }
     }
 
+    @Test func aRoutesLeaseIsHeldByOneNodeAndTakenOverWhenItsHolderGoesAway() async throws {
+        try await Self.withNodes { nodes in
+            let log = Events()
+            let aHolds = AsyncStream<Void>.makeStream()
+            let a = Task {
+                await nodes[0].withRouteLease("r") {
+                    log.add("A in")
+                    aHolds.continuation.yield()
+                    // Holds until its lease goes (its session ends when node A closes).
+                    while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
+                    log.add("A out")
+                }
+            }
+            var iterator = aHolds.stream.makeAsyncIterator()
+            _ = await iterator.next()
+            let bIn = AsyncStream<Void>.makeStream()
+            let b = Task {
+                await nodes[1].withRouteLease("r") {
+                    log.add("B in")
+                    bIn.continuation.yield()
+                }
+            }
+            // B tries while A holds (its first attempt is at once); only A's end lets it in.
+            try await Task.sleep(for: .milliseconds(300))
+            nodes[0].close()
+            var bIterator = bIn.stream.makeAsyncIterator()
+            _ = await bIterator.next()
+            #expect(log.all == ["A in", "A out", "B in"], "one holder at a time; B took over after A went")
+            a.cancel()
+            await b.value
+        }
+    }
+
     /// Waits until `node`'s log follower has folded `seq` (its commit signal).
     static func caughtUp(_ node: PostgresStore, to seq: UInt64) async throws {
         _ = await node.commits.wait(after: seq - 1)
     }
+}
+
+/// Strings appended from several tasks, in order.
+final class Events: Sendable {
+    private let items = Mutex<[String]>([])
+    func add(_ item: String) { items.withLock { $0.append(item) } }
+    var all: [String] { items.withLock { $0 } }
 }

@@ -158,6 +158,18 @@ public protocol RegistryBackend: RegistryReader {
     func ensureBuiltInPolicies() async throws -> [SharedAccessPolicy]
     /// Stops taking work, finishes what is queued, releases the store.
     func close()
+
+    /// Runs `body` while this node holds the delivery lease of `route`, waiting for the lease
+    /// first: with several nodes on one store, each route is delivered by exactly one of them at
+    /// a time. If the lease is lost (the node's database session ended), `body` is cancelled and
+    /// the lease sought again; the next holder continues from the persisted cursor. Returns when
+    /// `body` returns on its own or the calling task is cancelled. A store only one process
+    /// writes always holds every lease.
+    func withRouteLease(_ route: String, _ body: @escaping @Sendable () async -> Void) async
+}
+
+extension RegistryBackend {
+    public func withRouteLease(_ route: String, _ body: @escaping @Sendable () async -> Void) async { await body() }
 }
 
 extension RegistryBackend {
