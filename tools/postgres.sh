@@ -2,7 +2,9 @@
 # A throwaway PostgreSQL cluster for the tests (issue 19): Debian's server, initdb in a
 # directory of our own, our own port and socket, SCRAM passwords on TCP.
 #   tools/postgres.sh start DIR PORT   prints the storage URL of database `registryd`
-#   tools/postgres.sh stop DIR
+#   tools/postgres.sh stop DIR         stops it and removes DIR
+#   tools/postgres.sh down DIR         stops the server, keeping its data (an outage)
+#   tools/postgres.sh up DIR           starts it again with the same settings
 # The server refuses to run as root, so as root it runs as the `postgres` user the package made.
 set -euo pipefail
 command=${1:?start|stop}
@@ -25,12 +27,17 @@ start)
     --pwfile="$dir/.pw" --no-sync >"$dir/initdb.log"
   # fsync off: a test cluster that dies with the machine is thrown away anyway (a crashed
   # process, which the tests do cause, loses nothing that was committed).
-  "${as_postgres[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c fsync=off -c max_connections=200" \
-    start >/dev/null
+  echo "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c fsync=off -c max_connections=200" > "$dir/options"
+  "${as_postgres[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$(cat "$dir/options")" start >/dev/null
   "${as_postgres[@]}" "$bin/psql" -q -h "$dir" -p "$port" -U postgres -d postgres \
     -c "CREATE ROLE registryd LOGIN PASSWORD 'registryd-test'" -c "CREATE DATABASE registryd OWNER registryd" >/dev/null
   echo "postgres://registryd:registryd-test@127.0.0.1:$port/registryd"
+  ;;
+down)
+  "${as_postgres[@]}" "$(bin_dir)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+  ;;
+up)
+  "${as_postgres[@]}" "$(bin_dir)/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$(cat "$dir/options")" start >/dev/null
   ;;
 stop)
   bin=$(bin_dir)
@@ -38,7 +45,7 @@ stop)
   rm -rf "$dir"
   ;;
 *)
-  echo "usage: $0 start DIR PORT | stop DIR" >&2
+  echo "usage: $0 start DIR PORT | stop DIR | down DIR | up DIR" >&2
   exit 2
   ;;
 esac

@@ -92,7 +92,12 @@ final class PostgresWriter: Sendable {
         let started = ContinuousClock.now
         let outcome: (decided: Decided, records: [[UInt8]])
         do {
-            outcome = try await client.withConnection { connection in try await self.transaction(batches, on: connection) }
+            // Waiting for a connection is bounded (the database may be down: the callers get
+            // 503 and nothing is written); once the transaction has its connection it runs to
+            // its end, so its outcome is known (or resolved below).
+            outcome = try await client.leased(within: PostgresStore.connectionWait) { connection in
+                try await self.transaction(batches, on: connection)
+            }
             reachability.record(true)
         } catch let unknown as UnknownOutcome {
             logger.warning("the connection dropped during COMMIT: reading the log to learn whether the batch committed")
