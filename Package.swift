@@ -163,8 +163,10 @@ let package = Package(
                 "SystemBytes",
                 "RegistryCore",
                 "RegistryLMDB",
+                "RegistryPostgres",
                 "RegistryTransfer",
                 "RegistryDelivery",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -183,7 +185,7 @@ let package = Package(
         // Several nodes on one PostgreSQL database (the cluster tools/test.sh starts).
         .testTarget(
             name: "PostgresTests",
-            dependencies: ["RegistryCore", "RegistryPostgres", "RegistryTesting"],
+            dependencies: ["RegistryCore", "RegistryLMDB", "RegistryPostgres", "RegistryTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB", "SystemBytes", "RegistryTesting"], swiftSettings: swiftSettings),

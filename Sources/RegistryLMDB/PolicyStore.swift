@@ -119,6 +119,24 @@ public enum PolicyStore {
         try txn.put(db.meta, Array(MetaKey.policySealing.utf8), Array("2".utf8))
     }
 
+    /// Replaces every stored policy with `policies` as given (keys, rights, versions) and sets
+    /// the generation: a registry moved from another backend keeps its connection strings.
+    public static func install(_ policies: [SharedAccessPolicy], generation: Int64, store: RegistryStore) async throws {
+        guard let sealer = store.storage.sealer else { throw StoreError("the data key is needed to write policies") }
+        try await store.perform { txn, db in
+            var random = BufferedSystemRandom()
+            var stale: [[UInt8]] = []
+            try txn.scan(db.policies) { key, _ in
+                stale.append(key)
+                return true
+            }
+            for key in stale { _ = try txn.delete(db.policies, key) }
+            for policy in policies { try write(policy, txn, db, sealer, random: &random) }
+            try txn.put(db.meta, Array(MetaKey.policySealing.utf8), Array("2".utf8))
+            try txn.put(db.meta, Array(MetaKey.policyGeneration.utf8), Array(String(generation).utf8))
+        }
+    }
+
     /// Creates Azure's five built-in policies with random keys if the registry has no policy yet
     /// (first start), in one writer transaction that checks for policies itself. Returns the
     /// policies now stored.

@@ -46,11 +46,23 @@ extension RegistryStorage: RegistryReader {
     }
 
     public func routeCursor(_ route: String) throws -> RouteCursor? {
+        try read { txn, db in try txn.get(db.cursors, Array(route.utf8)).map(Self.cursor) }
+    }
+
+    public func routeCursors() throws -> [String: RouteCursor] {
         try read { txn, db in
-            guard let bytes = try txn.get(db.cursors, Array(route.utf8)) else { return nil }
-            let json = try JSONParser.parse(bytes)
-            return RouteCursor(seq: UInt64(json["seq"]?.intValue ?? 0), dead: json["dead"]?.boolValue ?? false)
+            var cursors: [String: RouteCursor] = [:]
+            try txn.scan(db.cursors) { key, value in
+                cursors[String(decoding: key, as: UTF8.self)] = try Self.cursor(value)
+                return true
+            }
+            return cursors
         }
+    }
+
+    static func cursor(_ bytes: [UInt8]) throws -> RouteCursor {
+        let json = try JSONParser.parse(bytes)
+        return RouteCursor(seq: UInt64(json["seq"]?.intValue ?? 0), dead: json["dead"]?.boolValue ?? false)
     }
 
     public func parkedMessages(route: String) throws -> [ParkedRecord] {

@@ -40,6 +40,7 @@ extension RegistryStore: RegistryBackend {
     public func verifyLog(progress: (@Sendable (UInt64) -> Void)?) async throws -> Replayer.Report { try await storage.verifyLog(progress: progress) }
     public func metaString(_ key: String) throws -> String? { try storage.metaString(key) }
     public func routeCursor(_ route: String) throws -> RouteCursor? { try storage.routeCursor(route) }
+    public func routeCursors() throws -> [String: RouteCursor] { try storage.routeCursors() }
     public func parkedMessages(route: String) throws -> [ParkedRecord] { try storage.parkedMessages(route: route) }
     public func jobRecords() throws -> [[UInt8]] { try storage.jobRecords() }
     public func jobRecord(_ jobId: String) throws -> [UInt8]? { try storage.jobRecord(jobId) }
@@ -81,4 +82,29 @@ extension RegistryStore: RegistryBackend {
     }
 
     public func ensureBuiltInPolicies() async throws -> [SharedAccessPolicy] { try await PolicyStore.ensureBuiltIn(self) }
+}
+
+extension RegistryStore {
+    public func appendVerbatim(_ records: [[UInt8]]) async throws {
+        guard !records.isEmpty else { return }
+        let storage = self.storage
+        // Re-runnable (map growth): everything is read from `txn`.
+        try await perform { txn, db in
+            var (seq, hash, _) = try storage.loadHead(txn)
+            for bytes in records {
+                switch EventRecord.fastVerified(bytes, expectedSeq: seq + 1, prevHash: hash) {
+                case .failure(let error):
+                    throw StoreError("record \(seq + 1) does not continue the log: \(error)")
+                case .success(let event):
+                    try txn.put(db.events, StorageKey.sequence(event.seq), bytes, flags: .append)
+                    try Projections.apply(event, txn: txn, databases: db)
+                    (seq, hash) = (event.seq, event.hash)
+                }
+            }
+        }
+    }
+
+    public func installPolicies(_ policies: [SharedAccessPolicy], generation: Int64) async throws {
+        try await PolicyStore.install(policies, generation: generation, store: self)
+    }
 }

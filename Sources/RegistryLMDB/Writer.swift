@@ -61,6 +61,12 @@ final class Writer: @unchecked Sendable {
         do {
             let resume = try storage.environment.write { txn in try work(txn, storage.databases) }
             recovered()
+            // A custom write may have appended to the log (`appendVerbatim`): the writer's head
+            // follows it, so the next command continues the chain from there.
+            if let head = try? storage.head(), head.seq != lastSeq {
+                (lastSeq, lastHash, lastTime) = head
+                commits.publish(lastSeq)
+            }
             resume()
         } catch let failure as CustomWorkFailure {
             failure.resume()

@@ -117,11 +117,30 @@ struct ProjectionChanges {
     private(set) var moduleUpserts: [ModuleRow] = []
     private(set) var moduleDeletes: [[UInt8]] = []
 
+    /// From a batch's decided events and their prepared payloads.
     init(_ events: [DecidedEvent], _ prepared: [DecidedEvent.Prepared]) {
+        self.init(
+            zip(events, prepared).map { decided, prepared in
+                VerifiedEvent(
+                    seq: decided.event.seq,
+                    type: decided.event.type,
+                    deviceId: decided.event.deviceId,
+                    moduleId: decided.event.moduleId,
+                    payloadBytes: prepared.payloadBytes,
+                    hash: [],
+                    disabled: prepared.disabled,
+                    connected: prepared.connected
+                )
+            }
+        )
+    }
+
+    /// The fold of `Projections` (the LMDB backend's `apply`): an event's payload is its
+    /// identity's new document.
+    init(_ events: [VerifiedEvent]) {
         var devices: [[UInt8]: DeviceRow?] = [:]
         var modules: [[UInt8]: ModuleRow?] = [:]
-        for (decided, prepared) in zip(events, prepared) {
-            let event = decided.event
+        for event in events {
             let deviceKey = Array(event.deviceId.utf8)
             switch event.type {
             case .deviceDeleted:
@@ -129,15 +148,10 @@ struct ProjectionChanges {
             case .moduleDeleted:
                 modules[deviceKey + [0] + Array((event.moduleId ?? "").utf8)] = .some(nil)
             case _ where event.type.isDevice:
-                devices[deviceKey] = DeviceRow(
-                    key: deviceKey,
-                    doc: prepared.payloadBytes,
-                    disabled: prepared.disabled,
-                    connected: prepared.connected
-                )
+                devices[deviceKey] = DeviceRow(key: deviceKey, doc: event.payloadBytes, disabled: event.disabled, connected: event.connected)
             default:
                 let key = deviceKey + [0] + Array((event.moduleId ?? "").utf8)
-                modules[key] = ModuleRow(key: key, deviceId: event.deviceId, doc: prepared.payloadBytes)
+                modules[key] = ModuleRow(key: key, deviceId: event.deviceId, doc: event.payloadBytes)
             }
         }
         for (key, row) in devices {

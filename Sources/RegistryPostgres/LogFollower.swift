@@ -60,22 +60,26 @@ final class LogFollower: Sendable {
     func load() async throws {
         let loaded = try await client.withConnection { connection -> State in
             try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-            defer { Task { [logger] in _ = try? await connection.query("COMMIT", logger: logger) } }
-            var loaded = State()
-            for try await seq in try await connection.query("SELECT seq FROM log_head WHERE hub = \(hub)", logger: logger).decode(Int64.self) {
-                loaded.applied = UInt64(seq)
-            }
-            for table in ["devices", "modules"] {
-                let rows = try await connection.query(
-                    PostgresQuery(unsafeSQL: "SELECT key, doc FROM \(table) WHERE hub = $1", binds: Self.binds(hub)),
-                    logger: logger
-                )
-                for try await (key, doc) in rows.decode((ByteBuffer, ByteBuffer).self) {
-                    loaded.documents[Array(key.readableBytesView)] = Array(doc.readableBytesView)
+            do {
+                var loaded = State()
+                for try await seq in try await connection.query("SELECT seq FROM log_head WHERE hub = \(hub)", logger: logger).decode(Int64.self) {
+                    loaded.applied = UInt64(seq)
                 }
+                for table in ["devices", "modules"] {
+                    let rows = try await connection.query(
+                        PostgresQuery(unsafeSQL: "SELECT key, doc FROM \(table) WHERE hub = $1", binds: Self.binds(hub)),
+                        logger: logger
+                    )
+                    for try await (key, doc) in rows.decode((ByteBuffer, ByteBuffer).self) {
+                        loaded.documents[Array(key.readableBytesView)] = Array(doc.readableBytesView)
+                    }
+                }
+                try await connection.query("COMMIT", logger: logger)
+                return loaded
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
             }
-            try await connection.query("COMMIT", logger: logger)
-            return loaded
         }
         state.withLock { $0 = loaded }
         commits.publish(loaded.applied)
@@ -92,7 +96,9 @@ final class LogFollower: Sendable {
     func committed(_ records: [[UInt8]], through seq: UInt64) async {
         let first = seq - UInt64(records.count) + 1
         if applied + 1 < first {
-            // Another node committed in between: read its events (and ours) from the log.
+            // Another node committed in between: its events (and ours) are read from the log
+            // now (read-your-writes on this node); if the database cannot answer, the poll does
+            // it later.
             if (try? await catchUp()) != nil, applied >= seq { return }
         }
         let decoded = records.compactMap { try? EventRecord.decode($0) }
@@ -104,7 +110,7 @@ final class LogFollower: Sendable {
     func catchUp() async throws -> UInt64 {
         while true {
             let from = applied + 1
-            let records = try await client.withConnection { connection in
+            let records = try await client.leased(within: PostgresStore.connectionWait) { [hub, logger] connection in
                 try await PostgresReads.records(from: from, limit: Self.page, hub: hub, on: connection, logger: logger)
             }
             fold(try records.map { try EventRecord.decode($0) })

@@ -83,7 +83,7 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     }
 
     /// PostgresNIO's client configuration for this location.
-    func clientConfiguration() throws -> PostgresClient.Configuration {
+    public func clientConfiguration() throws -> PostgresClient.Configuration {
         var configuration: PostgresClient.Configuration
         if let socketDirectory {
             configuration = .init(

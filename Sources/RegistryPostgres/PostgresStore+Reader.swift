@@ -111,26 +111,46 @@ extension PostgresStore: RegistryReader {
     }
 
     public func forEachIdentity(openKeys: Bool, _ visit: @escaping @Sendable (IdentityDocument, _ isModule: Bool) throws -> Void) async throws {
-        // Page by page in key order, each device followed by its modules. Not one snapshot (a
-        // long transaction on a primary holds back vacuum): an identity written during the scan
-        // may show as before or after that write, as an export that overlaps writes may.
-        var after: [UInt8]?
-        let documents = self.documents
-        while true {
-            let page = try await documentRows(modules: false, after: after, limit: 500)
-            for (key, doc) in page {
-                let deviceId = String(decoding: key, as: UTF8.self)
-                let modules = try await documentRows(modules: true, after: nil, limit: .max, deviceId: deviceId)
-                try await BlockingPool.shared.run {
-                    try visit(try documents.document(doc, deviceId: deviceId, moduleId: nil, open: openKeys), false)
-                    for (moduleKey, moduleDoc) in modules {
-                        let moduleId = String(decoding: moduleKey[(key.count + 1)...], as: UTF8.self)
-                        try visit(try documents.document(moduleDoc, deviceId: deviceId, moduleId: moduleId, open: openKeys), true)
+        // One query in one REPEATABLE READ transaction: one snapshot, however long the scan, and
+        // rows streamed (not loaded whole). Devices and modules merged in key order put each
+        // device right before its modules (a module's key is its device's key, 0x00, its id).
+        // `visit` runs on the blocking pool, a page of rows at a time.
+        let (hub, logger, documents) = (self.hub, self.logger, self.documents)
+        try await database { connection in
+            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            do {
+                let rows = try await connection.query(
+                    """
+                    SELECT key, doc, false FROM devices WHERE hub = \(hub)
+                    UNION ALL SELECT key, doc, true FROM modules WHERE hub = \(hub)
+                    ORDER BY 1
+                    """,
+                    logger: logger
+                )
+                var page: [([UInt8], [UInt8], Bool)] = []
+                func hand(_ page: [([UInt8], [UInt8], Bool)]) async throws {
+                    try await BlockingPool.shared.run {
+                        for (key, doc, isModule) in page {
+                            let zero = isModule ? key.firstIndex(of: 0) : nil
+                            let deviceId = String(decoding: zero.map { key[..<$0] } ?? key[...], as: UTF8.self)
+                            let moduleId = zero.map { String(decoding: key[($0 + 1)...], as: UTF8.self) }
+                            try visit(try documents.document(doc, deviceId: deviceId, moduleId: moduleId, open: openKeys), isModule)
+                        }
                     }
                 }
+                for try await (key, doc, isModule) in rows.decode((ByteBuffer, ByteBuffer, Bool).self) {
+                    page.append((Array(key.readableBytesView), Array(doc.readableBytesView), isModule))
+                    if page.count == 500 {
+                        try await hand(page)
+                        page.removeAll(keepingCapacity: true)
+                    }
+                }
+                try await hand(page)
+                try await connection.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
             }
-            guard page.count == 500, let last = page.last else { return }
-            after = last.0
         }
     }
 

@@ -32,6 +32,9 @@ public final class PostgresStore: Sendable {
         /// How often the log follower reads the log without a notification (the fallback).
         public var pollInterval: Duration = .seconds(1)
         public var commitObserver: (@Sendable (CommitObservation) -> Void)?
+        /// A write transaction running longer than this has its connection closed (see
+        /// `PostgresWriter`); well under the writer's stall threshold.
+        public var transactionTimeout: Duration = .seconds(10)
         public var monotonicNow: @Sendable () -> Duration = PostgresStore.monotonicNow
 
         public init(location: PostgresLocation, dataKey: [UInt8]) {

@@ -116,6 +116,7 @@ final class PostgresWriter: Sendable {
             return
         }
         let (decided, records) = outcome
+        logger.trace("write transaction: folding into the node's view")
         if !records.isEmpty {
             await follower.committed(records, through: decided.head.seq)
         }
@@ -138,7 +139,7 @@ final class PostgresWriter: Sendable {
     private func resolve(_ unknown: UnknownOutcome, reachability: Reachability) async -> (Decided, [[UInt8]])? {
         while true {
             do {
-                let stored = try await client.withConnection { connection in
+                let stored = try await client.leased(within: PostgresStore.connectionWait) { [hub, logger] connection in
                     try await PostgresReads.record(at: unknown.decided.head.seq, hub: hub, on: connection, logger: logger)
                 }
                 reachability.record(true)
@@ -151,7 +152,79 @@ final class PostgresWriter: Sendable {
         }
     }
 
+    /// One batch transaction, watched. A connection whose server vanished without the socket
+    /// failing (seen when a primary was killed in the middle of a statement: the statement
+    /// neither answered nor failed, even after the connection was closed) would hold the
+    /// writer forever; after `transactionTimeout` the transaction is abandoned instead (its
+    /// task is left to end whenever it does, its connection closed). Before COMMIT was sent the
+    /// abandonment is a clean failure (the transaction can no longer commit: `Stage` keeps the
+    /// body from sending COMMIT once abandoned); after, the outcome is unknown and is resolved
+    /// from the log.
     private func transaction(_ batches: [QueuedBatch], on connection: PostgresConnection) async throws -> (Decided, [[UInt8]]) {
+        let (timeout, logger) = (configuration.transactionTimeout, self.logger)
+        let stage = Stage()
+        let (results, delivery) = AsyncThrowingStream<(Decided, [[UInt8]]), any Error>.makeStream()
+        let body = Task {
+            do {
+                delivery.yield(try await self.unwatchedTransaction(batches, on: connection, stage: stage))
+                delivery.finish()
+            } catch {
+                delivery.finish(throwing: error)
+            }
+        }
+        let watchdog = Task {
+            try await Task.sleep(for: timeout)
+            logger.error("a write transaction did not finish within \(timeout); abandoning it and closing its database connection")
+            switch stage.abandon() {
+            case .abandoned:
+                delivery.finish(throwing: StorageUnavailableError("the database stopped answering during a write; nothing was committed"))
+            case .committing(let decided, let records):
+                delivery.finish(
+                    throwing: UnknownOutcome(underlying: StorageUnavailableError("COMMIT unanswered"), decided: decided, records: records)
+                )
+            }
+            body.cancel()
+            Task { try? await connection.close() }
+        }
+        defer { watchdog.cancel() }
+        for try await result in results { return result }
+        throw StorageUnavailableError("the write transaction ended without a result")
+    }
+
+    /// Whether a batch transaction may still send COMMIT, or was abandoned first.
+    private final class Stage: Sendable {
+        enum Abandonment {
+            case abandoned
+            case committing(Decided, [[UInt8]])
+        }
+        private enum State {
+            case running
+            case committing(Decided, [[UInt8]])
+            case abandoned
+        }
+        private let state = Mutex(State.running)
+
+        /// The body is about to send COMMIT: false when the watchdog abandoned it first.
+        func beginCommit(_ decided: Decided, _ records: [[UInt8]]) -> Bool {
+            state.withLock { s in
+                guard case .running = s else { return false }
+                s = .committing(decided, records)
+                return true
+            }
+        }
+
+        func abandon() -> Abandonment {
+            state.withLock { s in
+                if case .committing(let decided, let records) = s { return .committing(decided, records) }
+                s = .abandoned
+                return .abandoned
+            }
+        }
+    }
+
+    private func unwatchedTransaction(_ batches: [QueuedBatch], on connection: PostgresConnection, stage: Stage) async throws -> (Decided, [[UInt8]])
+    {
+        logger.trace("write transaction: BEGIN")
         try await connection.query("BEGIN", logger: logger)
         let decided: Decided
         let records: [[UInt8]]
@@ -165,8 +238,13 @@ final class PostgresWriter: Sendable {
             try await connection.query("ROLLBACK", logger: logger)
             return (decided, [])
         }
+        guard stage.beginCommit(decided, records) else {
+            throw StorageUnavailableError("the database stopped answering during a write; nothing was committed")
+        }
         do {
+            logger.trace("write transaction: COMMIT")
             try await connection.query("COMMIT", logger: logger)
+            logger.trace("write transaction: committed")
         } catch let error as PSQLError where error.code == .server {
             throw error  // the server refused the commit: nothing was written
         } catch {
@@ -240,7 +318,7 @@ final class PostgresWriter: Sendable {
     }
 
     /// Locks the hub's head row (the fence of the whole batch) and reads the head under it.
-    private func lockHead(on connection: PostgresConnection) async throws -> LogHead {
+    func lockHead(on connection: PostgresConnection) async throws -> LogHead {
         let rows = try await connection.query(
             """
             SELECT h.seq, h.hash, e.record FROM log_head h LEFT JOIN events e ON e.hub = h.hub AND e.seq = h.seq
@@ -263,15 +341,39 @@ final class PostgresWriter: Sendable {
         head: LogHead,
         on connection: PostgresConnection
     ) async throws {
+        try await Self.insert(
+            records,
+            seqs: events.map(\.event.seq),
+            deviceIds: events.map(\.event.deviceId),
+            hub: hub,
+            on: connection,
+            logger: logger
+        )
+        try await Self.apply(ProjectionChanges(events, prepared), head: head, hub: hub, on: connection, logger: logger)
+    }
+
+    /// Appends event records (inside the caller's transaction, which holds the head lock).
+    static func insert(
+        _ records: [[UInt8]],
+        seqs: [UInt64],
+        deviceIds: [String],
+        hub: String,
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
         try await connection.query(
             """
             INSERT INTO events (hub, seq, device_id, record)
-            SELECT \(hub), * FROM UNNEST(\(events.map { Int64($0.event.seq) })::bigint[], \(events.map { $0.event.deviceId })::text[],
+            SELECT \(hub), * FROM UNNEST(\(seqs.map { Int64($0) })::bigint[], \(deviceIds)::text[],
               \(records.map { ByteBuffer(bytes: $0) })::bytea[])
             """,
             logger: logger
         )
-        let changes = ProjectionChanges(events, prepared)
+    }
+
+    /// Writes the projections' end state, moves the head and notifies (inside the caller's
+    /// transaction, after its events were inserted).
+    static func apply(_ changes: ProjectionChanges, head: LogHead, hub: String, on connection: PostgresConnection, logger: Logger) async throws {
         if !changes.deviceUpserts.isEmpty {
             try await connection.query(
                 """

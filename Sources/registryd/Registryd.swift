@@ -8,12 +8,12 @@ import SystemBytes
 struct Registryd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registryd",
-        abstract: "An event-sourced IoT device identity registry (Azure IoT Hub registry compatible) on LMDB.",
+        abstract: "An event-sourced IoT device identity registry (Azure IoT Hub registry compatible) on LMDB or PostgreSQL.",
         version: "0.1.0",
         subcommands: [
             ServeCommand.self, ConnectionStringCommand.self, SASTokenCommand.self, ExportCommand.self, ImportCommand.self, ReplayCommand.self,
             AuditCommand.self, HistoryCommand.self, EventsCommand.self, BackupCommand.self, ConfigCommand.self, PoliciesCommand.self,
-            WriteLoadCommand.self,
+            WriteLoadCommand.self, MigrateCommand.self,
         ],
         defaultSubcommand: ServeCommand.self
     )

@@ -101,6 +101,8 @@ public protocol RegistryReader: AnyObject, Sendable {
     func routeCursor(_ route: String) async throws -> RouteCursor?
     /// A route's parked messages in sequence order.
     func parkedMessages(route: String) async throws -> [ParkedRecord]
+    /// Every route's cursor, by route name.
+    func routeCursors() async throws -> [String: RouteCursor]
     /// Every job record (canonical JSON), in no particular order.
     func jobRecords() async throws -> [[UInt8]]
     func jobRecord(_ jobId: String) async throws -> [UInt8]?
@@ -154,6 +156,14 @@ public protocol RegistryBackend: RegistryReader {
     func saveJobRecord(_ jobId: String, _ record: [UInt8]) async throws
     /// Applies one policy change in one transaction, checked against `ifMatch` (see `PolicyChange`).
     func applyPolicyChange(_ change: PolicyChange, to name: String, ifMatch: ETagCondition) async throws(PolicyError) -> PolicySnapshot
+    /// Appends stored event records verbatim after the head and folds them into the
+    /// projections, as a replay does (moving a registry between backends, `StoreMigration`).
+    /// Each record must verify and continue the chain (the next seq, the head's hash as its
+    /// prevHash); otherwise nothing of the call is written.
+    func appendVerbatim(_ records: [[UInt8]]) async throws
+    /// Installs policies exactly as given (keys, rights, versions) with `generation`, replacing
+    /// any stored (moving a registry between backends).
+    func installPolicies(_ policies: [SharedAccessPolicy], generation: Int64) async throws
     /// Creates Azure's built-in policies on first start; returns the policies now stored.
     func ensureBuiltInPolicies() async throws -> [SharedAccessPolicy]
     /// Stops taking work, finishes what is queued, releases the store.

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# PostgreSQL backend benchmark (issue 19; by hand, not in CI). One run, ratios within it:
+#   - a node on LMDB and a node on PostgreSQL (a cluster of its own on this machine, fsync on,
+#     synchronous_commit on: durable as production), each over HTTPS at 256 keep-alive
+#     connections: the no-op /healthz, durable creates (PUT), GET device; device auth at 64
+#     connections (tools/bench/auth.lua, 1,000 devices);
+#   - raw PostgreSQL inserting the same rows (event + device row) at the batch size the
+#     PostgreSQL node reached, from one client (registryd-bench postgres-raw);
+#   - two PostgreSQL nodes on the one database taking creates at once (128 connections each).
+#
+#   tools/bench-postgres.sh [seconds-per-phase, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-10}"
+conns=256
+tools/install-deps.sh
+command -v wrk >/dev/null || {
+  SUDO=""; [ "$(id -u)" != "0" ] && SUDO=sudo
+  $SUDO apt-get install -y -qq wrk >/dev/null
+}
+swift build -c release --product registryd >/dev/null
+swift build -c release --product registryd-bench >/dev/null
+bin=$PWD/.build/release/registryd
+bench=$PWD/.build/release/registryd-bench
+work=$(mktemp -d /tmp/registryd-bench-pg-XXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  tools/postgres.sh stop "$work/pg" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pg_url=$(REGISTRYD_PG_DURABLE=1 tools/postgres.sh start "$work/pg" "$(free_port)")
+rate() { awk '/Requests\/sec/ {print $2}'; }
+requests() { awk '/requests in/ {print $1}'; }
+p99() { awk '$1=="99%" {print $2}'; }
+
+# start NAME [serve args...]: sets port_NAME, url_NAME, data_NAME.
+start() {
+  local name=$1; shift
+  local data="$work/$name" port
+  port=$(free_port)
+  mkdir -p "$data"
+  [ -n "${KEY_FROM:-}" ] && install -m 600 "$KEY_FROM/data.key" "$data/data.key"
+  "$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" --host-name bench.local "$@" > "$data/serve.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 200); do curl -fsk "https://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  printf -v "port_$name" '%s' "$port"; printf -v "url_$name" '%s' "https://localhost:$port"; printf -v "data_$name" '%s' "$data"
+}
+batch_of() {  # average commands per commit so far, from /metrics
+  curl -fsk -H "Authorization: $2" "$1/metrics" | awk '/^registryd_writer_batch_commands_sum/ {s=$2} /^registryd_writer_batch_commands_count/ {c=$2} END {printf "%.1f %d\n", s, c}'
+}
+
+# measure NAME STORAGE_ARGS...: no-op, creates, GETs, device auth on one node.
+measure() {
+  local name=$1; shift
+  start "$name" "$@"
+  local url="url_$name" data="data_$name"
+  url=${!url}; data=${!data}
+  export REGISTRYD_SAS; REGISTRYD_SAS=$("$bin" sas-token --data-dir "$data" --host-name bench.local --ttl 7200 "$@")
+  local owner=$REGISTRYD_SAS
+  noop_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/noop.lua "$url")
+  wrk -t2 -c$conns -d3s -s tools/bench/create.lua "$url" -- seed > "$work/$name-seed.txt"
+  local before after
+  before=$(batch_of "$url" "$owner")
+  create_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/create.lua "$url" -- run)
+  after=$(batch_of "$url" "$owner")
+  batch=$(python3 -c "b='$before'.split(); a='$after'.split(); print(max(1, round((float(a[0]) - float(b[0])) / max(1, int(a[1]) - int(b[1])))))")
+  export REGISTRYD_IDS=$(( $(awk '/requests in/ {print $1}' "$work/$name-seed.txt") / 4 )) REGISTRYD_PREFIX=seed
+  get_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/get.lua "$url")
+  # Device auth: 1,000 devices with a known key, a device token each (as bench-auth.sh).
+  export REGISTRYD_BODIES="$work/$name-auth.jsonl"
+  python3 - "$url" "$owner" "$data" <<'PY'
+import base64, hashlib, hmac, json, os, ssl, sys, time, urllib.parse, urllib.request
+url, owner, data = sys.argv[1:4]
+context = ssl.create_default_context(cafile=os.path.join(data, "tls", "ca.pem"))
+key = base64.b64encode(bytes(range(32))).decode()
+ids = [f"auth-{i}" for i in range(1000)]
+for start in range(0, len(ids), 100):
+    batch = [{"id": i, "importMode": "create", "authentication": {"type": "sas", "symmetricKey": {"primaryKey": key, "secondaryKey": key}}} for i in ids[start:start + 100]]
+    request = urllib.request.Request(url + "/devices?api-version=2021-04-12", data=json.dumps(batch).encode(), method="POST",
+                                     headers={"Authorization": owner, "Content-Type": "application/json"})
+    urllib.request.urlopen(request, context=context).read()
+expiry = int(time.time()) + 7200
+with open(os.environ["REGISTRYD_BODIES"], "w") as out:
+    for i in ids:
+        sr = urllib.parse.quote(f"bench.local/devices/{i}", safe="")
+        sig = base64.b64encode(hmac.new(base64.b64decode(key), f"{sr}\n{expiry}".encode(), hashlib.sha256).digest()).decode()
+        out.write(json.dumps({"deviceId": i, "token": f"SharedAccessSignature sr={sr}&sig={urllib.parse.quote(sig, safe='')}&se={expiry}"}) + "\n")
+PY
+  REGISTRYD_SAS=$("$bin" sas-token --data-dir "$data" --host-name bench.local --policy device --ttl 7200 "$@")
+  auth_noop_out=$(wrk -t2 -c64 -d${secs}s --latency -s tools/bench/noop.lua "$url")
+  auth_out=$(wrk -t2 -c64 -d${secs}s --latency -s tools/bench/auth.lua "$url")
+  decisions=$(curl -fsk -H "Authorization: $owner" "$url/metrics" | grep '^registryd_device_auth_decisions_total' | grep -v ' 0$' || true)
+  printf '%s: no-op %s req/s | creates %s req/s (p99 %s, %s commands per commit) | GET %s req/s (p99 %s) | no-op@64 %s | device auth %s req/s (p99 %s)\n' \
+    "$name" "$(echo "$noop_out" | rate)" "$(echo "$create_out" | rate)" "$(echo "$create_out" | p99)" "$batch" \
+    "$(echo "$get_out" | rate)" "$(echo "$get_out" | p99)" "$(echo "$auth_noop_out" | rate)" "$(echo "$auth_out" | rate)" "$(echo "$auth_out" | p99)"
+  echo "  auth decisions: $(echo "$decisions" | tr '\n' ' ')"
+  printf -v "noop_$name" '%s' "$(echo "$noop_out" | rate)"; printf -v "create_$name" '%s' "$(echo "$create_out" | rate)"
+  printf -v "get_$name" '%s' "$(echo "$get_out" | rate)"; printf -v "authnoop_$name" '%s' "$(echo "$auth_noop_out" | rate)"
+  printf -v "auth_$name" '%s' "$(echo "$auth_out" | rate)"; printf -v "batch_$name" '%s' "$batch"
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+}
+
+measure lmdb
+measure postgres --storage "$pg_url&hub=bench1"
+raw=$("$bench" postgres-raw --url "$pg_url" --batch "$batch_postgres" --rows 50000 | awk '/raw PostgreSQL/ {print $3}')
+echo "raw PostgreSQL, same rows at batch $batch_postgres: $raw rows/s"
+
+# Two nodes on one hub, creates sent to both at once.
+start nodeA --storage "$pg_url&hub=bench2"
+KEY_FROM="$data_nodeA" start nodeB --storage "$pg_url&hub=bench2"
+export REGISTRYD_SAS; REGISTRYD_SAS=$("$bin" sas-token --data-dir "$data_nodeA" --host-name bench.local --ttl 7200 --storage "$pg_url&hub=bench2")
+wrk -t1 -c128 -d${secs}s -s tools/bench/create.lua "$url_nodeA" -- twoA > "$work/twoA.txt" &
+wa=$!
+wrk -t1 -c128 -d${secs}s -s tools/bench/create.lua "$url_nodeB" -- twoB > "$work/twoB.txt"
+wait $wa
+two=$(python3 -c "print(round($(rate < "$work/twoA.txt") + $(rate < "$work/twoB.txt")))")
+verify=$("$bin" audit verify --data-dir "$data_nodeA" --storage "$pg_url&hub=bench2" | tail -1)
+echo "two PostgreSQL nodes: $two creates/s together ($verify)"
+
+python3 - <<PY
+noop_l, create_l, get_l, an_l, auth_l = $noop_lmdb, $create_lmdb, $get_lmdb, $authnoop_lmdb, $auth_lmdb
+noop_p, create_p, get_p, an_p, auth_p = $noop_postgres, $create_postgres, $get_postgres, $authnoop_postgres, $auth_postgres
+raw, two = $raw, $two
+print(f"PostgreSQL creates / raw PostgreSQL same rows = {create_p / raw:.2f}   (target >= 0.50)")
+print(f"PostgreSQL GET / no-op = {get_p / noop_p:.2f}   (target >= 0.50)   LMDB: {get_l / noop_l:.2f}")
+print(f"PostgreSQL device auth / no-op@64 = {auth_p / an_p:.2f}   (target >= 0.50)   LMDB: {auth_l / an_l:.2f}")
+print(f"creates: PostgreSQL {create_p:.0f}/s, LMDB {create_l:.0f}/s (PostgreSQL / LMDB = {create_p / create_l:.2f}); two PostgreSQL nodes {two:.0f}/s")
+PY
