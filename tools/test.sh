@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the build needs, lints the formatting, builds everything with
-# warnings as errors and strict import checks, runs every Swift test target, then drives a real
-# `registryd serve` with Microsoft's Python SDK (azure-iot-hub 2.7.0, in a virtual environment).
+# warnings as errors and strict import checks, starts a throwaway PostgreSQL cluster (Debian's
+# server, tools/postgres.sh) for the PostgreSQL backend's suites, runs every Swift test target,
+# then drives real `registryd serve` processes (on LMDB and on PostgreSQL) with Microsoft's Python
+# SDKs (azure-iot-hub 2.7.0, azure-iot-device 2.14.0, in virtual environments).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh

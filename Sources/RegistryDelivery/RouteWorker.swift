@@ -17,17 +17,22 @@ extension DeliveryService {
         let (wakeups, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         var status = Self.initialStatus(route, configuration)
         var cursor: Cursor
-        do {
-            if let stored = try await loadCursor(route: route.name) {
-                cursor = stored
-            } else {
-                // A new route starts at the current head: it carries changes from its creation on.
-                cursor = Cursor(seq: store.commits.committed, dead: false)
-                try await persistCursor(route: route.name, seq: cursor.seq, dead: false)
+        // Retried until it can be read (a networked store may be failing over): a route whose
+        // loop returned would not be delivered again until a restart.
+        while true {
+            do {
+                if let stored = try await loadCursor(route: route.name) {
+                    cursor = stored
+                } else {
+                    // A new route starts at the current head: it carries changes from its creation on.
+                    cursor = Cursor(seq: store.commits.committed, dead: false)
+                    try await persistCursor(route: route.name, seq: cursor.seq, dead: false)
+                }
+                break
+            } catch {
+                logger.error("cannot read the route cursor; retrying", metadata: ["route": "\(route.name)", "error": "\(error)"])
+                do { try await Task.sleep(for: .seconds(1)) } catch { return }
             }
-        } catch {
-            logger.error("cannot read the route cursor", metadata: ["route": "\(route.name)", "error": "\(error)"])
-            return
         }
         status.cursor = cursor.seq
         status.health = cursor.dead ? .dead : .healthy

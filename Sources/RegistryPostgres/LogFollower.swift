@@ -22,6 +22,9 @@ final class LogFollower: Sendable {
 
     private struct State {
         var applied: UInt64 = 0
+        /// The hash of the event at `applied`: a log that no longer continues from it (a
+        /// failover that lost commits the old primary had) makes the view reload.
+        var appliedHash = EventRecord.genesisHash
         /// Identity key (as the stored tables') → the identity's current document.
         var documents: [[UInt8]: [UInt8]] = [:]
     }
@@ -62,8 +65,11 @@ final class LogFollower: Sendable {
             try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
             do {
                 var loaded = State()
-                for try await seq in try await connection.query("SELECT seq FROM log_head WHERE hub = \(hub)", logger: logger).decode(Int64.self) {
+                for try await (seq, hash) in try await connection.query("SELECT seq, hash FROM log_head WHERE hub = \(hub)", logger: logger)
+                    .decode((Int64, ByteBuffer).self)
+                {
                     loaded.applied = UInt64(seq)
+                    loaded.appliedHash = Array(hash.readableBytesView)
                 }
                 for table in ["devices", "modules"] {
                     let rows = try await connection.query(
@@ -97,9 +103,10 @@ final class LogFollower: Sendable {
         let first = seq - UInt64(records.count) + 1
         if applied + 1 < first {
             // Another node committed in between: its events (and ours) are read from the log
-            // now (read-your-writes on this node); if the database cannot answer, the poll does
-            // it later.
-            if (try? await catchUp()) != nil, applied >= seq { return }
+            // by a catch-up of their own, never on the writer's path (which must not wait on
+            // the database after its commit).
+            Task { try? await self.catchUp() }
+            return
         }
         let decoded = records.compactMap { try? EventRecord.decode($0) }
         fold(decoded)
@@ -110,22 +117,41 @@ final class LogFollower: Sendable {
     func catchUp() async throws -> UInt64 {
         while true {
             let from = applied + 1
-            let records = try await client.leased(within: PostgresStore.connectionWait) { [hub, logger] connection in
-                try await PostgresReads.records(from: from, limit: Self.page, hub: hub, on: connection, logger: logger)
+            let (records, headSeq) = try await client.leased(within: PostgresStore.connectionWait) { [hub, logger] connection in
+                try await withDeadline(.seconds(10), "reading the log") {
+                    var headSeq: UInt64 = 0
+                    for try await seq in try await connection.query("SELECT seq FROM log_head WHERE hub = \(hub)", logger: logger).decode(Int64.self)
+                    {
+                        headSeq = UInt64(seq)
+                    }
+                    return (try await PostgresReads.records(from: from, limit: Self.page, hub: hub, on: connection, logger: logger), headSeq)
+                }
             }
-            fold(try records.map { try EventRecord.decode($0) })
+            let decoded = try records.map { try EventRecord.decode($0) }
+            if headSeq < from - 1 || !fold(decoded) {
+                // The log no longer continues from what this node folded (a failover lost
+                // commits the old primary had): start over from the stored projections.
+                logger.warning("the log diverged from this node's view (a failover lost commits?); reloading it")
+                try await load()
+                return applied
+            }
             if records.count < Self.page { return applied }
         }
     }
 
     /// Folds events in seq order; events already folded are skipped (a catch-up and the writer
     /// may race), and a gap stops the fold (the next catch-up fills it).
-    private func fold(_ records: [EventRecord]) {
-        let seq: UInt64? = state.withLock { s in
+    /// Folds events in seq order; events already folded are skipped (a catch-up and the writer
+    /// may race), and a gap stops the fold (the next catch-up fills it). Returns false when the
+    /// next event does not continue from the folded one's hash (the view must reload).
+    @discardableResult
+    private func fold(_ records: [EventRecord]) -> Bool {
+        let (seq, continues): (UInt64?, Bool) = state.withLock { s in
             let before = s.applied
             for record in records {
                 if record.seq <= s.applied { continue }
                 guard record.seq == s.applied + 1 else { break }
+                guard record.prevHash == s.appliedHash else { return (nil, false) }
                 let deviceKey = Array(record.deviceId.utf8)
                 switch record.type {
                 case .deviceDeleted:
@@ -138,10 +164,12 @@ final class LogFollower: Sendable {
                     s.documents[deviceKey + [0] + Array((record.moduleId ?? "").utf8)] = record.payloadBytes
                 }
                 s.applied = record.seq
+                s.appliedHash = record.hash
             }
-            return s.applied > before ? s.applied : nil
+            return (s.applied > before ? s.applied : nil, true)
         }
         if let seq { commits.publish(seq) }
+        return continues
     }
 
     /// Follows other nodes' commits until cancelled: notifications, and a poll every

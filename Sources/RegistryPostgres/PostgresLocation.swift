@@ -14,8 +14,12 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     public enum TLSMode: String, Sendable {
         /// No TLS (a Unix socket or a trusted loopback).
         case disable
+        /// TLS if the server offers it, unverified; else plain (libpq's `prefer` and `allow`).
+        case prefer
         /// TLS required, the server's certificate not verified (libpq's `require`).
         case require
+        /// TLS required, the certificate verified against `sslrootcert`, not the host name.
+        case verifyCA = "verify-ca"
         /// TLS required, the certificate verified against `sslrootcert` and the host name.
         case verifyFull = "verify-full"
     }
@@ -54,14 +58,16 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         guard (1...128).contains(hub.utf8.count) else { throw StoreError("the storage URL's hub name must have 1 to 128 characters") }
         let mode = query["sslmode"] ?? (socketDirectory == nil ? "prefer" : "disable")
         switch mode {
-        case "disable", "allow", "prefer": tls = .disable
-        case "require", "verify-ca": tls = .require
+        case "disable": tls = .disable
+        case "allow", "prefer": tls = .prefer
+        case "require": tls = .require
+        case "verify-ca": tls = .verifyCA
         case "verify-full": tls = .verifyFull
-        default: throw StoreError("sslmode=\(mode) is not one of disable, require, verify-full")
+        default: throw StoreError("sslmode=\(mode) is not one of disable, allow, prefer, require, verify-ca, verify-full")
         }
         caFile = query["sslrootcert"]
-        if tls == .verifyFull, caFile == nil {
-            throw StoreError("sslmode=verify-full needs sslrootcert=/path/to/ca.pem in the storage URL")
+        if tls == .verifyFull || tls == .verifyCA, caFile == nil {
+            throw StoreError("sslmode=\(mode) needs sslrootcert=/path/to/ca.pem in the storage URL")
         }
         if let file = passwordFile ?? query["passwordFile"] {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
@@ -100,22 +106,64 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         // A lost server is noticed within seconds, not at the next TCP timeout.
         configuration.options.connectTimeout = .seconds(5)
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(5))
+        configuration.options.additionalStartupParameters = Self.sessionSettings
+        return configuration
+    }
+
+    /// Server-side settings of every session: a node that dies or is cut off inside a
+    /// transaction (holding the log head's row lock) or holding a route lease must not keep
+    /// them for the kernel's default two hours. The server ends an idle transaction after
+    /// 15 s and probes a silent client's TCP connection after 5 s (3 probes, 2 s apart).
+    static let sessionSettings: [(String, String)] = [
+        ("idle_in_transaction_session_timeout", "15s"),
+        ("tcp_keepalives_idle", "5"),
+        ("tcp_keepalives_interval", "2"),
+        ("tcp_keepalives_count", "3"),
+    ]
+
+    /// A single connection's configuration (route leases hold one each, outside the pool).
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var configuration: PostgresConnection.Configuration
+        if let socketDirectory {
+            configuration = .init(
+                unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)",
+                username: username,
+                password: password,
+                database: database
+            )
+        } else {
+            let tls: PostgresConnection.Configuration.TLS
+            switch self.tls {
+            case .disable: tls = .disable
+            case .prefer: tls = .prefer(try NIOSSLContext(configuration: try tlsConfiguration()))
+            case .require, .verifyCA, .verifyFull: tls = .require(try NIOSSLContext(configuration: try tlsConfiguration()))
+            }
+            configuration = .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
+        }
+        configuration.options.additionalStartupParameters = Self.sessionSettings
         return configuration
     }
 
     private func tlsSetting() throws -> PostgresClient.Configuration.TLS {
         switch tls {
-        case .disable:
-            return .disable
-        case .require:
-            var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
-            tlsConfiguration.certificateVerification = .none
-            return .require(tlsConfiguration)
-        case .verifyFull:
-            var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
-            tlsConfiguration.certificateVerification = .fullVerification
-            tlsConfiguration.trustRoots = .file(caFile ?? "")
-            return .require(tlsConfiguration)
+        case .disable: return .disable
+        case .prefer: return .prefer(try tlsConfiguration())
+        case .require, .verifyCA, .verifyFull: return .require(try tlsConfiguration())
         }
+    }
+
+    private func tlsConfiguration() throws -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        switch tls {
+        case .disable, .prefer, .require:
+            configuration.certificateVerification = .none
+        case .verifyCA:
+            configuration.certificateVerification = .noHostnameVerification
+            configuration.trustRoots = .file(caFile ?? "")
+        case .verifyFull:
+            configuration.certificateVerification = .fullVerification
+            configuration.trustRoots = .file(caFile ?? "")
+        }
+        return configuration
     }
 }

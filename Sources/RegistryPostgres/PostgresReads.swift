@@ -34,19 +34,18 @@ extension PostgresClient {
         within timeout: Duration,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        let started = Reachability(initially: false)
+        let race = LeaseRace()
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 try await self.withConnection { connection in
-                    started.record(true)
+                    // Too late: the caller was already told the database is unavailable.
+                    guard race.start() else { throw CancellationError() }
                     return try await body(connection)
                 }
             }
             group.addTask {
                 try await Task.sleep(for: timeout)
-                if !started.isReachable {
-                    throw StorageUnavailableError("no database connection within \(timeout.components.seconds) s")
-                }
+                if race.expire() { throw StorageUnavailableError("no database connection within \(timeout.components.seconds) s") }
                 return nil
             }
             defer { group.cancelAll() }
@@ -54,6 +53,26 @@ extension PostgresClient {
                 if let value = next { return value }
             }
             throw StorageUnavailableError("the database call ended without a result")
+        }
+    }
+}
+
+/// Whether a leased call started before its wait expired: decided once, atomically, so a
+/// connection that arrives as the wait expires never runs a body whose caller gave up.
+final class LeaseRace: Sendable {
+    private let state = Mutex<Bool?>(nil)  // nil: undecided; true: started; false: expired
+
+    func start() -> Bool {
+        state.withLock { s in
+            if s == nil { s = true }
+            return s == true
+        }
+    }
+
+    func expire() -> Bool {
+        state.withLock { s in
+            if s == nil { s = false }
+            return s == false
         }
     }
 }

@@ -139,8 +139,23 @@ final class PostgresWriter: Sendable {
     private func resolve(_ unknown: UnknownOutcome, reachability: Reachability) async -> (Decided, [[UInt8]])? {
         while true {
             do {
+                // Under the head lock: while our transaction is still in progress (a COMMIT
+                // waiting for a synchronous standby) it holds that lock, so the read waits for
+                // its end and a "not there" is final.
+                let seq = unknown.decided.head.seq
                 let stored = try await client.leased(within: PostgresStore.connectionWait) { [hub, logger] connection in
-                    try await PostgresReads.record(at: unknown.decided.head.seq, hub: hub, on: connection, logger: logger)
+                    try await withDeadline(.seconds(30), "the commit outcome check") {
+                        try await connection.query("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
+                        do {
+                            try await connection.run("SELECT 1 FROM log_head WHERE hub = \(hub) FOR UPDATE", logger: logger)
+                            let record = try await PostgresReads.record(at: seq, hub: hub, on: connection, logger: logger)
+                            try await connection.query("ROLLBACK", logger: logger)
+                            return record
+                        } catch {
+                            _ = try? await connection.query("ROLLBACK", logger: logger)
+                            throw error
+                        }
+                    }
                 }
                 reachability.record(true)
                 return stored == unknown.records.last ? (unknown.decided, unknown.records) : nil
@@ -175,7 +190,12 @@ final class PostgresWriter: Sendable {
         let watchdog = Task {
             try await Task.sleep(for: timeout)
             logger.error("a write transaction did not finish within \(timeout); abandoning it and closing its database connection")
-            switch stage.abandon() {
+            let abandonment = stage.abandon()
+            body.cancel()
+            // Closed before the caller hears of it: the connection must not go back to the
+            // pool with the abandoned transaction open.
+            _ = try? await withDeadline(.seconds(2), "closing the connection") { try await connection.close() }
+            switch abandonment {
             case .abandoned:
                 delivery.finish(throwing: StorageUnavailableError("the database stopped answering during a write; nothing was committed"))
             case .committing(let decided, let records):
@@ -183,8 +203,6 @@ final class PostgresWriter: Sendable {
                     throwing: UnknownOutcome(underlying: StorageUnavailableError("COMMIT unanswered"), decided: decided, records: records)
                 )
             }
-            body.cancel()
-            Task { try? await connection.close() }
         }
         defer { watchdog.cancel() }
         for try await result in results { return result }
@@ -225,7 +243,9 @@ final class PostgresWriter: Sendable {
     private func unwatchedTransaction(_ batches: [QueuedBatch], on connection: PostgresConnection, stage: Stage) async throws -> (Decided, [[UInt8]])
     {
         logger.trace("write transaction: BEGIN")
-        try await connection.query("BEGIN", logger: logger)
+        // Explicitly: a role whose default is REPEATABLE READ would turn every contended batch
+        // into a serialization failure.
+        try await connection.query("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
         let decided: Decided
         let records: [[UInt8]]
         do {
@@ -319,18 +339,19 @@ final class PostgresWriter: Sendable {
 
     /// Locks the hub's head row (the fence of the whole batch) and reads the head under it.
     func lockHead(on connection: PostgresConnection) async throws -> LogHead {
-        let rows = try await connection.query(
-            """
-            SELECT h.seq, h.hash, e.record FROM log_head h LEFT JOIN events e ON e.hub = h.hub AND e.seq = h.seq
-            WHERE h.hub = \(hub) FOR UPDATE OF h
-            """,
-            logger: logger
-        )
-        for try await (seq, hash, record) in rows.decode((Int64, ByteBuffer, ByteBuffer?).self) {
-            let time = try record.map { try EventRecord.decode(Array($0.readableBytesView)).time } ?? .unset
-            return (UInt64(seq), Array(hash.readableBytesView), time)
+        // The lock first, the head's record second: in READ COMMITTED a `FOR UPDATE` that
+        // waited re-reads only the locked row, so a join in the same statement would still see
+        // the old record (and the batch would lose the last event's time).
+        var locked: (seq: Int64, hash: ByteBuffer)?
+        for try await row in try await connection.query("SELECT seq, hash FROM log_head WHERE hub = \(hub) FOR UPDATE", logger: logger)
+            .decode((Int64, ByteBuffer).self)
+        {
+            locked = row
         }
-        throw StoreError("hub '\(hub)' has no log head row (the schema was not prepared)")
+        guard let locked else { throw StoreError("hub '\(hub)' has no log head row (the schema was not prepared)") }
+        let seq = UInt64(locked.seq)
+        let time = try await PostgresReads.record(at: seq, hub: hub, on: connection, logger: logger).map { try EventRecord.decode($0).time } ?? .unset
+        return (seq, Array(locked.hash.readableBytesView), time)
     }
 
     /// Appends the records, applies the projections' end state, moves the head and notifies.
@@ -414,7 +435,7 @@ final class PostgresWriter: Sendable {
             logger: logger
         )
         // Delivered to listeners only once the transaction commits (and never if it aborts).
-        try await connection.query("SELECT pg_notify(\(LogFollower.channel), \(LogFollower.payload(hub: hub, seq: head.seq)))", logger: logger)
+        try await connection.run("SELECT pg_notify(\(LogFollower.channel), \(LogFollower.payload(hub: hub, seq: head.seq)))", logger: logger)
     }
 }
 

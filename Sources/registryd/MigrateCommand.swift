@@ -77,7 +77,15 @@ struct MigrateCommand: AsyncParsableCommand {
 
     /// The data key: `--data-key`, else the data directory end's.
     private func loadKey() throws -> [UInt8] {
-        if let dataKey { return try DataDirectory(path: ".").loadDataKey(create: false, keyPath: dataKey) }
+        if let dataKey {
+            let key = try DataDirectory(path: ".").loadDataKey(create: false, keyPath: dataKey)
+            // The log's device keys are sealed under the source's key: another key at the
+            // destination would copy keys it can never open.
+            if !PostgresLocation.isURL(from), try DataDirectory(path: from).loadDataKey(create: false) != key {
+                throw ValidationError("--data-key is not \(from)'s data key; the moved registry needs the key its device keys are sealed under")
+            }
+            return key
+        }
         guard !PostgresLocation.isURL(from) else {
             throw ValidationError("from PostgreSQL, name the hub's data key file with --data-key (it becomes the new directory's)")
         }

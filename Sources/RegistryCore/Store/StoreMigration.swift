@@ -62,6 +62,13 @@ public enum StoreMigration {
         for key in carriedSettings {
             if let value = try await source.metaString(key) { try await destination.setMetaString(key, value) }
         }
+        // The source must not have moved while it was copied (a node still writing it).
+        let sourceEnd = try await source.head()
+        guard sourceEnd.seq == sourceHead.seq, sourceEnd.hash == sourceHead.hash else {
+            throw StoreError(
+                "the source was written during the move (seq \(sourceHead.seq) → \(sourceEnd.seq)); stop every node on it and migrate into a new destination"
+            )
+        }
         let report = try await destination.verifyLog(progress: nil)
         guard report.outcome == .clean else { throw StoreError("the destination does not verify after the copy: \(report.outcome)") }
         let head = try await destination.head()
