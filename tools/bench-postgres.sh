@@ -23,6 +23,7 @@ swift build -c release --product registryd-bench >/dev/null
 bin=$PWD/.build/release/registryd
 bench=$PWD/.build/release/registryd-bench
 work=$(mktemp -d /tmp/registryd-bench-pg-XXXX)
+chmod 711 "$work"  # the PostgreSQL server (user postgres) reaches its directory inside
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -105,20 +106,20 @@ PY
 }
 
 measure lmdb
-measure postgres --storage "$pg_url&hub=bench1"
+measure postgres --storage "$pg_url?hub=bench1"
 raw=$("$bench" postgres-raw --url "$pg_url" --batch "$batch_postgres" --rows 50000 | awk '/raw PostgreSQL/ {print $3}')
 echo "raw PostgreSQL, same rows at batch $batch_postgres: $raw rows/s"
 
 # Two nodes on one hub, creates sent to both at once.
-start nodeA --storage "$pg_url&hub=bench2"
-KEY_FROM="$data_nodeA" start nodeB --storage "$pg_url&hub=bench2"
-export REGISTRYD_SAS; REGISTRYD_SAS=$("$bin" sas-token --data-dir "$data_nodeA" --host-name bench.local --ttl 7200 --storage "$pg_url&hub=bench2")
+start nodeA --storage "$pg_url?hub=bench2"
+KEY_FROM="$data_nodeA" start nodeB --storage "$pg_url?hub=bench2"
+export REGISTRYD_SAS; REGISTRYD_SAS=$("$bin" sas-token --data-dir "$data_nodeA" --host-name bench.local --ttl 7200 --storage "$pg_url?hub=bench2")
 wrk -t1 -c128 -d${secs}s -s tools/bench/create.lua "$url_nodeA" -- twoA > "$work/twoA.txt" &
 wa=$!
 wrk -t1 -c128 -d${secs}s -s tools/bench/create.lua "$url_nodeB" -- twoB > "$work/twoB.txt"
 wait $wa
 two=$(python3 -c "print(round($(rate < "$work/twoA.txt") + $(rate < "$work/twoB.txt")))")
-verify=$("$bin" audit verify --data-dir "$data_nodeA" --storage "$pg_url&hub=bench2" | tail -1)
+verify=$("$bin" audit verify --data-dir "$data_nodeA" --storage "$pg_url?hub=bench2" | tail -1)
 echo "two PostgreSQL nodes: $two creates/s together ($verify)"
 
 python3 - <<PY
