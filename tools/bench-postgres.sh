@@ -106,13 +106,15 @@ PY
 }
 
 measure lmdb
-measure postgres --storage "$pg_url?hub=bench1"
+# POOL=N sets the nodes' connection pool (the URL's poolSize; default 8).
+pool="${POOL:+&poolSize=$POOL}"
+measure postgres --storage "$pg_url?hub=bench1$pool"
 raw=$("$bench" postgres-raw --url "$pg_url" --batch "$batch_postgres" --rows 50000 | awk '/raw PostgreSQL/ {print $3}')
 echo "raw PostgreSQL, same rows at batch $batch_postgres: $raw rows/s"
 
 # Two nodes on one hub, creates sent to both at once.
-start nodeA --storage "$pg_url?hub=bench2"
-KEY_FROM="$data_nodeA" start nodeB --storage "$pg_url?hub=bench2"
+start nodeA --storage "$pg_url?hub=bench2$pool"
+KEY_FROM="$data_nodeA" start nodeB --storage "$pg_url?hub=bench2$pool"
 export REGISTRYD_SAS; REGISTRYD_SAS=$("$bin" sas-token --data-dir "$data_nodeA" --host-name bench.local --ttl 7200 --storage "$pg_url?hub=bench2")
 wrk -t1 -c128 -d${secs}s -s tools/bench/create.lua "$url_nodeA" -- twoA > "$work/twoA.txt" &
 wa=$!
@@ -121,6 +123,10 @@ wait $wa
 two=$(python3 -c "print(round($(rate < "$work/twoA.txt") + $(rate < "$work/twoB.txt")))")
 verify=$("$bin" audit verify --data-dir "$data_nodeA" --storage "$pg_url?hub=bench2" | tail -1)
 echo "two PostgreSQL nodes: $two creates/s together ($verify)"
+# A change on node A reaching node B's device authentication (LISTEN/NOTIFY, then B's fold).
+broker=$("$bin" sas-token --data-dir "$data_nodeA" --host-name bench.local --policy device --ttl 7200 --storage "$pg_url?hub=bench2")
+python3 tools/bench/notify_latency.py "$url_nodeA" "$data_nodeA/tls/ca.pem" "$url_nodeB" "$data_nodeB/tls/ca.pem" \
+  "$REGISTRYD_SAS" "$broker" bench.local "${NOTIFY_SAMPLES:-200}"
 
 python3 - <<PY
 noop_l, create_l, get_l, an_l, auth_l = $noop_lmdb, $create_lmdb, $get_lmdb, $authnoop_lmdb, $auth_lmdb
