@@ -53,7 +53,9 @@ enum PostgresSchema {
     /// Brings the database to `version` (creating it from nothing) and registers `hub` with the
     /// data key's fingerprint, or checks it against the one registered.
     /// - Throws: `StoreError` for a newer schema or another data key.
-    static func prepare(_ client: PostgresClient, hub: String, keyFingerprint: String, logger: Logger) async throws {
+    /// - Parameter createHub: register the hub if it is new (a daemon); a reader (the tools, a
+    ///   migration's source) is refused a hub that does not exist instead of creating it.
+    static func prepare(_ client: PostgresClient, hub: String, keyFingerprint: String, createHub: Bool, logger: Logger) async throws {
         try await client.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger)
             try await connection.query(
@@ -77,15 +79,20 @@ enum PostgresSchema {
                 "INSERT INTO registryd_schema (id, version) VALUES (1, \(version)) ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
                 logger: logger
             )
-            try await connection.query(
-                "INSERT INTO hubs (hub, key_fingerprint) VALUES (\(hub), \(keyFingerprint)) ON CONFLICT (hub) DO NOTHING",
-                logger: logger
-            )
+            if createHub {
+                try await connection.query(
+                    "INSERT INTO hubs (hub, key_fingerprint) VALUES (\(hub), \(keyFingerprint)) ON CONFLICT (hub) DO NOTHING",
+                    logger: logger
+                )
+            }
             var registered = ""
             for try await (fingerprint) in try await connection.query("SELECT key_fingerprint FROM hubs WHERE hub = \(hub)", logger: logger)
                 .decode(String.self)
             {
                 registered = fingerprint
+            }
+            guard !registered.isEmpty else {
+                throw StoreError("hub '\(hub)' does not exist in this database (no registryd has served it); check the URL's ?hub=")
             }
             guard registered == keyFingerprint else {
                 throw StoreError(

@@ -36,6 +36,9 @@ public final class PostgresStore: Sendable {
         /// `PostgresWriter`); well under the writer's stall threshold.
         public var transactionTimeout: Duration = .seconds(10)
         public var monotonicNow: @Sendable () -> Duration = PostgresStore.monotonicNow
+        /// Register the hub when it is new (a daemon). Readers set it false: a mistyped hub is
+        /// then an error, not a new empty registry that verifies clean.
+        public var createsHub = true
 
         public init(location: PostgresLocation, dataKey: [UInt8]) {
             self.location = location
@@ -76,6 +79,7 @@ public final class PostgresStore: Sendable {
                 client,
                 hub: configuration.location.hub,
                 keyFingerprint: Self.fingerprint(sealer),
+                createHub: configuration.createsHub,
                 logger: logger
             )
             let store = PostgresStore(configuration: configuration, client: client, sealer: sealer, random: random, logger: logger, run: run)
@@ -138,6 +142,12 @@ public final class PostgresStore: Sendable {
     /// A failure as an operator reads it: what PostgreSQL said (PostgresNIO's own description is
     /// deliberately generic), never the password.
     static func describe(_ error: any Error, _ location: PostgresLocation) -> any Error {
+        // `withTransaction` wraps what failed inside it: the operator is told that failure.
+        if let wrapped = error as? PostgresTransactionError,
+            let inner = wrapped.closureError ?? wrapped.beginError ?? wrapped.commitError ?? wrapped.rollbackError
+        {
+            return describe(inner, location)
+        }
         guard let error = error as? PSQLError else { return error }
         if let message = error.serverInfo?[.message] {
             return StoreError("PostgreSQL at \(location) refused: \(message)")

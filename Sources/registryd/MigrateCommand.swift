@@ -39,7 +39,9 @@ struct MigrateCommand: AsyncParsableCommand {
         defer { lock?.release() }
         let source: any RegistryReader
         if PostgresLocation.isURL(from) {
-            source = try await PostgresStore.open(PostgresStore.Configuration(location: try PostgresLocation(url: from), dataKey: key))
+            var configuration = PostgresStore.Configuration(location: try PostgresLocation(url: from), dataKey: key)
+            configuration.createsHub = false
+            source = try await PostgresStore.open(configuration)
         } else {
             let directory = DataDirectory(path: from)
             guard directory.exists else { throw ValidationError("\(from) is not a registryd data directory") }

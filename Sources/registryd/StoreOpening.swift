@@ -37,10 +37,11 @@ enum StoreOpening {
     /// the process's end).
     static func reader(_ selection: StorageSelection, directory: DataDirectory, needsKeys: Bool) async throws -> any RegistryReader {
         guard case .postgres(let postgres) = selection else { return try reader(directory, needsKeys: needsKeys) }
-        let configuration = PostgresStore.Configuration(
+        var configuration = PostgresStore.Configuration(
             location: try postgres.location(),
             dataKey: try dataKey(at: postgres.dataKeyPath(directory), directory: directory, create: false)
         )
+        configuration.createsHub = false
         return try await PostgresStore.open(configuration)
     }
 

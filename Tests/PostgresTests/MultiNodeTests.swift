@@ -166,6 +166,25 @@ import Testing
         }
     }
 
+    @Test func aReaderIsRefusedAHubNoNodeServedAndANodeWithAnotherDataKey() async throws {
+        try await Self.withNodes(1) { nodes in
+            // A tool opening a mistyped hub gets an error, not a new empty registry.
+            var reader = PostgresStore.Configuration(
+                location: try PostgresLocation(url: Self.url + (Self.url.contains("?") ? "&" : "?") + "hub=never-served"),
+                dataKey: Array(repeating: 7, count: 32)
+            )
+            reader.createsHub = false
+            await #expect(throws: StoreError.self) { _ = try await PostgresStore.open(reader) }
+            // The hub of the running node, opened with another data key: refused.
+            var stranger = PostgresStore.Configuration(location: nodes[0].location, dataKey: Array(repeating: 9, count: 32))
+            stranger.createsHub = false
+            let error = await #expect(throws: StoreError.self) { _ = try await PostgresStore.open(stranger) }
+            #expect(error?.description.contains("data key") == true)
+        }
+    }
+
+    static var url: String { ProcessInfo.processInfo.environment["REGISTRYD_TEST_POSTGRES_URL"] ?? "" }
+
     /// Waits until `node`'s log follower has folded `seq` (its commit signal).
     static func caughtUp(_ node: PostgresStore, to seq: UInt64) async throws {
         _ = await node.commits.wait(after: seq - 1)
