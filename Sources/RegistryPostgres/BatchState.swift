@@ -141,17 +141,13 @@ struct ProjectionChanges {
         var devices: [[UInt8]: DeviceRow?] = [:]
         var modules: [[UInt8]: ModuleRow?] = [:]
         for event in events {
-            let deviceKey = Array(event.deviceId.utf8)
-            switch event.type {
-            case .deviceDeleted:
-                devices[deviceKey] = .some(nil)
-            case .moduleDeleted:
-                modules[deviceKey + [0] + Array((event.moduleId ?? "").utf8)] = .some(nil)
-            case _ where event.type.isDevice:
-                devices[deviceKey] = DeviceRow(key: deviceKey, doc: event.payloadBytes, disabled: event.disabled, connected: event.connected)
-            default:
-                let key = deviceKey + [0] + Array((event.moduleId ?? "").utf8)
-                modules[key] = ModuleRow(key: key, deviceId: event.deviceId, doc: event.payloadBytes)
+            let (key, isModule, deletes) = IdentityKey.effect(of: event.type, deviceId: event.deviceId, moduleId: event.moduleId)
+            switch (isModule, deletes) {
+            case (false, true): devices[key] = .some(nil)
+            case (true, true): modules[key] = .some(nil)
+            case (false, false):
+                devices[key] = DeviceRow(key: key, doc: event.payloadBytes, disabled: event.disabled, connected: event.connected)
+            case (true, false): modules[key] = ModuleRow(key: key, deviceId: event.deviceId, doc: event.payloadBytes)
             }
         }
         for (key, row) in devices {

@@ -49,11 +49,11 @@ final class LogFollower: Sendable {
 
     /// The device's document and the identity's (the module's, or the device's again).
     func documents(deviceId: String, moduleId: String?) -> (device: [UInt8], identity: [UInt8])? {
-        let deviceKey = Array(deviceId.utf8)
+        let deviceKey = IdentityKey.of(deviceId: deviceId, moduleId: nil)
         return state.withLock { s in
             guard let device = s.documents[deviceKey] else { return nil }
             guard let moduleId else { return (device, device) }
-            guard let module = s.documents[deviceKey + [0] + Array(moduleId.utf8)] else { return nil }
+            guard let module = s.documents[IdentityKey.of(deviceId: deviceId, moduleId: moduleId)] else { return nil }
             return (device, module)
         }
     }
@@ -152,17 +152,8 @@ final class LogFollower: Sendable {
                 if record.seq <= s.applied { continue }
                 guard record.seq == s.applied + 1 else { break }
                 guard record.prevHash == s.appliedHash else { return (nil, false) }
-                let deviceKey = Array(record.deviceId.utf8)
-                switch record.type {
-                case .deviceDeleted:
-                    s.documents[deviceKey] = nil
-                case .moduleDeleted:
-                    s.documents[deviceKey + [0] + Array((record.moduleId ?? "").utf8)] = nil
-                case _ where record.type.isDevice:
-                    s.documents[deviceKey] = record.payloadBytes
-                default:
-                    s.documents[deviceKey + [0] + Array((record.moduleId ?? "").utf8)] = record.payloadBytes
-                }
+                let (key, _, deletes) = IdentityKey.effect(of: record.type, deviceId: record.deviceId, moduleId: record.moduleId)
+                s.documents[key] = deletes ? nil : record.payloadBytes
                 s.applied = record.seq
                 s.appliedHash = record.hash
             }

@@ -29,7 +29,7 @@ extension PostgresStore: RegistryReader {
         guard (try? Validation.checkId(deviceId, kind: "device")) != nil else { return nil }
         if let moduleId, (try? Validation.checkId(moduleId, kind: "module")) == nil { return nil }
         let (hub, logger) = (self.hub, self.logger)
-        let key = ByteBuffer(bytes: Array(deviceId.utf8) + (moduleId.map { [0] + Array($0.utf8) } ?? []))
+        let key = ByteBuffer(bytes: IdentityKey.of(deviceId: deviceId, moduleId: moduleId))
         return try await database { connection in
             let rows =
                 moduleId == nil

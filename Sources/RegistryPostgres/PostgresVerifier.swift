@@ -31,8 +31,7 @@ struct PostgresVerifier {
                     report.outcome = .logCorrupt(seq: seq + 1, reason: error.description)
                     return report
                 case .success(let event):
-                    let deviceKey = Array(event.deviceId.utf8)
-                    let key = event.moduleId.map { deviceKey + [0] + Array($0.utf8) } ?? deviceKey
+                    let key = IdentityKey.of(deviceId: event.deviceId, moduleId: event.moduleId)
                     if event.type.isDelete {
                         expected[key] = nil
                     } else {
