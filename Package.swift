@@ -186,7 +186,7 @@ let package = Package(
         // Several nodes on one PostgreSQL database (the cluster tools/test.sh starts).
         .testTarget(
             name: "PostgresTests",
-            dependencies: ["RegistryCore", "RegistryLMDB", "RegistryPostgres", "RegistryTesting"],
+            dependencies: ["RegistryAPI", "RegistryCore", "RegistryLMDB", "RegistryPostgres", "RegistryTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB", "SystemBytes", "RegistryTesting"], swiftSettings: swiftSettings),

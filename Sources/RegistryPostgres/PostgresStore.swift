@@ -39,6 +39,9 @@ public final class PostgresStore: Sendable {
         /// Register the hub when it is new (a daemon). Readers set it false: a mistyped hub is
         /// then an error, not a new empty registry that verifies clean.
         public var createsHub = true
+        /// Hold the hub's serving lease (shared with the other nodes) while open: a daemon does,
+        /// so that a migration from the hub is refused while it runs; tools do not.
+        public var holdsServingLease = false
 
         public init(location: PostgresLocation, dataKey: [UInt8]) {
             self.location = location
@@ -128,6 +131,7 @@ public final class PostgresStore: Sendable {
         tasks.withLock {
             $0.append(Task { await writer.run(reachability: reachability) })
             $0.append(Task { await follower.run(pollInterval: interval, reachability: reachability) })
+            if configuration.holdsServingLease { $0.append(Task { await self.holdServingLease() }) }
         }
     }
 

@@ -14,7 +14,7 @@ struct MigrateCommand: AsyncParsableCommand {
             Copies the log verbatim, rebuilds the projections at the destination, carries policies, \
             route cursors, parked messages, jobs and the hub's settings, then verifies the destination \
             (chain and projections) before it says done. Refuses a destination that is not empty and a \
-            data directory that a daemon holds. Stop the daemons on the source first.
+            source that a daemon holds (a data directory's lock, a PostgreSQL hub's serving lease). Stop the daemons on the source first.
             """
     )
 
@@ -53,28 +53,42 @@ struct MigrateCommand: AsyncParsableCommand {
             }
             source = try RegistryStorage(directory: directory, create: false, needsKeys: true)
         }
-        let destination: any RegistryBackend
-        if PostgresLocation.isURL(to) {
-            destination = try await PostgresStore.open(PostgresStore.Configuration(location: try PostgresLocation(url: to), dataKey: key))
-        } else {
-            let directory = DataDirectory(path: to)
-            let entries = (try? FileManager.default.contentsOfDirectory(atPath: to)) ?? []
-            guard entries.isEmpty else { throw ValidationError("\(to) exists and is not empty; migrate only into a new data directory") }
-            try directory.create()
-            // The destination's log holds keys sealed under this key: it goes with them.
-            try PrivateFile.write(Array((Data(key).base64EncodedString() + "\n").utf8), to: directory.dataKeyPath, existing: .refuse)
-            destination = try StoreOpening.writer(directory, mapSize: 1 << 30)
-        }
-        defer { destination.close() }
         let terminal = isatty(2) == 1
-        let summary = try await StoreMigration.copy(from: source, to: destination) { copied in
-            if terminal { FileHandle.standardError.write(Data("\rcopied \(copied) events".utf8)) }
+        let to = self.to
+        let copy: @Sendable () async throws -> StoreMigration.Summary = {
+            let destination = try await Self.openDestination(to, key: key)
+            defer { destination.close() }
+            return try await StoreMigration.copy(from: source, to: destination) { copied in
+                if terminal { FileHandle.standardError.write(Data("\rcopied \(copied) events".utf8)) }
+            }
+        }
+        // A hub that nodes serve is being written: refused before anything is made at the
+        // destination (and no node takes the hub meanwhile).
+        let summary: StoreMigration.Summary
+        if let served = source as? PostgresStore {
+            summary = try await served.whileNoNodeServes(copy)
+        } else {
+            summary = try await copy()
         }
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
         print(
             "migrated \(summary.events) events, \(summary.policies) policies, \(summary.routes) route cursors "
                 + "(\(summary.parked) parked messages), \(summary.jobs) jobs; the destination verifies (chain and projections)"
         )
+    }
+
+    /// The destination store: a PostgreSQL hub, or a new data directory holding `key`.
+    private static func openDestination(_ to: String, key: [UInt8]) async throws -> any RegistryBackend {
+        if PostgresLocation.isURL(to) {
+            return try await PostgresStore.open(PostgresStore.Configuration(location: try PostgresLocation(url: to), dataKey: key))
+        }
+        let directory = DataDirectory(path: to)
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: to)) ?? []
+        guard entries.isEmpty else { throw ValidationError("\(to) exists and is not empty; migrate only into a new data directory") }
+        try directory.create()
+        // The destination's log holds keys sealed under this key: it goes with them.
+        try PrivateFile.write(Array((Data(key).base64EncodedString() + "\n").utf8), to: directory.dataKeyPath, existing: .refuse)
+        return try StoreOpening.writer(directory, mapSize: 1 << 30)
     }
 
     /// The data key: `--data-key`, else the data directory end's.

@@ -28,6 +28,7 @@ enum StoreOpening {
         configuration.limits = limits
         configuration.writer = writer
         configuration.commitObserver = { metrics.commit($0) }
+        configuration.holdsServingLease = true
         let store = try await PostgresStore.open(configuration, logger: logger)
         logger.notice("storage: PostgreSQL", metadata: ["storage.location": "\(configuration.location)"])
         return store

@@ -11,22 +11,28 @@ import Testing
 /// two daemons would.
 @Suite(.serialized) struct MultiNodeTests {
     /// Two nodes on a fresh hub (the same data key, as every node of a hub must have).
-    static func withNodes(_ count: Int = 2, _ body: ([PostgresStore]) async throws -> Void) async throws {
+    static func withNodes(_ count: Int = 2, servingLease: Bool = false, _ body: ([PostgresStore]) async throws -> Void) async throws {
         guard let url = ProcessInfo.processInfo.environment["REGISTRYD_TEST_POSTGRES_URL"] else {
             throw StoreError("REGISTRYD_TEST_POSTGRES_URL is not set: run tools/test.sh, which starts a PostgreSQL cluster for the tests")
         }
         let hub = "nodes-\(UUID().uuidString.prefix(8).lowercased())"
         let location = try PostgresLocation(url: url + (url.contains("?") ? "&" : "?") + "hub=\(hub)")
-        var random = SeededRandom(seed: 19)
-        let key = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &random) }
+        let key = dataKey
         var nodes: [PostgresStore] = []
         for i in 0..<count {
             var configuration = PostgresStore.Configuration(location: location, dataKey: key)
             configuration.pollInterval = .milliseconds(200)
+            configuration.holdsServingLease = servingLease
             nodes.append(try await PostgresStore.open(configuration, random: SeededRandom(seed: UInt64(100 + i))))
         }
         defer { for node in nodes { node.close() } }
         try await body(nodes)
+    }
+
+    /// The data key of every node `withNodes` opens.
+    static var dataKey: [UInt8] {
+        var random = SeededRandom(seed: 19)
+        return (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &random) }
     }
 
     static func create(_ id: String) -> Command { .createDevice(DeviceSpec(deviceId: id)) }

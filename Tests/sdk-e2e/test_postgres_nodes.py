@@ -2,9 +2,13 @@
 PostgreSQL cluster this module starts (tools/postgres.sh), over HTTPS with SAS tokens.
 
 - two nodes take writes at once: one gapless log, `audit verify` clean, each node reads the
-  other's writes, and a device disabled through one node is denied by the other's device auth;
+  other's writes, an event stream on one carries both nodes' writes in log order, and a device
+  disabled through one node is denied by the other's device auth;
 - a node killed with SIGKILL under write load: every write it acknowledged is in the log and the
-  other node keeps serving;
+  other node keeps serving; with routes (a webhook and a file), the other node takes their
+  leases over and delivers every acknowledged write, in order;
+- one import/export job at a time across the nodes (a cancel taken by the other node reaches
+  it), and no migration from a hub that nodes serve;
 - the database stopped and started under a running node: 503 with Retry-After while it is down,
   /readyz false, device authentication still answering from the node-local projection, and
   recovery without a restart.
@@ -27,6 +31,7 @@ import uuid
 import pytest
 import requests
 from registryd_helpers import BINARY, ROOT, free_port, wait_until_serving
+from webhook_receiver import SECRET, Receiver
 
 API = "api-version=2021-04-12"
 HOST = "registry.test"
@@ -49,16 +54,22 @@ def hub_url(cluster):
 class Node:
     """One `registryd serve` on `url`; `key_from` copies another node's data key (every node of a hub has the same)."""
 
-    def __init__(self, url, key_from=None):
+    def __init__(self, url, key_from=None, config=None):
         self.url = url
         self.data = tempfile.mkdtemp(prefix="registryd-node-")
+        extra = []
+        if config is not None:
+            path = os.path.join(self.data, "registryd.json")
+            with open(path, "w") as f:
+                json.dump(config, f)
+            extra = ["--config", path]
         if key_from:
             shutil.copy(os.path.join(key_from.data, "data.key"), os.path.join(self.data, "data.key"))
             os.chmod(os.path.join(self.data, "data.key"), 0o600)
         self.port = free_port()
         self.log = open(os.path.join(self.data, "serve.log"), "w")
         self.proc = subprocess.Popen(
-            [BINARY, "serve", "--data-dir", self.data, "--listen", f"127.0.0.1:{self.port}", "--host-name", HOST, "--storage", url],
+            [BINARY, "serve", "--data-dir", self.data, "--listen", f"127.0.0.1:{self.port}", "--host-name", HOST, "--storage", url, *extra],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -129,6 +140,22 @@ def test_two_nodes_share_one_registry(cluster):
     a = Node(url)
     b = Node(url, key_from=a)
     try:
+        # An event stream on B, open before the writes (both nodes') begin.
+        streamed = []
+        stream = requests.get(f"{b.base}/registry/events?from=1&limit=150&{API}", headers={"Authorization": b.owner},
+                              verify=b.ca, stream=True, timeout=60)
+        assert stream.status_code == 200, stream.text
+
+        def read_stream():
+            event_id = None
+            for line in stream.iter_lines(decode_unicode=True):
+                if line.startswith("id: "):
+                    event_id = line[4:]
+                elif line.startswith("data: ") and event_id:
+                    streamed.append((int(event_id.rsplit("-", 1)[1]), json.loads(line[6:])["applicationProperties"]["deviceId"]))
+
+        reader = threading.Thread(target=read_stream)
+        reader.start()
         failures = []
 
         def create(node, prefix):
@@ -145,6 +172,13 @@ def test_two_nodes_share_one_registry(cluster):
         assert failures == []
         assert seqs(a) == list(range(1, 151)), "one gapless log across both nodes"
         assert "result: projections equal the replay" in verify(b)
+
+        # B's stream carried every write, A's included, in log order.
+        reader.join(timeout=30)
+        logged = [(e["seq"], e["deviceId"]) for e in map(json.loads, subprocess.check_output(
+            [BINARY, "events", "--data-dir", a.data, "--storage", a.url]).decode().splitlines())]
+        assert streamed == logged
+        assert any(device.startswith("a") for _, device in streamed) and any(device.startswith("b") for _, device in streamed)
 
         # Each node reads the other's writes at once (reads go to the database).
         made_on_a = a.request("GET", "/devices/a0-7").json()
@@ -207,6 +241,128 @@ def test_a_node_killed_under_load_loses_no_acknowledged_write(cluster):
         log = seqs(b)
         assert log == list(range(1, len(log) + 1))
         verify(b)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def delivered_in_order(ops, what):
+    """The seqs of first deliveries, checked increasing (redeliveries after a takeover allowed)."""
+    seen, firsts = set(), []
+    for seq, device in ops:
+        if seq not in seen:
+            seen.add(seq)
+            firsts.append(seq)
+    assert firsts == sorted(firsts), f"{what}: first deliveries out of order"
+    return {device for _, device in ops}
+
+
+def test_route_delivery_moves_to_the_other_node_when_its_holder_is_killed(cluster):
+    receiver = Receiver()
+    shared = tempfile.mkdtemp(prefix="registryd-pg-routes-")
+    os.chmod(shared, 0o755)
+    lines = os.path.join(shared, "lifecycle.jsonl")
+    config = {
+        "endpoints": [
+            {"name": "hook", "type": "webhook", "url": f"http://127.0.0.1:{receiver.port}/events", "secret": SECRET, "timeoutMs": 2000},
+            {"name": "file", "type": "file", "path": lines},
+        ],
+        "routes": [
+            {"name": "hook", "source": "DeviceLifecycleEvents", "condition": "true", "endpointNames": ["hook"], "isEnabled": True},
+            {"name": "file", "source": "DeviceLifecycleEvents", "condition": "true", "endpointNames": ["file"], "isEnabled": True},
+        ],
+        "delivery": {"initialBackoffMs": 20, "maxBackoffMs": 200, "retryWindowSeconds": 3600},
+    }
+    url = hub_url(cluster)
+    a = Node(url, config=config)
+
+    def file_ops():
+        if not os.path.exists(lines):
+            return []
+        with open(lines) as f:
+            return [(m["seq"], m["applicationProperties"]["deviceId"]) for m in map(json.loads, f.read().splitlines())]
+
+    def hook_ops():
+        return [(seq, device) for _, device, seq in receiver.ops()]
+
+    try:
+        # A, alone, takes both routes' leases and delivers.
+        assert a.request("PUT", "/devices/first", json={"deviceId": "first"}).status_code == 200
+        assert eventually(lambda: ("first" in {d for _, d in hook_ops()}) and ("first" in {d for _, d in file_ops()}), timeout=30)
+        b = Node(url, key_from=a, config=config)
+        acknowledged = ["first"]
+        stop = threading.Event()
+
+        def load():
+            i = 0
+            while not stop.is_set():
+                try:
+                    r = a.request("PUT", f"/devices/r-{i}", json={"deviceId": f"r-{i}"})
+                except requests.RequestException:
+                    return
+                if r.status_code == 200:
+                    acknowledged.append(f"r-{i}")
+                i += 1
+
+        writer = threading.Thread(target=load)
+        writer.start()
+        assert eventually(lambda: len(acknowledged) >= 30, timeout=30)
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait(timeout=10)
+        stop.set()
+        writer.join(timeout=30)
+        try:
+            assert b.request("PUT", "/devices/after-kill", json={"deviceId": "after-kill"}).status_code == 200
+            expected = set(acknowledged) | {"after-kill"}
+            # B takes the leases A's session held and continues from the persisted cursors.
+            assert eventually(lambda: expected <= {d for _, d in hook_ops()}, timeout=60), sorted(expected - {d for _, d in hook_ops()})[:5]
+            assert eventually(lambda: expected <= {d for _, d in file_ops()}, timeout=60), sorted(expected - {d for _, d in file_ops()})[:5]
+            delivered_in_order(hook_ops(), "webhook")
+            delivered_in_order(file_ops(), "file")
+            assert receiver.bad_signatures == 0
+            routes = {r["name"]: r for r in b.request("GET", "/registry/routes").json()}
+            assert set(routes) == {"hook", "file"}
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+        receiver.server.shutdown()
+
+
+def test_one_job_at_a_time_across_nodes_and_no_migration_from_a_served_hub(cluster, tmp_path):
+    jobs = tmp_path / "jobs"
+    (jobs / "out").mkdir(parents=True)
+    config = {"jobs": {"roots": [str(jobs)]}}
+    url = hub_url(cluster)
+    a = Node(url, config=config)
+    b = Node(url, key_from=a, config=config)
+    try:
+        body = {"type": "import", "inputBlobContainerUri": f"file://{jobs}", "inputBlobName": "devices.txt",
+                "outputBlobContainerUri": f"file://{jobs}/out"}
+        # An import long enough to be running while B is asked (it is cancelled at the end).
+        with open(jobs / "devices.txt", "w") as f:
+            for i in range(50000):
+                f.write(json.dumps({"id": f"imp-{i}", "importMode": "create"}) + "\n")
+        running = a.request("POST", "/jobs/create", json=body)
+        assert running.status_code == 200, running.text
+        job = running.json()["jobId"]
+        refused = b.request("POST", "/jobs/create", json=body)
+        assert refused.status_code == 403, refused.text
+        assert "JobQuotaExceeded" in refused.json()["Message"]
+        # A cancel taken by B reaches the node that runs the job.
+        assert b.request("DELETE", f"/jobs/{job}").status_code == 200
+        assert eventually(lambda: a.request("GET", f"/jobs/{job}").json()["status"] in ("cancelled", "completed"), timeout=60)
+        # The lease went with the job: B may run one now.
+        assert eventually(lambda: b.request("POST", "/jobs/create", json={"type": "export", "outputBlobContainerUri": f"file://{jobs}/out"}).status_code == 200, timeout=30)
+
+        # While nodes serve the hub, a migration from it is refused (it is being written).
+        target = tempfile.mkdtemp(prefix="registryd-pg-migrate-")
+        shutil.rmtree(target)
+        key = os.path.join(a.data, "data.key")
+        refused = subprocess.run([BINARY, "migrate", "--from", url, "--to", target, "--data-key", key], capture_output=True, text=True)
+        assert refused.returncode != 0
+        assert "is serving hub" in refused.stderr + refused.stdout
+        assert not os.path.exists(target) or os.listdir(target) == []
     finally:
         a.stop()
         b.stop()

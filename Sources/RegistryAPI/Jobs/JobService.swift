@@ -62,7 +62,7 @@ public final class JobService: Service, Sendable {
     let store: any RegistryBackend
     let configuration: JobsConfiguration
     let logger: Logger
-    private let active = Mutex<(id: String, cancelled: Bool)?>(nil)
+    private let active = Mutex<ActiveJob?>(nil)
     private let shuttingDown = Atomic<Bool>(false)
     private let queue = AsyncStream<(JobRecord, JobPlan)>.makeStream()
 
@@ -88,9 +88,30 @@ public final class JobService: Service, Sendable {
         try await store.saveJobRecord(record.jobId, CanonicalJSON.encode(record.json))
     }
 
+    /// The job this node runs, and how to give up the hub's job lease when it ends.
+    struct ActiveJob {
+        var id: String
+        var cancelled = false
+        var releaseLease: @Sendable () -> Void = {}
+    }
+
+    /// The store lease that makes a job the hub's one active job across nodes.
+    static let lease = "jobs"
+
     /// At start: a job left `enqueued` or `running` by a daemon that stopped is marked failed
-    /// (its partial effects are real: an import's applied batches stay applied).
+    /// (its partial effects are real: an import's applied batches stay applied). With several
+    /// nodes, only while no node holds the job lease: a job another node runs is not interrupted.
     public func recoverInterrupted(now: Timestamp) async throws {
+        let failure = Mutex<(any Error)?>(nil)
+        _ = try await store.withExclusiveLease(Self.lease) {
+            do { try await self.failInterrupted(now: now) } catch { failure.withLock { $0 = error } }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+    }
+
+    /// Marks every job not terminal failed; called only while holding the job lease, when no
+    /// job can be running.
+    private func failInterrupted(now: Timestamp) async throws {
         for var record in try await list() where !record.status.isTerminal {
             record.failureReason =
                 "registryd stopped while the job was \(record.status.rawValue); create the job again (an import may have applied part of its file)"
@@ -109,24 +130,31 @@ public final class JobService: Service, Sendable {
         var record = prepared
         let claimed = active.withLock { current -> Bool in
             guard current == nil else { return false }
-            current = (record.jobId, false)
+            current = ActiveJob(id: record.jobId)
             return true
         }
-        guard claimed else {
-            throw APIError(
-                status: .forbidden,
-                code: "JobQuotaExceeded",
-                message: "Job quota has been exceeded: one import or export job may be active at a time."
-            )
-        }
+        let quotaExceeded = APIError(
+            status: .forbidden,
+            code: "JobQuotaExceeded",
+            message: "Job quota has been exceeded: one import or export job may be active at a time."
+        )
+        guard claimed else { throw quotaExceeded }
         do {
+            // Across nodes: the hub's job lease, held by a task of its own until the job ends.
+            guard let release = try await takeLease() else {
+                active.withLock { $0 = nil }
+                throw quotaExceeded
+            }
+            active.withLock { $0?.releaseLease = release }
+            // Holding the lease, no job runs anywhere: one left unfinished was interrupted.
+            try await failInterrupted(now: now)
             try await save(record)
         } catch {
-            active.withLock { $0 = nil }
+            finishActive()
             throw error
         }
         if case .terminated = queue.continuation.yield((record, plan)) {
-            active.withLock { $0 = nil }
+            finishActive()
             record.status = .failed
             record.failureReason = "registryd is shutting down; create the job again once it runs"
             try await save(record)
@@ -138,6 +166,45 @@ public final class JobService: Service, Sendable {
         }
         record.status = .enqueued
         return record
+    }
+
+    /// Takes the hub's job lease for a new job: nil when another node holds it. The lease stays
+    /// with a task of its own until the returned closure is called (the job ended).
+    private func takeLease() async throws -> (@Sendable () -> Void)? {
+        let (released, release) = AsyncStream<Void>.makeStream()
+        let store = self.store
+        let taken: Bool = try await withCheckedThrowingContinuation { continuation in
+            let answer = Answer(continuation)
+            Task {
+                do {
+                    let took = try await store.withExclusiveLease(Self.lease) {
+                        answer.give(.success(true))
+                        for await _ in released {}
+                    }
+                    if !took { answer.give(.success(false)) }
+                } catch {
+                    answer.give(.failure(error))
+                }
+            }
+        }
+        guard taken else { return nil }
+        return { release.finish() }
+    }
+
+    /// A continuation resumed once, by whichever answer comes first.
+    private final class Answer: Sendable {
+        private let continuation: Mutex<CheckedContinuation<Bool, any Error>?>
+        init(_ continuation: CheckedContinuation<Bool, any Error>) { self.continuation = Mutex(continuation) }
+        func give(_ result: Result<Bool, any Error>) { continuation.withLock { $0.take() }?.resume(with: result) }
+    }
+
+    /// The active job ended (or never started): its slot and lease are free.
+    private func finishActive() {
+        let release = active.withLock { current -> (@Sendable () -> Void)? in
+            defer { current = nil }
+            return current?.releaseLease
+        }
+        release?()
     }
 
     /// Runs the jobs handed over by `create`, one at a time, until a graceful shutdown; then it
@@ -206,7 +273,8 @@ public final class JobService: Service, Sendable {
             return true
         }
         if !signalled && !record.status.isTerminal {
-            // Not running here (left over): record the cancellation directly.
+            // Not running here: another node runs it (its watcher sees the record within a
+            // second and stops the job), or it was left over. Recorded directly.
             record.status = .cancelled
             record.endTimeUtc = now
             try await save(record)
@@ -215,6 +283,14 @@ public final class JobService: Service, Sendable {
     }
 
     var isCancelled: Bool { active.withLock { $0?.cancelled ?? false } }
+
+    /// Whether the stored record says cancelled (another node took the cancel); if so, the
+    /// running job is asked to stop.
+    private func cancelledElsewhere(_ id: String) async -> Bool {
+        guard (try? await get(id))?.status == .cancelled else { return false }
+        active.withLock { if $0?.id == id { $0?.cancelled = true } }
+        return true
+    }
 
     // MARK: running
 
@@ -231,6 +307,14 @@ public final class JobService: Service, Sendable {
     func run(_ initial: JobRecord, _ plan: JobPlan) async {
         var record = initial
         record.status = .running
+        // A cancel taken by another node reaches this one through the stored record.
+        let watcher = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if await cancelledElsewhere(initial.jobId) { return }
+            }
+        }
+        defer { watcher.cancel() }
         do {
             // Cancelled (or drained by a shutdown) before it began: nothing is read or written.
             if isCancelled { throw ImportExportEngine.Cancelled() }
@@ -253,7 +337,7 @@ public final class JobService: Service, Sendable {
         }
         record.endTimeUtc = Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
         try? await save(record)
-        active.withLock { $0 = nil }
+        finishActive()
         logger.info(
             "job finished",
             metadata: ["job.id": "\(record.jobId)", "job.type": "\(record.type.rawValue)", "job.status": "\(record.status.rawValue)"]
@@ -315,6 +399,8 @@ public final class JobService: Service, Sendable {
                 errors: { try? errorLog.write(contentsOf: CanonicalJSON.encode($0) + [10]) },
                 isCancelled: { self.isCancelled },
                 progress: { counts in
+                    // Never over a cancellation another node recorded.
+                    if await self.cancelledElsewhere(progressRecord.jobId) { return }
                     progressRecord.progress = min(99, counts.bytesRead * 100 / size)
                     progressRecord.identities = counts.imported
                     progressRecord.failedLines = counts.failed

@@ -176,10 +176,22 @@ public protocol RegistryBackend: RegistryReader {
     /// `body` returns on its own or the calling task is cancelled. A store only one process
     /// writes always holds every lease.
     func withRouteLease(_ route: String, _ body: @escaping @Sendable () async -> Void) async
+
+    /// Runs `body` if no other node of the store holds the lease `name` (one attempt, no wait)
+    /// and answers whether it did; the lease is held until `body` returns (or the node's database
+    /// session is lost, which cancels `body`). The hub's one active job uses it. A store only
+    /// one process writes always holds every lease.
+    /// - Throws: a storage error when the store cannot tell.
+    func withExclusiveLease(_ name: String, _ body: @escaping @Sendable () async -> Void) async throws -> Bool
 }
 
 extension RegistryBackend {
     public func withRouteLease(_ route: String, _ body: @escaping @Sendable () async -> Void) async { await body() }
+
+    public func withExclusiveLease(_ name: String, _ body: @escaping @Sendable () async -> Void) async throws -> Bool {
+        await body()
+        return true
+    }
 }
 
 extension RegistryBackend {
