@@ -30,6 +30,8 @@ final class LogFollower: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The catch-up in flight that readers waiting for the view share (`reach`).
+    private let sharedCatchUp = Mutex<Task<Void, Never>?>(nil)
     private let client: PostgresClient
     private let hub: String
     private let commits: CommitSignal
@@ -56,6 +58,29 @@ final class LogFollower: Sendable {
             guard let module = s.documents[IdentityKey.of(deviceId: deviceId, moduleId: moduleId)] else { return nil }
             return (device, module)
         }
+    }
+
+    /// The document stored under an identity key (as the tables'), as this node's view holds it.
+    func document(key: [UInt8]) -> [UInt8]? {
+        state.withLock { $0.documents[key] }
+    }
+
+    /// Whether the view has folded the log through `seq`, catching up (one read shared by every
+    /// reader waiting, a bounded number of times) when it has not yet: another node's commit
+    /// reaches the view on its notification, usually before a reader asks.
+    func reach(_ seq: UInt64) async -> Bool {
+        for _ in 0..<3 {
+            if applied >= seq { return true }
+            let task = sharedCatchUp.withLock { running -> Task<Void, Never> in
+                if let running { return running }
+                let started = Task { _ = try? await self.catchUp() }
+                running = started
+                return started
+            }
+            await task.value
+            sharedCatchUp.withLock { if $0 == task { $0 = nil } }
+        }
+        return applied >= seq
     }
 
     /// Loads the projection from one snapshot of the stored tables (consistent with the head

@@ -3,10 +3,12 @@ import Logging
 import PostgresNIO
 import RegistryCore
 
-/// The read side of the store interface on PostgreSQL. Every read is a query on a pooled
-/// connection, so a write that returned on any node is visible to the next read on every node
-/// (read-your-writes across the cluster). Only device credentials come from the node-local
-/// projection (`LogFollower`).
+/// The read side of the store interface on PostgreSQL. A write that returned on any node is
+/// visible to the next read on every node (read-your-writes across the cluster): listings,
+/// queries and the log are queries on a pooled connection; a single identity comes from the
+/// node-local view once it holds every commit made before the read (`ReadFence`); device
+/// credentials come from that view as it stands (`LogFollower`), so they answer while the
+/// database is away.
 extension PostgresStore: RegistryReader {
     /// How long a read waits for a database connection before answering 503.
     static let connectionWait: Duration = .seconds(5)
@@ -25,11 +27,18 @@ extension PostgresStore: RegistryReader {
         }
     }
 
+    /// One identity's stored document. Read from this node's view of the log once it has folded
+    /// everything committed before the call (`ReadFence`): as fresh as a query, a round trip
+    /// shared with the concurrent reads instead of one each. When the view cannot catch up, the
+    /// table answers.
     private func documentRow(deviceId: String, moduleId: String?) async throws -> [UInt8]? {
         guard (try? Validation.checkId(deviceId, kind: "device")) != nil else { return nil }
         if let moduleId, (try? Validation.checkId(moduleId, kind: "module")) == nil { return nil }
+        let identityKey = IdentityKey.of(deviceId: deviceId, moduleId: moduleId)
+        let committed = try await fence.committedSeq { [self] in try await self.committedHeadSeq() }
+        if await follower.reach(committed) { return follower.document(key: identityKey) }
         let (hub, logger) = (self.hub, self.logger)
-        let key = ByteBuffer(bytes: IdentityKey.of(deviceId: deviceId, moduleId: moduleId))
+        let key = ByteBuffer(bytes: identityKey)
         return try await database { connection in
             let rows =
                 moduleId == nil
@@ -207,6 +216,17 @@ extension PostgresStore: RegistryReader {
                     if rows.count < 1_000 { return .reachedEnd }
                 }
             }
+        }
+    }
+
+    /// The hub's committed head seq (0 for an empty log).
+    func committedHeadSeq() async throws -> UInt64 {
+        let (hub, logger) = (self.hub, self.logger)
+        return try await database { connection in
+            for try await seq in try await connection.query("SELECT seq FROM log_head WHERE hub = \(hub)", logger: logger).decode(Int64.self) {
+                return UInt64(seq)
+            }
+            return 0
         }
     }
 

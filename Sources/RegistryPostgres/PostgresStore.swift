@@ -59,6 +59,7 @@ public final class PostgresStore: Sendable {
     public let commits: CommitSignal
     public let health = StorageHealth()
     let follower: LogFollower
+    let fence = ReadFence()
     let writer: PostgresWriter
     let reachability = Reachability()
     private let tasks: Mutex<[Task<Void, Never>]>

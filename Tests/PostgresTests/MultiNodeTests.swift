@@ -106,6 +106,30 @@ import Testing
         }
     }
 
+    /// Point reads come from the node's view of the log (`ReadFence`): still, a write that
+    /// returned on one node is what the other node's next read answers, at once.
+    @Test func aWriteOnOneNodeIsWhatTheOtherNodeReadsNext() async throws {
+        try await Self.withNodes { nodes in
+            _ = try await nodes[0].execute(Self.create("seen"), actor: "test", requestId: "c")
+            _ = try await nodes[0].execute(.createModule(ModuleSpec(deviceId: "seen", moduleId: "m")), actor: "test", requestId: "m")
+            for i in 0..<40 {
+                let writer = nodes[i % 2]
+                let reader = nodes[(i + 1) % 2]
+                _ = try await writer.execute(
+                    .updateTwin(TwinUpdate(deviceId: "seen", tags: ["round": .int(Int64(i))], ifMatch: .any)),
+                    actor: "test",
+                    requestId: "t\(i)"
+                )
+                let written = try #require(try await writer.device("seen")?.twin?.etag)
+                #expect(try await reader.device("seen")?.twin?.etag == written, "round \(i)")
+                #expect(try await reader.module("seen", "m") != nil)
+            }
+            _ = try await nodes[0].execute(.deleteDevice(deviceId: "seen", ifMatch: .any), actor: "test", requestId: "d")
+            #expect(try await nodes[1].device("seen") == nil)
+            #expect(try await nodes[1].module("seen", "m") == nil)
+        }
+    }
+
     @Test func aDisableOnOneNodeReachesTheOtherNodesDeviceAuthentication() async throws {
         try await Self.withNodes { nodes in
             _ = try await nodes[0].execute(Self.create("sensor"), actor: "test", requestId: "1")
