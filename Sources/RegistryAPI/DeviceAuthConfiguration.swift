@@ -3,7 +3,8 @@ import RegistryCore
 /// The `deviceAuth` key of the configuration file: how brokers and gateways use the registry.
 ///
 /// ```json
-/// {"deviceAuth": {"hostNames": ["hub.example.com"], "emqx": true, "connectionReports": true, "maxReportsPerRequest": 1000}}
+/// {"deviceAuth": {"hostNames": ["hub.example.com"], "emqx": true, "connectionReports": true, "maxReportsPerRequest": 1000,
+///                 "sessionTopics": false}}
 /// ```
 public struct DeviceAuthConfiguration: Sendable, Hashable {
     /// Host names device tokens and MQTT user names may name besides the daemon's own SAS host
@@ -15,9 +16,19 @@ public struct DeviceAuthConfiguration: Sendable, Hashable {
     public var connectionReports: Bool
     /// Reports in one `POST /registry/connections` array.
     public var maxReportsPerRequest: Int
+    /// The broker keeps Azure's `$iothub/…` topics (twin, direct methods) per client (EMQX with
+    /// a per-client mountpoint): only then may devices use them (`TopicAuthorization`).
+    public var sessionTopics = false
 
-    public init(hostNames: [String] = [], emqx: Bool = true, connectionReports: Bool = true, maxReportsPerRequest: Int = 1000) {
+    public init(
+        hostNames: [String] = [],
+        emqx: Bool = true,
+        connectionReports: Bool = true,
+        maxReportsPerRequest: Int = 1000,
+        sessionTopics: Bool = false
+    ) {
         self.hostNames = hostNames
+        self.sessionTopics = sessionTopics
         self.emqx = emqx
         self.connectionReports = connectionReports
         self.maxReportsPerRequest = maxReportsPerRequest
@@ -39,14 +50,18 @@ public struct DeviceAuthConfiguration: Sendable, Hashable {
                     }
                     hostNames.append(name)
                 }
-            case "emqx", "connectionReports":
+            case "emqx", "connectionReports", "sessionTopics":
                 guard case .bool(let flag) = value else { throw ConfigurationFieldError(field, "must be true or false") }
-                if key == "emqx" { emqx = flag } else { connectionReports = flag }
+                switch key {
+                case "emqx": emqx = flag
+                case "connectionReports": connectionReports = flag
+                default: sessionTopics = flag
+                }
             case "maxReportsPerRequest":
                 guard let n = value.intValue, n > 0, n <= 100_000 else { throw ConfigurationFieldError(field, "must be an integer from 1 to 100000") }
                 maxReportsPerRequest = Int(n)
             default:
-                throw ConfigurationFieldError(field, "unknown key (known: connectionReports, emqx, hostNames, maxReportsPerRequest)")
+                throw ConfigurationFieldError(field, "unknown key (known: connectionReports, emqx, hostNames, maxReportsPerRequest, sessionTopics)")
             }
         }
     }

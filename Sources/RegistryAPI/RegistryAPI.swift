@@ -87,6 +87,7 @@ public func buildRouter(
         now: now,
         metrics: metrics
     ).register(on: router)
+    TopicAuthorizationRoute(store: store, routes: routes, configuration: deviceAuth, metrics: metrics).register(on: router)
     if deviceAuth.connectionReports {
         ConnectionRoutes(store: store, routes: routes, configuration: deviceAuth).register(on: router)
     }

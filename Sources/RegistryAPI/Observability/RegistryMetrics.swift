@@ -14,6 +14,7 @@ public final class RegistryMetrics: Sendable {
     private let commitLatency: DurationHistogram
     private let eventsAppended: Counter
     private let throttled = Mutex<[String: Counter]>([:])
+    private let topicDecisions = Mutex<[String: Counter]>([:])
     /// Device-authentication answers by route and decision, made up front (a dozen decisions per
     /// route): counting one is an atomic increment, no lock and no label string per check.
     private let deviceAuthDecisions: [String: [DeviceAuthDecision: Counter]]
@@ -103,6 +104,24 @@ public final class RegistryMetrics: Sendable {
     /// One device-authentication answer of `route` (`device` or `emqx`).
     func deviceAuth(route: String, decision: DeviceAuthDecision) {
         deviceAuthDecisions[route]?[decision]?.increment()
+    }
+
+    /// One broker question about a topic: `detail` is `allowed` or the reason for a deny.
+    func topicDecision(broker: String, action: String, allowed: Bool, detail: String) {
+        let key = "\(broker) \(action) \(detail)"
+        let counter = topicDecisions.withLock { counters in
+            if let c = counters[key] { return c }
+            let c = registry.makeCounter(
+                descriptor: Self.name(
+                    "registryd_topic_decisions_total",
+                    "Broker questions about a device's topic by broker, action, result and detail (the reason for a deny)"
+                ),
+                labels: [("broker", broker), ("action", action), ("result", allowed ? "allow" : "deny"), ("detail", detail)]
+            )
+            counters[key] = c
+            return c
+        }
+        counter.increment()
     }
 
     func throttledRequest(operationClass: String) {
