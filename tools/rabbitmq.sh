@@ -22,7 +22,7 @@
 #       --auth-ca (default: --tls-ca); --auth-cert/--auth-key make the broker present a client
 #       certificate to it.
 #   tools/rabbitmq.sh stop DIR        stops the node and its epmd and removes DIR (safe when
-#                                     nothing runs)
+#                                     nothing runs, and the cleanup after a failed start)
 #   tools/rabbitmq.sh ctl DIR ARGS…   rabbitmqctl against the node (e.g. list_connections)
 # The node runs as the calling user (root too: RabbitMQ itself does not refuse root; only
 # Debian's /usr/sbin wrappers switch to the `rabbitmq` user and write to /var/log/rabbitmq, so we
@@ -36,7 +36,8 @@ rmq_bin=/usr/lib/rabbitmq/bin
 
 # Every rabbit command (server and CLI) sees the same private environment: the cookie lives in
 # DIR (HOME), the CLI finds the node through DIR's epmd (ERL_EPMD_PORT), and nothing is read from
-# or written to /etc/rabbitmq, /var/lib/rabbitmq or /var/log/rabbitmq.
+# or written to /etc/rabbitmq, /var/lib/rabbitmq or /var/log/rabbitmq. The VM's schedulers do not
+# busy-wait (+sbwt none …): the node shares small machines with builds and test suites.
 rmq_env() {
   local epmd_port
   epmd_port=$(cat "$dir/epmd_port")
@@ -159,8 +160,8 @@ EOF
   fi
   # Settings 3.10's rabbitmq.conf schema does not know go to advanced.config:
   # - ignore_colons_in_username: otherwise a colon in the MQTT user name splits it into
-  #   "vhost:user" at the last colon (an Azure user name `host:8883/dev/?api-version=…` would ask
-  #   for vhost `host` and fail); with it every device lands in mqtt.vhost.
+  #   "vhost:user" at the last colon, and Azure device ids may contain ':' (device `a:b` would ask
+  #   for vhost `{host}/a` and be refused); with it every device lands in mqtt.vhost.
   # - the HTTP backend's TLS options (checked against the auth CA, optional client certificate).
   auth_ca=${auth_ca:-$tls_ca}
   ssl=""
@@ -205,7 +206,7 @@ stop)
     # `stop PIDFILE` returns once the VM has exited (the pid file exists only once the node has
     # booted; without one the CLI would wait for it forever). Bounded; what still runs is killed.
     if [ -s "$dir/rabbit.pid" ]; then
-      timeout 60 "$0" ctl "$dir" stop "$dir/rabbit.pid" >/dev/null 2>&1 || true
+      timeout 60 bash "$0" ctl "$dir" stop "$dir/rabbit.pid" >/dev/null 2>&1 || true
     fi
     for pid in $(cat "$dir/rabbit.pid" "$dir/server.pid" 2>/dev/null); do
       # only if that pid is still ours (a pid can be reused once the node has exited)
