@@ -10,8 +10,9 @@
 #                    [--mqtts-host ADDR] [--mqtts-port PORT]] [--auth-ca CA]
 #                    [--auth-cert CERT --auth-key KEY]
 #       starts the node and prints one line of shell-sourceable variables:
-#       NODE=… AMQP_PORT=… MQTT_PORT=… MQTTS_HOST=… MQTTS_PORT=… EPMD_PORT=… OBSERVER_USER=…
-#       OBSERVER_PASS=… (MQTTS_* empty without --tls-*). The MQTT-over-TLS listener is on
+#       NODE=… AMQP_PORT=… MQTT_PORT=… MQTTS_HOST=… MQTTS_PORT=… EPMD_PORT=… MANAGEMENT_PORT=…
+#       OBSERVER_USER=… OBSERVER_PASS=… (the observer also administers the management API;
+#       MQTTS_* empty without --tls-*). The MQTT-over-TLS listener is on
 #       ADDR:8883 by default (ADDR 127.0.0.1): Microsoft's device SDK always connects to port 8883
 #       (azure-iot-device hard-codes it; only the host can be changed, with gateway_hostname), so
 #       two nodes side by side use two loopback addresses (127.0.0.2, …: all of 127/8 is local on
@@ -96,7 +97,7 @@ start)
     $SUDO systemctl disable --now rabbitmq-server >/dev/null 2>&1 || $SUDO service rabbitmq-server stop >/dev/null 2>&1 || true
   fi
   [ -e "$dir/node" ] && { echo "$dir already holds a node (stop it first)" >&2; exit 1; }
-  read -r amqp_port mqtt_port free_port dist_port epmd_port <<<"$(free_ports 5)"
+  read -r amqp_port mqtt_port free_port dist_port epmd_port management_port <<<"$(free_ports 6)"
   if [ -z "$tls_cert" ]; then
     mqtts_host="" mqtts_port=""
   else
@@ -117,7 +118,9 @@ start)
   : > "$dir/rabbitmq-env.conf"
   head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$dir/.erlang.cookie"; chmod 400 "$dir/.erlang.cookie"
   observer_pass=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-  echo '[rabbitmq_mqtt,rabbitmq_auth_backend_http,rabbitmq_event_exchange].' > "$dir/enabled_plugins"
+  # rabbitmq_management: its HTTP API lists the open connections, which `registryd
+  # rabbitmq-bridge` turns into connection-state reports.
+  echo '[rabbitmq_mqtt,rabbitmq_auth_backend_http,rabbitmq_event_exchange,rabbitmq_management].' > "$dir/enabled_plugins"
   auth_url=${auth_url%/}
   level=${REGISTRYD_RMQ_LOG_LEVEL:-info}
   cat > "$dir/rabbitmq.conf" <<EOF
@@ -141,6 +144,8 @@ auth_http.topic_path = $auth_url/registry/auth/rabbitmq/topic
 auth_http.request_timeout = 5000
 auth_http.connection_timeout = 5000
 mqtt.listeners.tcp.default = 127.0.0.1:$mqtt_port
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $management_port
 mqtt.allow_anonymous = false
 mqtt.vhost = /
 mqtt.exchange = amq.topic
@@ -196,7 +201,7 @@ EOF
     tail -n 40 "$dir/log/server.out" "$dir/log/rabbit.log" >&2 2>/dev/null || true
     exit 1
   fi
-  echo "NODE=$(cat "$dir/node") AMQP_PORT=$amqp_port MQTT_PORT=$mqtt_port MQTTS_HOST=$mqtts_host MQTTS_PORT=$mqtts_port EPMD_PORT=$epmd_port OBSERVER_USER=registryd-observer OBSERVER_PASS=$observer_pass"
+  echo "NODE=$(cat "$dir/node") AMQP_PORT=$amqp_port MQTT_PORT=$mqtt_port MQTTS_HOST=$mqtts_host MQTTS_PORT=$mqtts_port EPMD_PORT=$epmd_port MANAGEMENT_PORT=$management_port OBSERVER_USER=registryd-observer OBSERVER_PASS=$observer_pass"
   ;;
 ctl)
   ctl "$@"

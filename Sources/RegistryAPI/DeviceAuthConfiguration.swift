@@ -4,7 +4,7 @@ import RegistryCore
 ///
 /// ```json
 /// {"deviceAuth": {"hostNames": ["hub.example.com"], "emqx": true, "connectionReports": true, "maxReportsPerRequest": 1000,
-///                 "sessionTopics": false}}
+///                 "sessionTopics": false, "rabbitmq": true, "rabbitmqVhost": "/", "rabbitmqExchange": "amq.topic"}}
 /// ```
 public struct DeviceAuthConfiguration: Sendable, Hashable {
     /// Host names device tokens and MQTT user names may name besides the daemon's own SAS host
@@ -19,16 +19,23 @@ public struct DeviceAuthConfiguration: Sendable, Hashable {
     /// The broker keeps Azure's `$iothub/…` topics (twin, direct methods) per client (EMQX with
     /// a per-client mountpoint): only then may devices use them (`TopicAuthorization`).
     public var sessionTopics = false
+    /// Serve `/registry/auth/rabbitmq/*` (RabbitMQ's HTTP auth backend contract).
+    public var rabbitmq = true
+    /// The vhost and exchange RabbitMQ's MQTT plugin uses (its `mqtt.vhost`, `mqtt.exchange`).
+    public var rabbitmqVhost = "/"
+    public var rabbitmqExchange = "amq.topic"
 
     public init(
         hostNames: [String] = [],
         emqx: Bool = true,
         connectionReports: Bool = true,
         maxReportsPerRequest: Int = 1000,
-        sessionTopics: Bool = false
+        sessionTopics: Bool = false,
+        rabbitmq: Bool = true
     ) {
         self.hostNames = hostNames
         self.sessionTopics = sessionTopics
+        self.rabbitmq = rabbitmq
         self.emqx = emqx
         self.connectionReports = connectionReports
         self.maxReportsPerRequest = maxReportsPerRequest
@@ -50,18 +57,27 @@ public struct DeviceAuthConfiguration: Sendable, Hashable {
                     }
                     hostNames.append(name)
                 }
-            case "emqx", "connectionReports", "sessionTopics":
+            case "emqx", "connectionReports", "sessionTopics", "rabbitmq":
                 guard case .bool(let flag) = value else { throw ConfigurationFieldError(field, "must be true or false") }
                 switch key {
                 case "emqx": emqx = flag
                 case "connectionReports": connectionReports = flag
+                case "rabbitmq": rabbitmq = flag
                 default: sessionTopics = flag
                 }
+            case "rabbitmqVhost", "rabbitmqExchange":
+                guard let name = value.stringValue, !name.isEmpty, name.utf8.count <= 255 else {
+                    throw ConfigurationFieldError(field, "must be a RabbitMQ name (1 to 255 bytes)")
+                }
+                if key == "rabbitmqVhost" { rabbitmqVhost = name } else { rabbitmqExchange = name }
             case "maxReportsPerRequest":
                 guard let n = value.intValue, n > 0, n <= 100_000 else { throw ConfigurationFieldError(field, "must be an integer from 1 to 100000") }
                 maxReportsPerRequest = Int(n)
             default:
-                throw ConfigurationFieldError(field, "unknown key (known: connectionReports, emqx, hostNames, maxReportsPerRequest, sessionTopics)")
+                throw ConfigurationFieldError(
+                    field,
+                    "unknown key (known: connectionReports, emqx, hostNames, maxReportsPerRequest, rabbitmq, rabbitmqExchange, rabbitmqVhost, sessionTopics)"
+                )
             }
         }
     }

@@ -99,7 +99,7 @@ struct SASAuthenticationMiddleware: RouterMiddleware {
         if openPaths.contains(request.uri.path) {
             response = try await next(request, context)
         } else {
-            switch authenticator.authenticate(header: request.headers[.authorization], now: now()) {
+            switch authenticator.authenticate(header: Self.signature(request.headers[.authorization]), now: now()) {
             case .success(let policy):
                 context.policy = policy
                 response = try await next(request, context)
@@ -109,5 +109,19 @@ struct SASAuthenticationMiddleware: RouterMiddleware {
             }
         }
         return response
+    }
+
+    /// The SAS token a request presents: the header itself, or, for a client that can only send
+    /// HTTP Basic credentials (RabbitMQ's HTTP auth backend, given `https://name:TOKEN@host/…`),
+    /// the Basic password, percent-decoded once (it arrives as written in the URL). Anything
+    /// else is passed on unchanged and fails as a malformed token.
+    static func signature(_ header: String?) -> String? {
+        guard let header, header.count > 6, header.prefix(6).lowercased() == "basic " else { return header }
+        guard let decoded = Data(base64Encoded: header.dropFirst(6).trimmingCharacters(in: .whitespaces)),
+            let credentials = String(data: decoded, encoding: .utf8),
+            let colon = credentials.firstIndex(of: ":")
+        else { return header }
+        let password = credentials[credentials.index(after: colon)...]
+        return password.removingPercentEncoding ?? String(password)
     }
 }

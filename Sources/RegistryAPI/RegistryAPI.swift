@@ -77,17 +77,29 @@ public func buildRouter(
     HistoryRoute(store: store).register(on: router)
     PolicyRoutes(store: store, routes: routes, authenticator: authenticator).register(on: router)
     let deviceAuth = configuration.deviceAuth
+    // Made per check: the host name and policies may change while the daemon runs.
+    let deviceAuthenticator: @Sendable () -> DeviceAuthenticator = {
+        DeviceAuthenticator(hostName: authenticator.hostName, additionalHostNames: deviceAuth.hostNames, policy: authenticator.policy(named:))
+    }
     DeviceAuthRoute(
         store: store,
         routes: routes,
         configuration: deviceAuth,
-        authenticator: {
-            DeviceAuthenticator(hostName: authenticator.hostName, additionalHostNames: deviceAuth.hostNames, policy: authenticator.policy(named:))
-        },
+        authenticator: deviceAuthenticator,
         now: now,
         metrics: metrics
     ).register(on: router)
-    TopicAuthorizationRoute(store: store, routes: routes, configuration: deviceAuth, metrics: metrics).register(on: router)
+    let topics = TopicAuthorizationRoute(store: store, routes: routes, configuration: deviceAuth, metrics: metrics)
+    topics.register(on: router)
+    RabbitMQAuthRoutes(
+        store: store,
+        routes: routes,
+        configuration: deviceAuth,
+        authenticator: deviceAuthenticator,
+        topics: topics,
+        now: now,
+        metrics: metrics
+    ).register(on: router)
     if deviceAuth.connectionReports {
         ConnectionRoutes(store: store, routes: routes, configuration: deviceAuth).register(on: router)
     }

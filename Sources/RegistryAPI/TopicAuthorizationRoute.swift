@@ -28,10 +28,17 @@ struct TopicAuthorizationRoute: Sendable {
     }
 
     /// Whether the identity the broker authenticated may `action` `topic`.
-    func decide(broker: String, identity: MQTTConnectIdentity?, action: TopicAuthorization.Action?, topic: String?) -> Decision {
+    /// - Parameter sessionTopics: overrides `deviceAuth.sessionTopics` (a broker known to share them).
+    func decide(
+        broker: String,
+        identity: MQTTConnectIdentity?,
+        action: TopicAuthorization.Action?,
+        topic: String?,
+        sessionTopics: Bool? = nil
+    ) -> Decision {
         let decision: Decision
         if let identity, let action, let topic {
-            decision = decide(identity, action, topic)
+            decision = decide(identity, action, topic, sessionTopics: sessionTopics ?? configuration.sessionTopics)
         } else {
             decision = .denied("malformedRequest")
         }
@@ -39,7 +46,7 @@ struct TopicAuthorizationRoute: Sendable {
         return decision
     }
 
-    private func decide(_ identity: MQTTConnectIdentity, _ action: TopicAuthorization.Action, _ topic: String) -> Decision {
+    private func decide(_ identity: MQTTConnectIdentity, _ action: TopicAuthorization.Action, _ topic: String, sessionTopics: Bool) -> Decision {
         guard let credentials = try? store.credentials(deviceId: identity.deviceId, moduleId: identity.moduleId) else {
             return .denied(DeviceAuthDenial.unknownIdentity.rawValue)
         }
@@ -49,7 +56,7 @@ struct TopicAuthorizationRoute: Sendable {
             moduleId: identity.moduleId,
             action: action,
             topic: topic,
-            sessionTopics: configuration.sessionTopics
+            sessionTopics: sessionTopics
         ) {
             return .denied(denial.rawValue)
         }

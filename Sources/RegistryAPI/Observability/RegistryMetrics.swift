@@ -39,7 +39,7 @@ public final class RegistryMetrics: Sendable {
         let decisions = AuthenticationType.allCases.map(DeviceAuthDecision.allow) + DeviceAuthDenial.allCases.map(DeviceAuthDecision.deny)
         let registry = registry
         var byRoute: [String: [DeviceAuthDecision: Counter]] = [:]
-        for route in ["device", "emqx"] {
+        for route in ["device", "emqx", "rabbitmq"] {
             byRoute[route] = Dictionary(
                 uniqueKeysWithValues: decisions.map { decision in
                     let (result, detail) =
