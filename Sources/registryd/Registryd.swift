@@ -13,7 +13,7 @@ struct Registryd: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, ConnectionStringCommand.self, SASTokenCommand.self, ExportCommand.self, ImportCommand.self, ReplayCommand.self,
             AuditCommand.self, HistoryCommand.self, EventsCommand.self, BackupCommand.self, ConfigCommand.self, PoliciesCommand.self,
-            WriteLoadCommand.self, MigrateCommand.self,
+            WriteLoadCommand.self, MigrateCommand.self, RabbitMQBridgeCommand.self,
         ],
         defaultSubcommand: ServeCommand.self
     )
