@@ -104,7 +104,9 @@ start)
     [ -n "$tls_key" ] && [ -n "$tls_ca" ] || { echo "--tls-cert needs --tls-key and --tls-ca" >&2; exit 2; }
     if [ "$mqtts_port" = 0 ]; then
       mqtts_port=$free_port
-    elif ! python3 -c 'import socket,sys; socket.socket().bind((sys.argv[1], int(sys.argv[2])))' "$mqtts_host" "$mqtts_port" 2>/dev/null; then
+    # SO_REUSEADDR as the broker binds it: a closed connection's TIME_WAIT does not block the
+    # port, only a listener does.
+    elif ! python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen()' "$mqtts_host" "$mqtts_port" 2>/dev/null; then
       echo "$mqtts_host:$mqtts_port is taken (another broker?): pass another --mqtts-host" >&2
       exit 1
     fi

@@ -3,7 +3,8 @@
 # warnings as errors and strict import checks, starts a throwaway PostgreSQL cluster (Debian's
 # server, tools/postgres.sh) for the PostgreSQL backend's suites, runs every Swift test target,
 # then drives real `registryd serve` processes (on LMDB and on PostgreSQL) with Microsoft's Python
-# SDKs (azure-iot-hub 2.7.0, azure-iot-device 2.14.0, in virtual environments).
+# SDKs (azure-iot-hub 2.7.0, azure-iot-device 2.14.0, in virtual environments), the device SDK
+# also through a RabbitMQ broker that asks registryd (tools/rabbitmq.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -48,6 +49,15 @@ venv_for() {
 sdk=$(venv_for sdk)
 device=$(venv_for device)
 export REGISTRYD="$PWD/.build/debug/registryd"
-# Microsoft's service SDK against the registry API, then the device SDK's tokens against device auth.
+# The device suite calls the service SDK in its own environment (Tests/sdk-e2e/service_sdk.py).
+export REGISTRYD_SDK_PYTHON="$PWD/$sdk/bin/python"
+# Microsoft's service SDK against the registry API, then the device SDK against device auth and
+# through a real MQTT broker (a private RabbitMQ node that tools/rabbitmq.sh starts per suite;
+# Debian's rabbitmq-server, installed here if missing, its system service left stopped).
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || {
+  SUDO=""; [ "$(id -u)" != "0" ] && SUDO=sudo
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rabbitmq-server >/dev/null
+  $SUDO systemctl disable --now rabbitmq-server >/dev/null 2>&1 || $SUDO service rabbitmq-server stop >/dev/null 2>&1 || true
+}
 timeout 900 "$sdk/bin/pytest" -q Tests/sdk-e2e
 timeout 600 "$device/bin/pytest" -q Tests/device-e2e
