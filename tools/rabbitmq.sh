@@ -8,7 +8,7 @@
 # broker sends.
 #   tools/rabbitmq.sh start DIR --auth-url URL [--tls-cert CERT --tls-key KEY --tls-ca CA
 #                    [--mqtts-host ADDR] [--mqtts-port PORT]] [--auth-ca CA]
-#                    [--auth-cert CERT --auth-key KEY]
+#                    [--auth-cert CERT --auth-key KEY] [--anonymous]
 #       starts the node and prints one line of shell-sourceable variables:
 #       NODE=… AMQP_PORT=… MQTT_PORT=… MQTTS_HOST=… MQTTS_PORT=… EPMD_PORT=… MANAGEMENT_PORT=…
 #       OBSERVER_USER=… OBSERVER_PASS=… (the observer also administers the management API;
@@ -21,7 +21,8 @@
 #       epmd get free ports on 127.0.0.1. URL is the auth server's base: the broker posts to
 #       URL/registry/auth/rabbitmq/{user,vhost,resource,topic}. An https URL is checked against
 #       --auth-ca (default: --tls-ca); --auth-cert/--auth-key make the broker present a client
-#       certificate to it.
+#       certificate to it. --anonymous turns authentication off instead (MQTT clients without
+#       credentials are let in; the baseline of tools/bench-broker.sh).
 #   tools/rabbitmq.sh stop DIR        stops the node and its epmd and removes DIR (safe when
 #                                     nothing runs, and the cleanup after a failed start)
 #   tools/rabbitmq.sh ctl DIR ARGS…   rabbitmqctl against the node (e.g. list_connections)
@@ -72,7 +73,7 @@ EOF
 
 case "$command" in
 start)
-  auth_url="" tls_cert="" tls_key="" tls_ca="" auth_ca="" auth_cert="" auth_key=""
+  auth_url="" tls_cert="" tls_key="" tls_ca="" auth_ca="" auth_cert="" auth_key="" anonymous=""
   mqtts_host=127.0.0.1 mqtts_port=8883
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -85,11 +86,12 @@ start)
       --auth-ca) auth_ca=$2 ;;
       --auth-cert) auth_cert=$2 ;;
       --auth-key) auth_key=$2 ;;
+      --anonymous) anonymous=1; shift; continue ;;
       *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift 2
   done
-  [ -n "$auth_url" ] || { echo "--auth-url is required" >&2; exit 2; }
+  [ -n "$auth_url" ] || [ -n "$anonymous" ] || { echo "--auth-url (or --anonymous) is required" >&2; exit 2; }
   if [ ! -x "$rmq_bin/rabbitmq-server" ]; then
     SUDO=""; [ "$(id -u)" != "0" ] && SUDO=sudo
     # policy-rc.d or not, the package's own service must not keep running: we only run our nodes.
@@ -155,6 +157,12 @@ mqtt.exchange = amq.topic
 disk_free_limit.absolute = 1MB
 vm_memory_high_watermark.relative = 0.8
 EOF
+  if [ -n "$anonymous" ]; then
+    # The baseline of tools/bench-broker.sh: the same broker with authentication off (MQTT
+    # clients without credentials log in as the observer; nobody asks registryd).
+    sed -i '/^auth_backends.2 = http$/d; /^auth_http\./d; s/^mqtt.allow_anonymous = false$/mqtt.allow_anonymous = true/' "$dir/rabbitmq.conf"
+    printf 'mqtt.default_user = registryd-observer\nmqtt.default_pass = %s\n' "$observer_pass" >> "$dir/rabbitmq.conf"
+  fi
   if [ -n "$tls_cert" ]; then
     cat >> "$dir/rabbitmq.conf" <<EOF
 mqtt.listeners.ssl.default = $mqtts_host:$mqtts_port

@@ -77,8 +77,9 @@ struct MigrateCommand: AsyncParsableCommand {
         )
     }
 
-    /// The destination store: a PostgreSQL hub, or a new data directory holding `key`.
-    private static func openDestination(_ to: String, key: [UInt8]) async throws -> any RegistryBackend {
+    /// The destination store: a PostgreSQL hub, or a new data directory holding `key` (also
+    /// `replay --until`'s, from PostgreSQL).
+    static func openDestination(_ to: String, key: [UInt8]) async throws -> any RegistryBackend {
         if PostgresLocation.isURL(to) {
             return try await PostgresStore.open(PostgresStore.Configuration(location: try PostgresLocation(url: to), dataKey: key))
         }

@@ -4,15 +4,21 @@ import RegistryCore
 
 /// `registryd policies list|add|remove|rotate --data-dir DIR`: shared access policies of a stopped
 /// daemon's data directory, changed through the writer. While `serve` runs it holds the
-/// directory, and the same changes go through `/registry/policies` (iothubowner).
+/// directory, and the same changes go through `/registry/policies` (iothubowner). On PostgreSQL
+/// (`--storage URL`) the change is made in the database while the nodes run (it serialises with
+/// theirs on the hub's row) and every node installs it within its policy refresh (a second).
 struct PoliciesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policies",
-        abstract: "List, add, remove or rotate shared access policies (daemon stopped; /registry/policies while it runs).",
+        abstract: "List, add, remove or rotate shared access policies (LMDB: daemon stopped, /registry/policies while it runs; PostgreSQL: any time).",
         subcommands: [List.self, Add.self, Remove.self, Rotate.self]
     )
 
-    static func open(_ dataDir: String) throws -> any RegistryBackend {
+    static func open(_ data: DataDirectoryOptions) async throws -> any RegistryBackend {
+        if case .postgres = try data.selection {
+            return try await StoreOpening.backend(try data.selection, directory: DataDirectory(path: data.dataDir))
+        }
+        let dataDir = data.dataDir
         do {
             return try StoreOpening.writer(DataDirectory(path: dataDir))
         } catch let error as StoreError where error.description.contains("in use") {
@@ -35,7 +41,7 @@ struct PoliciesCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "Names and rights (no keys).")
         @OptionGroup var data: DataDirectoryOptions
         func run() async throws {
-            let storage = try StoreOpening.reader(DataDirectory(path: data.dataDir), needsKeys: true)
+            let storage = try await data.reader(needsKeys: true)
             for policy in try await storage.policies().sorted(by: { $0.name < $1.name }) { print("\(policy.name)\t\(policy.rights.description)") }
         }
     }
@@ -48,7 +54,7 @@ struct PoliciesCommand: AsyncParsableCommand {
             String
         func run() async throws {
             guard let parsed = AccessRights(description: rights) else { throw ValidationError("unknown right in '\(rights)'") }
-            let store = try PoliciesCommand.open(data.dataDir)
+            let store = try await PoliciesCommand.open(data)
             defer { store.close() }
             let policy = try await PoliciesCommand.change { () async throws(PolicyError) in try await store.upsertPolicy(name: name, rights: parsed) }
             print("\(policy.name)\t\(policy.rights.description)")
@@ -60,7 +66,7 @@ struct PoliciesCommand: AsyncParsableCommand {
         @OptionGroup var data: DataDirectoryOptions
         @Argument(help: "The policy name.") var name: String
         func run() async throws {
-            let store = try PoliciesCommand.open(data.dataDir)
+            let store = try await PoliciesCommand.open(data)
             defer { store.close() }
             try await PoliciesCommand.change { () async throws(PolicyError) in try await store.removePolicy(name: name) }
             print("removed \(name)")
@@ -73,11 +79,11 @@ struct PoliciesCommand: AsyncParsableCommand {
         @Argument(help: "The policy name.") var name: String
         @Flag(help: "Rotate the secondary key instead of the primary.") var secondary = false
         func run() async throws {
-            let store = try PoliciesCommand.open(data.dataDir)
+            let store = try await PoliciesCommand.open(data)
             defer { store.close() }
             _ = try await PoliciesCommand.change { () async throws(PolicyError) in try await store.rotatePolicy(name: name, secondary: secondary) }
             print(
-                "rotated the \(secondary ? "secondary" : "primary") key of \(name); print it with: registryd connection-string --data-dir \(data.dataDir) --policy \(name)"
+                "rotated the \(secondary ? "secondary" : "primary") key of \(name); print it with: registryd connection-string --data-dir \(data.dataDir)\(data.storage.map { " --storage '\($0)'" } ?? "") --policy \(name)"
             )
         }
     }

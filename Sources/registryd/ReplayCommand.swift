@@ -48,7 +48,7 @@ struct ReplayCommand: AsyncParsableCommand {
             try await AuditVerify.run(data)
             return
         }
-        let storage = try StoreOpening.reader(DataDirectory(path: data.dataDir), needsKeys: false)
+        let storage = try await data.reader(needsKeys: false)
         let point = ReplayPoint(until!)!
         let target: DataDirectory
         let temporary = format == "jsonl"
@@ -64,7 +64,7 @@ struct ReplayCommand: AsyncParsableCommand {
             target = DataDirectory(path: out!)
         }
         defer { if temporary { try? FileManager.default.removeItem(atPath: target.path) } }
-        let (events, corruption) = try await storage.materialize(until: point, into: target)
+        let (events, corruption) = try await materialize(storage, until: point, into: target)
         if let corruption, case .logCorrupt(let seq, let reason) = corruption {
             FileHandle.standardError.write(Data("LOG CORRUPT at seq \(seq): \(reason)\n".utf8))
             throw ExitCode(2)
@@ -83,6 +83,23 @@ struct ReplayCommand: AsyncParsableCommand {
         }
         let counts = try await ImportExportEngine.export(storage: rebuilt, excludeKeys: false) { handle.write($0) }
         FileHandle.standardError.write(Data("replayed \(events) events: \(counts.devices + counts.modules) identities\n".utf8))
+    }
+}
+
+extension ReplayCommand {
+    /// The registry at `point` as a new data directory: LMDB writes it itself; from PostgreSQL
+    /// the log up to the point is copied verbatim into a new LMDB directory (with the hub's data
+    /// key, so an export shows the keys), each record checked as it is appended.
+    func materialize(_ storage: any RegistryReader, until point: ReplayPoint, into target: DataDirectory) async throws -> (
+        events: UInt64, corruption: Replayer.Outcome?
+    ) {
+        guard case .postgres(let postgres) = try data.selection else { return try await storage.materialize(until: point, into: target) }
+        let directory = DataDirectory(path: data.dataDir)
+        let key = try directory.loadDataKey(create: false, keyPath: postgres.dataKeyPath(directory))
+        let destination = try await MigrateCommand.openDestination(target.path, key: key)
+        defer { destination.close() }
+        let head = try await storage.head()
+        return (try await StoreMigration.copyLog(from: storage, to: destination, through: head.seq, until: point), nil)
     }
 }
 

@@ -37,7 +37,14 @@ enum StoreOpening {
     /// A reader on the selected backend (PostgreSQL: a full node without listeners, closed by
     /// the process's end).
     static func reader(_ selection: StorageSelection, directory: DataDirectory, needsKeys: Bool) async throws -> any RegistryReader {
-        guard case .postgres(let postgres) = selection else { return try reader(directory, needsKeys: needsKeys) }
+        guard case .postgres = selection else { return try reader(directory, needsKeys: needsKeys) }
+        return try await backend(selection, directory: directory)
+    }
+
+    /// A tool's writable view of a PostgreSQL hub (beside running nodes: a policy change);
+    /// LMDB needs the daemon stopped (`writer`).
+    static func backend(_ selection: StorageSelection, directory: DataDirectory) async throws -> any RegistryBackend {
+        guard case .postgres(let postgres) = selection else { return try writer(directory) }
         var configuration = PostgresStore.Configuration(
             location: try postgres.location(),
             dataKey: try dataKey(at: postgres.dataKeyPath(directory), directory: directory, create: false)

@@ -22,6 +22,36 @@ public enum StoreMigration {
     /// Events per append (one transaction each at the destination).
     public static let page = 5_000
 
+    /// Appends the source's events from seq 1 verbatim (the destination checks every hash and
+    /// link), up to `through` and, given a point, only those the point includes (the log is in
+    /// seq and time order, so the copy stops at the first it does not): `replay --until` on a
+    /// backend that cannot write a data directory itself. Answers the events copied.
+    public static func copyLog(
+        from source: any RegistryReader,
+        to destination: any RegistryBackend,
+        through last: UInt64,
+        until point: ReplayPoint? = nil,
+        progress: (@Sendable (UInt64) -> Void)? = nil
+    ) async throws -> UInt64 {
+        var copied: UInt64 = 0
+        var next: UInt64 = 1
+        while next <= last {
+            var records = try await source.rawEvents(from: next, limit: page)
+            guard !records.isEmpty else { break }
+            var reachedPoint = false
+            if let point, let beyond = try records.firstIndex(where: { !point.includes(try EventRecord.decode($0)) }) {
+                records.removeSubrange(beyond...)
+                reachedPoint = true
+            }
+            if !records.isEmpty { try await destination.appendVerbatim(records) }
+            next += UInt64(records.count)
+            copied += UInt64(records.count)
+            progress?(copied)
+            if reachedPoint { break }
+        }
+        return copied
+    }
+
     public static func copy(
         from source: any RegistryReader,
         to destination: any RegistryBackend,
@@ -34,15 +64,7 @@ public enum StoreMigration {
         }
         var summary = Summary()
         let sourceHead = try await source.head()
-        var next: UInt64 = 1
-        while next <= sourceHead.seq {
-            let records = try await source.rawEvents(from: next, limit: page)
-            guard !records.isEmpty else { break }
-            try await destination.appendVerbatim(records)
-            next += UInt64(records.count)
-            summary.events += UInt64(records.count)
-            progress?(summary.events)
-        }
+        summary.events = try await copyLog(from: source, to: destination, through: sourceHead.seq, progress: progress)
         let generation = try await source.metaString(MetaKey.policyGeneration).flatMap { Int64($0) } ?? 0
         let policies = try await source.policies()
         try await destination.installPolicies(policies, generation: generation)
