@@ -10,7 +10,7 @@ import RegistryCore
 struct PoliciesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policies",
-        abstract: "List, add, remove or rotate shared access policies (LMDB: daemon stopped, /registry/policies while it runs; PostgreSQL: any time).",
+        abstract: "List, add, remove or rotate shared access policies (LMDB: daemon stopped; PostgreSQL: any time).",
         subcommands: [List.self, Add.self, Remove.self, Rotate.self]
     )
 
