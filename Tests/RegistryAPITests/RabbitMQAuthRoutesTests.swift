@@ -101,6 +101,33 @@ struct RabbitMQAuthRoutesTests {
         }
     }
 
+    /// Form bodies as RabbitMQ's HTTP client writes them: spaces as `+`, everything else
+    /// percent-encoded; a body that is not a form, or names a field twice, is a deny.
+    @Test func formBodiesAreReadByTheByte() async throws {
+        try await C.withAPI { client, _, _ in
+            let created = try await R.call(client, .put, "/devices/dev1", body: "{}")
+            let key = try #require(created.json?["authentication"]?["symmetricKey"]?["primaryKey"]?.stringValue)
+            let token = DeviceAuthRouteTests.deviceToken("devices/dev1", key: key, host: "hub.example.com")
+            var allowed = CharacterSet.alphanumerics
+            allowed.insert(charactersIn: "-._~ ")
+            let password = token.addingPercentEncoding(withAllowedCharacters: allowed)!.replacingOccurrences(of: " ", with: "+")
+            let user = Self.user.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            func raw(_ body: String) async throws -> String {
+                var headers = HTTPFields()
+                headers[.authorization] = Self.basic()
+                return try await client.execute(uri: "/registry/auth/rabbitmq/user", method: .post, headers: headers, body: ByteBuffer(string: body))
+                {
+                    String(buffer: $0.body)
+                }
+            }
+            #expect(try await raw("username=\(user)&password=\(password)&client_id=dev1&vhost=%2F") == "allow")
+            #expect(try await raw("username=\(user)&password=\(password)&client_id=dev1&client_id=dev1") == "deny", "a field twice")
+            #expect(try await raw("username=\(user)&password=\(password)%G1&client_id=dev1") == "deny", "not percent-encoding")
+            #expect(try await raw("username=\(user)&password=%FF&client_id=dev1") == "deny", "not UTF-8")
+            #expect(try await raw("{\"username\": \"x\"}") == "deny", "not a form")
+        }
+    }
+
     @Test func idsARoutingKeyCannotTellApartAreNeverAllowedATopic() async throws {
         try await C.withAPI { client, _, _ in
             // Device `a.modules.b` writes the routing key of module `b` of device `a`.

@@ -116,11 +116,12 @@ public enum TopicAuthorization {
         topic: String,
         sessionTopics: Bool
     ) -> Denial? {
-        let bytes = topic.utf8
+        let bytes = Array(topic.utf8)
         guard !bytes.isEmpty, bytes.count <= maxTopicBytes, !bytes.contains(0) else { return .malformed }
-        let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
-        let hasWildcard = levels.contains { $0.contains("+") || $0.contains("#") }
-        if action == .publish && hasWildcard { return .wildcard }
+        // Bytes, not Characters: exact comparison is what is wanted, and it runs on every
+        // broker question.
+        let levels = bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        if action == .publish && levels.contains(where: Self.holdsWildcard) { return .wildcard }
         let holder: Holder = moduleId == nil ? .device : .module
         var denial = Denial.notItsTopic
         for rule in rules where rule.holder == holder && rule.action == action {
@@ -140,9 +141,13 @@ public enum TopicAuthorization {
         return denial
     }
 
+    static func holdsWildcard(_ level: ArraySlice<UInt8>) -> Bool {
+        level.contains(UInt8(ascii: "+")) || level.contains(UInt8(ascii: "#"))
+    }
+
     private enum Match { case matches, wildcardOutsideRest, differs }
 
-    private static func match(_ rule: Rule, _ levels: [Substring], deviceId: String, moduleId: String?, action: Action) -> Match {
+    private static func match(_ rule: Rule, _ levels: [ArraySlice<UInt8>], deviceId: String, moduleId: String?, action: Action) -> Match {
         var index = 0
         for level in rule.levels {
             if case .rest = level {
@@ -152,20 +157,17 @@ public enum TopicAuthorization {
             }
             guard index < levels.count else { return .differs }
             let given = levels[index]
-            let expected: String
+            let equal: Bool
             switch level {
-            case .literal(let text): expected = text
-            case .deviceId: expected = deviceId
-            case .moduleId: expected = moduleId ?? ""
+            case .literal(let text): equal = given.elementsEqual(text.utf8)
+            case .deviceId: equal = given.elementsEqual(deviceId.utf8)
+            case .moduleId: equal = given.elementsEqual((moduleId ?? "").utf8)
             case .rest: return .matches
             }
-            if given != expected {
-                // A wildcard where the row names a level or an id: denied as such.
-                if given.contains("+") || given.contains("#") { return .wildcardOutsideRest }
-                return .differs
-            }
-            // An id that holds a wildcard character reads as a wildcard in a filter.
-            if action == .subscribe && (given.contains("+") || given.contains("#")) { return .wildcardOutsideRest }
+            // A wildcard where the row names a level or an id is denied as such, and so is an id
+            // that holds a wildcard character (in a filter it would read as one).
+            if !equal { return holdsWildcard(given) ? .wildcardOutsideRest : .differs }
+            if action == .subscribe && holdsWildcard(given) { return .wildcardOutsideRest }
             index += 1
         }
         return index == levels.count ? .matches : .differs
