@@ -42,7 +42,7 @@ struct TopicAuthorizationRoute: Sendable {
         } else {
             decision = .denied("malformedRequest")
         }
-        metrics?.topicDecision(broker: broker, action: action?.rawValue ?? "unknown", allowed: decision.allowed, detail: decision.detail)
+        metrics?.topicDecision(broker: broker, action: action?.rawValue ?? "unknown", detail: decision.detail)
         return decision
     }
 

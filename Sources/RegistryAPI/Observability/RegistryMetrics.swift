@@ -14,7 +14,8 @@ public final class RegistryMetrics: Sendable {
     private let commitLatency: DurationHistogram
     private let eventsAppended: Counter
     private let throttled = Mutex<[String: Counter]>([:])
-    private let topicDecisions = Mutex<[String: Counter]>([:])
+    /// Broker → action → detail → counter, made up front (no lock, no label string per question).
+    private let topicDecisions: [String: [String: [String: Counter]]]
     /// Device-authentication answers by route and decision, made up front (a dozen decisions per
     /// route): counting one is an atomic increment, no lock and no label string per check.
     private let deviceAuthDecisions: [String: [DeviceAuthDecision: Counter]]
@@ -58,7 +59,28 @@ public final class RegistryMetrics: Sendable {
             )
         }
         deviceAuthDecisions = byRoute
+        var topics: [String: [String: [String: Counter]]] = [:]
+        let descriptor = Self.name(
+            "registryd_topic_decisions_total",
+            "Broker questions about a device's topic by broker, action, result and detail (the reason for a deny)"
+        )
+        for broker in ["emqx", "rabbitmq"] {
+            for action in TopicAuthorization.Action.allCases.map(\.rawValue) + ["unknown"] {
+                for detail in Self.topicDetails {
+                    topics[broker, default: [:]][action, default: [:]][detail] = registry.makeCounter(
+                        descriptor: descriptor,
+                        labels: [("broker", broker), ("action", action), ("result", detail == "allowed" ? "allow" : "deny"), ("detail", detail)]
+                    )
+                }
+            }
+        }
+        topicDecisions = topics
     }
+
+    /// Every detail a topic decision may carry: `allowed`, or why not.
+    static let topicDetails =
+        ["allowed", "malformedRequest", DeviceAuthDenial.unknownIdentity.rawValue, DeviceAuthDenial.disabled.rawValue]
+        + TopicAuthorization.Denial.allCases.map(\.rawValue)
 
     /// A metric name with its help text (swift-prometheus' descriptor; the unit is in the name).
     static func name(_ name: String, _ help: String) -> MetricNameDescriptor {
@@ -106,22 +128,10 @@ public final class RegistryMetrics: Sendable {
         deviceAuthDecisions[route]?[decision]?.increment()
     }
 
-    /// One broker question about a topic: `detail` is `allowed` or the reason for a deny.
-    func topicDecision(broker: String, action: String, allowed: Bool, detail: String) {
-        let key = "\(broker) \(action) \(detail)"
-        let counter = topicDecisions.withLock { counters in
-            if let c = counters[key] { return c }
-            let c = registry.makeCounter(
-                descriptor: Self.name(
-                    "registryd_topic_decisions_total",
-                    "Broker questions about a device's topic by broker, action, result and detail (the reason for a deny)"
-                ),
-                labels: [("broker", broker), ("action", action), ("result", allowed ? "allow" : "deny"), ("detail", detail)]
-            )
-            counters[key] = c
-            return c
-        }
-        counter.increment()
+    /// One broker question about a topic: `detail` is `allowed` or the reason for a deny (one of
+    /// `topicDetails`).
+    func topicDecision(broker: String, action: String, detail: String) {
+        topicDecisions[broker]?[action]?[detail]?.increment()
     }
 
     func throttledRequest(operationClass: String) {

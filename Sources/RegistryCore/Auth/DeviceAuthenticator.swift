@@ -152,19 +152,22 @@ public struct MQTTConnectIdentity: Sendable, Hashable {
     /// `nil` when the user name does not follow the convention or names another identity than
     /// the client id does (a device must not log in under another's id).
     public init?(username: String, clientId: String) {
-        let path = username.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        // On UTF-8 bytes (ids compare exactly, and brokers ask on every connect and topic).
+        let user = Array(username.utf8)
+        let path = user[..<(user.firstIndex(of: UInt8(ascii: "?")) ?? user.endIndex)]
+        let segments = path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
         guard segments.count >= 2, !segments[0].isEmpty, !segments[1].isEmpty else { return nil }
-        let clientParts = clientId.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard clientParts.count <= 2, clientParts.first == segments[1] else { return nil }
-        host = segments[0]
-        deviceId = segments[1]
+        let client = Array(clientId.utf8)
+        let clientParts = client.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        guard clientParts.count <= 2, clientParts.first.map({ $0.elementsEqual(segments[1]) }) == true else { return nil }
+        host = String(decoding: segments[0], as: UTF8.self)
+        deviceId = String(decoding: segments[1], as: UTF8.self)
         if clientParts.count == 2 {
             // A module: the user name must name the same module right after the device.
-            guard segments.count >= 3, segments[2] == clientParts[1], !clientParts[1].isEmpty,
+            guard segments.count >= 3, segments[2].elementsEqual(clientParts[1]), !clientParts[1].isEmpty,
                 segments.dropFirst(3).allSatisfy(\.isEmpty)
             else { return nil }
-            moduleId = clientParts[1]
+            moduleId = String(decoding: clientParts[1], as: UTF8.self)
         } else {
             guard segments.dropFirst(2).allSatisfy(\.isEmpty) else { return nil }
             moduleId = nil
