@@ -115,6 +115,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The console's sources; built in through the generated Console/ConsoleAssets.swift.
+            exclude: ["Console/assets"],
             swiftSettings: swiftSettings
         ),
         // Outbound side effects: lifecycle routing to files and webhooks.

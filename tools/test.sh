@@ -4,7 +4,8 @@
 # server, tools/postgres.sh) for the PostgreSQL backend's suites, runs every Swift test target,
 # then drives real `registryd serve` processes (on LMDB and on PostgreSQL) with Microsoft's Python
 # SDKs (azure-iot-hub 2.7.0, azure-iot-device 2.14.0, in virtual environments), the device SDK
-# also through a RabbitMQ broker that asks registryd (tools/rabbitmq.sh).
+# also through a RabbitMQ broker that asks registryd (tools/rabbitmq.sh), and the operator
+# console in headless chromium (Selenium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -61,3 +62,10 @@ export REGISTRYD_SDK_PYTHON="$PWD/$sdk/bin/python"
 }
 timeout 900 "$sdk/bin/pytest" -q Tests/sdk-e2e
 timeout 600 "$device/bin/pytest" -q Tests/device-e2e
+# The operator console in a real browser: Debian's chromium and its driver, through Selenium.
+command -v chromedriver >/dev/null || {
+  SUDO=""; [ "$(id -u)" != "0" ] && SUDO=sudo
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+console=$(venv_for console)
+timeout 600 "$console/bin/pytest" -q Tests/console-e2e

@@ -15,6 +15,8 @@ public struct RegistryAPIConfiguration: Sendable {
     public var throttling: ThrottlingConfiguration
     /// Serve `/metrics` without a token (`metrics.open`).
     public var metricsOpen: Bool
+    /// Serve the operator console at `/console/` (its static files without a token).
+    public var console = true
     /// Connection timeouts, the connection cap and the header size limit (`connections`).
     public var connections: ConnectionLimits
     /// Event stream caps (`eventStreams`).
@@ -56,7 +58,8 @@ public func buildRouter(
     router.add(middleware: RequestObservationMiddleware(metrics: metrics, summary: accessLog))
     router.add(middleware: AzureErrorMiddleware())
     router.add(middleware: HeaderSizeMiddleware(maxHeaderBytes: configuration.connections.maxHeaderBytes))
-    let openPaths: Set<String> = configuration.metricsOpen ? ["/healthz", "/readyz", "/metrics"] : ["/healthz", "/readyz"]
+    var openPaths: Set<String> = configuration.metricsOpen ? ["/healthz", "/readyz", "/metrics"] : ["/healthz", "/readyz"]
+    if configuration.console { openPaths.formUnion(ConsoleRoute.openPaths) }
     router.add(middleware: SASAuthenticationMiddleware(authenticator: authenticator, now: now, openPaths: openPaths))
     if !configuration.throttling.rates.isEmpty {
         router.add(
@@ -75,6 +78,8 @@ public func buildRouter(
         JobRoutes(jobs: jobs, routes: routes, clock: { Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9)) }).register(on: router)
     }
     HistoryRoute(store: store).register(on: router)
+    AuditRoutes(store: store).register(on: router)
+    if configuration.console { ConsoleRoute().register(on: router) }
     PolicyRoutes(store: store, routes: routes, authenticator: authenticator).register(on: router)
     let deviceAuth = configuration.deviceAuth
     // Made per check: the host name and policies may change while the daemon runs.

@@ -25,7 +25,7 @@ struct RegistryConfiguration: Sendable {
 
     static let topLevelKeys: Set<String> = [
         "limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs", "server", "connections", "eventStreams", "tls",
-        "storage",
+        "storage", "console",
     ]
 
     init() {}
@@ -87,6 +87,14 @@ struct RegistryConfiguration: Sendable {
                 guard key == "open" else { throw ConfigurationError("\(source): unknown key 'metrics.\(key)' (known: open)") }
                 guard case .bool(let open) = value else { throw ConfigurationError("\(source): 'metrics.open' must be true or false") }
                 api.metricsOpen = open
+            }
+        }
+        if let console = members["console"] {
+            guard case .object(let fields) = console else { throw ConfigurationError("\(source): 'console' must be an object") }
+            for (key, value) in fields {
+                guard key == "enabled" else { throw ConfigurationError("\(source): unknown key 'console.\(key)' (known: enabled)") }
+                guard case .bool(let enabled) = value else { throw ConfigurationError("\(source): 'console.enabled' must be true or false") }
+                api.console = enabled
             }
         }
         if let limits = members["limits"] {

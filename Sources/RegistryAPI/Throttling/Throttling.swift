@@ -23,6 +23,9 @@ public enum OperationClass: String, Sendable, Hashable, CaseIterable {
             return nil
         case "registry" where segments.count >= 2 && (segments[1] == "auth" || segments[1] == "connections"):
             return .deviceAuth
+        case "registry" where segments.count >= 2 && segments[1] == "audit":
+            // A verification reads the whole log.
+            return .bulk
         case "devices" where isPost && segments.count == 2 && segments[1] == "query":
             return .queries
         case "twins" where segments.count >= 2 && segments[1] == "query":
