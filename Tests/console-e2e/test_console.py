@@ -235,3 +235,50 @@ def test_a_read_only_connection_string_cannot_create(daemon, browser):
     shot(d, "6-read-only-refused")
     assert requests.get(f"{daemon['url']}/devices/not-allowed?api-version=2021-04-12", headers={"Authorization": daemon["owner"]},
                         verify=daemon["ca"]).status_code == 404
+
+
+def test_the_console_works_from_the_keyboard_and_every_control_is_labelled(daemon, browser):
+    from selenium.webdriver.common.keys import Keys
+
+    d = browser
+    d.get(daemon["url"] + "/console/")
+    unlabelled = d.execute_script("""
+        const missing = [];
+        for (const c of document.querySelectorAll('input, textarea, select')) {
+          if (!c.id || !document.querySelector(`label[for="${c.id}"]`)) missing.push(c.outerHTML);
+        }
+        for (const b of document.querySelectorAll('button')) if (!b.textContent.trim()) missing.push(b.outerHTML);
+        return missing;""")
+    assert unlabelled == []
+    # Keyboard only: type the connection string, Tab to Connect, Enter.
+    box = wait(d, EC.visibility_of_element_located((By.ID, "cs")))
+    box.click()
+    box.send_keys(daemon["owner_cs"])
+    box.send_keys(Keys.TAB)
+    assert d.switch_to.active_element.text == "Connect"
+    d.switch_to.active_element.send_keys(Keys.ENTER)
+    wait(d, EC.visibility_of_element_located((By.ID, "devices")))
+    # The view's heading takes the focus (a screen reader announces where the operator is).
+    assert d.switch_to.active_element.get_attribute("id") == "devices-title"
+
+
+def test_the_device_list_is_paged(daemon, browser):
+    d = browser
+    batch = [{"id": f"page-{i:03d}", "importMode": "create"} for i in range(60)]
+    r = requests.post(f"{daemon['url']}/devices?api-version=2021-04-12", json=batch, headers={"Authorization": daemon["owner"]},
+                      verify=daemon["ca"], timeout=30)
+    assert r.status_code == 200, r.text
+    connect(d, daemon, daemon["owner_cs"])
+    wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#device-table tbody tr")) == 50)
+    more = d.find_element(By.ID, "more")
+    assert more.is_displayed()
+    more.click()
+    total = len(api(daemon, "POST", "/devices/query", {"query": "SELECT * FROM devices"}))
+    wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#device-table tbody tr")) == total)
+    assert not d.find_element(By.ID, "more").is_displayed()
+    # A search narrows the list (the query language's WHERE clause).
+    search = d.find_element(By.ID, "search")
+    search.send_keys("status = 'disabled'")
+    d.find_element(By.CSS_SELECTOR, "#search-form button[type=submit]").click()
+    wait(d, lambda drv: [r.get_attribute("data-device") for r in drv.find_elements(By.CSS_SELECTOR, "#device-table tbody tr")] == ["console-1"])
+    shot(d, "7-search")

@@ -29,7 +29,7 @@ from azure.iot.device.exceptions import ClientError, CredentialError, Connection
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sdk-e2e"))
-from registryd_helpers import BINARY, ROOT, free_port, wait_until_serving  # noqa: E402
+from registryd_helpers import BINARY, ROOT, eventually, free_port, wait_until_serving  # noqa: E402
 
 HUB = "hub.registry.test"
 RABBITMQ = os.path.join(ROOT, "tools", "rabbitmq.sh")
@@ -170,14 +170,6 @@ class Paho:
         self.client.loop_stop()
 
 
-def eventually(check, timeout=20):
-    deadline = time.time() + timeout
-    while True:
-        value = check()
-        if value or time.time() > deadline:
-            return value
-        time.sleep(0.1)
-
 
 def decisions(b, result):
     text = b["http"].get(b["url"] + "/metrics", headers={"Authorization": b["owner"]}).text
@@ -192,23 +184,23 @@ def test_a_device_and_a_module_send_telemetry_through_the_broker(broker):
     client = device_client(b, "car-1", dev["primaryKey"])
     client.connect()
     client.send_message(Message("speed=42"))
-    assert eventually(lambda: any(t.startswith("devices/car-1/messages/events/") and p == "speed=42" for t, p in b["seen"]))
+    assert eventually(lambda: any(t.startswith("devices/car-1/messages/events/") and p == "speed=42" for t, p in b["seen"]), timeout=20)
     module = device_client(b, "car-1", mod["primaryKey"], module_id="engine")
     module.connect()
     module.send_message(Message("rpm=3000"))
-    assert eventually(lambda: any(t.startswith("devices/car-1/modules/engine/messages/events/") and p == "rpm=3000" for t, p in b["seen"]))
+    assert eventually(lambda: any(t.startswith("devices/car-1/modules/engine/messages/events/") and p == "rpm=3000" for t, p in b["seen"]), timeout=20)
     # Connecting set connectionState (through the bridge), as the service SDK reads it.
-    assert eventually(lambda: service(b, "get-device", "car-1")["connectionState"] == "Connected")
+    assert eventually(lambda: service(b, "get-device", "car-1")["connectionState"] == "Connected", timeout=20)
     client.shutdown()
     module.shutdown()
-    assert eventually(lambda: service(b, "get-device", "car-1")["connectionState"] == "Disconnected")
+    assert eventually(lambda: service(b, "get-device", "car-1")["connectionState"] == "Disconnected", timeout=20)
     # And both changes went out on the DeviceConnectionStateEvents route.
     def route_ops():
         if not os.path.exists(b["lifecycle"]):
             return []
         with open(b["lifecycle"]) as f:
             return [(m["applicationProperties"]["opType"], m["applicationProperties"]["deviceId"]) for m in map(json.loads, f)]
-    assert eventually(lambda: ("deviceConnected", "car-1") in route_ops() and ("deviceDisconnected", "car-1") in route_ops())
+    assert eventually(lambda: ("deviceConnected", "car-1") in route_ops() and ("deviceDisconnected", "car-1") in route_ops(), timeout=20)
 
 
 def test_bad_credentials_are_refused_at_connect(broker):
@@ -265,6 +257,6 @@ def test_a_device_cannot_use_another_devices_topics(broker):
     client.send_message(Message("own"))
     received = []
     client.on_message_received = received.append
-    assert eventually(lambda: any(t.startswith("devices/car-3/messages/events/") and p == "own" for t, p in b["seen"]))
+    assert eventually(lambda: any(t.startswith("devices/car-3/messages/events/") and p == "own" for t, p in b["seen"]), timeout=20)
     client.shutdown()
     assert decisions(b, "allow") > 0

@@ -28,3 +28,13 @@ def wait_until_serving(proc, data, port, timeout=60):
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("registryd did not start: " + open(os.path.join(data, "serve.log")).read())
             time.sleep(0.1)
+
+
+def eventually(check, timeout=10, interval=0.05):
+    """Calls `check` until it returns something true or `timeout` seconds pass; returns its last value."""
+    deadline = time.time() + timeout
+    while True:
+        value = check()
+        if value or time.time() > deadline:
+            return value
+        time.sleep(interval)

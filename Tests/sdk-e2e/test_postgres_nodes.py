@@ -32,7 +32,7 @@ import uuid
 
 import pytest
 import requests
-from registryd_helpers import BINARY, ROOT, free_port, wait_until_serving
+from registryd_helpers import BINARY, ROOT, eventually, free_port, wait_until_serving
 from webhook_receiver import SECRET, Receiver
 
 API = "api-version=2021-04-12"
@@ -115,13 +115,27 @@ def auth(node, device_id, token):
     return r.json()
 
 
-def eventually(check, timeout=10):
-    deadline = time.time() + timeout
-    while True:
-        value = check()
-        if value or time.time() > deadline:
-            return value
-        time.sleep(0.05)
+
+def create_load(node, prefix):
+    """Creates `{prefix}-0`, `{prefix}-1`, … on `node` from a thread until `stop` is set or the
+    node goes away; answers (acknowledged ids, stop, thread)."""
+    acknowledged = []
+    stop = threading.Event()
+
+    def load():
+        i = 0
+        while not stop.is_set():
+            try:
+                r = node.request("PUT", f"/devices/{prefix}-{i}", json={"deviceId": f"{prefix}-{i}"})
+            except requests.RequestException:
+                return
+            if r.status_code == 200:
+                acknowledged.append(f"{prefix}-{i}")
+            i += 1
+
+    writer = threading.Thread(target=load)
+    writer.start()
+    return acknowledged, stop, writer
 
 
 def verify(node):
@@ -215,22 +229,7 @@ def test_a_node_killed_under_load_loses_no_acknowledged_write(cluster):
     a = Node(url)
     b = Node(url, key_from=a)
     try:
-        acknowledged = []
-        stop = threading.Event()
-
-        def load():
-            i = 0
-            while not stop.is_set():
-                try:
-                    r = a.request("PUT", f"/devices/k-{i}", json={"deviceId": f"k-{i}"})
-                except requests.RequestException:
-                    return
-                if r.status_code == 200:
-                    acknowledged.append(f"k-{i}")
-                i += 1
-
-        writer = threading.Thread(target=load)
-        writer.start()
+        acknowledged, stop, writer = create_load(a, "k")
         assert eventually(lambda: len(acknowledged) >= 30, timeout=30)
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait(timeout=10)
@@ -292,22 +291,8 @@ def test_route_delivery_moves_to_the_other_node_when_its_holder_is_killed(cluste
         assert a.request("PUT", "/devices/first", json={"deviceId": "first"}).status_code == 200
         assert eventually(lambda: ("first" in {d for _, d in hook_ops()}) and ("first" in {d for _, d in file_ops()}), timeout=30)
         b = Node(url, key_from=a, config=config)
-        acknowledged = ["first"]
-        stop = threading.Event()
-
-        def load():
-            i = 0
-            while not stop.is_set():
-                try:
-                    r = a.request("PUT", f"/devices/r-{i}", json={"deviceId": f"r-{i}"})
-                except requests.RequestException:
-                    return
-                if r.status_code == 200:
-                    acknowledged.append(f"r-{i}")
-                i += 1
-
-        writer = threading.Thread(target=load)
-        writer.start()
+        acknowledged, stop, writer = create_load(a, "r")
+        acknowledged.append("first")
         assert eventually(lambda: len(acknowledged) >= 30, timeout=30)
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait(timeout=10)

@@ -90,8 +90,8 @@ svg.spark polyline { fill: none; stroke: var(--accent); stroke-width: 1.5; }
     constructor(status, message) { super(`${status}: ${message}`); this.status = status; }
   }
 
-  async function api(method, path, { body, ifMatch, raw } = {}) {
-    const headers = { Authorization: await authorization() };
+  async function api(method, path, { body, ifMatch, raw, extra } = {}) {
+    const headers = { Authorization: await authorization(), ...(extra || {}) };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (ifMatch) headers["If-Match"] = ifMatch;
     const url = path + (path.includes("?") ? "&" : "?") + API;
@@ -185,33 +185,50 @@ svg.spark polyline { fill: none; stroke: var(--accent); stroke-width: 1.5; }
     progress.value = 0;
     $("verify-result").textContent = "Verifying…";
     const response = await api("POST", "/registry/audit/verify", { raw: true });
+    await records(response, "\n", (text) => {
+      const line = JSON.parse(text);
+      if (line.total) progress.value = line.verified / line.total;
+      if (line.result) {
+        progress.value = 1;
+        $("verify-result").textContent = `${line.result}: ${line.events} events, hash chain and projections checked${line.detail ? " — " + line.detail : ""}`;
+      }
+    });
+  }
+
+  // Reads a streamed response to its end, handing over each record (text up to `separator`).
+  async function records(response, separator, handle) {
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) return;
       buffer += decoder.decode(value, { stream: true });
-      let newline;
-      while ((newline = buffer.indexOf("\n")) >= 0) {
-        const line = JSON.parse(buffer.slice(0, newline));
-        buffer = buffer.slice(newline + 1);
-        if (line.total) progress.value = line.verified / line.total;
-        if (line.result) {
-          progress.value = 1;
-          $("verify-result").textContent = `${line.result}: ${line.events} events, hash chain and projections checked${line.detail ? " — " + line.detail : ""}`;
-        }
+      let end;
+      while ((end = buffer.indexOf(separator)) >= 0) {
+        const record = buffer.slice(0, end);
+        buffer = buffer.slice(end + separator.length);
+        if (record) handle(record);
       }
     }
   }
 
   // Devices: a page of identities, or a query's results; actions with If-Match.
+  // Pages of the query `SELECT * FROM devices [WHERE …]` (50 at a time; More follows the
+  // registry's continuation token).
   let lastQuery = "";
-  async function listDevices() {
-    const devices = lastQuery
-      ? await api("POST", "/devices/query", { body: { query: `SELECT * FROM devices WHERE ${lastQuery}` } })
-      : await api("GET", "/devices?top=1000");
-    $("device-table").querySelector("tbody").replaceChildren(...devices.map(deviceRow));
+  let continuation = null;
+  async function listDevices(more = false) {
+    const query = "SELECT * FROM devices" + (lastQuery ? ` WHERE ${lastQuery}` : "");
+    const extra = { "x-ms-max-item-count": "50" };
+    if (more && continuation) extra["x-ms-continuation"] = continuation;
+    const response = await api("POST", "/devices/query", { body: { query }, extra, raw: true });
+    const page = await response.json();
+    continuation = response.headers.get("x-ms-continuation");
+    const tbody = $("device-table").querySelector("tbody");
+    if (!more) tbody.replaceChildren();
+    tbody.append(...page.map(deviceRow));
+    $("more").hidden = !continuation;
   }
 
   function deviceRow(device) {
@@ -350,21 +367,10 @@ svg.spark polyline { fill: none; stroke: var(--accent); stroke-width: 1.5; }
   const follow = (source, signal) => guarded(async () => {
     const response = await fetch(`/registry/events?source=${source}&${API}`, { headers: { Authorization: await authorization() }, signal });
     if (!response.ok) throw new APIError(response.status, (await response.json()).Message);
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-        if (data) liveEvent(JSON.parse(data));
-      }
-    }
+    await records(response, "\n\n", (block) => {
+      const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+      if (data) liveEvent(JSON.parse(data));
+    });
   })();
   function liveEvent(message) {
     const p = message.applicationProperties || {};
@@ -452,6 +458,7 @@ svg.spark polyline { fill: none; stroke: var(--accent); stroke-width: 1.5; }
     $("show-keys").addEventListener("click", () => renderIdentity(!$("show-keys").dataset.showing));
     $("pause").addEventListener("click", togglePause);
     $("verify").addEventListener("click", guarded(verify));
+    $("more").addEventListener("click", guarded(() => listDevices(true)));
     $("disconnect").addEventListener("click", disconnect);
     for (const button of document.querySelectorAll("nav button[data-view]")) button.addEventListener("click", () => open(button.dataset.view));
     show("connect");
@@ -525,6 +532,7 @@ svg.spark polyline { fill: none; stroke: var(--accent); stroke-width: 1.5; }
         <th scope="col">Connection</th><th scope="col">Last activity</th><th scope="col">Actions</th></tr></thead>
       <tbody></tbody>
     </table>
+    <div class="row"><button type="button" id="more" hidden>More</button></div>
   </section>
 
   <section id="device" aria-labelledby="device-title" hidden>
