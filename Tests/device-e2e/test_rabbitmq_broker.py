@@ -10,6 +10,7 @@ its own virtual environment (Tests/sdk-e2e/service_sdk.py).
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -39,6 +40,18 @@ SERVICE_SDK = os.path.join(ROOT, "Tests", "sdk-e2e", "service_sdk.py")
 
 @pytest.fixture(scope="module")
 def broker():
+    # Every process started here is stopped on the way out, also when a later step fails.
+    with contextlib.ExitStack() as cleanup:
+        yield from start_broker(cleanup)
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def start_broker(cleanup):
     data = tempfile.mkdtemp(prefix="registryd-broker-")
     lifecycle = os.path.join(data, "connections.jsonl")
     config = os.path.join(data, "registryd.json")
@@ -54,6 +67,7 @@ def broker():
     # Devices name the broker's hub (deviceAuth.hostNames); the service SDK names the registry.
     serve = subprocess.Popen([BINARY, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}", "--config", config],
                              stdout=log, stderr=subprocess.STDOUT)
+    cleanup.callback(stop, serve)
     ca = wait_until_serving(serve, data, port)
     tls = os.path.join(data, "tls")
 
@@ -65,6 +79,7 @@ def broker():
     broker_token = tool("sas-token", "--policy", "device", "--ttl", "7200")
     auth_url = f"https://device:{urllib.parse.quote(broker_token, safe='')}@localhost:{port}"
     rabbit = os.path.join(data, "rabbitmq")
+    cleanup.callback(subprocess.run, [RABBITMQ, "stop", rabbit], check=False)
     started = subprocess.run(
         [RABBITMQ, "start", rabbit, "--auth-url", auth_url, "--tls-cert", os.path.join(tls, "server.pem"),
          "--tls-key", os.path.join(tls, "server-key.pem"), "--tls-ca", os.path.join(tls, "ca.pem")],
@@ -84,6 +99,7 @@ def broker():
          "--management-user", env["OBSERVER_USER"], "--management-password-file", password_file,
          "--registry", f"https://localhost:{port}", "--token-file", token_file, "--ca-file", ca, "--interval", "0.2"],
         stdout=open(os.path.join(data, "bridge.log"), "w"), stderr=subprocess.STDOUT)
+    cleanup.callback(stop, bridge)
 
     # Everything the observer (an internal broker user, never asking registryd) sees on device topics.
     seen = []
@@ -93,31 +109,29 @@ def broker():
     observer.connect("127.0.0.1", int(env["MQTT_PORT"]))
     observer.subscribe([("devices/#", 1)])
     observer.loop_start()
+    cleanup.callback(observer.loop_stop)
 
     http = requests.Session()
     http.verify = ca
     http.trust_env = False
-    state = {
+    yield {
         "data": data, "ca": ca, "env": env, "seen": seen, "lifecycle": lifecycle, "http": http,
         "url": f"https://localhost:{port}", "owner": tool("sas-token"), "cs": tool("connection-string"),
         "gateway": env["MQTTS_HOST"],
     }
-    try:
-        yield state
-    finally:
-        observer.loop_stop()
-        bridge.terminate()
-        bridge.wait(timeout=30)
-        subprocess.run([RABBITMQ, "stop", rabbit], check=False)
-        serve.terminate()
-        assert serve.wait(timeout=30) == 0
-        verify = subprocess.run([BINARY, "audit", "verify", "--data-dir", data], capture_output=True, text=True)
-        assert verify.returncode == 0, verify.stdout + verify.stderr
-        # No token (the devices', the broker's) in registryd's or the bridge's log lines.
-        for name in ("serve.log", "bridge.log"):
-            with open(os.path.join(data, name)) as f:
-                text = f.read()
-            assert "sig=" not in text and "sig%3D" not in text, name
+    # The tests ran: the daemon stops cleanly, its log verifies and holds no token.
+    observer.loop_stop()
+    stop(bridge)
+    subprocess.run([RABBITMQ, "stop", rabbit], check=False)
+    serve.terminate()
+    assert serve.wait(timeout=30) == 0
+    verify = subprocess.run([BINARY, "audit", "verify", "--data-dir", data], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    # No token (the devices', the broker's) in registryd's or the bridge's log lines.
+    for name in ("serve.log", "bridge.log"):
+        with open(os.path.join(data, name)) as f:
+            text = f.read()
+        assert "sig=" not in text and "sig%3D" not in text, name
 
 
 def service(b, *args):
