@@ -116,12 +116,13 @@ struct SASAuthenticationMiddleware: RouterMiddleware {
     /// the Basic password, percent-decoded once (it arrives as written in the URL). Anything
     /// else is passed on unchanged and fails as a malformed token.
     static func signature(_ header: String?) -> String? {
-        guard let header, header.count > 6, header.prefix(6).lowercased() == "basic " else { return header }
+        // Bytes, not Characters: this runs on every request.
+        guard let header, header.utf8.count > 6, ASCIICase.equal(header.utf8.prefix(6), "basic ".utf8) else { return header }
         guard let decoded = Data(base64Encoded: header.dropFirst(6).trimmingCharacters(in: .whitespaces)),
             let credentials = String(data: decoded, encoding: .utf8),
             let colon = credentials.firstIndex(of: ":")
         else { return header }
         let password = credentials[credentials.index(after: colon)...]
-        return password.removingPercentEncoding ?? String(password)
+        return PercentDecoding.decode(password.utf8) ?? String(password)
     }
 }

@@ -50,8 +50,8 @@ struct RabbitMQAuthRoutes: Sendable {
             var seen = Set<String>()
             for pair in body.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
                 let equals = pair.firstIndex(of: UInt8(ascii: "=")) ?? pair.endIndex
-                guard let key = Self.decode(pair[..<equals]),
-                    let value = Self.decode(equals == pair.endIndex ? pair[equals...] : pair[(equals + 1)...]),
+                guard let key = PercentDecoding.decode(pair[..<equals], plusAsSpace: true),
+                    let value = PercentDecoding.decode(equals == pair.endIndex ? pair[equals...] : pair[(equals + 1)...], plusAsSpace: true),
                     seen.insert(key).inserted
                 else { return nil }
                 switch key {
@@ -67,36 +67,6 @@ struct RabbitMQAuthRoutes: Sendable {
                 case "routing_key": routingKey = value
                 default: break
                 }
-            }
-        }
-
-        /// `+` is a space, `%XX` a byte; the result must be UTF-8.
-        static func decode(_ bytes: ArraySlice<UInt8>) -> String? {
-            var out: [UInt8] = []
-            out.reserveCapacity(bytes.count)
-            var i = bytes.startIndex
-            while i < bytes.endIndex {
-                switch bytes[i] {
-                case UInt8(ascii: "+"):
-                    out.append(UInt8(ascii: " "))
-                case UInt8(ascii: "%"):
-                    guard i + 2 < bytes.endIndex, let high = hex(bytes[i + 1]), let low = hex(bytes[i + 2]) else { return nil }
-                    out.append(high << 4 | low)
-                    i += 2
-                default:
-                    out.append(bytes[i])
-                }
-                i += 1
-            }
-            return String(validating: out, as: UTF8.self)
-        }
-
-        static func hex(_ byte: UInt8) -> UInt8? {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-            default: nil
             }
         }
 
@@ -182,9 +152,8 @@ struct RabbitMQAuthRoutes: Sendable {
             identity = nil
         }
         let topic = question.routingKey.map(Self.mqttTopic)
-        guard question.name == configuration.rabbitmqExchange else {
-            return topics.decide(broker: "rabbitmq", identity: nil, action: action, topic: topic, sessionTopics: false).allowed
-        }
+        // A question about another exchange is not about a device's topics: malformed.
+        if question.name != configuration.rabbitmqExchange { identity = nil }
         return topics.decide(broker: "rabbitmq", identity: identity, action: action, topic: topic, sessionTopics: false).allowed
     }
 

@@ -159,28 +159,7 @@ struct RegistryRoutes: Sendable {
     }
 
     static func percentDecoded(_ text: String) -> String? {
-        let utf8 = text.utf8
-        guard utf8.contains(UInt8(ascii: "%")) else { return text }
-        var out: [UInt8] = []
-        out.reserveCapacity(utf8.count)
-        var iterator = utf8.makeIterator()
-        func hex(_ c: UInt8?) -> UInt8? {
-            switch c {
-            case let c? where c >= 48 && c <= 57: c - 48
-            case let c? where c >= 65 && c <= 70: c - 55
-            case let c? where c >= 97 && c <= 102: c - 87
-            default: nil
-            }
-        }
-        while let c = iterator.next() {
-            if c == UInt8(ascii: "%") {
-                guard let hi = hex(iterator.next()), let lo = hex(iterator.next()) else { return nil }
-                out.append(hi << 4 | lo)
-            } else {
-                out.append(c)
-            }
-        }
-        return String(validating: out, as: UTF8.self)
+        text.utf8.contains(UInt8(ascii: "%")) ? PercentDecoding.decode(text.utf8) : text
     }
 
     /// Azure's Device or Module JSON: the stored form without our `twin` member (served by /twins).

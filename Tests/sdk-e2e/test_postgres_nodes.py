@@ -116,9 +116,9 @@ def auth(node, device_id, token):
 
 
 
-def create_load(node, prefix):
+def create_load(node, prefix, through_errors=False):
     """Creates `{prefix}-0`, `{prefix}-1`, … on `node` from a thread until `stop` is set or the
-    node goes away; answers (acknowledged ids, stop, thread)."""
+    node goes away (or, `through_errors`, only until `stop`); answers (acknowledged ids, stop, thread)."""
     acknowledged = []
     stop = threading.Event()
 
@@ -127,10 +127,11 @@ def create_load(node, prefix):
         while not stop.is_set():
             try:
                 r = node.request("PUT", f"/devices/{prefix}-{i}", json={"deviceId": f"{prefix}-{i}"})
+                if r.status_code == 200:
+                    acknowledged.append(f"{prefix}-{i}")
             except requests.RequestException:
-                return
-            if r.status_code == 200:
-                acknowledged.append(f"{prefix}-{i}")
+                if not through_errors:
+                    return
             i += 1
 
     writer = threading.Thread(target=load)
@@ -430,22 +431,8 @@ def test_failover_to_a_synchronous_standby_loses_no_acknowledged_write():
         node = Node(url + "?hub=failover")
         made = node.request("PUT", "/devices/sensor", json={"deviceId": "sensor"}).json()
         token = device_token("sensor", made["authentication"]["symmetricKey"]["primaryKey"])
-        acknowledged = []
-        stop = threading.Event()
-
-        def load():
-            i = 0
-            while not stop.is_set():
-                try:
-                    r = node.request("PUT", f"/devices/f-{i}", json={"deviceId": f"f-{i}"})
-                    if r.status_code == 200:
-                        acknowledged.append(f"f-{i}")
-                except requests.RequestException:
-                    pass
-                i += 1
-
-        writer = threading.Thread(target=load)
-        writer.start()
+        # Through the outage: a refused or failed request is tried with the next id.
+        acknowledged, stop, writer = create_load(node, "f", through_errors=True)
         try:
             assert eventually(lambda: len(acknowledged) >= 30, timeout=30)
             subprocess.run([POSTGRES, "crash", primary], check=True)

@@ -71,8 +71,8 @@ public struct SharedAccessSignature: Sendable, Hashable {
             }
         }
         guard let sr, let sig, let se,
-            let resource = Self.percentDecoded(sr),
-            let sigText = Self.percentDecoded(sig), let signature = Data(base64Encoded: sigText)
+            let resource = PercentDecoding.decode(sr),
+            let sigText = PercentDecoding.decode(sig), let signature = Data(base64Encoded: sigText)
         else { return nil }
         let seText = String(decoding: se, as: UTF8.self)
         guard let expiry = Int64(seText) ?? Double(seText).flatMap({ $0.isFinite ? Int64(exactly: $0.rounded(.down)) : nil }) else { return nil }
@@ -88,7 +88,7 @@ public struct SharedAccessSignature: Sendable, Hashable {
         message.append(contentsOf: se)
         self.signedMessage = message
         if let skn {
-            guard let name = Self.percentDecoded(skn) else { return nil }
+            guard let name = PercentDecoding.decode(skn) else { return nil }
             self.keyName = name
         } else {
             self.keyName = nil
@@ -100,33 +100,6 @@ public struct SharedAccessSignature: Sendable, Hashable {
     /// Whether a field name is `lowercaseName`, in any case (no String per field).
     static func isName(_ name: ArraySlice<UInt8>, _ lowercaseName: [UInt8]) -> Bool {
         ASCIICase.equal(name, lowercaseName)
-    }
-
-    /// `%XX` decoding (no `+` rule); `nil` for a bad escape or bytes that are not UTF-8.
-    static func percentDecoded(_ bytes: ArraySlice<UInt8>) -> String? {
-        guard bytes.contains(UInt8(ascii: "%")) else { return String(validating: bytes, as: UTF8.self) }
-        func hex(_ c: UInt8) -> UInt8? {
-            switch c {
-            case 48...57: c - 48
-            case 65...70: c - 55
-            case 97...102: c - 87
-            default: nil
-            }
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = bytes.startIndex
-        while i < bytes.endIndex {
-            if bytes[i] == UInt8(ascii: "%") {
-                guard i + 2 < bytes.endIndex, let hi = hex(bytes[i + 1]), let lo = hex(bytes[i + 2]) else { return nil }
-                out.append(hi << 4 | lo)
-                i += 3
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
-        }
-        return String(validating: out, as: UTF8.self)
     }
 
     /// Builds a token for `resource` signed with `key` (base64), as the SDKs do: `sr` is the
