@@ -285,7 +285,7 @@ final class Writer: @unchecked Sendable {
             state.module = try storage.loadModule(deviceId, moduleId, txn)
         }
         switch command {
-        case .deleteDevice:
+        case _ where command.needsAllModules:
             state.modules = try storage.loadModules(of: deviceId, txn)
             state.moduleCount = state.modules.count
         case .createModule, .createOrReplaceModule:

@@ -58,7 +58,7 @@ struct BatchState {
         let deviceModules = modules[deviceId] ?? [:]
         if let moduleId = command.moduleId { state.module = deviceModules[moduleId] }
         switch command {
-        case .deleteDevice:
+        case _ where command.needsAllModules:
             // In key order, as the LMDB backend reads them (bytewise).
             state.modules = deviceModules.values.sorted { Array($0.moduleId.utf8).lexicographicallyPrecedes(Array($1.moduleId.utf8)) }
             state.moduleCount = state.modules.count

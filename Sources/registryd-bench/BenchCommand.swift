@@ -19,7 +19,9 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registryd-bench",
         abstract: "Benchmarks (run by hand, not in CI).",
-        subcommands: [StoreBench.self, DeliveryBench.self, AuditBench.self, QueryBench.self, ImportExportBench.self, PostgresRawBench.self]
+        subcommands: [
+            StoreBench.self, DeliveryBench.self, AuditBench.self, QueryBench.self, ImportExportBench.self, PostgresRawBench.self, BulkQueryBench.self,
+        ]
     )
 
     static func main() async {

@@ -32,6 +32,41 @@ import Testing
         }
     }
 
+    /// A bulk-by-query job's change (`Command.change`): applied under the identity's and the
+    /// twin's etags as read, refused under either one stale, and a device delete takes its
+    /// modules in the same batch, as DELETE does.
+    @Test(arguments: BackendFixtures.all)
+    func changesApplyUnderTheEtagsTheyReadAndADeleteTakesTheModules(_ fixture: any BackendFixture) async throws {
+        try await fixture.withBackend { backend in
+            _ = try await Self.execute(backend, [Self.create("b"), .createModule(ModuleSpec(deviceId: "b", moduleId: "m"))])
+            let read = try #require(try await backend.device("b"))
+            let initialTwin = read.twin?.etag ?? TwinState.initialEtag
+            func change(_ action: IdentityChange.Action, etag: String, twin: String) -> Command {
+                .change(IdentityChange(deviceId: "b", action: action, etag: etag, twinEtag: twin))
+            }
+            let stale = try await Self.execute(backend, [change(.setStatus(.disabled, reason: "x"), etag: "\"stale\"", twin: initialTwin)])
+            #expect(stale[0].failure?.code == .preconditionFailed)
+            _ = try await Self.execute(backend, [change(.setStatus(.disabled, reason: "bulk"), etag: read.etag, twin: initialTwin)])
+            let disabled = try #require(try await backend.device("b"))
+            #expect(disabled.status == .disabled)
+            #expect(disabled.statusReason == "bulk")
+            #expect(disabled.authentication == read.authentication)
+            #expect(try backend.credentials(deviceId: "b", moduleId: nil)?.deviceDisabled == true)
+            // A tag change moves the twin's etag, not the identity's.
+            _ = try await Self.execute(backend, [change(.mergeTags(["site": .string("a")]), etag: disabled.etag, twin: initialTwin)])
+            let tagged = try #require(try await backend.device("b"))
+            #expect(tagged.etag == disabled.etag)
+            #expect(tagged.twin?.tags == ["site": .string("a")])
+            let staleTwin = try await Self.execute(backend, [change(.delete, etag: tagged.etag, twin: initialTwin)])
+            #expect(staleTwin[0].failure?.code == .preconditionFailed)
+            let results = try await Self.execute(backend, [change(.delete, etag: tagged.etag, twin: try #require(tagged.twin?.etag))])
+            #expect(try results[0].get().events.map(\.type) == [.moduleDeleted, .deviceDeleted])
+            #expect(try await backend.device("b") == nil)
+            #expect(try await backend.module("b", "m") == nil)
+            Self.expectLinearChain(try await Self.log(backend))
+        }
+    }
+
     // MARK: the log
 
     @Test(arguments: BackendFixtures.all)

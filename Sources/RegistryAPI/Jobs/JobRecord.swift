@@ -1,10 +1,12 @@
 import RegistryCore
 
-/// An import or export job as Azure's `JobProperties` (spec §10), stored in the `jobs`
-/// database (key: job id; value: this JSON) outside the hash chain.
+/// An import, export or bulk-by-query job as Azure's `JobProperties` (spec §10), stored in the
+/// `jobs` database (key: job id; value: this JSON) outside the hash chain.
 public struct JobRecord: Sendable, Hashable {
-    public enum Kind: String, Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
         case export, `import`
+        /// Ours: one change applied to every identity a query selects (`BulkQueryJob`).
+        case bulkByQuery
     }
 
     public enum Status: String, Sendable, Hashable {
@@ -28,6 +30,8 @@ public struct JobRecord: Sendable, Hashable {
     /// Ours: identities exported or imported and lines that failed, so far.
     public var identities: Int = 0
     public var failedLines: Int = 0
+    /// A bulk-by-query job's request and outcome (nil for imports and exports).
+    var bulk: BulkQueryJob.Record?
 
     public var json: JSONValue {
         var o: [String: JSONValue] = [
@@ -42,6 +46,9 @@ public struct JobRecord: Sendable, Hashable {
         if let outputBlobContainerUri { o["outputBlobContainerUri"] = .string(outputBlobContainerUri) }
         if let outputBlobName { o["outputBlobName"] = .string(outputBlobName) }
         if let failureReason { o["failureReason"] = .string(failureReason) }
+        if let bulk {
+            for (key, value) in bulk.fields { o[key] = value }
+        }
         return .object(o)
     }
 
@@ -64,6 +71,7 @@ public struct JobRecord: Sendable, Hashable {
         failureReason = json["failureReason"]?.stringValue
         identities = Int(json["identities"]?.intValue ?? 0)
         failedLines = Int(json["failedLines"]?.intValue ?? 0)
+        bulk = type == .bulkByQuery ? BulkQueryJob.Record(json: json) : nil
     }
 
     public init(

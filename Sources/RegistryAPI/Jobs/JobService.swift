@@ -136,7 +136,7 @@ public final class JobService: Service, Sendable {
         let quotaExceeded = APIError(
             status: .forbidden,
             code: "JobQuotaExceeded",
-            message: "Job quota has been exceeded: one import or export job may be active at a time."
+            message: "Job quota has been exceeded: one import, export or bulkByQuery job may be active at a time."
         )
         guard claimed else { throw quotaExceeded }
         do {
@@ -225,8 +225,25 @@ public final class JobService: Service, Sendable {
         guard let typeName = try string("type") else {
             throw APIError(status: .badRequest, code: "ArgumentNull", message: "type is required (export or import).")
         }
-        guard let type = JobRecord.Kind(rawValue: typeName.lowercased()) else {
-            throw APIError.invalid("Job type '\(typeName)' is not supported; use export or import.")
+        guard let type = JobRecord.Kind.allCases.first(where: { $0.rawValue.lowercased() == typeName.lowercased() }) else {
+            throw APIError.invalid("Job type '\(typeName)' is not supported; use export, import or bulkByQuery.")
+        }
+        if type == .bulkByQuery {
+            // Reads and writes the registry only: no container, no job roots.
+            let job = try BulkQueryJob.parse(body)
+            var record = JobRecord(
+                jobId: UUID().uuidString.lowercased(),
+                type: type,
+                status: .enqueued,
+                startTimeUtc: now,
+                inputBlobContainerUri: nil,
+                inputBlobName: nil,
+                outputBlobContainerUri: nil,
+                outputBlobName: nil,
+                excludeKeysInExport: false
+            )
+            record.bulk = BulkQueryJob.Record(job)
+            return (record, .bulkByQuery(job))
         }
         guard !configuration.roots.isEmpty else {
             throw APIError.invalid("Import and export jobs are off: configure jobs.roots with the directories containers may use.")
@@ -248,6 +265,8 @@ public final class JobService: Service, Sendable {
         // Resolve every path now: a bad container is the caller's error (400), not a failed job.
         let plan: JobPlan
         switch type {
+        case .bulkByQuery:
+            preconditionFailure("handled above")
         case .export:
             guard let outputUri else { throw APIError(status: .badRequest, code: "ArgumentNull", message: "An export needs outputBlobContainerUri.") }
             let directory = try container(outputUri, field: "outputBlobContainerUri")
@@ -299,6 +318,7 @@ public final class JobService: Service, Sendable {
     enum JobPlan: Sendable {
         case export(container: String, name: String)
         case `import`(container: String, name: String, errorsContainer: String)
+        case bulkByQuery(BulkQueryJob)
     }
 
     /// The name of an import's log of refused lines, in its output container.
@@ -324,6 +344,8 @@ public final class JobService: Service, Sendable {
                 try await runExport(&record, container: container, name: name)
             case .import(let container, let name, let errorsContainer):
                 try await runImport(&record, container: container, name: name, errorsContainer: errorsContainer)
+            case .bulkByQuery(let job):
+                try await runBulkQuery(&record, job)
             }
             record.status = .completed
             record.progress = 100
@@ -423,6 +445,58 @@ public final class JobService: Service, Sendable {
         }
         record.identities = counts.imported
         record.failedLines = counts.failed
+    }
+
+    /// Counts what the query selects (all a dry run does), then applies the change page by page
+    /// as the actor `job:<id>`, saving counts and refusals with each batch.
+    func runBulkQuery(_ record: inout JobRecord, _ job: BulkQueryJob) async throws {
+        let bounds = QueryBounds()
+        let batch = configuration.importBatch
+        let matched = try await BulkQueryEngine.count(
+            store: store,
+            query: job.query,
+            pageSize: QueryRoute.maximumPageSize,
+            bounds: bounds,
+            isCancelled: { self.isCancelled }
+        )
+        record.bulk?.counts.matched = matched
+        if job.dryRun { return }
+        try await save(record)
+        let progressRecord = Mutex(record)
+        // Saved with each settled batch, never over a cancellation another node recorded.
+        let counts: BulkQueryEngine.Counts
+        do {
+            counts = try await BulkQueryEngine.apply(
+                store: store,
+                query: job.query,
+                action: job.action,
+                counts: record.bulk?.counts ?? .init(),
+                batch: batch,
+                bounds: bounds,
+                actor: "job:\(record.jobId)",
+                requestId: record.jobId,
+                refused: { refusal in progressRecord.withLock { $0.bulk?.refused(refusal) } },
+                isCancelled: { self.isCancelled },
+                progress: { counts in
+                    if await self.cancelledElsewhere(record.jobId) { return }
+                    let snapshot = progressRecord.withLock { current -> JobRecord in
+                        current.bulk?.counts = counts
+                        current.identities = counts.changed
+                        current.failedLines = counts.skipped + counts.failed
+                        current.progress = min(99, counts.processed * 100 / max(1, matched))
+                        return current
+                    }
+                    try? await self.save(snapshot)
+                }
+            )
+        } catch {
+            record = progressRecord.withLock { $0 }
+            throw error
+        }
+        record = progressRecord.withLock { $0 }
+        record.bulk?.counts = counts
+        record.identities = counts.changed
+        record.failedLines = counts.skipped + counts.failed
     }
 
     // MARK: containers

@@ -16,6 +16,8 @@ public indirect enum Command: Sendable, Hashable {
     case reportConnection(ConnectionReport)
     /// Twin tags: merged (PATCH) or replaced (PUT), under the twin's own etag.
     case updateTwin(TwinUpdate)
+    /// A bulk-by-query job's change to one identity it read (under both of its etags).
+    case change(IdentityChange)
 
     /// The device the command is about.
     public var deviceId: String {
@@ -26,6 +28,7 @@ public indirect enum Command: Sendable, Hashable {
         case .deleteModule(let id, _, _): id
         case .reportConnection(let r): r.deviceId
         case .updateTwin(let u): u.deviceId
+        case .change(let c): c.deviceId
         }
     }
 
@@ -37,6 +40,16 @@ public indirect enum Command: Sendable, Hashable {
         case .deleteModule(_, let m, _): m
         case .reportConnection(let r): r.moduleId
         case .updateTwin(let u): u.moduleId
+        case .change(let c): c.moduleId
+        }
+    }
+
+    /// Whether `decide` needs every module of the device (a device delete removes them first).
+    public var needsAllModules: Bool {
+        switch self {
+        case .deleteDevice: true
+        case .change(let c): c.moduleId == nil && c.action == .delete
+        default: false
         }
     }
 }

@@ -84,6 +84,8 @@ public func decide(
         return try rules.reportConnection(report)
     case .updateTwin(let update):
         return [try rules.updateTwin(update)]
+    case .change(let change):
+        return try rules.change(change, random: &random)
     }
 }
 
@@ -310,6 +312,83 @@ private struct Rules {
         }
         device.twin = try next(device.twin, what: "device '\(update.deviceId)'")
         return event(.deviceTwinUpdated) { _ in .device(device) }
+    }
+
+    // MARK: bulk-by-query changes
+
+    /// One identity's change from a bulk-by-query job, refused if the identity or its twin
+    /// changed since the job read them.
+    mutating func change(_ change: IdentityChange, random: inout some RandomNumberGenerator) throws(RegistryError) -> [RegistryEvent] {
+        try Validation.checkId(change.deviceId, kind: "device")
+        var device = try existingDevice(change.deviceId)
+        if let moduleId = change.moduleId {
+            try Validation.checkId(moduleId, kind: "module")
+            var module = try existingModule(change.deviceId, moduleId)
+            let what = "module '\(moduleId)' of device '\(change.deviceId)'"
+            try checkPrecondition(.exact(change.etag), current: module.etag, what: what)
+            try checkPrecondition(.exact(change.twinEtag), current: module.twin?.etag ?? TwinState.initialEtag, what: "the twin of \(what)")
+            switch change.action {
+            case .setStatus:
+                throw .invalid("Modules cannot be disabled or enabled; only devices have a status.")
+            case .regenerateKeys(let slots):
+                module.authentication = try regenerated(module.authentication, slots, what: what, random: &random)
+                return [
+                    event(.moduleUpdated) { etag in
+                        module.etag = etag
+                        return .module(module)
+                    }
+                ]
+            case .mergeTags(let tags):
+                module.twin = try mergedTwin(module.twin, tags)
+                return [event(.moduleTwinUpdated) { _ in .module(module) }]
+            case .delete:
+                return [event(.moduleDeleted) { _ in .module(module) }]
+            }
+        }
+        let what = "device '\(change.deviceId)'"
+        try checkPrecondition(.exact(change.etag), current: device.etag, what: what)
+        try checkPrecondition(.exact(change.twinEtag), current: device.twin?.etag ?? TwinState.initialEtag, what: "the twin of \(what)")
+        switch change.action {
+        case .setStatus(let status, let reason):
+            try Validation.checkStatusReason(reason)
+            if status != device.status { device.statusUpdatedTime = context.now }
+            device.status = status
+            device.statusReason = reason
+        case .regenerateKeys(let slots):
+            device.authentication = try regenerated(device.authentication, slots, what: what, random: &random)
+        case .mergeTags(let tags):
+            device.twin = try mergedTwin(device.twin, tags)
+            return [event(.deviceTwinUpdated) { _ in .device(device) }]
+        case .delete:
+            return try deleteDevice(change.deviceId, ifMatch: .exact(change.etag))
+        }
+        return [
+            event(.deviceUpdated) { etag in
+                device.etag = etag
+                return .device(device)
+            }
+        ]
+    }
+
+    func regenerated(
+        _ authentication: Authentication,
+        _ slots: IdentityChange.KeySlots,
+        what: String,
+        random: inout some RandomNumberGenerator
+    ) throws(RegistryError) -> Authentication {
+        guard authentication.type == .sas else {
+            throw .invalid("The keys of \(what) cannot be regenerated: it authenticates with \(authentication.type.rawValue), not sas.")
+        }
+        var next = authentication
+        if slots != .secondary { next.symmetricKey.primaryKey = generateKey(random: &random) }
+        if slots != .primary { next.symmetricKey.secondaryKey = generateKey(random: &random) }
+        return next
+    }
+
+    func mergedTwin(_ current: TwinState?, _ tags: [String: JSONValue]) throws(RegistryError) -> TwinState {
+        let merged = Validation.mergedTags(current?.tags ?? [:], tags)
+        try Validation.checkTags(merged)
+        return TwinState(tags: merged, version: (current?.version ?? 2) + 1, etag: twinEtag(forSequence: nextSequence))
     }
 
     // MARK: connection state
