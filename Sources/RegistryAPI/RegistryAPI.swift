@@ -78,6 +78,7 @@ public func buildRouter(
         JobRoutes(jobs: jobs, routes: routes, clock: { Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9)) }).register(on: router)
     }
     HistoryRoute(store: store).register(on: router)
+    RestoreRoutes(store: store).register(on: router)
     AuditRoutes(store: store).register(on: router)
     if configuration.console { ConsoleRoute().register(on: router) }
     PolicyRoutes(store: store, routes: routes, authenticator: authenticator).register(on: router)

@@ -112,6 +112,8 @@ public final class RegistryStorage: Sendable {
         try read { txn, _ in try loadHead(txn) }
     }
 
+    public func identity(in record: EventRecord) throws -> Identity { try documents.decodeIdentity(record.payloadBytes) }
+
     /// Up to `limit` stored events from `seq` on, decoded (not verified).
     public func events(from seq: UInt64, limit: Int) throws -> [EventRecord] {
         try read { txn, db in

@@ -30,6 +30,7 @@ extension RegistryStore: RegistryBackend {
     }
     public func head() throws -> LogHead { try storage.head() }
     public func events(from seq: UInt64, limit: Int) throws -> [EventRecord] { try storage.events(from: seq, limit: limit) }
+    public func identity(in record: EventRecord) throws -> Identity { try storage.identity(in: record) }
     public func history(deviceId: String, moduleId: String?, after: UInt64, limit: Int) throws -> (entries: [HistoryEntry], next: UInt64?) {
         try storage.history(deviceId: deviceId, moduleId: moduleId, after: after, limit: limit)
     }

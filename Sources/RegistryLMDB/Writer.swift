@@ -288,7 +288,7 @@ final class Writer: @unchecked Sendable {
         case _ where command.needsAllModules:
             state.modules = try storage.loadModules(of: deviceId, txn)
             state.moduleCount = state.modules.count
-        case .createModule, .createOrReplaceModule:
+        case _ where command.needsModuleCount:
             state.moduleCount = try storage.countModules(of: deviceId, txn)
         default:
             break

@@ -62,7 +62,7 @@ struct BatchState {
             // In key order, as the LMDB backend reads them (bytewise).
             state.modules = deviceModules.values.sorted { Array($0.moduleId.utf8).lexicographicallyPrecedes(Array($1.moduleId.utf8)) }
             state.moduleCount = state.modules.count
-        case .createModule, .createOrReplaceModule:
+        case _ where command.needsModuleCount:
             state.moduleCount = deviceModules.count
         default:
             break

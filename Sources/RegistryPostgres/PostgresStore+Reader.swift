@@ -245,6 +245,8 @@ extension PostgresStore: RegistryReader {
         }
     }
 
+    public func identity(in record: EventRecord) throws -> Identity { try documents.decodeIdentity(record.payloadBytes) }
+
     public func events(from seq: UInt64, limit: Int) async throws -> [EventRecord] {
         try await rawEvents(from: seq, limit: limit).map { try EventRecord.decode($0) }
     }

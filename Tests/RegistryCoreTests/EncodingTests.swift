@@ -377,7 +377,8 @@ struct CanonicalIdentityTests {
                 capabilities: DeviceCapabilities(iotEdge: i % 2 == 1),
                 deviceScope: strings(&random),
                 parentScopes: i % 3 == 0 ? [] : ["ms-azure-iot-edge://p-\(i)", "x\"y"],
-                twin: twin
+                twin: twin,
+                restoredFrom: i % 7 == 0 ? UInt64(i) + 1 : nil
             )
             let module = Module(
                 deviceId: "dev-\(i)",
@@ -389,7 +390,8 @@ struct CanonicalIdentityTests {
                 lastActivityTime: Timestamp(ticks: Int64(i)),
                 cloudToDeviceMessageCount: 3,
                 authentication: auth,
-                twin: twin
+                twin: twin,
+                restoredFrom: i % 6 == 0 ? UInt64(Int64.max) - UInt64(i) : nil
             )
             for identity in [Identity.device(device), .module(module)] {
                 let direct = IdentityCodec.canonicalBytes(identity, key: sealed)

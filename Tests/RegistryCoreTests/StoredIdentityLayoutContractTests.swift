@@ -11,17 +11,20 @@ import Testing
 @Suite struct StoredIdentityLayoutContractTests {
     typealias Field = StoredIdentityLayout.Field
 
+    /// `restoredFrom` (issue 22's undelete) is optional like `twin`: written only on a restored
+    /// identity, so every document written before it keeps its exact bytes.
     @Test func theCanonicalMemberOrderIsPinned() {
         #expect(
             StoredIdentityLayout.deviceMembers.map(\.name) == [
                 "authentication", "capabilities", "cloudToDeviceMessageCount", "connectionState", "connectionStateUpdatedTime", "deviceId",
-                "deviceScope", "etag", "generationId", "lastActivityTime", "parentScopes", "status", "statusReason", "statusUpdatedTime", "twin",
+                "deviceScope", "etag", "generationId", "lastActivityTime", "parentScopes", "restoredFrom", "status", "statusReason",
+                "statusUpdatedTime", "twin",
             ]
         )
         #expect(
             StoredIdentityLayout.moduleMembers.map(\.name) == [
                 "authentication", "cloudToDeviceMessageCount", "connectionState", "connectionStateUpdatedTime", "deviceId", "etag",
-                "generationId", "lastActivityTime", "managedBy", "moduleId", "twin",
+                "generationId", "lastActivityTime", "managedBy", "moduleId", "restoredFrom", "twin",
             ]
         )
         #expect(Field.authentication.members.map(\.name) == ["symmetricKey", "type", "x509Thumbprint"])

@@ -67,6 +67,42 @@ import Testing
         }
     }
 
+    /// Undelete (`Command.restore`): the deletion events read back through the interface, keys
+    /// opened, re-create the device and its modules with their keys and a new generation; the
+    /// restored documents name their deletions; a restore over a live id is refused.
+    @Test(arguments: BackendFixtures.all)
+    func aRestoreRecreatesDeletedIdentitiesFromTheirDeletionEvents(_ fixture: any BackendFixture) async throws {
+        try await fixture.withBackend { backend in
+            _ = try await Self.execute(backend, [Self.create("r"), .createModule(ModuleSpec(deviceId: "r", moduleId: "m"))])
+            let device = try #require(try await backend.device("r"))
+            let module = try #require(try await backend.module("r", "m"))
+            _ = try await Self.execute(backend, [.deleteDevice(deviceId: "r", ifMatch: .absent)])
+            let records = try await Self.log(backend)
+            let deletions = records.filter { $0.type.isDelete }
+            #expect(deletions.map(\.type) == [.moduleDeleted, .deviceDeleted])
+            let opened = try deletions.map { try backend.identity(in: $0) }
+            #expect(opened == [.module(module), .device(device)], "the deletion events carry the identities, keys opened")
+            let restoration = Restoration(
+                deviceId: "r",
+                device: .init(identity: opened[1], seq: deletions[1].seq),
+                modules: [.init(identity: opened[0], seq: deletions[0].seq)]
+            )
+            let results = try await Self.execute(backend, [.restore(restoration)])
+            #expect(try results[0].get().events.map(\.type) == [.deviceCreated, .moduleCreated])
+            let back = try #require(try await backend.device("r"))
+            #expect(back.authentication == device.authentication)
+            #expect(back.restoredFrom == deletions[1].seq)
+            #expect(back.etag != device.etag)
+            let backModule = try #require(try await backend.module("r", "m"))
+            #expect(backModule.authentication == module.authentication)
+            #expect(backModule.restoredFrom == deletions[0].seq)
+            #expect(try backend.credentials(deviceId: "r", moduleId: "m") != nil, "device authentication sees it again")
+            let again = try await Self.execute(backend, [.restore(restoration)])
+            #expect(again[0].failure?.code == .deviceAlreadyExists)
+            Self.expectLinearChain(try await Self.log(backend))
+        }
+    }
+
     // MARK: the log
 
     @Test(arguments: BackendFixtures.all)

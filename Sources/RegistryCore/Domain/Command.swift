@@ -18,6 +18,8 @@ public indirect enum Command: Sendable, Hashable {
     case updateTwin(TwinUpdate)
     /// A bulk-by-query job's change to one identity it read (under both of its etags).
     case change(IdentityChange)
+    /// Undelete: a device (and modules deleted with it) or a module, as its deletion left it.
+    case restore(Restoration)
 
     /// The device the command is about.
     public var deviceId: String {
@@ -29,6 +31,7 @@ public indirect enum Command: Sendable, Hashable {
         case .reportConnection(let r): r.deviceId
         case .updateTwin(let u): u.deviceId
         case .change(let c): c.deviceId
+        case .restore(let r): r.deviceId
         }
     }
 
@@ -41,6 +44,7 @@ public indirect enum Command: Sendable, Hashable {
         case .reportConnection(let r): r.moduleId
         case .updateTwin(let u): u.moduleId
         case .change(let c): c.moduleId
+        case .restore(let r): r.moduleId
         }
     }
 
@@ -49,6 +53,15 @@ public indirect enum Command: Sendable, Hashable {
         switch self {
         case .deleteDevice: true
         case .change(let c): c.moduleId == nil && c.action == .delete
+        default: false
+        }
+    }
+
+    /// Whether `decide` needs the device's module count (a new module must fit under the limit).
+    public var needsModuleCount: Bool {
+        switch self {
+        case .createModule, .createOrReplaceModule: true
+        case .restore(let r): r.device == nil
         default: false
         }
     }

@@ -86,6 +86,8 @@ public func decide(
         return [try rules.updateTwin(update)]
     case .change(let change):
         return try rules.change(change, random: &random)
+    case .restore(let restoration):
+        return try rules.restore(restoration)
     }
 }
 
@@ -389,6 +391,81 @@ private struct Rules {
         let merged = Validation.mergedTags(current?.tags ?? [:], tags)
         try Validation.checkTags(merged)
         return TwinState(tags: merged, version: (current?.version ?? 2) + 1, etag: twinEtag(forSequence: nextSequence))
+    }
+
+    // MARK: undelete
+
+    /// Re-creates identities as their deletion events carried them: same keys, status, tags,
+    /// scopes and managedBy; a new generationId, etag and twin etag; connection facts reset;
+    /// `restoredFrom` the deletion's seq. Refused if the id exists again.
+    mutating func restore(_ restoration: Restoration) throws(RegistryError) -> [RegistryEvent] {
+        try Validation.checkId(restoration.deviceId, kind: "device")
+        let generationId = String(context.now.ticks)
+        var events: [RegistryEvent] = []
+        if let deleted = restoration.device {
+            guard case .device(var device) = deleted.identity, device.deviceId == restoration.deviceId else {
+                throw .invalid("A device restore needs the device's own deletion.")
+            }
+            if state.device != nil {
+                throw RegistryError(
+                    .deviceAlreadyExists,
+                    "A device with ID '\(device.deviceId)' is registered again; a restore only re-creates a deleted identity."
+                )
+            }
+            if let maximum = context.limits.maxIdentities, state.identityCount + 1 + restoration.modules.count > maximum {
+                throw RegistryError(
+                    .quotaExceeded,
+                    "The registry holds \(state.identityCount) identities; the restore would pass the configured maximum."
+                )
+            }
+            device.generationId = generationId
+            device.connectionState = .disconnected
+            device.connectionStateUpdatedTime = .unset
+            device.lastActivityTime = .unset
+            device.cloudToDeviceMessageCount = 0
+            device.twin = device.twin.map { TwinState(tags: $0.tags, version: 2, etag: twinEtag(forSequence: nextSequence)) }
+            device.restoredFrom = deleted.seq
+            events.append(
+                event(.deviceCreated) { etag in
+                    device.etag = etag
+                    return .device(device)
+                }
+            )
+        } else {
+            _ = try existingDevice(restoration.deviceId)
+            if let moduleId = restoration.moduleId, state.module != nil {
+                throw RegistryError(
+                    .moduleAlreadyExists,
+                    "A module with ID '\(moduleId)' is registered again on device '\(restoration.deviceId)'; a restore only re-creates a deleted identity."
+                )
+            }
+            guard state.moduleCount + restoration.modules.count <= context.limits.maxModulesPerDevice else {
+                throw RegistryError(
+                    .tooManyModulesOnDevice,
+                    "Device '\(restoration.deviceId)' already has \(state.moduleCount) modules, the maximum allowed."
+                )
+            }
+            try checkIdentityQuota()
+        }
+        for deleted in restoration.modules {
+            guard case .module(var module) = deleted.identity, module.deviceId == restoration.deviceId else {
+                throw .invalid("A module restore needs the module's own deletion.")
+            }
+            module.generationId = generationId
+            module.connectionState = .disconnected
+            module.connectionStateUpdatedTime = .unset
+            module.lastActivityTime = .unset
+            module.cloudToDeviceMessageCount = 0
+            module.twin = module.twin.map { TwinState(tags: $0.tags, version: 2, etag: twinEtag(forSequence: nextSequence)) }
+            module.restoredFrom = deleted.seq
+            events.append(
+                event(.moduleCreated) { etag in
+                    module.etag = etag
+                    return .module(module)
+                }
+            )
+        }
+        return events
     }
 
     // MARK: connection state

@@ -91,6 +91,9 @@ public struct Device: Sendable, Hashable {
     public var parentScopes: [String]
     /// Not part of Azure's Device JSON: served by `/twins` and queries.
     public var twin: TwinState?
+    /// Ours: this incarnation was restored from the log, from the deletion event with this seq
+    /// (`POST /registry/devices/{id}/restore`). Absent for every identity created otherwise.
+    public var restoredFrom: UInt64?
 
     public init(
         deviceId: String,
@@ -107,8 +110,10 @@ public struct Device: Sendable, Hashable {
         capabilities: DeviceCapabilities = .init(),
         deviceScope: String? = nil,
         parentScopes: [String] = [],
-        twin: TwinState? = nil
+        twin: TwinState? = nil,
+        restoredFrom: UInt64? = nil
     ) {
+        self.restoredFrom = restoredFrom
         self.deviceId = deviceId
         self.generationId = generationId
         self.etag = etag
@@ -146,6 +151,8 @@ public struct Module: Sendable, Hashable {
     public var cloudToDeviceMessageCount: Int64
     public var authentication: Authentication
     public var twin: TwinState?
+    /// Ours: restored from the log, from the deletion event with this seq (see `Device`).
+    public var restoredFrom: UInt64?
 
     public init(
         deviceId: String,
@@ -158,8 +165,10 @@ public struct Module: Sendable, Hashable {
         lastActivityTime: Timestamp = .unset,
         cloudToDeviceMessageCount: Int64 = 0,
         authentication: Authentication,
-        twin: TwinState? = nil
+        twin: TwinState? = nil,
+        restoredFrom: UInt64? = nil
     ) {
+        self.restoredFrom = restoredFrom
         self.twin = twin
         self.deviceId = deviceId
         self.moduleId = moduleId

@@ -40,6 +40,7 @@ extension IdentityCodec {
                 case .parentScopes:
                     out.member(field.name)
                     out.strings(d.parentScopes)
+                case .restoredFrom: out.restoredFrom(d.restoredFrom)
                 case .status: out.member(field.name, d.status.rawValue)
                 case .statusReason: out.member(field.name, d.statusReason)
                 case .statusUpdatedTime: out.member(field.name, time: d.statusUpdatedTime)
@@ -66,6 +67,7 @@ extension IdentityCodec {
                 case .lastActivityTime: out.member(field.name, time: m.lastActivityTime)
                 case .managedBy: out.member(field.name, m.managedBy)
                 case .moduleId: out.member(field.name, m.moduleId)
+                case .restoredFrom: out.restoredFrom(m.restoredFrom)
                 case .twin: out.twin(m.twin)
                 default: preconditionFailure("\(field) is not a Module member")
                 }
@@ -183,6 +185,13 @@ private struct CanonicalWriter {
         member(name)
         if let value { key(value, slot, &bytes) } else { bytes.append(contentsOf: [110, 117, 108, 108]) }
         empty = false
+    }
+
+    /// Present only on a restored identity.
+    mutating func restoredFrom(_ seq: UInt64?) {
+        guard let seq else { return }
+        member(StoredIdentityLayout.Field.restoredFrom.name)
+        int(Int64(truncatingIfNeeded: seq))
     }
 
     /// The last member when present: `"twin":{"etag":…,"tags":{…},"version":…}`.

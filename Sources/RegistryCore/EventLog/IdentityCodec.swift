@@ -50,8 +50,18 @@ public enum IdentityCodec {
                 "capabilities": .object(["iotEdge": .bool(d.capabilities.iotEdge)]),
                 "deviceScope": JSONValue(d.deviceScope),
                 "parentScopes": .array(d.parentScopes.map(JSONValue.string)),
-            ].merging(encode(d.twin)) { a, _ in a }
+            ].merging(encode(d.twin)) { a, _ in a }.merging(encode(restoredFrom: d.restoredFrom)) { a, _ in a }
         )
+    }
+
+    /// `restoredFrom`, only on a restored identity (every other document keeps its exact bytes).
+    static func encode(restoredFrom: UInt64?) -> [String: JSONValue] {
+        guard let restoredFrom else { return [:] }
+        return ["restoredFrom": .int(Int64(truncatingIfNeeded: restoredFrom))]
+    }
+
+    static func decodeRestoredFrom(_ json: JSONValue) -> UInt64? {
+        json["restoredFrom"]?.intValue.flatMap { UInt64(exactly: $0) }
     }
 
     /// Twin members, only once a twin has been written (older documents keep their exact bytes).
@@ -83,7 +93,7 @@ public enum IdentityCodec {
                 "lastActivityTime": .string(m.lastActivityTime.iso8601),
                 "cloudToDeviceMessageCount": .int(m.cloudToDeviceMessageCount),
                 "authentication": encode(m.authentication, deviceId: m.deviceId, moduleId: m.moduleId, key: key),
-            ].merging(encode(m.twin)) { a, _ in a }
+            ].merging(encode(m.twin)) { a, _ in a }.merging(encode(restoredFrom: m.restoredFrom)) { a, _ in a }
         )
     }
 
@@ -127,7 +137,8 @@ public enum IdentityCodec {
                     lastActivityTime: try timestamp("lastActivityTime"),
                     cloudToDeviceMessageCount: json["cloudToDeviceMessageCount"]?.intValue ?? 0,
                     authentication: try decodeAuthentication(json["authentication"], deviceId: deviceId, moduleId: moduleId, key: key),
-                    twin: decodeTwin(json)
+                    twin: decodeTwin(json),
+                    restoredFrom: decodeRestoredFrom(json)
                 )
             )
         }
@@ -147,7 +158,8 @@ public enum IdentityCodec {
                 capabilities: DeviceCapabilities(iotEdge: json["capabilities"]?["iotEdge"]?.boolValue ?? false),
                 deviceScope: json["deviceScope"]?.stringValue,
                 parentScopes: (json["parentScopes"]?.arrayValue ?? []).compactMap(\.stringValue),
-                twin: decodeTwin(json)
+                twin: decodeTwin(json),
+                restoredFrom: decodeRestoredFrom(json)
             )
         )
     }

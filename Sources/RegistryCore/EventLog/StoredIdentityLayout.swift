@@ -25,7 +25,8 @@ public struct StoredIdentityLayout: Sendable {
     /// A member of a stored identity document, at any depth.
     public enum Field: Int, CaseIterable, Sendable {
         case authentication, capabilities, cloudToDeviceMessageCount, connectionState, connectionStateUpdatedTime, deviceId, deviceScope
-        case etag, generationId, lastActivityTime, managedBy, moduleId, parentScopes, status, statusReason, statusUpdatedTime, twin
+        case etag, generationId, lastActivityTime, managedBy, moduleId, parentScopes, restoredFrom, status, statusReason, statusUpdatedTime
+        case twin
         /// Inside `authentication`.
         case symmetricKey, authenticationType, x509Thumbprint
         /// Inside `authentication.symmetricKey`.
@@ -60,6 +61,7 @@ public struct StoredIdentityLayout: Sendable {
             case .managedBy: "managedBy"
             case .moduleId: "moduleId"
             case .parentScopes: "parentScopes"
+            case .restoredFrom: "restoredFrom"
             case .status: "status"
             case .statusReason: "statusReason"
             case .statusUpdatedTime: "statusUpdatedTime"
@@ -118,13 +120,13 @@ public struct StoredIdentityLayout: Sendable {
     /// `CanonicalJSON` sorts every object. `twin` (our tags, not an Azure member) is last.
     public static let deviceMembers: [Field] = [
         .authentication, .capabilities, .cloudToDeviceMessageCount, .connectionState, .connectionStateUpdatedTime, .deviceId, .deviceScope,
-        .etag, .generationId, .lastActivityTime, .parentScopes, .status, .statusReason, .statusUpdatedTime, .twin,
+        .etag, .generationId, .lastActivityTime, .parentScopes, .restoredFrom, .status, .statusReason, .statusUpdatedTime, .twin,
     ]
 
     /// A Module document's members in canonical order.
     public static let moduleMembers: [Field] = [
         .authentication, .cloudToDeviceMessageCount, .connectionState, .connectionStateUpdatedTime, .deviceId, .etag, .generationId,
-        .lastActivityTime, .managedBy, .moduleId, .twin,
+        .lastActivityTime, .managedBy, .moduleId, .restoredFrom, .twin,
     ]
 
     static let topLevelBits: UInt32 = Field.topLevelRawValues.reduce(0) { $0 | 1 << UInt32($1) }

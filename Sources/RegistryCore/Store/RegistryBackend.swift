@@ -82,6 +82,9 @@ public protocol RegistryReader: AnyObject, Sendable {
     func head() async throws -> LogHead
     /// Up to `limit` stored events from `seq` on, decoded (not verified).
     func events(from seq: UInt64, limit: Int) async throws -> [EventRecord]
+    /// The identity an event carries, its keys opened (sealed for read-only tools): what a
+    /// restore re-creates from a deletion.
+    func identity(in record: EventRecord) throws -> Identity
     /// Up to `limit` stored event records from `seq` on, verbatim (the bytes the chain hashes):
     /// for external audit tools.
     func rawEvents(from seq: UInt64, limit: Int) async throws -> [[UInt8]]
