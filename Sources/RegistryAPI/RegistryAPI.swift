@@ -79,6 +79,8 @@ public func buildRouter(
     }
     HistoryRoute(store: store).register(on: router)
     RestoreRoutes(store: store).register(on: router)
+    // The same clock as token expiry and device authentication's windows.
+    CredentialRoutes(store: store, clock: { Timestamp(unixSeconds: now()) }).register(on: router)
     AuditRoutes(store: store).register(on: router)
     if configuration.console { ConsoleRoute().register(on: router) }
     PolicyRoutes(store: store, routes: routes, authenticator: authenticator).register(on: router)

@@ -28,7 +28,7 @@ extension Projections {
     public static func apply(_ event: VerifiedEvent, txn: borrowing WriteTransaction, databases db: RegistryDatabases) throws {
         try txn.put(db.history, StorageKey.history(event.deviceId, event.seq), [])
         switch event.type {
-        case .deviceCreated, .deviceUpdated, .deviceConnected, .deviceDisconnected, .deviceTwinUpdated:
+        case .deviceCreated, .deviceUpdated, .deviceConnected, .deviceDisconnected, .deviceTwinUpdated, .deviceCredentialExpiring:
             let key = StorageKey.device(event.deviceId)
             // A created device has no document before it (the rules refuse a create of an
             // existing one, and a valid log holds none): no lookup, which was one B-tree search
@@ -47,7 +47,7 @@ extension Projections {
                 if isDisabled(old) { try adjust(MetaKey.disabledDevices, by: -1, txn: txn, db) }
                 if isConnected(old) { try adjust(MetaKey.connectedDevices, by: -1, txn: txn, db) }
             }
-        case .moduleCreated, .moduleUpdated, .moduleConnected, .moduleDisconnected, .moduleTwinUpdated:
+        case .moduleCreated, .moduleUpdated, .moduleConnected, .moduleDisconnected, .moduleTwinUpdated, .moduleCredentialExpiring:
             try txn.put(db.modules, StorageKey.module(event.deviceId, event.moduleId ?? ""), event.payloadBytes)
         case .moduleDeleted:
             try txn.delete(db.modules, StorageKey.module(event.deviceId, event.moduleId ?? ""))

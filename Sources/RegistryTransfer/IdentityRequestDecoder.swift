@@ -80,6 +80,13 @@ public enum IdentityRequestDecoder {
             spec.primaryThumbprint = try string(thumbprints, "primaryThumbprint")
             spec.secondaryThumbprint = try string(thumbprints, "secondaryThumbprint")
         }
+        if let validity = member(auth, "validity") {
+            do {
+                spec.validity = try CredentialValidity(request: validity)
+            } catch {
+                throw WireFormatError.invalid(error.message)
+            }
+        }
         return spec
     }
 

@@ -15,6 +15,7 @@ struct RegistryConfiguration: Sendable {
     var api = RegistryAPIConfiguration()
     var delivery = DeliveryConfiguration()
     var jobs = JobsConfiguration()
+    var credentials = CredentialsConfiguration()
     var tls = GeneratedCertificateConfiguration()
     /// The writer's timeout and stall threshold (`limits.writeTimeoutSeconds`, `limits.writerStallSeconds`).
     var writer = WriterLimits()
@@ -25,7 +26,7 @@ struct RegistryConfiguration: Sendable {
 
     static let topLevelKeys: Set<String> = [
         "limits", "endpoints", "routes", "delivery", "deviceAuth", "throttling", "metrics", "jobs", "server", "connections", "eventStreams", "tls",
-        "storage", "console",
+        "storage", "console", "credentials",
     ]
 
     init() {}
@@ -77,6 +78,7 @@ struct RegistryConfiguration: Sendable {
             self.storage = storage
         }
         if let parsed = try section(members, "jobs", source, JobsConfiguration.init(json:)) { self.jobs = parsed }
+        if let parsed = try section(members, "credentials", source, CredentialsConfiguration.init(json:)) { self.credentials = parsed }
         if let parsed = try section(members, "tls", source, GeneratedCertificateConfiguration.init(json:)) { self.tls = parsed }
         if let parsed = try section(members, "throttling", source, ThrottlingConfiguration.init(json:)) { api.throttling = parsed }
         if let parsed = try section(members, "connections", source, ConnectionLimits.init(json:)) { api.connections = parsed }

@@ -233,6 +233,14 @@ struct ServeCommand: AsyncParsableCommand {
                             logger: logger
                         )
                     ),
+                    // Windows entering their last days: one notice each, for routes.
+                    .init(
+                        service: CredentialExpiryService(
+                            notices: CredentialExpiryNotices(store: store, configuration: settings.credentials, logger: logger),
+                            interval: settings.credentials.checkInterval,
+                            logger: logger
+                        )
+                    ),
                     // Before the listener: shut down after it has drained, before the store closes.
                     .init(service: jobs),
                     .init(service: app),

@@ -50,6 +50,16 @@ struct CommandHistory {
                     time: chance(50) ? nil : Timestamp(unixSeconds: 1_700_000_000 + Int64(number(1_000_000)))
                 )
             )
+        case 95..<100:
+            // Matches a window only when the identity has one ending then (else no event).
+            return .noticeCredentialExpiry(
+                CredentialExpiryNotice(
+                    deviceId: device,
+                    moduleId: onModule ? module : nil,
+                    slot: pick(CredentialValidity.Slot.allCases),
+                    notAfter: pick(Self.windowEnds)
+                )
+            )
         default:
             return .updateTwin(
                 TwinUpdate(
@@ -82,10 +92,27 @@ struct CommandHistory {
     mutating func authentication() -> AuthenticationSpec? {
         switch number(8) {
         case 0..<4: return nil
-        case 4, 5: return AuthenticationSpec(type: .sas, primaryKey: key(), secondaryKey: key())
-        case 6: return AuthenticationSpec(type: .selfSigned, primaryThumbprint: thumbprint(), secondaryThumbprint: thumbprint())
+        case 4, 5: return AuthenticationSpec(type: .sas, primaryKey: key(), secondaryKey: key(), validity: chance(50) ? validity() : nil)
+        case 6:
+            return AuthenticationSpec(
+                type: .selfSigned,
+                primaryThumbprint: thumbprint(),
+                secondaryThumbprint: thumbprint(),
+                validity: chance(50) ? validity() : nil
+            )
         default: return AuthenticationSpec(type: .certificateAuthority)
         }
+    }
+
+    /// The ends of the windows histories set, so that expiry notices often find theirs.
+    static let windowEnds = [Timestamp(unixSeconds: 1_800_000_000), Timestamp(unixSeconds: 1_900_000_000)]
+
+    mutating func validity() -> CredentialValidity {
+        var validity = CredentialValidity()
+        for slot in CredentialValidity.Slot.allCases where chance(60) {
+            validity[slot] = .init(notBefore: chance(30) ? Timestamp(unixSeconds: 1_600_000_000) : nil, notAfter: pick(Self.windowEnds))
+        }
+        return validity
     }
 
     mutating func deviceSpec(_ id: String) -> DeviceSpec {

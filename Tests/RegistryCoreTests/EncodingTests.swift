@@ -360,7 +360,10 @@ struct CanonicalIdentityTests {
             let symmetric = SymmetricKey(primaryKey: i % 3 == 0 ? nil : "p\(i)", secondaryKey: i % 5 == 0 ? nil : "s\(i)")
             let thumbs = X509Thumbprint(primaryThumbprint: strings(&random), secondaryThumbprint: strings(&random))
             let types: [AuthenticationType] = [.sas, .selfSigned, .certificateAuthority, .none]
-            let auth = Authentication(type: types[i % 4], symmetricKey: symmetric, x509Thumbprint: thumbs)
+            var validity = CredentialValidity()
+            if i % 3 == 1 { validity.primary = .init(notBefore: Timestamp(ticks: Int64(i)), notAfter: Timestamp(ticks: Int64(i) * 1_000 + 1)) }
+            if i % 4 == 1 { validity.secondary = .init(notAfter: Timestamp(ticks: 639_028_224_000_000_000), expiryNoticed: i % 8 == 1) }
+            let auth = Authentication(type: types[i % 4], symmetricKey: symmetric, x509Thumbprint: thumbs, validity: validity)
             let twin = i % 4 == 0 ? nil : TwinState(tags: i % 8 == 1 ? [:] : tags(&random), version: Int64(i), etag: "AAAAAAAAAAE=")
             let device = Device(
                 deviceId: "dev-\(i)",

@@ -103,6 +103,31 @@ import Testing
         }
     }
 
+    /// Credential lifetimes: windows reach device authentication's credentials, and an expiry
+    /// notice marks a window once without changing the etag.
+    @Test(arguments: BackendFixtures.all)
+    func validityWindowsReachCredentialsAndANoticeIsWrittenOnce(_ fixture: any BackendFixture) async throws {
+        try await fixture.withBackend { backend in
+            let end = Timestamp(iso8601: "2027-01-01T00:00:00Z")!
+            let validity = CredentialValidity(secondary: .init(notAfter: end))
+            let spec = DeviceSpec(deviceId: "v", authentication: AuthenticationSpec(validity: validity))
+            _ = try await Self.execute(backend, [.createDevice(spec)])
+            let created = try #require(try await backend.device("v"))
+            #expect(created.authentication.validity == validity)
+            let credentials = try #require(try backend.credentials(deviceId: "v", moduleId: nil))
+            #expect(credentials.keyWindows == [nil, validity.secondary])
+            let notice = Command.noticeCredentialExpiry(CredentialExpiryNotice(deviceId: "v", slot: .secondary, notAfter: end))
+            let first = try await Self.execute(backend, [notice])
+            #expect(try first[0].get().events.map(\.type) == [.deviceCredentialExpiring])
+            let second = try await Self.execute(backend, [notice])
+            #expect(try second[0].get().events.isEmpty, "noticed once")
+            let noticed = try #require(try await backend.device("v"))
+            #expect(noticed.etag == created.etag)
+            #expect(noticed.authentication.validity.secondary?.expiryNoticed == true)
+            Self.expectLinearChain(try await Self.log(backend))
+        }
+    }
+
     // MARK: the log
 
     @Test(arguments: BackendFixtures.all)

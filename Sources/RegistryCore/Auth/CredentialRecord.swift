@@ -9,11 +9,30 @@ public struct CredentialRecord: Sendable {
     public var keys: [SigningKey]
     /// The X.509 thumbprints, lower case.
     public var thumbprints: [String]
+    /// The validity window of each entry of `keys` (same order; nil: no window).
+    public var keyWindows: [CredentialValidity.Window?]
+    /// The validity window of each entry of `thumbprints`.
+    public var thumbprintWindows: [CredentialValidity.Window?]
 
-    public init(deviceDisabled: Bool, type: AuthenticationType, keys: [SigningKey], thumbprints: [String]) {
+    public init(
+        deviceDisabled: Bool,
+        type: AuthenticationType,
+        keys: [SigningKey],
+        thumbprints: [String],
+        keyWindows: [CredentialValidity.Window?] = [],
+        thumbprintWindows: [CredentialValidity.Window?] = []
+    ) {
         self.deviceDisabled = deviceDisabled
         self.type = type
         self.keys = keys
         self.thumbprints = thumbprints
+        self.keyWindows = keyWindows
+        self.thumbprintWindows = thumbprintWindows
+    }
+
+    /// Why the credential at `index` of `keys` (or `thumbprints`) may not be used at `now`.
+    func windowDenial(_ windows: [CredentialValidity.Window?], _ index: Int, now: Timestamp) -> DeviceAuthDenial? {
+        guard index < windows.count, let window = windows[index] else { return nil }
+        return window.admits(at: now)
     }
 }

@@ -9,6 +9,10 @@ public enum DeviceAuthDenial: String, Sendable, Hashable, CaseIterable {
     case expired
     case wrongScope
     case malformed
+    /// The credential that matched has a validity window that has not begun.
+    case notYetValid
+    /// The credential that matched has a validity window that has ended.
+    case credentialExpired
 }
 
 /// What a broker or gateway presents for one device or module.
@@ -65,7 +69,9 @@ public struct DeviceAuthenticator: Sendable {
         case .thumbprint(let presented):
             guard record.type == .selfSigned else { return .deny(.wrongCredentialType) }
             let candidate = presented.replacingOccurrences(of: ":", with: "").lowercased()
-            return record.thumbprints.contains(candidate) ? .allow(.selfSigned) : .deny(.badSignature)
+            guard let index = record.thumbprints.firstIndex(of: candidate) else { return .deny(.badSignature) }
+            if let denial = record.windowDenial(record.thumbprintWindows, index, now: Timestamp(unixSeconds: now)) { return .deny(denial) }
+            return .allow(.selfSigned)
         case .token(let text):
             guard let token = SharedAccessSignature(credential: text) else {
                 return .deny(.malformed)
@@ -75,7 +81,7 @@ public struct DeviceAuthenticator: Sendable {
                 // The common case, a device-key token naming exactly this identity: checked
                 // without splitting the resource into segments.
                 guard record.type == .sas else { return .deny(.wrongCredentialType) }
-                return verifiesWithAnyKey(token, record) ? .allow(.sas) : .deny(.badSignature)
+                return keyDecision(token, record, now: now)
             }
             let identityPath = ["devices", credentials.deviceId] + (credentials.moduleId.map { ["modules", $0] } ?? [])
             guard let scope = scopePath(token.resource) else { return .deny(.wrongScope) }
@@ -98,17 +104,24 @@ public struct DeviceAuthenticator: Sendable {
             // A device-key token names exactly this identity and is signed with its own key.
             guard scope == identityPath else { return .deny(.wrongScope) }
             guard record.type == .sas else { return .deny(.wrongCredentialType) }
-            return verifiesWithAnyKey(token, record) ? .allow(.sas) : .deny(.badSignature)
+            return keyDecision(token, record, now: now)
         }
+    }
+
+    /// A device-key token: allowed if a key verifies it and that key's window admits `now`.
+    func keyDecision(_ token: SharedAccessSignature, _ record: CredentialRecord, now: Int64) -> DeviceAuthDecision {
+        guard let index = verifyingKey(token, record) else { return .deny(.badSignature) }
+        if let denial = record.windowDenial(record.keyWindows, index, now: Timestamp(unixSeconds: now)) { return .deny(denial) }
+        return .allow(.sas)
     }
 
     /// Keys in order (primary, then secondary), each comparison constant-time. Stopping at the
     /// first key that verifies tells a timing observer only which key signed a token that is
     /// valid anyway (no byte of any signature or key), and saves an HMAC on most checks; a
     /// token that verifies with no key is always tried against every key.
-    func verifiesWithAnyKey(_ token: SharedAccessSignature, _ record: CredentialRecord) -> Bool {
+    func verifyingKey(_ token: SharedAccessSignature, _ record: CredentialRecord) -> Int? {
         let message = token.signedMessage
-        return record.keys.contains { $0.verifies(message, signature: token.signature) }
+        return record.keys.firstIndex { $0.verifies(message, signature: token.signature) }
     }
 
     /// Whether `resource` is exactly `{host}/devices/{id}[/modules/{mid}]` for a known host (what

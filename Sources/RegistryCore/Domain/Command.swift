@@ -20,6 +20,8 @@ public indirect enum Command: Sendable, Hashable {
     case change(IdentityChange)
     /// Undelete: a device (and modules deleted with it) or a module, as its deletion left it.
     case restore(Restoration)
+    /// The registry's notice that a credential's window is about to end.
+    case noticeCredentialExpiry(CredentialExpiryNotice)
 
     /// The device the command is about.
     public var deviceId: String {
@@ -32,6 +34,7 @@ public indirect enum Command: Sendable, Hashable {
         case .updateTwin(let u): u.deviceId
         case .change(let c): c.deviceId
         case .restore(let r): r.deviceId
+        case .noticeCredentialExpiry(let n): n.deviceId
         }
     }
 
@@ -45,6 +48,7 @@ public indirect enum Command: Sendable, Hashable {
         case .updateTwin(let u): u.moduleId
         case .change(let c): c.moduleId
         case .restore(let r): r.moduleId
+        case .noticeCredentialExpiry(let n): n.moduleId
         }
     }
 
@@ -172,14 +176,19 @@ public struct AuthenticationSpec: Sendable, Hashable {
     public var secondaryKey: String?
     public var primaryThumbprint: String?
     public var secondaryThumbprint: String?
+    /// Ours: the slots' validity windows; `nil` (not given) keeps the windows of slots whose
+    /// credential stays the same, an empty value removes them all.
+    public var validity: CredentialValidity?
 
     public init(
         type: AuthenticationType? = nil,
         primaryKey: String? = nil,
         secondaryKey: String? = nil,
         primaryThumbprint: String? = nil,
-        secondaryThumbprint: String? = nil
+        secondaryThumbprint: String? = nil,
+        validity: CredentialValidity? = nil
     ) {
+        self.validity = validity
         self.type = type
         self.primaryKey = primaryKey
         self.secondaryKey = secondaryKey

@@ -88,6 +88,8 @@ public func decide(
         return try rules.change(change, random: &random)
     case .restore(let restoration):
         return try rules.restore(restoration)
+    case .noticeCredentialExpiry(let notice):
+        return try rules.noticeCredentialExpiry(notice)
     }
 }
 
@@ -382,8 +384,15 @@ private struct Rules {
             throw .invalid("The keys of \(what) cannot be regenerated: it authenticates with \(authentication.type.rawValue), not sas.")
         }
         var next = authentication
-        if slots != .secondary { next.symmetricKey.primaryKey = generateKey(random: &random) }
-        if slots != .primary { next.symmetricKey.secondaryKey = generateKey(random: &random) }
+        // A new key starts without a window (the old one bounded the old key).
+        if slots != .secondary {
+            next.symmetricKey.primaryKey = generateKey(random: &random)
+            next.validity.primary = nil
+        }
+        if slots != .primary {
+            next.symmetricKey.secondaryKey = generateKey(random: &random)
+            next.validity.secondary = nil
+        }
         return next
     }
 
@@ -391,6 +400,26 @@ private struct Rules {
         let merged = Validation.mergedTags(current?.tags ?? [:], tags)
         try Validation.checkTags(merged)
         return TwinState(tags: merged, version: (current?.version ?? 2) + 1, etag: twinEtag(forSequence: nextSequence))
+    }
+
+    // MARK: credential expiry notices
+
+    /// Marks the window noticed, once: nothing when the identity is gone or the window changed
+    /// or was noticed since the scan (the scan runs again; two nodes scanning write one notice).
+    mutating func noticeCredentialExpiry(_ notice: CredentialExpiryNotice) throws(RegistryError) -> [RegistryEvent] {
+        guard var device = state.device else { return [] }
+        func marked(_ authentication: inout Authentication) -> Bool {
+            guard var window = authentication.validity[notice.slot], window.notAfter == notice.notAfter, !window.expiryNoticed else { return false }
+            window.expiryNoticed = true
+            authentication.validity[notice.slot] = window
+            return true
+        }
+        if notice.moduleId != nil {
+            guard var module = state.module, marked(&module.authentication) else { return [] }
+            return [event(.moduleCredentialExpiring) { _ in .module(module) }]
+        }
+        guard marked(&device.authentication) else { return [] }
+        return [event(.deviceCredentialExpiring) { _ in .device(device) }]
     }
 
     // MARK: undelete
@@ -536,7 +565,33 @@ private struct Rules {
     /// Turns what the client sent into the stored authentication. Keys and thumbprints never
     /// mix; SAS keys come in pairs or not at all (then existing SAS keys are kept, or new ones
     /// generated); thumbprints are SHA-1 or SHA-256 hex.
+    /// The credentials a write asks for (`resolveCredentials`), with their validity windows:
+    /// those given, else the existing windows of the slots whose credential stays the same (a
+    /// new key or thumbprint starts without one).
     func resolveAuthentication(
+        _ spec: AuthenticationSpec?,
+        existing: Authentication?,
+        random: inout some RandomNumberGenerator
+    ) throws(RegistryError) -> Authentication {
+        var resolved = try resolveCredentials(spec, existing: existing, random: &random)
+        if let given = spec?.validity {
+            guard given.isEmpty || resolved.type == .sas || resolved.type == .selfSigned else {
+                throw .invalid("Validity windows bound keys and thumbprints; authentication type \(resolved.type.rawValue) has neither.")
+            }
+            for slot in CredentialValidity.Slot.allCases where given[slot] != nil && resolved.credential(slot) == nil {
+                throw .invalid("authentication.validity.\(slot.rawValue) bounds a \(slot.rawValue) credential the identity does not have.")
+            }
+            resolved.validity = given
+        } else if let existing {
+            for slot in CredentialValidity.Slot.allCases
+            where existing.type == resolved.type && resolved.credential(slot) != nil && existing.credential(slot) == resolved.credential(slot) {
+                resolved.validity[slot] = existing.validity[slot]
+            }
+        }
+        return resolved
+    }
+
+    func resolveCredentials(
         _ spec: AuthenticationSpec?,
         existing: Authentication?,
         random: inout some RandomNumberGenerator

@@ -44,11 +44,19 @@ public struct Authentication: Sendable, Hashable {
     public var type: AuthenticationType
     public var symmetricKey: SymmetricKey
     public var x509Thumbprint: X509Thumbprint
+    /// Ours: when each slot's key or thumbprint may be used (empty: always).
+    public var validity: CredentialValidity
 
-    public init(type: AuthenticationType, symmetricKey: SymmetricKey = .init(), x509Thumbprint: X509Thumbprint = .init()) {
+    public init(
+        type: AuthenticationType,
+        symmetricKey: SymmetricKey = .init(),
+        x509Thumbprint: X509Thumbprint = .init(),
+        validity: CredentialValidity = .init()
+    ) {
         self.type = type
         self.symmetricKey = symmetricKey
         self.x509Thumbprint = x509Thumbprint
+        self.validity = validity
     }
 }
 

@@ -15,6 +15,10 @@ public enum EventType: String, Sendable, Hashable, CaseIterable {
     /// The twin's tags changed (`PATCH`/`PUT /twins`, import twin modes): the identity etag stays.
     case deviceTwinUpdated
     case moduleTwinUpdated
+    /// A credential entered the last days of its validity window (the registry's own notice,
+    /// actor `registryd`): the window is marked noticed; the identity's etag stays.
+    case deviceCredentialExpiring
+    case moduleCredentialExpiring
 
     public var isDelete: Bool { self == .deviceDeleted || self == .moduleDeleted }
 
@@ -29,7 +33,8 @@ public enum EventType: String, Sendable, Hashable, CaseIterable {
     /// An event whose payload is a device (not a module).
     public var isDevice: Bool {
         switch self {
-        case .deviceCreated, .deviceUpdated, .deviceDeleted, .deviceConnected, .deviceDisconnected, .deviceTwinUpdated: true
+        case .deviceCreated, .deviceUpdated, .deviceDeleted, .deviceConnected, .deviceDisconnected, .deviceTwinUpdated, .deviceCredentialExpiring:
+            true
         default: false
         }
     }

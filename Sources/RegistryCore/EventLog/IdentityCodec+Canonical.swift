@@ -153,6 +153,15 @@ private struct CanonicalWriter {
     ) {
         open()
         for field in StoredIdentityLayout.Field.authentication.members {
+            if field == .validity {
+                // Only when a window is set (see `IdentityCodec.encode`).
+                if !a.validity.isEmpty {
+                    member(field.name)
+                    CanonicalJSON.write(a.validity.json, into: &bytes)
+                    empty = false
+                }
+                continue
+            }
             member(field.name)
             switch field {
             case .symmetricKey:

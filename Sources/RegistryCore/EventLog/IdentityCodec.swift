@@ -101,7 +101,7 @@ public enum IdentityCodec {
         func sealed(_ value: String?, _ name: String) -> JSONValue {
             JSONValue(value.map { key($0, KeySlot(deviceId: deviceId, moduleId: moduleId, name: name)) })
         }
-        return .object([
+        var members: [String: JSONValue] = [
             "symmetricKey": .object([
                 "primaryKey": sealed(a.symmetricKey.primaryKey, "primaryKey"),
                 "secondaryKey": sealed(a.symmetricKey.secondaryKey, "secondaryKey"),
@@ -111,7 +111,10 @@ public enum IdentityCodec {
                 "secondaryThumbprint": JSONValue(a.x509Thumbprint.secondaryThumbprint),
             ]),
             "type": .string(a.type.rawValue),
-        ])
+        ]
+        // Only when a window is set: every other document keeps its exact bytes.
+        if !a.validity.isEmpty { members["validity"] = a.validity.json }
+        return .object(members)
     }
 
     /// Decodes the stored form. A member named `moduleId` makes it a module.
@@ -181,7 +184,8 @@ public enum IdentityCodec {
             x509Thumbprint: X509Thumbprint(
                 primaryThumbprint: json["x509Thumbprint"]?["primaryThumbprint"]?.stringValue,
                 secondaryThumbprint: json["x509Thumbprint"]?["secondaryThumbprint"]?.stringValue
-            )
+            ),
+            validity: json["validity"].map(CredentialValidity.init(stored:)) ?? .init()
         )
     }
 

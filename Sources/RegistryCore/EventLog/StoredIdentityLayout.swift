@@ -27,8 +27,8 @@ public struct StoredIdentityLayout: Sendable {
         case authentication, capabilities, cloudToDeviceMessageCount, connectionState, connectionStateUpdatedTime, deviceId, deviceScope
         case etag, generationId, lastActivityTime, managedBy, moduleId, parentScopes, restoredFrom, status, statusReason, statusUpdatedTime
         case twin
-        /// Inside `authentication`.
-        case symmetricKey, authenticationType, x509Thumbprint
+        /// Inside `authentication` (`validity`: ours, only when a window is set).
+        case symmetricKey, authenticationType, validity, x509Thumbprint
         /// Inside `authentication.symmetricKey`.
         case primaryKey, secondaryKey
         /// Inside `authentication.x509Thumbprint`.
@@ -68,6 +68,7 @@ public struct StoredIdentityLayout: Sendable {
             case .twin: "twin"
             case .symmetricKey: "symmetricKey"
             case .authenticationType: "type"
+            case .validity: "validity"
             case .x509Thumbprint: "x509Thumbprint"
             case .primaryKey: "primaryKey"
             case .secondaryKey: "secondaryKey"
@@ -104,7 +105,7 @@ public struct StoredIdentityLayout: Sendable {
         /// The object member this one sits in (`nil` at the top level).
         public var parent: Field? {
             switch self {
-            case .symmetricKey, .authenticationType, .x509Thumbprint: .authentication
+            case .symmetricKey, .authenticationType, .validity, .x509Thumbprint: .authentication
             case .primaryKey, .secondaryKey: .symmetricKey
             case .primaryThumbprint, .secondaryThumbprint: .x509Thumbprint
             case .iotEdge: .capabilities
@@ -149,8 +150,8 @@ public struct StoredIdentityLayout: Sendable {
 
         /// What the document readers (GET, export) need: the etag, the keys and the twin.
         public static let document = Fields(.etag, .primaryKey, .secondaryKey, .twin)
-        /// What device authentication needs of the identity.
-        public static let credentials = Fields(.authenticationType, .primaryKey, .secondaryKey, .primaryThumbprint, .secondaryThumbprint)
+        /// What device authentication needs of the identity (the validity windows too).
+        public static let credentials = Fields(.authenticationType, .primaryKey, .secondaryKey, .validity, .primaryThumbprint, .secondaryThumbprint)
         /// The two facts the projection's counters keep.
         public static let counters = Fields(.status, .connectionState)
         /// Whether a device is disabled.

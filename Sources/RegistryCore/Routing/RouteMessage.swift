@@ -1,10 +1,12 @@
 /// Route sources: Azure's `DeviceLifecycleEvents` (creates and deletes) and
-/// `DeviceConnectionStateEvents` (broker-reported connects and disconnects), and our extension
-/// `DeviceIdentityChangeEvents` (creates, updates and deletes).
+/// `DeviceConnectionStateEvents` (broker-reported connects and disconnects), and our extensions
+/// `DeviceIdentityChangeEvents` (creates, updates and deletes) and `CredentialExpiryEvents` (a
+/// key or thumbprint entered the last days of its validity window).
 public enum RouteSource: String, Sendable, Hashable, CaseIterable {
     case deviceLifecycleEvents = "DeviceLifecycleEvents"
     case deviceIdentityChangeEvents = "DeviceIdentityChangeEvents"
     case deviceConnectionStateEvents = "DeviceConnectionStateEvents"
+    case credentialExpiryEvents = "CredentialExpiryEvents"
 
     /// The `iothub-message-source` value (camelCase, as Azure spells it on messages).
     var messageSource: String {
@@ -12,6 +14,7 @@ public enum RouteSource: String, Sendable, Hashable, CaseIterable {
         case .deviceLifecycleEvents: "deviceLifecycleEvents"
         case .deviceIdentityChangeEvents: "deviceIdentityChangeEvents"
         case .deviceConnectionStateEvents: "deviceConnectionStateEvents"
+        case .credentialExpiryEvents: "credentialExpiryEvents"
         }
     }
 
@@ -20,6 +23,7 @@ public enum RouteSource: String, Sendable, Hashable, CaseIterable {
         case .deviceLifecycleEvents: "deviceLifecycleNotification"
         case .deviceIdentityChangeEvents: "deviceIdentityChangeNotification"
         case .deviceConnectionStateEvents: "deviceConnectionStateNotification"
+        case .credentialExpiryEvents: "credentialExpiryNotification"
         }
     }
 
@@ -32,11 +36,16 @@ public enum RouteSource: String, Sendable, Hashable, CaseIterable {
             default: return nil
             }
         }
+        if self == .credentialExpiryEvents {
+            return type == .deviceCredentialExpiring || type == .moduleCredentialExpiring ? "credentialExpiring" : nil
+        }
         switch type {
         case .deviceCreated, .moduleCreated: return "createDeviceIdentity"
         case .deviceDeleted, .moduleDeleted: return "deleteDeviceIdentity"
         case .deviceUpdated, .moduleUpdated: return self == .deviceIdentityChangeEvents ? "updateDeviceIdentity" : nil
-        case .deviceConnected, .deviceDisconnected, .moduleConnected, .moduleDisconnected, .deviceTwinUpdated, .moduleTwinUpdated: return nil
+        case .deviceConnected, .deviceDisconnected, .moduleConnected, .moduleDisconnected, .deviceTwinUpdated, .moduleTwinUpdated,
+            .deviceCredentialExpiring, .moduleCredentialExpiring:
+            return nil
         }
     }
 }
@@ -100,7 +109,20 @@ public struct RouteMessage: Sendable, Hashable, RouteMessageProperties {
         systemProperties = system
         // Connection messages carry only an order key (Azure's shape): the log's sequence number,
         // zero-padded so that string order is numeric order, which increases per identity.
-        body = source == .deviceConnectionStateEvents ? Self.connectionBody(seq: record.seq) : TwinDocument.make(record.payload, lastUpdated: time)
+        switch source {
+        case .deviceConnectionStateEvents:
+            body = Self.connectionBody(seq: record.seq)
+        case .credentialExpiryEvents:
+            // The twin shape plus the windows (never key material): which credential ends when.
+            var twin = TwinDocument.make(record.payload, lastUpdated: time)
+            if case .object(var members) = twin {
+                members["credentialValidity"] = record.payload["authentication"]?["validity"] ?? .object([:])
+                twin = .object(members)
+            }
+            body = twin
+        default:
+            body = TwinDocument.make(record.payload, lastUpdated: time)
+        }
     }
 
     static func connectionBody(seq: UInt64) -> JSONValue {

@@ -94,16 +94,32 @@ public final class StoredDocuments: Sendable {
         guard let typeName = layout.string(.authenticationType, in: identity), let type = AuthenticationType(rawValue: typeName) else {
             throw StoreError("a stored document has no authentication type")
         }
+        // Validity windows, rare: parsed (a few dozen bytes) only when the member is there.
+        var validity = CredentialValidity()
+        if let range = layout.value(.validity) { validity = CredentialValidity(stored: try JSONParser.parse(Array(identity[range]))) }
         var keys: [SigningKey] = []
+        var keyWindows: [CredentialValidity.Window?] = []
         keys.reserveCapacity(2)
-        for field in [StoredIdentityLayout.Field.primaryKey, .secondaryKey] {
+        for (field, slot) in [(StoredIdentityLayout.Field.primaryKey, CredentialValidity.Slot.primary), (.secondaryKey, .secondary)] {
             guard let stored = layout.plainString(field, in: identity) else { continue }
             keys.append(try openedKey(identity, stored, slot: IdentityCodec.KeySlot(deviceId: deviceId, moduleId: moduleId, name: field.name)))
+            keyWindows.append(validity[slot])
         }
-        let thumbprints = [StoredIdentityLayout.Field.primaryThumbprint, .secondaryThumbprint].compactMap {
-            layout.string($0, in: identity)?.lowercased()
+        var thumbprints: [String] = []
+        var thumbprintWindows: [CredentialValidity.Window?] = []
+        for (field, slot) in [(StoredIdentityLayout.Field.primaryThumbprint, CredentialValidity.Slot.primary), (.secondaryThumbprint, .secondary)] {
+            guard let thumbprint = layout.string(field, in: identity) else { continue }
+            thumbprints.append(thumbprint.lowercased())
+            thumbprintWindows.append(validity[slot])
         }
-        return CredentialRecord(deviceDisabled: deviceDisabled, type: type, keys: keys, thumbprints: thumbprints)
+        return CredentialRecord(
+            deviceDisabled: deviceDisabled,
+            type: type,
+            keys: keys,
+            thumbprints: thumbprints,
+            keyWindows: keyWindows,
+            thumbprintWindows: thumbprintWindows
+        )
     }
 
     /// A key ready to verify signatures: unsealed (through the cache) when the data key is at
