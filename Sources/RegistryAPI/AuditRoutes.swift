@@ -19,6 +19,7 @@ struct AuditRoutes: Sendable {
     func register(on router: Router<RegistryRequestContext>) {
         router.get("registry/log/head") { _, context in
             try context.require(.registryRead)
+            try context.requireUnscoped("the log")
             let head = try await store.head()
             return RegistryRoutes.json(
                 .object([
@@ -30,6 +31,7 @@ struct AuditRoutes: Sendable {
         }
         router.post("registry/audit/verify") { _, context in
             try context.require(.registryRead)
+            try context.requireUnscoped("the log")
             let total = try await store.head().seq
             return Response(
                 status: .ok,

@@ -53,7 +53,8 @@ public struct BulkRoutes: Sendable {
             }
         }
         if !commands.isEmpty {
-            let results = try await store.execute(commands.map(\.1), actor: context.actor, requestId: context.requestId)
+            // A scoped caller's entries outside its scope fail one by one (401 each).
+            let results = try await store.execute(commands.map { context.scoped($0.1) }, actor: context.actor, requestId: context.requestId)
             for (result, (_, _, operation, deviceId, moduleId)) in zip(results, commands) {
                 if case .failure(let error) = result {
                     errors.append(

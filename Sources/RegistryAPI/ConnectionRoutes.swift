@@ -51,7 +51,11 @@ struct ConnectionRoutes: Sendable {
                     throw WireFormatError(code: error.code, message: "Report \(index): \(error.message)")
                 }
             }
-            let results = try await store.execute(reports.map(Command.reportConnection), actor: context.actor, requestId: context.requestId)
+            let results = try await store.execute(
+                reports.map { context.scoped(.reportConnection($0)) },
+                actor: context.actor,
+                requestId: context.requestId
+            )
             if single, case .failure(let error) = results[0] { throw error }
             var recorded = 0
             var stale = 0

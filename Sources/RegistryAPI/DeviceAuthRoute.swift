@@ -47,7 +47,8 @@ struct DeviceAuthRoute: Sendable {
             let decision = try authenticator().check(
                 DeviceCredentials(deviceId: deviceId, moduleId: moduleId, credential: credential),
                 storage: store,
-                now: now()
+                now: now(),
+                callerScope: context.scope
             )
             metrics?.deviceAuth(route: "device", decision: decision)
             return Response(
@@ -60,7 +61,7 @@ struct DeviceAuthRoute: Sendable {
         router.post("registry/auth/emqx") { request, context in
             try context.require(.deviceConnect)
             let json = try IdentityRequestDecoder.parse(try await routes.body(request))
-            return RegistryRoutes.json(try emqxDecision(json))
+            return RegistryRoutes.json(try emqxDecision(json, callerScope: context.scope))
         }
     }
 
@@ -82,7 +83,7 @@ struct DeviceAuthRoute: Sendable {
 
     /// EMQX answers: always 200 (a 4xx would make EMQX skip to its next authenticator), a
     /// deny for anything that is not a valid Azure-convention login.
-    func emqxDecision(_ json: JSONValue) throws -> JSONValue {
+    func emqxDecision(_ json: JSONValue, callerScope: PolicyScope? = nil) throws -> JSONValue {
         func deny(_ reason: DeviceAuthDenial) -> JSONValue {
             metrics?.deviceAuth(route: "emqx", decision: .deny(reason))
             return .object(["result": .string("deny"), "is_superuser": .bool(false), "reason": .string(reason.rawValue)])
@@ -95,7 +96,7 @@ struct DeviceAuthRoute: Sendable {
         guard authenticator.isKnownHost(identity.host) else { return deny(.wrongScope) }
         guard let password = try IdentityRequestDecoder.string(json, "password"), !password.isEmpty else { return deny(.malformed) }
         let credentials = DeviceCredentials(deviceId: identity.deviceId, moduleId: identity.moduleId, credential: .token(password))
-        switch try authenticator.check(credentials, storage: store, now: now()) {
+        switch try authenticator.check(credentials, storage: store, now: now(), callerScope: callerScope) {
         case .allow(let type):
             metrics?.deviceAuth(route: "emqx", decision: .allow(type))
             var answer: [String: JSONValue] = ["result": .string("allow"), "is_superuser": .bool(false)]

@@ -39,6 +39,7 @@ struct EventStreamRoute: Sendable {
 
     func stream(_ request: Request, _ context: RegistryRequestContext) throws -> Response {
         try context.require(.serviceConnect)
+        try context.requireUnscoped("the event stream")
         let query = request.uri.queryParameters
         let sourceName = query.get("source") ?? RouteSource.deviceLifecycleEvents.rawValue
         guard let source = RouteSource.allCases.first(where: { $0.rawValue.lowercased() == sourceName.lowercased() }) else {

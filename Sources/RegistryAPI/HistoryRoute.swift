@@ -43,6 +43,12 @@ struct HistoryRoute: Sendable {
                 }
                 limit = min(value, Self.maximumPage)
             }
+            // A scoped caller reads the history of an identity in its scope now (a deleted one is
+            // not in any scope; `restore` names its seq from the response of the delete's caller).
+            if context.scope != nil {
+                let current = try await store.storedDocument(deviceId: id, moduleId: query.get("moduleId"))
+                guard let current, context.sees(current) else { throw RegistryError(.deviceNotFound, "Device \(id) has no history") }
+            }
             let page = try await store.history(deviceId: id, moduleId: query.get("moduleId"), after: after, limit: limit)
             guard !page.entries.isEmpty || after > 0 else { throw RegistryError(.deviceNotFound, "Device \(id) has no history") }
             var response = RegistryRoutes.json(.array(page.entries.map(HistoryJSON.encode)))

@@ -9,7 +9,8 @@ import RegistryTransfer
 ///
 /// - `GET /registry/policies`: `[{"name","rights"}]` (no keys)
 /// - `GET /registry/policies/{name}`: the policy with its keys and `etag` (also the `ETag` header)
-/// - `PUT /registry/policies/{name}` `{"rights":"RegistryRead, ServiceConnect"}`: add (fresh keys) or change rights
+/// - `PUT /registry/policies/{name}` `{"rights":"RegistryRead, ServiceConnect", "scope"?: {"deviceIdPrefixes": [...],
+///   "condition": "tags.site = 'lyon'"}}`: add (fresh keys) or change rights and scope (absent: unscoped)
 /// - `POST /registry/policies/{name}/rotate` `{"key":"primary"|"secondary"}`: a new key, the other keeps working
 /// - `DELETE /registry/policies/{name}`: remove (the last all-rights policy cannot go)
 ///
@@ -25,26 +26,38 @@ struct PolicyRoutes: Sendable {
     func register(on router: Router<RegistryRequestContext>) {
         router.get("registry/policies") { _, context in
             try context.require(.all)
+            try context.requireUnscoped("policy administration")
             let policies = authenticator.policyList.sorted { $0.name < $1.name }
-            return RegistryRoutes.json(.array(policies.map { .object(["name": .string($0.name), "rights": .string($0.rights.description)]) }))
+            return RegistryRoutes.json(.array(policies.map(Self.summary)))
         }
         router.get("registry/policies/:name") { _, context in
             try context.require(.all)
+            try context.requireUnscoped("policy administration")
             let name = try RegistryRoutes.pathId(context, "name")
             guard let policy = authenticator.policyList.first(where: { $0.name == name }) else { throw Self.notFound(name) }
             return Self.answer(policy)
         }
         router.put("registry/policies/:name") { request, context in
             try context.require(.all)
+            try context.requireUnscoped("policy administration")
             let name = try RegistryRoutes.pathId(context, "name")
             let body = try IdentityRequestDecoder.parse(try await routes.body(request))
             guard let text = try IdentityRequestDecoder.string(body, "rights"), let rights = AccessRights(description: text) else {
                 throw APIError.invalid("rights must list RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect and/or Metrics, comma-separated.")
             }
-            return try await run(.setRights(rights), name, request)
+            var scope: PolicyScope?
+            if let given = IdentityRequestDecoder.member(body, "scope") {
+                do {
+                    scope = try PolicyScope(json: given)
+                } catch {
+                    throw APIError.invalid("\(error)")
+                }
+            }
+            return try await run(.setRights(rights, scope: scope), name, request)
         }
         router.post("registry/policies/:name/rotate") { request, context in
             try context.require(.all)
+            try context.requireUnscoped("policy administration")
             let name = try RegistryRoutes.pathId(context, "name")
             let body = try IdentityRequestDecoder.parse(try await routes.body(request))
             let which = try IdentityRequestDecoder.string(body, "key")?.lowercased() ?? "primary"
@@ -53,6 +66,7 @@ struct PolicyRoutes: Sendable {
         }
         router.delete("registry/policies/:name") { request, context in
             try context.require(.all)
+            try context.requireUnscoped("policy administration")
             let name = try RegistryRoutes.pathId(context, "name")
             return try await run(.remove, name, request)
         }
@@ -87,9 +101,18 @@ struct PolicyRoutes: Sendable {
     }
 
     static func encode(_ policy: SharedAccessPolicy) -> JSONValue {
-        .object([
+        var o: [String: JSONValue] = [
             "name": .string(policy.name), "rights": .string(policy.rights.description),
             "primaryKey": .string(policy.primaryKey), "secondaryKey": .string(policy.secondaryKey), "etag": .string(policy.etag),
-        ])
+        ]
+        if let scope = policy.scope { o["scope"] = scope.json }
+        return .object(o)
+    }
+
+    /// A listing entry: name, rights and scope, no keys.
+    static func summary(_ policy: SharedAccessPolicy) -> JSONValue {
+        var o: [String: JSONValue] = ["name": .string(policy.name), "rights": .string(policy.rights.description)]
+        if let scope = policy.scope { o["scope"] = scope.json }
+        return .object(o)
     }
 }

@@ -34,12 +34,14 @@ struct QueryRoute: Sendable {
         guard let text = try IdentityRequestDecoder.string(json, "query"), !text.isEmpty else {
             throw APIError(status: .badRequest, code: "ArgumentNull", message: "The body must be {\"query\": \"SELECT ...\"}.")
         }
-        let query: DeviceQuery
+        var query: DeviceQuery
         do {
             query = try QueryParser.parse(text)
         } catch {
             throw APIError.invalid(error.description)
         }
+        // A scoped caller queries inside its scope: the scope is ANDed into the WHERE.
+        if let scope = context.scope { query.filter = query.filter.map { .and($0, scope.queryCondition) } ?? scope.queryCondition }
         var pageSize = Self.defaultPageSize
         if let header = request.headers[.maxItemCount] {
             guard let n = Int(header.trimmingCharacters(in: .whitespaces)), n > 0 else {

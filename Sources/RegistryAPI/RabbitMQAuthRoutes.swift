@@ -80,12 +80,12 @@ struct RabbitMQAuthRoutes: Sendable {
     func register(on router: Router<RegistryRequestContext>) {
         guard configuration.rabbitmq else { return }
         let group = router.group("registry/auth/rabbitmq")
-        group.post("user") { request, context in try await answer(request, context) { user($0) } }
+        group.post("user") { request, context in try await answer(request, context) { user($0, callerScope: context.scope) } }
         group.post("vhost") { request, context in
             try await answer(request, context) { $0.identity != nil && $0.vhost == configuration.rabbitmqVhost }
         }
         group.post("resource") { request, context in try await answer(request, context) { resource($0) } }
-        group.post("topic") { request, context in try await answer(request, context) { topic($0) } }
+        group.post("topic") { request, context in try await answer(request, context) { topic($0, callerScope: context.scope) } }
     }
 
     private func answer(_ request: Request, _ context: RegistryRequestContext, _ decide: (Question) -> Bool) async throws -> Response {
@@ -100,7 +100,7 @@ struct RabbitMQAuthRoutes: Sendable {
         )
     }
 
-    private func user(_ question: Question) -> Bool {
+    private func user(_ question: Question, callerScope: PolicyScope?) -> Bool {
         guard let identity = question.identity, let password = question.password, !password.isEmpty else {
             metrics?.deviceAuth(route: "rabbitmq", decision: .deny(.malformed))
             return false
@@ -112,7 +112,8 @@ struct RabbitMQAuthRoutes: Sendable {
         } else if let checked = try? authenticator.check(
             DeviceCredentials(deviceId: identity.deviceId, moduleId: identity.moduleId, credential: .token(password)),
             storage: store,
-            now: now()
+            now: now(),
+            callerScope: callerScope
         ) {
             decision = checked
         } else {
@@ -139,7 +140,7 @@ struct RabbitMQAuthRoutes: Sendable {
         }
     }
 
-    private func topic(_ question: Question) -> Bool {
+    private func topic(_ question: Question, callerScope: PolicyScope?) -> Bool {
         let action: TopicAuthorization.Action? =
             switch question.permission {
             case "write": .publish
@@ -154,7 +155,8 @@ struct RabbitMQAuthRoutes: Sendable {
         let topic = question.routingKey.map(Self.mqttTopic)
         // A question about another exchange is not about a device's topics: malformed.
         if question.name != configuration.rabbitmqExchange { identity = nil }
-        return topics.decide(broker: "rabbitmq", identity: identity, action: action, topic: topic, sessionTopics: false).allowed
+        return topics.decide(broker: "rabbitmq", identity: identity, action: action, topic: topic, sessionTopics: false, callerScope: callerScope)
+            .allowed
     }
 
     /// The MQTT topic a routing key came from (RabbitMQ's MQTT plugin writes `/` as `.` and `+`

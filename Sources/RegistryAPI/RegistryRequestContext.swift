@@ -31,4 +31,28 @@ public struct RegistryRequestContext: RequestContext {
 
     /// The actor recorded in events: the policy name.
     var actor: String { policy?.name ?? "anonymous" }
+
+    /// The caller's scope (`nil`: unscoped, every identity).
+    var scope: PolicyScope? { policy?.scope }
+
+    /// `command` as the caller may run it: inside its scope (see `Command.scoped`).
+    func scoped(_ command: Command) -> Command { scope.map { .scoped(command, $0) } ?? command }
+
+    /// 401 for a scoped caller: `what` reaches every identity (or the registry itself), which no
+    /// scope can bound.
+    func requireUnscoped(_ what: String) throws {
+        guard let policy, policy.scope != nil else { return }
+        throw APIError(
+            status: .unauthorized,
+            code: "IotHubUnauthorizedAccess",
+            message: "The policy '\(policy.name)' is scoped to some identities; \(what) reaches all of them."
+        )
+    }
+
+    /// Whether the caller's scope holds the identity stored as `document` (canonical stored or
+    /// opened JSON); always for an unscoped caller.
+    func sees(_ document: [UInt8]) -> Bool {
+        guard let scope else { return true }
+        return (try? scope.admits(stored: document)) ?? false
+    }
 }

@@ -41,13 +41,26 @@ struct RegistryRoutes: Sendable {
             // Azure's documented behaviour: values outside 1...1000 mean 1000.
             top = (1...1000).contains(value) ? value : 1000
         }
-        return Self.jsonArray(try await store.deviceDocuments(limit: top))
+        guard let scope = context.scope else { return Self.jsonArray(try await store.deviceDocuments(limit: top)) }
+        // A scoped caller: the first `top` devices in its scope, in id order.
+        var found: [JSONValue] = []
+        var after: String?
+        while found.count < top {
+            let page = try await store.devices(after: after, limit: 1000)
+            found += page.filter { scope.admits(.device($0)) }.prefix(top - found.count).map { Self.encode(.device($0)) }
+            guard page.count == 1000, let last = page.last else { break }
+            after = last.deviceId
+        }
+        return Self.json(.array(found))
     }
 
     func getDevice(_ context: RegistryRequestContext) async throws -> Response {
         try context.require(.registryRead)
         let id = try Self.pathId(context, "deviceId")
-        guard let document = try await store.deviceDocument(id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
+        // Outside a scoped caller's scope, a device is not there for it.
+        guard let document = try await store.deviceDocument(id), context.sees(document.json) else {
+            throw RegistryError(.deviceNotFound, "Device \(id) not registered")
+        }
         return Self.document(document)
     }
 
@@ -72,7 +85,11 @@ struct RegistryRoutes: Sendable {
         try context.require(.registryRead)
         let id = try Self.pathId(context, "deviceId")
         guard let modules = try await store.moduleDocuments(of: id) else { throw RegistryError(.deviceNotFound, "Device \(id) not registered") }
-        return Self.jsonArray(modules)
+        guard context.scope != nil else { return Self.jsonArray(modules) }
+        guard let device = try await store.deviceDocument(id), context.sees(device.json) else {
+            throw RegistryError(.deviceNotFound, "Device \(id) not registered")
+        }
+        return Self.jsonArray(modules.filter { context.sees($0.json) })
     }
 
     func getModule(_ context: RegistryRequestContext) async throws -> Response {
@@ -80,6 +97,7 @@ struct RegistryRoutes: Sendable {
         let id = try Self.pathId(context, "deviceId")
         let moduleId = try Self.pathId(context, "moduleId")
         guard let module = try await store.moduleDocument(id, moduleId) else { throw try await missingModule(id, moduleId) }
+        guard context.sees(module.json) else { throw RegistryError(.moduleNotFound, "Module \(moduleId) on device \(id) not registered") }
         return Self.document(module)
     }
 
@@ -104,7 +122,7 @@ struct RegistryRoutes: Sendable {
 
     func deviceStatistics(_ context: RegistryRequestContext) async throws -> Response {
         try context.require(.registryRead)
-        let stats = try await store.statistics()
+        let stats = try await statistics(context)
         return Self.json(
             .object([
                 "totalDeviceCount": .int(Int64(stats.totalDeviceCount)),
@@ -117,8 +135,31 @@ struct RegistryRoutes: Sendable {
     func serviceStatistics(_ context: RegistryRequestContext) async throws -> Response {
         try context.require(.serviceConnect)
         // Devices a broker last reported connected (POST /registry/connections).
-        let stats = try await store.statistics()
+        let stats = try await statistics(context)
         return Self.json(.object(["connectedDeviceCount": .int(Int64(stats.connectedDeviceCount))]))
+    }
+
+    /// The registry's counters, or for a scoped caller the same counted inside its scope (one
+    /// aggregate query over the devices).
+    func statistics(_ context: RegistryRequestContext) async throws -> RegistryStatistics {
+        guard let scope = context.scope else { return try await store.statistics() }
+        var query = try QueryParser.parse("SELECT status, connectionState, COUNT() AS n FROM devices GROUP BY status, connectionState")
+        query.filter = scope.queryCondition
+        let groups = try await store.runQuery(query, cursor: nil, pageSize: 1000, bounds: configuration.queryBounds).items
+        var stats = RegistryStatistics(
+            totalDeviceCount: 0,
+            enabledDeviceCount: 0,
+            disabledDeviceCount: 0,
+            totalModuleCount: 0,
+            connectedDeviceCount: 0
+        )
+        for group in groups {
+            let n = Int(group["n"]?.intValue ?? 0)
+            stats.totalDeviceCount += n
+            if group["status"] == .string(DeviceStatus.disabled.rawValue) { stats.disabledDeviceCount += n } else { stats.enabledDeviceCount += n }
+            if group["connectionState"] == .string(ConnectionState.connected.rawValue) { stats.connectedDeviceCount += n }
+        }
+        return stats
     }
 
     // MARK: helpers
@@ -126,7 +167,7 @@ struct RegistryRoutes: Sendable {
     /// Runs one command through the writer; answers with the identity as committed (a GET right
     /// after sees the same), or 204 after a delete.
     func execute(_ command: Command, _ context: RegistryRequestContext) async throws -> Response {
-        let outcome = try await store.execute(command, actor: context.actor, requestId: context.requestId)
+        let outcome = try await store.execute(context.scoped(command), actor: context.actor, requestId: context.requestId)
         guard let identity = outcome.identity else { return Response(status: .noContent) }
         return Self.identity(identity)
     }

@@ -32,7 +32,7 @@ struct RestoreRoutes: Sendable {
             }
             let device = Restoration.Deleted(identity: try store.identity(in: record), seq: seq)
             _ = try await store.execute(
-                .restore(Restoration(deviceId: id, device: device, modules: modules)),
+                context.scoped(.restore(Restoration(deviceId: id, device: device, modules: modules))),
                 actor: context.actor,
                 requestId: context.requestId
             )
@@ -48,7 +48,7 @@ struct RestoreRoutes: Sendable {
             let record = try await deletion(at: seq, deviceId: id, moduleId: moduleId)
             let module = Restoration.Deleted(identity: try store.identity(in: record), seq: seq)
             _ = try await store.execute(
-                .restore(Restoration(deviceId: id, device: nil, modules: [module])),
+                context.scoped(.restore(Restoration(deviceId: id, device: nil, modules: [module]))),
                 actor: context.actor,
                 requestId: context.requestId
             )

@@ -10,16 +10,19 @@ struct RouteAdminRoutes: Sendable {
     func register(on router: Router<RegistryRequestContext>) {
         router.get("registry/routes") { _, context in
             try context.require(.registryRead)
+            try context.requireUnscoped("route administration")
             return RegistryRoutes.json(.array(await delivery.statuses().map(Self.encode)))
         }
         router.get("registry/routes/:route/parked") { _, context in
             try context.require(.registryRead)
+            try context.requireUnscoped("route administration")
             let route = try routeName(context)
             let parked = try await delivery.parkedMessages(route: route)
             return RegistryRoutes.json(.array(parked.map { .object(["seq": .int(Int64($0.seq)), "message": $0.message]) }))
         }
         router.post("registry/routes/:route/parked/redeliver") { _, context in
             try context.require(.registryWrite)
+            try context.requireUnscoped("route administration")
             let route = try routeName(context)
             let count = try await delivery.parkedMessages(route: route).count
             delivery.redeliverParked(route: route)
@@ -27,6 +30,7 @@ struct RouteAdminRoutes: Sendable {
         }
         router.post("registry/routes/:route/enable") { _, context in
             try context.require(.registryWrite)
+            try context.requireUnscoped("route administration")
             let route = try routeName(context)
             try await delivery.enable(route: route)
             guard let status = await delivery.statuses().first(where: { $0.name == route }) else {

@@ -34,11 +34,12 @@ struct TopicAuthorizationRoute: Sendable {
         identity: MQTTConnectIdentity?,
         action: TopicAuthorization.Action?,
         topic: String?,
-        sessionTopics: Bool? = nil
+        sessionTopics: Bool? = nil,
+        callerScope: PolicyScope? = nil
     ) -> Decision {
         let decision: Decision
         if let identity, let action, let topic {
-            decision = decide(identity, action, topic, sessionTopics: sessionTopics ?? configuration.sessionTopics)
+            decision = decide(identity, action, topic, sessionTopics: sessionTopics ?? configuration.sessionTopics, callerScope: callerScope)
         } else {
             decision = .denied("malformedRequest")
         }
@@ -46,8 +47,18 @@ struct TopicAuthorizationRoute: Sendable {
         return decision
     }
 
-    private func decide(_ identity: MQTTConnectIdentity, _ action: TopicAuthorization.Action, _ topic: String, sessionTopics: Bool) -> Decision {
+    private func decide(
+        _ identity: MQTTConnectIdentity,
+        _ action: TopicAuthorization.Action,
+        _ topic: String,
+        sessionTopics: Bool,
+        callerScope: PolicyScope?
+    ) -> Decision {
         guard let credentials = try? store.credentials(deviceId: identity.deviceId, moduleId: identity.moduleId) else {
+            return .denied(DeviceAuthDenial.unknownIdentity.rawValue)
+        }
+        // A broker holding a scoped policy hears about identities outside it as unknown.
+        if let callerScope, !credentials.isInside(callerScope, deviceId: identity.deviceId) {
             return .denied(DeviceAuthDenial.unknownIdentity.rawValue)
         }
         if credentials.deviceDisabled { return .denied(DeviceAuthDenial.disabled.rawValue) }
@@ -73,7 +84,7 @@ struct TopicAuthorizationRoute: Sendable {
             let identity = username.flatMap { username in clientId.flatMap { MQTTConnectIdentity(username: username, clientId: $0) } }
             let action = (try? IdentityRequestDecoder.string(json, "action")).flatMap { $0.flatMap(TopicAuthorization.Action.init(rawValue:)) }
             let topic = (try? IdentityRequestDecoder.string(json, "topic")) ?? nil
-            let decision = decide(broker: "emqx", identity: identity, action: action, topic: topic)
+            let decision = decide(broker: "emqx", identity: identity, action: action, topic: topic, callerScope: context.scope)
             return Response(
                 status: .ok,
                 headers: [.contentType: jsonContentType],

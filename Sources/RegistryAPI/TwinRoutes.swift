@@ -26,11 +26,15 @@ struct TwinRoutes: Sendable {
         let deviceId = try RegistryRoutes.pathId(context, "deviceId")
         let moduleId = module ? try RegistryRoutes.pathId(context, "moduleId") : nil
         let stored = try await store.storedDocument(deviceId: deviceId, moduleId: moduleId)
-        guard let stored else {
-            if let moduleId { throw try await routes.missingModule(deviceId, moduleId) }
+        guard let stored, context.sees(stored) else {
+            if let moduleId { throw stored == nil ? try await routes.missingModule(deviceId, moduleId) : Self.notFound(deviceId, moduleId) }
             throw RegistryError(.deviceNotFound, "Device \(deviceId) not registered")
         }
         return Self.twin(try JSONParser.parse(stored))
+    }
+
+    static func notFound(_ deviceId: String, _ moduleId: String) -> RegistryError {
+        RegistryError(.moduleNotFound, "Module \(moduleId) on device \(deviceId) not registered")
     }
 
     func update(_ request: Request, _ context: RegistryRequestContext, module: Bool, replace: Bool) async throws -> Response {
@@ -60,7 +64,7 @@ struct TwinRoutes: Sendable {
             replace: replace,
             ifMatch: ETagCondition(header: request.headers[.ifMatch])
         )
-        let outcome = try await store.execute(.updateTwin(update), actor: context.actor, requestId: context.requestId)
+        let outcome = try await store.execute(context.scoped(.updateTwin(update)), actor: context.actor, requestId: context.requestId)
         guard let identity = outcome.identity else {
             throw APIError(status: .internalServerError, code: "ServerError", message: "The twin update produced no identity.")
         }

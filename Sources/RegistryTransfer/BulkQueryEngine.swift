@@ -68,6 +68,7 @@ public enum BulkQueryEngine {
         store: any RegistryBackend,
         query: DeviceQuery,
         action: IdentityChange.Action,
+        scope: PolicyScope? = nil,
         counts initial: Counts,
         batch: Int,
         bounds: QueryBounds,
@@ -117,7 +118,8 @@ public enum BulkQueryEngine {
             try await settle()
             counts.processed += changes.count
             if !changes.isEmpty {
-                inFlight = (changes, store.submit(changes.map(Command.change), actor: actor, requestId: requestId))
+                let commands = changes.map { change in scope.map { Command.scoped(.change(change), $0) } ?? .change(change) }
+                inFlight = (changes, store.submit(commands, actor: actor, requestId: requestId))
             }
         } while cursor != nil
         try await settle()

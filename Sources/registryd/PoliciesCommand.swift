@@ -37,27 +37,50 @@ struct PoliciesCommand: AsyncParsableCommand {
         }
     }
 
+    /// `name<TAB>rights[<TAB>scope JSON]`.
+    static func line(_ policy: SharedAccessPolicy) -> String {
+        let scope = policy.scope.map { "\t" + String(decoding: CanonicalJSON.encode($0.json), as: UTF8.self) } ?? ""
+        return "\(policy.name)\t\(policy.rights.description)\(scope)"
+    }
+
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "Names and rights (no keys).")
         @OptionGroup var data: DataDirectoryOptions
         func run() async throws {
             let storage = try await data.reader(needsKeys: true)
-            for policy in try await storage.policies().sorted(by: { $0.name < $1.name }) { print("\(policy.name)\t\(policy.rights.description)") }
+            for policy in try await storage.policies().sorted(by: { $0.name < $1.name }) { print(PoliciesCommand.line(policy)) }
         }
     }
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a policy (fresh keys) or change a policy's rights.")
+        static let configuration = CommandConfiguration(
+            commandName: "add",
+            abstract: "Add a policy (fresh keys) or change a policy's rights and scope (without scope options: unscoped)."
+        )
         @OptionGroup var data: DataDirectoryOptions
         @Argument(help: "The policy name.") var name: String
         @Option(help: "Comma-separated rights: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect, Metrics (only /metrics).") var rights:
             String
+        @Option(name: .customLong("scope-prefix"), help: "Scope the policy to device ids starting with this (repeatable).")
+        var scopePrefixes: [String] = []
+        @Option(name: .customLong("scope-condition"), help: "Scope the policy to identities whose twin matches this query condition.")
+        var scopeCondition: String?
         func run() async throws {
             guard let parsed = AccessRights(description: rights) else { throw ValidationError("unknown right in '\(rights)'") }
+            var scope: PolicyScope?
+            if !scopePrefixes.isEmpty || scopeCondition != nil {
+                do {
+                    scope = try PolicyScope(deviceIdPrefixes: scopePrefixes, condition: scopeCondition)
+                } catch {
+                    throw ValidationError(error.description)
+                }
+            }
             let store = try await PoliciesCommand.open(data)
             defer { store.close() }
-            let policy = try await PoliciesCommand.change { () async throws(PolicyError) in try await store.upsertPolicy(name: name, rights: parsed) }
-            print("\(policy.name)\t\(policy.rights.description)")
+            let policy = try await PoliciesCommand.change { () async throws(PolicyError) in
+                try await store.upsertPolicy(name: name, rights: parsed, scope: scope)
+            }
+            print(PoliciesCommand.line(policy))
         }
     }
 

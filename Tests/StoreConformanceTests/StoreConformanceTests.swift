@@ -128,6 +128,32 @@ import Testing
         }
     }
 
+    /// A scoped policy's commands (`Command.scoped`): decided against the identity as it is in
+    /// the writer's transaction, refused (401) outside the scope, applied inside it.
+    @Test(arguments: BackendFixtures.all)
+    func scopedCommandsStayInsideTheirScope(_ fixture: any BackendFixture) async throws {
+        try await fixture.withBackend { backend in
+            let scope = try PolicyScope(deviceIdPrefixes: ["in-"], condition: "tags.site = 'a'")
+            _ = try await Self.execute(backend, [Self.create("out-1"), .createDevice(DeviceSpec(deviceId: "in-1", tags: ["site": .string("a")]))])
+            let results = try await Self.execute(
+                backend,
+                [
+                    .scoped(.createDevice(DeviceSpec(deviceId: "in-2", tags: ["site": .string("a")])), scope),
+                    .scoped(.createDevice(DeviceSpec(deviceId: "in-3")), scope),
+                    .scoped(.deleteDevice(deviceId: "out-1", ifMatch: .absent), scope),
+                    .scoped(.updateTwin(TwinUpdate(deviceId: "in-1", tags: ["site": .string("b")])), scope),
+                ]
+            )
+            #expect((try? results[0].get()) != nil)
+            #expect(results[1].failure?.code == .unauthorized, "untagged: outside after")
+            #expect(results[2].failure?.code == .unauthorized, "outside before")
+            #expect(results[3].failure?.code == .unauthorized, "would leave the scope")
+            #expect(try await backend.device("out-1") != nil)
+            #expect(try await backend.device("in-1")?.twin?.tags["site"] == .string("a"))
+            #expect(try await backend.device("in-3") == nil)
+        }
+    }
+
     // MARK: the log
 
     @Test(arguments: BackendFixtures.all)

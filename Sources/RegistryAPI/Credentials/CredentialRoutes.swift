@@ -30,7 +30,15 @@ struct CredentialRoutes: Sendable {
             }
             let now = clock()
             let until = Timestamp(ticks: now.ticks + within.seconds * 10_000_000)
-            let expiring = try await ExpiringCredentials.scan(store, until: until)
+            var expiring = try await ExpiringCredentials.scan(store, until: until)
+            if let scope = context.scope {
+                var inside: [ExpiringCredential] = []
+                for credential in expiring where !scope.excludes(deviceId: credential.deviceId) {
+                    let stored = try await store.storedDocument(deviceId: credential.deviceId, moduleId: credential.moduleId)
+                    if let stored, context.sees(stored) { inside.append(credential) }
+                }
+                expiring = inside
+            }
             return RegistryRoutes.json(.array(expiring.prefix(top).map { $0.json(now: now) }))
         }
     }

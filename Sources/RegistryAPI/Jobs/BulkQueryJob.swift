@@ -21,6 +21,8 @@ struct BulkQueryJob: Sendable, Hashable {
     /// The change as the request gave it, normalised (stored in the record).
     var change: JSONValue
     var dryRun: Bool
+    /// The creating caller's scope, if scoped (each change is checked against it).
+    var scope: PolicyScope?
 
     /// Refusals kept in the job record; the counts go on past it.
     static let recordedRefusals = 1_000

@@ -14,7 +14,7 @@ struct JobRoutes: Sendable {
         router.post("jobs/create") { request, context in
             try context.require(.registryWrite)
             let body = try IdentityRequestDecoder.parse(try await routes.body(request))
-            return RegistryRoutes.json(try await jobs.create(body, now: clock()).json)
+            return RegistryRoutes.json(try await jobs.create(body, now: clock(), scope: context.scope).json)
         }
         router.get("jobs") { _, context in
             try context.require(.registryRead)

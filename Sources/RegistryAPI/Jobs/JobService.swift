@@ -125,8 +125,9 @@ public final class JobService: Service, Sendable {
     // MARK: create and cancel
 
     /// Validates and records a job, then starts it. Throws `APIError` for a bad request.
-    public func create(_ body: JSONValue, now: Timestamp) async throws -> JobRecord {
-        let (prepared, plan) = try prepare(body, now: now)
+    /// - Parameter scope: a scoped caller's: only a bulkByQuery job, inside the scope.
+    public func create(_ body: JSONValue, now: Timestamp, scope: PolicyScope? = nil) async throws -> JobRecord {
+        let (prepared, plan) = try prepare(body, now: now, scope: scope)
         var record = prepared
         let claimed = active.withLock { current -> Bool in
             guard current == nil else { return false }
@@ -220,7 +221,7 @@ public final class JobService: Service, Sendable {
     }
 
     /// The record of a new job and what it will read and write, checked (a bad request throws `APIError`).
-    func prepare(_ body: JSONValue, now: Timestamp) throws -> (JobRecord, JobPlan) {
+    func prepare(_ body: JSONValue, now: Timestamp, scope: PolicyScope? = nil) throws -> (JobRecord, JobPlan) {
         func string(_ name: String) throws -> String? { try IdentityRequestDecoder.string(body, name).flatMap { $0.isEmpty ? nil : $0 } }
         guard let typeName = try string("type") else {
             throw APIError(status: .badRequest, code: "ArgumentNull", message: "type is required (export or import).")
@@ -230,7 +231,12 @@ public final class JobService: Service, Sendable {
         }
         if type == .bulkByQuery {
             // Reads and writes the registry only: no container, no job roots.
-            let job = try BulkQueryJob.parse(body)
+            var job = try BulkQueryJob.parse(body)
+            if let scope {
+                // Inside a scoped caller's scope: selected there, and each change checked there.
+                job.query.filter = job.query.filter.map { .and($0, scope.queryCondition) } ?? scope.queryCondition
+                job.scope = scope
+            }
             var record = JobRecord(
                 jobId: UUID().uuidString.lowercased(),
                 type: type,
@@ -244,6 +250,14 @@ public final class JobService: Service, Sendable {
             )
             record.bulk = BulkQueryJob.Record(job)
             return (record, .bulkByQuery(job))
+        }
+        if scope != nil {
+            throw APIError(
+                status: .unauthorized,
+                code: "IotHubUnauthorizedAccess",
+                message:
+                    "A scoped policy cannot run \(type.rawValue) jobs: they read or write every identity. A bulkByQuery job runs inside the scope."
+            )
         }
         guard !configuration.roots.isEmpty else {
             throw APIError.invalid("Import and export jobs are off: configure jobs.roots with the directories containers may use.")
@@ -470,6 +484,7 @@ public final class JobService: Service, Sendable {
                 store: store,
                 query: job.query,
                 action: job.action,
+                scope: job.scope,
                 counts: record.bulk?.counts ?? .init(),
                 batch: batch,
                 bounds: bounds,

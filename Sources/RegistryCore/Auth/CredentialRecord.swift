@@ -13,6 +13,9 @@ public struct CredentialRecord: Sendable {
     public var keyWindows: [CredentialValidity.Window?]
     /// The validity window of each entry of `thumbprints`.
     public var thumbprintWindows: [CredentialValidity.Window?]
+    /// The identity's stored document (already read for the rest; a reference, not a copy):
+    /// what a scoped policy's condition is evaluated on.
+    public var document: [UInt8]
 
     public init(
         deviceDisabled: Bool,
@@ -20,14 +23,23 @@ public struct CredentialRecord: Sendable {
         keys: [SigningKey],
         thumbprints: [String],
         keyWindows: [CredentialValidity.Window?] = [],
-        thumbprintWindows: [CredentialValidity.Window?] = []
+        thumbprintWindows: [CredentialValidity.Window?] = [],
+        document: [UInt8] = []
     ) {
+        self.document = document
         self.deviceDisabled = deviceDisabled
         self.type = type
         self.keys = keys
         self.thumbprints = thumbprints
         self.keyWindows = keyWindows
         self.thumbprintWindows = thumbprintWindows
+    }
+
+    /// Whether `scope` holds this identity (judged on its stored document).
+    public func isInside(_ scope: PolicyScope, deviceId: String) -> Bool {
+        if scope.excludes(deviceId: deviceId) { return false }
+        guard scope.condition != nil else { return true }
+        return (try? scope.admits(stored: document)) ?? false
     }
 
     /// Why the credential at `index` of `keys` (or `thumbprints`) may not be used at `now`.

@@ -57,10 +57,18 @@ public struct DeviceAuthenticator: Sendable {
         self.policy = policy
     }
 
-    public func check(_ credentials: DeviceCredentials, storage: some RegistryReader, now: Int64) throws -> DeviceAuthDecision {
+    /// - Parameter callerScope: the scope of the policy asking (a broker's); an identity outside
+    ///   it is answered as unknown.
+    public func check(
+        _ credentials: DeviceCredentials,
+        storage: some RegistryReader,
+        now: Int64,
+        callerScope: PolicyScope? = nil
+    ) throws -> DeviceAuthDecision {
         guard let record = try storage.credentials(deviceId: credentials.deviceId, moduleId: credentials.moduleId) else {
             return .deny(.unknownIdentity)
         }
+        if let callerScope, !record.isInside(callerScope, deviceId: credentials.deviceId) { return .deny(.unknownIdentity) }
         // A module connects through its device: a disabled device refuses its modules too.
         guard !record.deviceDisabled else { return .deny(.disabled) }
         switch credentials.credential {
@@ -95,6 +103,9 @@ public struct DeviceAuthenticator: Sendable {
                 let primary = token.isSigned(with: policy.primaryKey)
                 let secondary = token.isSigned(with: policy.secondaryKey)
                 guard primary || secondary else { return .deny(.badSignature) }
+                // A scoped policy's gateway token admits only the identities in its scope (told
+                // only to a caller whose signature verified).
+                if let policyScope = policy.scope, !record.isInside(policyScope, deviceId: credentials.deviceId) { return .deny(.wrongScope) }
                 // The contract's step 5 (spec §2.3) holds for policy tokens too: a token admits
                 // only `sas` identities. An X.509 or `none` device authenticates with its
                 // certificate or not at all, so a gateway holding DeviceConnect must not be able

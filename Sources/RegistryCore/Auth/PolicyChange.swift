@@ -1,8 +1,9 @@
 /// One change to one shared access policy, decided by `PolicyStore.apply` inside the writer's
 /// transaction from the record as it is then (never from a copy read earlier).
 public enum PolicyChange: Sendable, Hashable {
-    /// Adds the policy with fresh keys, or changes an existing one's rights (its keys stay).
-    case setRights(AccessRights)
+    /// Adds the policy with fresh keys, or changes an existing one's rights and scope (its keys
+    /// stay). `scope` nil: unscoped.
+    case setRights(AccessRights, scope: PolicyScope? = nil)
     /// A new primary or secondary key (the other one keeps working).
     case rotate(secondary: Bool)
     /// Removes the policy (the last one with all four rights cannot go).

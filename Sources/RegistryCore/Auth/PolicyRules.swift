@@ -20,20 +20,23 @@ public enum PolicyRules {
             primaryKey: try sealer.open(primary, for: context(name, "primaryKey"), legacy: legacy),
             secondaryKey: try sealer.open(secondary, for: context(name, "secondaryKey"), legacy: legacy),
             // Records from before versions: 0 until their first change.
-            version: json["version"]?.intValue ?? 0
+            version: json["version"]?.intValue ?? 0,
+            scope: try json["scope"].map { value throws(PolicyError) in try PolicyScope(json: value) }
         )
     }
 
     /// The record to store for `policy`, keys sealed under version 2 contexts.
     public static func encode(_ policy: SharedAccessPolicy, sealer: KeySealer, random: inout some RandomNumberGenerator) -> [UInt8] {
-        let json = JSONValue.object([
+        var members: [String: JSONValue] = [
             "name": .string(policy.name),
             "rights": .string(policy.rights.description),
             "primaryKey": .string(sealer.seal(policy.primaryKey, for: context(policy.name, "primaryKey"), random: &random)),
             "secondaryKey": .string(sealer.seal(policy.secondaryKey, for: context(policy.name, "secondaryKey"), random: &random)),
             "version": .int(policy.version),
-        ])
-        return CanonicalJSON.encode(json)
+        ]
+        // Only on a scoped policy: other records keep their bytes.
+        if let scope = policy.scope { members["scope"] = scope.json }
+        return CanonicalJSON.encode(.object(members))
     }
 
     /// Decides one change against all current policies and the current generation; validates
@@ -65,7 +68,7 @@ public enum PolicyRules {
         let generation = generation + 1
         var changed: SharedAccessPolicy?
         switch change {
-        case .setRights(let rights):
+        case .setRights(let rights, let scope):
             var policy =
                 index.map { policies[$0] }
                 ?? SharedAccessPolicy(
@@ -75,6 +78,7 @@ public enum PolicyRules {
                     secondaryKey: generateKey(random: &random)
                 )
             policy.rights = rights
+            policy.scope = scope
             changed = policy
         case .rotate(let secondary):
             guard let index else { throw PolicyError.notFound(name) }
@@ -93,9 +97,12 @@ public enum PolicyRules {
 
     /// What can be refused without reading any policy: a bad name or an empty set of rights.
     public static func validate(_ change: PolicyChange, name: String) throws(PolicyError) {
-        if case .setRights(let rights) = change {
+        if case .setRights(let rights, let scope) = change {
             try checkName(name)
             guard !rights.isEmpty else { throw PolicyError("a policy needs at least one right") }
+            if scope != nil && SharedAccessPolicy.builtInNames.contains(name) {
+                throw PolicyError("the built-in policy '\(name)' stays unscoped; add a policy of your own with the scope")
+            }
         }
     }
 
@@ -109,8 +116,8 @@ public enum PolicyRules {
     /// Nobody may lock themselves out: some policy must keep Azure's four rights (an owner that
     /// also has `Metrics` still counts).
     static func checkOwnerRemains(_ policies: [SharedAccessPolicy]) throws(PolicyError) {
-        guard policies.contains(where: { $0.rights.isSuperset(of: .all) }) else {
-            throw PolicyError("at least one policy must keep all four rights (like iothubowner)")
+        guard policies.contains(where: { $0.rights.isSuperset(of: .all) && $0.scope == nil }) else {
+            throw PolicyError("at least one unscoped policy must keep all four rights (like iothubowner)")
         }
     }
 }

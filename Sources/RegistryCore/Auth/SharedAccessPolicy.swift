@@ -52,8 +52,11 @@ public struct SharedAccessPolicy: Sendable, Hashable {
     /// The policy generation of its last change (`PolicyStore.apply`); 0 for a policy stored
     /// before versions existed, or never stored.
     public var version: Int64
+    /// Ours: the identities its rights reach (`nil`: all of them). Built-in policies stay unscoped.
+    public var scope: PolicyScope?
 
-    public init(name: String, rights: AccessRights, primaryKey: String, secondaryKey: String, version: Int64 = 0) {
+    public init(name: String, rights: AccessRights, primaryKey: String, secondaryKey: String, version: Int64 = 0, scope: PolicyScope? = nil) {
+        self.scope = scope
         self.name = name
         self.rights = rights
         self.primaryKey = primaryKey
@@ -64,6 +67,9 @@ public struct SharedAccessPolicy: Sendable, Hashable {
     /// What `If-Match` names to change exactly this state of the policy: its version, which
     /// every change replaces with a higher one (never a key or anything derived from one).
     public var etag: String { String(version) }
+
+    /// The names of Azure's built-in policies (never scoped).
+    public static let builtInNames: Set<String> = ["iothubowner", "service", "device", "registryRead", "registryReadWrite"]
 
     /// Azure's five built-in policies with fresh random keys.
     public static func builtIn(random: inout some RandomNumberGenerator) -> [SharedAccessPolicy] {

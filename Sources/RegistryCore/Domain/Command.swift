@@ -22,6 +22,9 @@ public indirect enum Command: Sendable, Hashable {
     case restore(Restoration)
     /// The registry's notice that a credential's window is about to end.
     case noticeCredentialExpiry(CredentialExpiryNotice)
+    /// A command of a scoped policy: refused (401) unless the identity it names is in the scope
+    /// before and every identity it creates or changes is in it after.
+    case scoped(Command, PolicyScope)
 
     /// The device the command is about.
     public var deviceId: String {
@@ -35,6 +38,7 @@ public indirect enum Command: Sendable, Hashable {
         case .change(let c): c.deviceId
         case .restore(let r): r.deviceId
         case .noticeCredentialExpiry(let n): n.deviceId
+        case .scoped(let inner, _): inner.deviceId
         }
     }
 
@@ -49,6 +53,7 @@ public indirect enum Command: Sendable, Hashable {
         case .change(let c): c.moduleId
         case .restore(let r): r.moduleId
         case .noticeCredentialExpiry(let n): n.moduleId
+        case .scoped(let inner, _): inner.moduleId
         }
     }
 
@@ -57,6 +62,7 @@ public indirect enum Command: Sendable, Hashable {
         switch self {
         case .deleteDevice: true
         case .change(let c): c.moduleId == nil && c.action == .delete
+        case .scoped(let inner, _): inner.needsAllModules
         default: false
         }
     }
@@ -66,6 +72,7 @@ public indirect enum Command: Sendable, Hashable {
         switch self {
         case .createModule, .createOrReplaceModule: true
         case .restore(let r): r.device == nil
+        case .scoped(let inner, _): inner.needsModuleCount
         default: false
         }
     }

@@ -90,6 +90,14 @@ public func decide(
         return try rules.restore(restoration)
     case .noticeCredentialExpiry(let notice):
         return try rules.noticeCredentialExpiry(notice)
+    case .scoped(let inner, let scope):
+        // The identity the command names, as it is now, must be inside the scope.
+        let before: Identity? = inner.moduleId != nil ? state.module.map(Identity.module) : state.device.map(Identity.device)
+        if let before, !scope.admits(before) { throw PolicyScope.refusal(inner) }
+        let events = try decide(inner, state: state, context: context, random: &random)
+        // And whatever it creates or changes must stay inside (deletes leave nothing behind).
+        for event in events where !event.type.isDelete && !scope.admits(event.identity) { throw PolicyScope.refusal(inner) }
+        return events
     }
 }
 

@@ -27,6 +27,8 @@ public struct RegistryError: Error, Hashable, Sendable, CustomStringConvertible 
         case preconditionFailed = "PreconditionFailed"
         case tooManyModulesOnDevice = "TooManyModulesOnDevice"
         case quotaExceeded = "IotHubQuotaExceeded"
+        /// A scoped policy's write outside its scope (Azure's 401 code).
+        case unauthorized = "IotHubUnauthorizedAccess"
 
         public var name: String { rawValue }
 
@@ -42,6 +44,7 @@ public struct RegistryError: Error, Hashable, Sendable, CustomStringConvertible 
             case .preconditionFailed: 412_001
             case .tooManyModulesOnDevice: 413_003
             case .quotaExceeded: 403_002
+            case .unauthorized: 401_002
             }
         }
 

@@ -222,8 +222,8 @@ extension RegistryReader {
 extension RegistryBackend {
     /// Adds a policy or changes an existing one's rights (its keys stay; a new one gets fresh
     /// keys). Returns the policy as stored.
-    public func upsertPolicy(name: String, rights: AccessRights) async throws(PolicyError) -> SharedAccessPolicy {
-        try Self.changed(await applyPolicyChange(.setRights(rights), to: name, ifMatch: .absent))
+    public func upsertPolicy(name: String, rights: AccessRights, scope: PolicyScope? = nil) async throws(PolicyError) -> SharedAccessPolicy {
+        try Self.changed(await applyPolicyChange(.setRights(rights, scope: scope), to: name, ifMatch: .absent))
     }
 
     /// Gives a policy a new primary or secondary key (the other one keeps working, so clients

@@ -118,7 +118,8 @@ public final class StoredDocuments: Sendable {
             keys: keys,
             thumbprints: thumbprints,
             keyWindows: keyWindows,
-            thumbprintWindows: thumbprintWindows
+            thumbprintWindows: thumbprintWindows,
+            document: identity
         )
     }
 
