@@ -7,6 +7,8 @@
 #
 #   tools/bench-auth.sh [seconds-per-phase, default 10]   (ROUNDS=N: rounds of the three phases, default 5)
 #   PERF_OUT=/tmp/auth.perf tools/bench-auth.sh   also records a perf profile of the auth phase
+#   WINDOWS=1 tools/bench-auth.sh   gives every device's keys validity windows (open now), so each
+#                                   check also reads and applies a window
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -32,14 +34,18 @@ export REGISTRYD_BODIES="$data/auth-bodies.jsonl"
 
 # 1,000 devices with known keys (bulk creates), and a device token for each, made as the device
 # SDK makes them (sr and sig percent-encoded).
-python3 - "$url" "$owner" "$port" "$devices" "$data" <<'PY'
+python3 - "$url" "$owner" "$port" "$devices" "$data" "${WINDOWS:-0}" <<'PY'
 import base64, hashlib, hmac, json, os, ssl, sys, time, urllib.parse, urllib.request
-url, owner, port, count, data = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+url, owner, port, count, data, windows = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6] == "1"
 context = ssl.create_default_context(cafile=os.path.join(data, "tls", "ca.pem"))
 key = base64.b64encode(bytes(range(32))).decode()
 ids = [f"auth-{i}" for i in range(count)]
 for start in range(0, count, 100):
-    batch = [{"id": i, "importMode": "create", "authentication": {"type": "sas", "symmetricKey": {"primaryKey": key, "secondaryKey": key}}} for i in ids[start:start + 100]]
+    authentication = {"type": "sas", "symmetricKey": {"primaryKey": key, "secondaryKey": key}}
+    if windows:
+        authentication["validity"] = {"primary": {"notBefore": "2020-01-01T00:00:00Z", "notAfter": "2099-01-01T00:00:00Z"},
+                                      "secondary": {"notAfter": "2099-01-01T00:00:00Z"}}
+    batch = [{"id": i, "importMode": "create", "authentication": authentication} for i in ids[start:start + 100]]
     request = urllib.request.Request(url + "/devices?api-version=2021-04-12", data=json.dumps(batch).encode(), method="POST",
                                      headers={"Authorization": owner, "Content-Type": "application/json"})
     urllib.request.urlopen(request, context=context).read()

@@ -21,6 +21,12 @@ public struct APIError: Error, Sendable, Hashable {
     /// Authentication or authorization failed. The reason is never told to the client.
     public static let unauthorized = APIError(status: .unauthorized, code: "IotHubUnauthorizedAccess", message: "Unauthorized")
 
+    /// 401 with the reason (a scoped policy asking for more than its scope): the caller is
+    /// authenticated, so saying why tells it nothing it may not know.
+    public static func unauthorized(_ message: String) -> APIError {
+        APIError(status: .unauthorized, code: unauthorized.code, message: message)
+    }
+
     public static func invalid(_ message: String) -> APIError { APIError(status: .badRequest, code: "ArgumentInvalid", message: message) }
 
     public static func format(_ message: String) -> APIError { APIError(status: .badRequest, code: "IotHubFormatError", message: message) }

@@ -42,11 +42,7 @@ public struct RegistryRequestContext: RequestContext {
     /// scope can bound.
     func requireUnscoped(_ what: String) throws {
         guard let policy, policy.scope != nil else { return }
-        throw APIError(
-            status: .unauthorized,
-            code: "IotHubUnauthorizedAccess",
-            message: "The policy '\(policy.name)' is scoped to some identities; \(what) reaches all of them."
-        )
+        throw APIError.unauthorized("The policy '\(policy.name)' is scoped to some identities; \(what) reaches all of them.")
     }
 
     /// Whether the caller's scope holds the identity stored as `document` (canonical stored or

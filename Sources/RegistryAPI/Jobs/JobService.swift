@@ -252,11 +252,8 @@ public final class JobService: Service, Sendable {
             return (record, .bulkByQuery(job))
         }
         if scope != nil {
-            throw APIError(
-                status: .unauthorized,
-                code: "IotHubUnauthorizedAccess",
-                message:
-                    "A scoped policy cannot run \(type.rawValue) jobs: they read or write every identity. A bulkByQuery job runs inside the scope."
+            throw APIError.unauthorized(
+                "A scoped policy cannot run \(type.rawValue) jobs: they read or write every identity. A bulkByQuery job runs inside the scope."
             )
         }
         guard !configuration.roots.isEmpty else {
