@@ -10,6 +10,10 @@ public final class StoredDocuments: Sendable {
     let openedKeys = OpenedKeyCache<[UInt8]>()
     /// Opened keys for device authentication (see `credentials`).
     let signingKeys = OpenedKeyCache<SigningKey>()
+    /// Parsed validity windows, by their stored bytes (a pure function of them; many devices
+    /// share the same windows). Parsing on every check cost a tenth of a device check.
+    let windows = OpenedKeyCache<CredentialValidity>(capacity: 10_000)
+    static let windowsSlot = IdentityCodec.KeySlot(deviceId: "", moduleId: nil, name: "validity")
 
     public init(sealer: KeySealer?) { self.sealer = sealer }
 
@@ -96,7 +100,14 @@ public final class StoredDocuments: Sendable {
         }
         // Validity windows, rare: parsed (a few dozen bytes) only when the member is there.
         var validity = CredentialValidity()
-        if let range = layout.value(.validity) { validity = CredentialValidity(stored: try JSONParser.parse(Array(identity[range]))) }
+        if let range = layout.value(.validity) {
+            if let known = windows.lookup(identity, range, slot: Self.windowsSlot) {
+                validity = known
+            } else {
+                validity = CredentialValidity(stored: try JSONParser.parse(Array(identity[range])))
+                windows.insert(identity, range, slot: Self.windowsSlot, validity)
+            }
+        }
         var keys: [SigningKey] = []
         var keyWindows: [CredentialValidity.Window?] = []
         keys.reserveCapacity(2)
