@@ -49,8 +49,17 @@ struct HistoryRoute: Sendable {
                 let current = try await store.storedDocument(deviceId: id, moduleId: query.get("moduleId"))
                 guard let current, context.sees(current) else { throw RegistryError(.deviceNotFound, "Device \(id) has no history") }
             }
-            let page = try await store.history(deviceId: id, moduleId: query.get("moduleId"), after: after, limit: limit)
+            var page = try await store.history(deviceId: id, moduleId: query.get("moduleId"), after: after, limit: limit)
             guard !page.entries.isEmpty || after > 0 else { throw RegistryError(.deviceNotFound, "Device \(id) has no history") }
+            if context.scope != nil, query.get("moduleId") == nil {
+                // A device's history holds its modules' entries too: only those of modules in
+                // the scope now (the page may come out shorter; the continuation is unchanged).
+                let visible = Set(
+                    (try await store.moduleDocuments(of: id) ?? []).filter { context.sees($0.json) }
+                        .compactMap { StoredIdentityLayout($0.json, reading: .all)?.string(.moduleId, in: $0.json) }
+                )
+                page.entries.removeAll { entry in entry.moduleId.map { !visible.contains($0) } ?? false }
+            }
             var response = RegistryRoutes.json(.array(page.entries.map(HistoryJSON.encode)))
             if let next = page.next { response.headers[.continuation] = String(next) }
             return response

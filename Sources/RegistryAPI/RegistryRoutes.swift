@@ -96,8 +96,8 @@ struct RegistryRoutes: Sendable {
         try context.require(.registryRead)
         let id = try Self.pathId(context, "deviceId")
         let moduleId = try Self.pathId(context, "moduleId")
-        guard let module = try await store.moduleDocument(id, moduleId) else { throw try await missingModule(id, moduleId) }
-        guard context.sees(module.json) else { throw RegistryError(.moduleNotFound, "Module \(moduleId) on device \(id) not registered") }
+        guard let module = try await store.moduleDocument(id, moduleId) else { throw try await missingModule(id, moduleId, context) }
+        guard context.sees(module.json) else { throw try await missingModule(id, moduleId, context) }
         return Self.document(module)
     }
 
@@ -193,9 +193,11 @@ struct RegistryRoutes: Sendable {
     }
 
     /// Decodes `%XX` escapes once (not `+`); `nil` for a malformed escape or invalid UTF-8.
-    /// The 404 for a module that is not there: DeviceNotFound when its device is missing too.
-    func missingModule(_ deviceId: String, _ moduleId: String) async throws -> RegistryError {
-        if try await store.device(deviceId) == nil { return RegistryError(.deviceNotFound, "Device \(deviceId) not registered") }
+    /// The 404 for a module that is not there: DeviceNotFound when its device is missing too (or,
+    /// for a scoped caller, outside its scope: which devices exist outside is not its business).
+    func missingModule(_ deviceId: String, _ moduleId: String, _ context: RegistryRequestContext) async throws -> RegistryError {
+        let device = try await store.storedDocument(deviceId: deviceId, moduleId: nil)
+        if device.map(context.sees) != true { return RegistryError(.deviceNotFound, "Device \(deviceId) not registered") }
         return RegistryError(.moduleNotFound, "Module \(moduleId) on device \(deviceId) not registered")
     }
 

@@ -19,11 +19,12 @@ struct RestoreRoutes: Sendable {
         router.post("registry/devices/:deviceId/restore") { request, context in
             try context.require(.registryWrite)
             let id = try RegistryRoutes.pathId(context, "deviceId")
+            try Self.checkPrefix(id, context)
             let parameters = request.uri.queryParameters
             let withModules = try Self.flag(parameters.get("modules"), "modules")
             let given = try Self.seq(parameters.get("seq"))
             let seq = try await given.asyncOr { try await latestDeletion(id, moduleId: nil) }
-            let record = try await deletion(at: seq, deviceId: id, moduleId: nil)
+            let record = try await deletion(at: seq, deviceId: id, moduleId: nil, context: context)
             var modules: [Restoration.Deleted] = []
             if withModules {
                 for earlier in try await modulesDeleted(before: record) {
@@ -43,9 +44,10 @@ struct RestoreRoutes: Sendable {
             try context.require(.registryWrite)
             let id = try RegistryRoutes.pathId(context, "deviceId")
             let moduleId = try RegistryRoutes.pathId(context, "moduleId")
+            try Self.checkPrefix(id, context)
             let given = try Self.seq(request.uri.queryParameters.get("seq"))
             let seq = try await given.asyncOr { try await latestDeletion(id, moduleId: moduleId) }
-            let record = try await deletion(at: seq, deviceId: id, moduleId: moduleId)
+            let record = try await deletion(at: seq, deviceId: id, moduleId: moduleId, context: context)
             let module = Restoration.Deleted(identity: try store.identity(in: record), seq: seq)
             _ = try await store.execute(
                 context.scoped(.restore(Restoration(deviceId: id, device: nil, modules: [module]))),
@@ -56,6 +58,14 @@ struct RestoreRoutes: Sendable {
                 throw RegistryError(.moduleNotFound, "Module \(moduleId) on device \(id) not registered")
             }
             return RegistryRoutes.document(document)
+        }
+    }
+
+    /// A scoped caller restoring a device id outside its prefixes: refused before the log is
+    /// read (nothing about that id's past is told).
+    static func checkPrefix(_ deviceId: String, _ context: RegistryRequestContext) throws {
+        if let scope = context.scope, scope.excludes(deviceId: deviceId) {
+            throw APIError.unauthorized("The policy's scope does not cover device '\(deviceId)'.")
         }
     }
 
@@ -92,22 +102,25 @@ struct RestoreRoutes: Sendable {
     }
 
     /// The deletion event at `seq`, which must be this identity's.
-    func deletion(at seq: UInt64, deviceId: String, moduleId: String?) async throws -> EventRecord {
+    func deletion(at seq: UInt64, deviceId: String, moduleId: String?, context: RegistryRequestContext) async throws -> EventRecord {
         let type: EventType = moduleId == nil ? .deviceDeleted : .moduleDeleted
         guard let record = try await store.events(from: seq, limit: 1).first, record.seq == seq else {
             throw APIError.invalid("The log has no event with seq \(seq).")
         }
         guard record.type == type, record.deviceId == deviceId, record.moduleId == moduleId else {
             let what = moduleId.map { "module '\($0)' of device '\(deviceId)'" } ?? "device '\(deviceId)'"
-            throw APIError.invalid(
-                "The event with seq \(seq) is not the deletion of \(what) (it is a \(record.type.rawValue) of \(record.identityName))."
-            )
+            // What the event is instead is told only to an unscoped caller (a scoped one could
+            // otherwise walk the log and learn every identity's name).
+            let instead = context.scope == nil ? " (it is a \(record.type.rawValue) of \(record.identityName))" : ""
+            throw APIError.invalid("The event with seq \(seq) is not the deletion of \(what)\(instead).")
         }
         return record
     }
 
     /// The modules deleted with the device of `record`: the run of `moduleDeleted` events of
-    /// the same device and request just before it (a device delete writes them first).
+    /// the same device, request and time just before it (a device delete writes them first, all
+    /// at its decision's time; event times strictly increase from one command to the next, so
+    /// a module deleted separately, even under a reused request id, is not taken).
     func modulesDeleted(before record: EventRecord) async throws -> [EventRecord] {
         var run: [EventRecord] = []
         var end = record.seq  // exclusive
@@ -116,7 +129,9 @@ struct RestoreRoutes: Sendable {
             let first = end > 64 ? end - 64 : 1
             let chunk = try await store.events(from: first, limit: Int(end - first)).filter { $0.seq < end }
             for candidate in chunk.reversed() {
-                guard candidate.type == .moduleDeleted, candidate.deviceId == record.deviceId, candidate.requestId == record.requestId else {
+                guard candidate.type == .moduleDeleted, candidate.deviceId == record.deviceId, candidate.requestId == record.requestId,
+                    candidate.time == record.time
+                else {
                     return run.reversed()
                 }
                 run.append(candidate)

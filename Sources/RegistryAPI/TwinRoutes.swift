@@ -27,14 +27,10 @@ struct TwinRoutes: Sendable {
         let moduleId = module ? try RegistryRoutes.pathId(context, "moduleId") : nil
         let stored = try await store.storedDocument(deviceId: deviceId, moduleId: moduleId)
         guard let stored, context.sees(stored) else {
-            if let moduleId { throw stored == nil ? try await routes.missingModule(deviceId, moduleId) : Self.notFound(deviceId, moduleId) }
+            if let moduleId { throw try await routes.missingModule(deviceId, moduleId, context) }
             throw RegistryError(.deviceNotFound, "Device \(deviceId) not registered")
         }
         return Self.twin(try JSONParser.parse(stored))
-    }
-
-    static func notFound(_ deviceId: String, _ moduleId: String) -> RegistryError {
-        RegistryError(.moduleNotFound, "Module \(moduleId) on device \(deviceId) not registered")
     }
 
     func update(_ request: Request, _ context: RegistryRequestContext, module: Bool, replace: Bool) async throws -> Response {

@@ -150,3 +150,22 @@ import Testing
         }
     }
 }
+
+/// The rules of a restore on their own: a device restore with more modules than the limit now
+/// allows is refused as a create would be.
+@Test func aRestoreRespectsTheModuleLimitInForceNow() throws {
+    let device = Device(deviceId: "d", generationId: "1", etag: "MQ==", authentication: Authentication(type: .sas))
+    let modules = (0..<3).map {
+        Restoration.Deleted(
+            identity: .module(Module(deviceId: "d", moduleId: "m\($0)", generationId: "1", etag: "Mg==", authentication: Authentication(type: .sas))),
+            seq: UInt64($0) + 1
+        )
+    }
+    let restoration = Restoration(deviceId: "d", device: .init(identity: .device(device), seq: 4), modules: modules)
+    var random = SeededRandom(seed: 1)
+    let context = DecisionContext(now: Timestamp(unixSeconds: 1_800_000_000), sequence: 5, limits: RegistryLimits(maxModulesPerDevice: 2))
+    #expect(throws: RegistryError.self) { try decide(.restore(restoration), state: CommandState(), context: context, random: &random) }
+    let roomy = DecisionContext(now: Timestamp(unixSeconds: 1_800_000_000), sequence: 5, limits: RegistryLimits(maxModulesPerDevice: 3))
+    let events = try decide(.restore(restoration), state: CommandState(), context: roomy, random: &random)
+    #expect(events.map(\.type) == [.deviceCreated, .moduleCreated, .moduleCreated, .moduleCreated])
+}

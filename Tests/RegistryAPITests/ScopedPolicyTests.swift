@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import RegistryAPI
 import RegistryCore
+import RegistryDelivery
 import RegistryLMDB
 import RegistryTesting
 import Testing
@@ -43,9 +44,13 @@ import Testing
             let policies = try await PolicyStore.ensureBuiltIn(store)
             let owner = try #require(policies.first { $0.name == "iothubowner" })
             let jobs = JobService(store: store, configuration: JobsConfiguration(roots: [dir]), logger: Logger(label: "test"))
+            // With delivery, so that the event stream and route administration exist.
+            let delivery = DeliveryService(store: store, hubName: "hub", configuration: DeliveryConfiguration(), logger: Logger(label: "t"))
             let router = buildRouter(
                 store: store,
                 authenticator: ServiceAuthenticator(hostName: R.host, policies: policies),
+                delivery: delivery,
+                metrics: RegistryMetrics(),
                 jobs: jobs,
                 now: { R.now }
             )
@@ -97,7 +102,8 @@ import Testing
             #expect(try await h.call(.get, "/devices/lyon-2", as: h.lyon).status == .ok)
             R.expectAzureError(try await h.call(.get, "/devices/paris-1", as: h.lyon), .notFound, "DeviceNotFound")
             #expect(try await h.call(.get, "/devices/lyon-1/modules/m", as: h.lyon).status == .ok)
-            R.expectAzureError(try await h.call(.get, "/devices/paris-2/modules/m", as: h.lyon), .notFound, "ModuleNotFound")
+            // A module of a device outside the scope: as if the device were absent.
+            R.expectAzureError(try await h.call(.get, "/devices/paris-2/modules/m", as: h.lyon), .notFound, "DeviceNotFound")
             R.expectAzureError(try await h.call(.get, "/devices/paris-2/modules", as: h.lyon), .notFound, "DeviceNotFound")
             #expect(Self.ids(try await h.call(.get, "/devices/lyon-1/modules", as: h.lyon)) == ["lyon-1"])
             #expect(Self.ids(try await h.call(.get, "/devices", as: h.lyon)) == ["lyon-1", "lyon-2"])
@@ -165,9 +171,10 @@ import Testing
 
     @Test func registryWideRoutesRefuseAScopedPolicyAndJobsStayInsideIt() async throws {
         try await Self.withHarness { h in
-            // (The event stream and route administration, registered only with delivery, refuse
-            // the same way: `requireUnscoped` first thing in each.)
-            for (method, uri) in [(HTTPRequest.Method.get, "/registry/log/head"), (.post, "/registry/audit/verify"), (.get, "/registry/policies")] {
+            for (method, uri) in [
+                (HTTPRequest.Method.get, "/registry/log/head"), (.post, "/registry/audit/verify"), (.get, "/registry/policies"),
+                (.get, "/registry/events?from=1&limit=1"), (.get, "/registry/routes"),
+            ] {
                 R.expectAzureError(try await h.call(method, uri, as: h.lyon), .unauthorized, "IotHubUnauthorizedAccess")
             }
             let export = #"{"type": "export", "outputBlobContainerUri": "file:///tmp"}"#
@@ -207,6 +214,55 @@ import Testing
             let gateway = SharedAccessSignature.make(resource: "\(R.host)/devices", key: h.lyonKey, keyName: "lyon", expiry: R.now + 600)
             #expect(try await ask("lyon-2", gateway, as: h.device) == "allow")
             #expect(try await ask("paris-2", gateway, as: h.device) == "wrongScope")
+        }
+    }
+
+    /// What a review found: jobs, history, module lookups, restore, existence and metrics.
+    @Test func nothingOutsideTheScopeLeaksThroughJobsHistoryRestoreOrMetrics() async throws {
+        try await Self.withHarness { h in
+            // Jobs: a scoped caller sees and cancels only its own.
+            let ownerJob = try await h.call(
+                .post,
+                "/jobs/create",
+                body: #"{"type": "bulkByQuery", "query": "SELECT * FROM devices", "change": {"action": "disable"}, "dryRun": true}"#
+            )
+            let ownerJobId = try #require(ownerJob.json?["jobId"]?.stringValue)
+            #expect(ownerJob.json?["createdBy"] == .string("iothubowner"))
+            R.expectAzureError(try await h.call(.get, "/jobs/\(ownerJobId)", as: h.lyon), .notFound, "JobNotFound")
+            R.expectAzureError(try await h.call(.delete, "/jobs/\(ownerJobId)", as: h.lyon), .notFound, "JobNotFound")
+            #expect(try await h.call(.get, "/jobs", as: h.lyon).json?.arrayValue?.isEmpty == true)
+            #expect(try await h.call(.get, "/jobs").json?.arrayValue?.count == 1)
+
+            // A device's history shows only the modules in the scope (a tag scope: lyon-1 is
+            // in it, its module m is not).
+            let history = try await h.call(.get, "/registry/devices/lyon-1/history", as: h.tagged)
+            #expect(history.status == .ok)
+            #expect(history.json?.arrayValue?.allSatisfy { $0["moduleId"] == .null || $0["moduleId"] == nil } == true)
+            #expect(try await h.call(.get, "/registry/devices/lyon-1/history").json?.arrayValue?.contains { $0["moduleId"] == .string("m") } == true)
+            // A module lookup on a device outside the scope answers as if the device were absent.
+            R.expectAzureError(try await h.call(.get, "/devices/paris-2/modules/none", as: h.lyon), .notFound, "DeviceNotFound")
+
+            // Existence outside the prefixes is not told: a delete of an absent id is refused as
+            // one of a present id is.
+            R.expectAzureError(try await h.call(.delete, "/devices/paris-none", as: h.lyon), .unauthorized, "IotHubUnauthorizedAccess")
+            R.expectAzureError(try await h.call(.post, "/registry/devices/paris-none/restore", as: h.lyon), .unauthorized, "IotHubUnauthorizedAccess")
+            // A seq that is another identity's event: the answer names no other identity.
+            let wrong = try await h.call(.post, "/registry/devices/lyon-2/restore?seq=1", as: h.lyon)
+            R.expectAzureError(wrong, .badRequest, "ArgumentInvalid")
+            #expect(wrong.json?["Message"]?.stringValue?.contains("paris") == false)
+            #expect(wrong.json?["Message"]?.stringValue?.contains("lyon-1") == false)
+
+            // A tag scope: a module on a device outside it cannot be created, and a device whose
+            // module is outside cannot be deleted with it.
+            R.expectAzureError(
+                try await h.call(.put, "/devices/lyon-2/modules/n", body: #"{}"#, as: h.tagged),
+                .unauthorized,
+                "IotHubUnauthorizedAccess"
+            )
+            R.expectAzureError(try await h.call(.delete, "/devices/lyon-1", as: h.tagged), .unauthorized, "IotHubUnauthorizedAccess")
+            #expect(try await h.call(.get, "/devices/lyon-1/modules/m").status == .ok)
+
+            R.expectAzureError(try await h.call(.get, "/metrics", as: h.lyon), .unauthorized, "IotHubUnauthorizedAccess")
         }
     }
 

@@ -32,6 +32,8 @@ public struct JobRecord: Sendable, Hashable {
     public var failedLines: Int = 0
     /// A bulk-by-query job's request and outcome (nil for imports and exports).
     var bulk: BulkQueryJob.Record?
+    /// Ours: the policy that created the job (a scoped policy sees and cancels only its own).
+    public var createdBy: String?
 
     public var json: JSONValue {
         var o: [String: JSONValue] = [
@@ -46,6 +48,7 @@ public struct JobRecord: Sendable, Hashable {
         if let outputBlobContainerUri { o["outputBlobContainerUri"] = .string(outputBlobContainerUri) }
         if let outputBlobName { o["outputBlobName"] = .string(outputBlobName) }
         if let failureReason { o["failureReason"] = .string(failureReason) }
+        if let createdBy { o["createdBy"] = .string(createdBy) }
         if let bulk {
             for (key, value) in bulk.fields { o[key] = value }
         }
@@ -72,6 +75,7 @@ public struct JobRecord: Sendable, Hashable {
         identities = Int(json["identities"]?.intValue ?? 0)
         failedLines = Int(json["failedLines"]?.intValue ?? 0)
         bulk = type == .bulkByQuery ? BulkQueryJob.Record(json: json) : nil
+        createdBy = json["createdBy"]?.stringValue
     }
 
     public init(

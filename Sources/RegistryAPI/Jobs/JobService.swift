@@ -126,9 +126,10 @@ public final class JobService: Service, Sendable {
 
     /// Validates and records a job, then starts it. Throws `APIError` for a bad request.
     /// - Parameter scope: a scoped caller's: only a bulkByQuery job, inside the scope.
-    public func create(_ body: JSONValue, now: Timestamp, scope: PolicyScope? = nil) async throws -> JobRecord {
+    public func create(_ body: JSONValue, now: Timestamp, scope: PolicyScope? = nil, createdBy: String? = nil) async throws -> JobRecord {
         let (prepared, plan) = try prepare(body, now: now, scope: scope)
         var record = prepared
+        record.createdBy = createdBy
         let claimed = active.withLock { current -> Bool in
             guard current == nil else { return false }
             current = ActiveJob(id: record.jobId)
@@ -472,6 +473,8 @@ public final class JobService: Service, Sendable {
         )
         record.bulk?.counts.matched = matched
         if job.dryRun { return }
+        // A cancel another node recorded during the count must not be overwritten.
+        if await cancelledElsewhere(record.jobId) { throw ImportExportEngine.Cancelled() }
         try await save(record)
         let progressRecord = Mutex(record)
         // Saved with each settled batch, never over a cancellation another node recorded.

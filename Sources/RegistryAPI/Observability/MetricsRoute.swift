@@ -15,7 +15,11 @@ struct MetricsRoute: Sendable {
 
     func register(on router: Router<RegistryRequestContext>) {
         router.get("metrics") { _, context in
-            if !open { try context.requireAny(of: [.metrics, .registryRead]) }
+            if !open {
+                try context.requireAny(of: [.metrics, .registryRead])
+                // Registry-wide counts and route state: not for a scoped policy.
+                try context.requireUnscoped("the metrics")
+            }
             let text = await metrics.scrape(store: store, delivery: delivery)
             return Response(
                 status: .ok,

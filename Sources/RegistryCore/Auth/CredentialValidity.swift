@@ -117,9 +117,12 @@ extension Authentication {
 }
 
 /// An ISO 8601 duration of days and time (`P30D`, `P2W`, `PT12H`, `P1DT6H30M`): months and
-/// years are refused, their length depends on the calendar.
+/// years are refused, their length depends on the calendar. At most `maximumSeconds` (about 100
+/// years), so that adding it to any time stays far inside the tick range.
 public struct ISODuration: Sendable, Hashable {
     public var seconds: Int64
+
+    public static let maximumSeconds: Int64 = 36_525 * 86_400
 
     public init(seconds: Int64) { self.seconds = seconds }
 
@@ -154,6 +157,7 @@ public struct ISODuration: Sendable, Hashable {
                 default: return nil
                 }
                 total += n * unit
+                guard total <= Self.maximumSeconds else { return nil }
                 number = nil
                 sawUnit = true
             }

@@ -91,12 +91,17 @@ public func decide(
     case .noticeCredentialExpiry(let notice):
         return try rules.noticeCredentialExpiry(notice)
     case .scoped(let inner, let scope):
-        // The identity the command names, as it is now, must be inside the scope.
-        let before: Identity? = inner.moduleId != nil ? state.module.map(Identity.module) : state.device.map(Identity.device)
-        if let before, !scope.admits(before) { throw PolicyScope.refusal(inner) }
+        // A device id outside the prefixes: refused whether or not it exists (the answer must
+        // not tell a scoped caller what is registered outside its scope).
+        if scope.excludes(deviceId: inner.deviceId) { throw PolicyScope.refusal(inner) }
+        // The identity the command names, as it is now, must be inside the scope, and for a
+        // module its device too (no keys for a module on a device outside the scope).
+        if let device = state.device, !scope.admits(.device(device)) { throw PolicyScope.refusal(inner) }
+        if inner.moduleId != nil, let module = state.module, !scope.admits(.module(module)) { throw PolicyScope.refusal(inner) }
         let events = try decide(inner, state: state, context: context, random: &random)
-        // And whatever it creates or changes must stay inside (deletes leave nothing behind).
-        for event in events where !event.type.isDelete && !scope.admits(event.identity) { throw PolicyScope.refusal(inner) }
+        // Every identity it creates, changes or deletes (a device's modules go with it) must be
+        // inside: each is judged on its own twin.
+        for event in events where !scope.admits(event.identity) { throw PolicyScope.refusal(inner) }
         return events
     }
 }
@@ -449,6 +454,12 @@ private struct Rules {
                     "A device with ID '\(device.deviceId)' is registered again; a restore only re-creates a deleted identity."
                 )
             }
+            guard restoration.modules.count <= context.limits.maxModulesPerDevice else {
+                throw RegistryError(
+                    .tooManyModulesOnDevice,
+                    "Device '\(device.deviceId)' had \(restoration.modules.count) modules; the maximum allowed is now \(context.limits.maxModulesPerDevice)."
+                )
+            }
             if let maximum = context.limits.maxIdentities, state.identityCount + 1 + restoration.modules.count > maximum {
                 throw RegistryError(
                     .quotaExceeded,
@@ -590,6 +601,16 @@ private struct Rules {
                 throw .invalid("authentication.validity.\(slot.rawValue) bounds a \(slot.rawValue) credential the identity does not have.")
             }
             resolved.validity = given
+            // The same window given back (a GET sent back, an export imported) keeps its notice
+            // mark: the registry announced its end once already.
+            if let existing {
+                for slot in CredentialValidity.Slot.allCases
+                where existing.type == resolved.type && resolved.credential(slot) != nil && existing.credential(slot) == resolved.credential(slot)
+                    && given[slot]?.notAfter != nil && given[slot]?.notAfter == existing.validity[slot]?.notAfter
+                {
+                    resolved.validity[slot]?.expiryNoticed = existing.validity[slot]?.expiryNoticed ?? false
+                }
+            }
         } else if let existing {
             for slot in CredentialValidity.Slot.allCases
             where existing.type == resolved.type && resolved.credential(slot) != nil && existing.credential(slot) == resolved.credential(slot) {
