@@ -78,6 +78,16 @@ extension RegistryStore: RegistryBackend {
         try await perform { txn, db in try txn.put(db.jobs, key, record) }
     }
 
+    public func replaceJobRecord(_ jobId: String, expected: [UInt8]?, with record: [UInt8]) async throws -> Bool {
+        let key = Array(jobId.utf8)
+        // Compared and written in the one write transaction (re-runnable: all read from `txn`).
+        return try await perform { txn, db in
+            guard try txn.get(db.jobs, key) == expected else { return false }
+            try txn.put(db.jobs, key, record)
+            return true
+        }
+    }
+
     public func applyPolicyChange(_ change: PolicyChange, to name: String, ifMatch: ETagCondition) async throws(PolicyError) -> PolicySnapshot {
         try await PolicyStore.apply(change, to: name, ifMatch: ifMatch, store: self)
     }

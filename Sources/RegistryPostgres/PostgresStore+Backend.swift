@@ -107,6 +107,31 @@ extension PostgresStore: RegistryBackend {
         }
     }
 
+    public func replaceJobRecord(_ jobId: String, expected: [UInt8]?, with record: [UInt8]) async throws -> Bool {
+        let (hub, logger) = (self.hub, self.logger)
+        let bytes = ByteBuffer(bytes: record)
+        return try await database { connection in
+            // One statement each: the comparison and the write are atomic (a row lock on update;
+            // the primary key on insert).
+            let rows: PostgresRowSequence
+            if let expected {
+                let old = ByteBuffer(bytes: expected)
+                rows = try await connection.query(
+                    "UPDATE jobs SET record = \(bytes) WHERE hub = \(hub) AND job_id = \(jobId) AND record = \(old) RETURNING 1",
+                    logger: logger
+                )
+            } else {
+                rows = try await connection.query(
+                    "INSERT INTO jobs (hub, job_id, record) VALUES (\(hub), \(jobId), \(bytes)) ON CONFLICT (hub, job_id) DO NOTHING RETURNING 1",
+                    logger: logger
+                )
+            }
+            var written = false
+            for try await _ in rows.decode(Int32.self) { written = true }
+            return written
+        }
+    }
+
     public func applyPolicyChange(_ change: PolicyChange, to name: String, ifMatch: ETagCondition) async throws(PolicyError) -> PolicySnapshot {
         do {
             return try await policyTransaction { policies, generation, random throws(PolicyError) in

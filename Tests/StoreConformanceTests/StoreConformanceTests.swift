@@ -154,6 +154,20 @@ import Testing
         }
     }
 
+    /// `replaceJobRecord` writes only over the record it was given, in one step.
+    @Test(arguments: BackendFixtures.all)
+    func jobRecordsAreReplacedOnlyOverWhatWasRead(_ fixture: any BackendFixture) async throws {
+        try await fixture.withBackend { backend in
+            let (first, second, third) = (Array("{\"n\":1}".utf8), Array("{\"n\":2}".utf8), Array("{\"n\":3}".utf8))
+            let created = try await backend.replaceJobRecord("j", expected: nil, with: first)
+            #expect(created)
+            #expect(try await !backend.replaceJobRecord("j", expected: nil, with: second), "already there")
+            #expect(try await backend.replaceJobRecord("j", expected: first, with: second))
+            #expect(try await !backend.replaceJobRecord("j", expected: first, with: third), "written since")
+            #expect(try await backend.jobRecord("j") == second)
+        }
+    }
+
     // MARK: the log
 
     @Test(arguments: BackendFixtures.all)

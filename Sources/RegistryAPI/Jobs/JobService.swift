@@ -88,12 +88,38 @@ public final class JobService: Service, Sendable {
         try await store.saveJobRecord(record.jobId, CanonicalJSON.encode(record.json))
     }
 
+    /// Saves a record of the job this node runs, only over the record this node last wrote for
+    /// it (one compare-and-set in the store): a record another node wrote meanwhile (a cancel
+    /// taken there) is never overwritten, and the job is asked to stop. Whether it was written.
+    @discardableResult
+    func saveActive(_ record: JobRecord) async throws -> Bool {
+        let bytes = CanonicalJSON.encode(record.json)
+        guard let expected = active.withLock({ $0?.id == record.jobId ? $0?.stored : nil }) else {
+            try await store.saveJobRecord(record.jobId, bytes)
+            return true
+        }
+        if try await store.replaceJobRecord(record.jobId, expected: expected, with: bytes) {
+            active.withLock { if $0?.id == record.jobId { $0?.stored = bytes } }
+            return true
+        }
+        _ = await cancelledElsewhere(record.jobId)
+        return false
+    }
+
     /// The job this node runs, and how to give up the hub's job lease when it ends.
     struct ActiveJob {
         var id: String
         var cancelled = false
+        /// The hub's job lease was lost while the job was active (its database session ended):
+        /// another node may start a job, so this one stops and is recorded failed.
+        var leaseLost = false
         var releaseLease: @Sendable () -> Void = {}
+        /// The record as this node last stored it (what `saveActive` compares against).
+        var stored: [UInt8]?
     }
+
+    static let leaseLostReason =
+        "the job's lease was lost (its database session ended), so another node could start a job; this one stopped. Create it again (an import may have applied part of its file)"
 
     /// The store lease that makes a job the hub's one active job across nodes.
     static let lease = "jobs"
@@ -150,7 +176,9 @@ public final class JobService: Service, Sendable {
             active.withLock { $0?.releaseLease = release }
             // Holding the lease, no job runs anywhere: one left unfinished was interrupted.
             try await failInterrupted(now: now)
-            try await save(record)
+            let bytes = CanonicalJSON.encode(record.json)
+            try await store.saveJobRecord(record.jobId, bytes)
+            active.withLock { $0?.stored = bytes }
         } catch {
             finishActive()
             throw error
@@ -174,6 +202,7 @@ public final class JobService: Service, Sendable {
     /// with a task of its own until the returned closure is called (the job ended).
     private func takeLease() async throws -> (@Sendable () -> Void)? {
         let (released, release) = AsyncStream<Void>.makeStream()
+        let givenUp = Flag()
         let store = self.store
         let taken: Bool = try await withCheckedThrowingContinuation { continuation in
             let answer = Answer(continuation)
@@ -187,10 +216,39 @@ public final class JobService: Service, Sendable {
                 } catch {
                     answer.give(.failure(error))
                 }
+                // The lease ended without the job giving it up: its session was lost.
+                if !givenUp.isSet { await self.leaseLost() }
             }
         }
         guard taken else { return nil }
-        return { release.finish() }
+        return {
+            givenUp.set()
+            release.finish()
+        }
+    }
+
+    /// The active job's lease was lost: it is asked to stop and recorded failed at once (a job
+    /// not started yet never starts).
+    private func leaseLost() async {
+        let id = active.withLock { current -> String? in
+            guard current != nil else { return nil }
+            current?.cancelled = true
+            current?.leaseLost = true
+            return current?.id
+        }
+        guard let id, var record = try? await get(id), !record.status.isTerminal else { return }
+        logger.error("job lease lost; the job stops", metadata: ["job.id": "\(id)"])
+        record.status = .failed
+        record.failureReason = Self.leaseLostReason
+        record.endTimeUtc = Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
+        try? await save(record)
+    }
+
+    /// A one-way flag shared with a task (`Atomic` itself cannot be captured).
+    private final class Flag: Sendable {
+        private let state = Atomic<Bool>(false)
+        func set() { state.store(true, ordering: .releasing) }
+        var isSet: Bool { state.load(ordering: .acquiring) }
     }
 
     /// A continuation resumed once, by whichever answer comes first.
@@ -303,12 +361,20 @@ public final class JobService: Service, Sendable {
             current?.cancelled = true
             return true
         }
-        if !signalled && !record.status.isTerminal {
+        if !signalled {
             // Not running here: another node runs it (its watcher sees the record within a
-            // second and stops the job), or it was left over. Recorded directly.
-            record.status = .cancelled
-            record.endTimeUtc = now
-            try await save(record)
+            // second and stops the job; its progress saves compare and fail), or it was left
+            // over. Recorded over the record as read, never over one written since (the job may
+            // have finished meanwhile: then it stays finished).
+            for _ in 0..<5 {
+                guard let stored = try await store.jobRecord(id), let current = (try? JSONParser.parse(stored)).flatMap(JobRecord.init(json:)),
+                    !current.status.isTerminal
+                else { break }
+                record = current
+                record.status = .cancelled
+                record.endTimeUtc = now
+                if try await store.replaceJobRecord(id, expected: stored, with: CanonicalJSON.encode(record.json)) { break }
+            }
         }
         return try await get(id) ?? record
     }
@@ -350,7 +416,9 @@ public final class JobService: Service, Sendable {
         do {
             // Cancelled (or drained by a shutdown) before it began: nothing is read or written.
             if isCancelled { throw ImportExportEngine.Cancelled() }
-            try await save(record)
+            try await saveActive(record)
+            // A cancel another node recorded before this start: nothing is read or written.
+            if isCancelled { throw ImportExportEngine.Cancelled() }
             switch plan {
             case .export(let container, let name):
                 try await runExport(&record, container: container, name: name)
@@ -364,13 +432,19 @@ public final class JobService: Service, Sendable {
         } catch is ImportExportEngine.Cancelled {
             record.status = .cancelled
             if shuttingDown.load(ordering: .relaxed) { record.failureReason = "registryd shut down while the job ran; create the job again" }
+            if active.withLock({ $0?.leaseLost ?? false }) {
+                record.status = .failed
+                record.failureReason = Self.leaseLostReason
+            }
         } catch {
             record.status = .failed
             record.failureReason = "\(error)"
             logger.error("job failed", metadata: ["job.id": "\(record.jobId)", "error": "\(error)"])
         }
         record.endTimeUtc = Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
-        try? await save(record)
+        // Over a record another node wrote meanwhile (a cancel) only if the job completed: its
+        // work is all done, whatever was asked late.
+        if (try? await saveActive(record)) != true && record.status == .completed { try? await save(record) }
         finishActive()
         logger.info(
             "job finished",
@@ -433,12 +507,11 @@ public final class JobService: Service, Sendable {
                 errors: { try? errorLog.write(contentsOf: CanonicalJSON.encode($0) + [10]) },
                 isCancelled: { self.isCancelled },
                 progress: { counts in
-                    // Never over a cancellation another node recorded.
-                    if await self.cancelledElsewhere(progressRecord.jobId) { return }
+                    // Never over a cancellation another node recorded (`saveActive` compares).
                     progressRecord.progress = min(99, counts.bytesRead * 100 / size)
                     progressRecord.identities = counts.imported
                     progressRecord.failedLines = counts.failed
-                    try? await self.save(progressRecord)
+                    _ = try? await self.saveActive(progressRecord)
                 }
             )
         } catch {
@@ -474,8 +547,8 @@ public final class JobService: Service, Sendable {
         record.bulk?.counts.matched = matched
         if job.dryRun { return }
         // A cancel another node recorded during the count must not be overwritten.
-        if await cancelledElsewhere(record.jobId) { throw ImportExportEngine.Cancelled() }
-        try await save(record)
+        try await saveActive(record)
+        if isCancelled { throw ImportExportEngine.Cancelled() }
         let progressRecord = Mutex(record)
         // Saved with each settled batch, never over a cancellation another node recorded.
         let counts: BulkQueryEngine.Counts
@@ -493,7 +566,6 @@ public final class JobService: Service, Sendable {
                 refused: { refusal in progressRecord.withLock { $0.bulk?.refused(refusal) } },
                 isCancelled: { self.isCancelled },
                 progress: { counts in
-                    if await self.cancelledElsewhere(record.jobId) { return }
                     let snapshot = progressRecord.withLock { current -> JobRecord in
                         current.bulk?.counts = counts
                         current.identities = counts.changed
@@ -501,7 +573,7 @@ public final class JobService: Service, Sendable {
                         current.progress = min(99, counts.processed * 100 / max(1, matched))
                         return current
                     }
-                    try? await self.save(snapshot)
+                    _ = try? await self.saveActive(snapshot)
                 }
             )
         } catch {

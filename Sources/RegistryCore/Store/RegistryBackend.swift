@@ -157,6 +157,11 @@ public protocol RegistryBackend: RegistryReader {
     /// Removes one parked message (after its redelivery was confirmed).
     func unpark(route: String, seq: UInt64) async throws
     func saveJobRecord(_ jobId: String, _ record: [UInt8]) async throws
+    /// Stores `record` only if the stored one is still `expected` (byte for byte; `nil`: none
+    /// stored), in one step: false (nothing written) when someone else wrote it meanwhile, so
+    /// that a job's progress never overwrites a cancel another node recorded, nor a cancel a
+    /// finished job.
+    func replaceJobRecord(_ jobId: String, expected: [UInt8]?, with record: [UInt8]) async throws -> Bool
     /// Applies one policy change in one transaction, checked against `ifMatch` (see `PolicyChange`).
     func applyPolicyChange(_ change: PolicyChange, to name: String, ifMatch: ETagCondition) async throws(PolicyError) -> PolicySnapshot
     /// Appends stored event records verbatim after the head and folds them into the
