@@ -9,6 +9,9 @@
 #   - two PostgreSQL nodes on the one database taking creates at once (128 connections each).
 #
 #   tools/bench-postgres.sh [seconds-per-phase, default 10]
+#   PERF_OUT=/tmp/pg-creates.perf tools/bench-postgres.sh   also records a perf profile of the
+#     PostgreSQL node's create phase; every run prints the CPU seconds the node, the PostgreSQL
+#     server and the load generator used during each create phase (where the two cores went)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -50,6 +53,16 @@ start() {
   for _ in $(seq 200); do curl -fsk "https://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   printf -v "port_$name" '%s' "$port"; printf -v "url_$name" '%s' "https://localhost:$port"; printf -v "data_$name" '%s' "$data"
 }
+cpu_of() {  # user + system CPU seconds of one process so far
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+cpu_of_postgres() {  # of every process of this benchmark's PostgreSQL server (postmaster and backends)
+  local pm p total=0
+  pm=$(pgrep -f "bin/postgres -D $work/pg" | head -1)
+  [ -z "$pm" ] && { echo 0; return; }
+  for p in $pm $(pgrep -P "$pm"); do total=$(python3 -c "print($total + $(cpu_of "$p"))"); done
+  echo "$total"
+}
 batch_of() {  # average commands per commit so far, from /metrics
   curl -fsk -H "Authorization: $2" "$1/metrics" | awk '/^registryd_writer_batch_commands_sum/ {s=$2} /^registryd_writer_batch_commands_count/ {c=$2} END {printf "%.1f %d\n", s, c}'
 }
@@ -66,7 +79,17 @@ measure() {
   wrk -t2 -c$conns -d3s -s tools/bench/create.lua "$url" -- seed > "$work/$name-seed.txt"
   local before after
   before=$(batch_of "$url" "$owner")
+  local node_pid=${pids[-1]} perf_pid=""
+  if [ -n "${PERF_OUT:-}" ] && [ "$name" = postgres ]; then
+    perf record -F 999 -g -o "$PERF_OUT" -p "$node_pid" -- sleep "$secs" >/dev/null 2>&1 & perf_pid=$!
+  fi
+  local node_cpu0 pg_cpu0 wall0
+  node_cpu0=$(cpu_of "$node_pid"); pg_cpu0=$(cpu_of_postgres); wall0=$(date +%s.%N)
   create_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/create.lua "$url" -- run)
+  printf '%s creates: CPU seconds per wall second: node %s, PostgreSQL server %s (2 cores in all; the rest is wrk and the kernel)\n' "$name" \
+    "$(python3 -c "print(f'{($(cpu_of "$node_pid") - $node_cpu0) / ($(date +%s.%N) - $wall0):.2f}')")" \
+    "$(python3 -c "print(f'{($(cpu_of_postgres) - $pg_cpu0) / ($(date +%s.%N) - $wall0):.2f}')")"
+  [ -n "$perf_pid" ] && wait "$perf_pid" 2>/dev/null || true
   after=$(batch_of "$url" "$owner")
   batch=$(python3 -c "b='$before'.split(); a='$after'.split(); print(max(1, round((float(a[0]) - float(b[0])) / max(1, int(a[1]) - int(b[1])))))")
   export REGISTRYD_IDS=$(( $(awk '/requests in/ {print $1}' "$work/$name-seed.txt") / 4 )) REGISTRYD_PREFIX=seed
