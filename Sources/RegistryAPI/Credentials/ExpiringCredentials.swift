@@ -25,23 +25,28 @@ public struct ExpiringCredential: Sendable, Hashable {
 }
 
 public enum ExpiringCredentials {
+    /// What the scan reads of each stored document.
+    static let fields = StoredIdentityLayout.Fields(.authenticationType, .validity, .deviceId, .moduleId)
+
     /// Every credential whose window ends before `until` (ended ones included), soonest first,
     /// then by identity. One pass over the identities; a document without a `validity` member
     /// is passed over on its bytes, without a parse.
     public static func scan(_ store: any RegistryReader, until: Timestamp) async throws -> [ExpiringCredential] {
         let found = Mutex<[ExpiringCredential]>([])
         try await store.forEachIdentity(openKeys: false) { document, isModule in
-            guard let layout = StoredIdentityLayout(document.json, reading: .credentials), let range = layout.value(.validity) else { return }
-            let validity = CredentialValidity(stored: try JSONParser.parse(Array(document.json[range])))
-            let json = try JSONParser.parse(document.json)
-            guard let deviceId = json["deviceId"]?.stringValue,
-                let type = json["authentication"]?["type"]?.stringValue.flatMap(AuthenticationType.init(rawValue:))
+            let bytes = document.json
+            guard let layout = StoredIdentityLayout(bytes, reading: Self.fields), let range = layout.value(.validity) else { return }
+            // Only the windows are parsed; the ids and the type are read from the bytes.
+            let validity = CredentialValidity(stored: try JSONParser.parse(Array(bytes[range])))
+            guard let deviceId = layout.string(.deviceId, in: bytes),
+                let type = layout.string(.authenticationType, in: bytes).flatMap(AuthenticationType.init(rawValue:))
             else { return }
+            let moduleId = isModule ? layout.string(.moduleId, in: bytes) : nil
             for slot in CredentialValidity.Slot.allCases {
                 guard let window = validity[slot], let notAfter = window.notAfter, notAfter < until else { continue }
                 let credential = ExpiringCredential(
                     deviceId: deviceId,
-                    moduleId: isModule ? json["moduleId"]?.stringValue : nil,
+                    moduleId: moduleId,
                     slot: slot,
                     authenticationType: type,
                     window: window,

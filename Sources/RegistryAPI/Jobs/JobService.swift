@@ -240,7 +240,7 @@ public final class JobService: Service, Sendable {
         logger.error("job lease lost; the job stops", metadata: ["job.id": "\(id)"])
         record.status = .failed
         record.failureReason = Self.leaseLostReason
-        record.endTimeUtc = Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
+        record.endTimeUtc = SystemClock().now()
         try? await save(record)
     }
 
@@ -441,7 +441,7 @@ public final class JobService: Service, Sendable {
             record.failureReason = "\(error)"
             logger.error("job failed", metadata: ["job.id": "\(record.jobId)", "error": "\(error)"])
         }
-        record.endTimeUtc = Timestamp(unixNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
+        record.endTimeUtc = SystemClock().now()
         // Over a record another node wrote meanwhile (a cancel) only if the job completed: its
         // work is all done, whatever was asked late.
         if (try? await saveActive(record)) != true && record.status == .completed { try? await save(record) }

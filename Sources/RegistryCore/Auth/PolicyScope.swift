@@ -55,7 +55,10 @@ public struct PolicyScope: Sendable, Hashable {
 
     /// Whether the scope holds the identity stored as `document` (canonical stored JSON).
     public func admits(stored document: [UInt8]) throws -> Bool {
-        if parsedCondition == nil, let layout = StoredIdentityLayout(document, reading: .all), let id = layout.string(.deviceId, in: document) {
+        // Prefixes only: the device id read from the bytes (the walk stops there), no parse.
+        if parsedCondition == nil, let layout = StoredIdentityLayout(document, reading: Self.deviceIdOnly),
+            let id = layout.string(.deviceId, in: document)
+        {
             return !excludes(deviceId: id)
         }
         return admits(twin: try QueryMatcher.twin(document))
@@ -67,6 +70,8 @@ public struct PolicyScope: Sendable, Hashable {
         let what = command.moduleId.map { "module '\($0)' of device '\(command.deviceId)'" } ?? "device '\(command.deviceId)'"
         return RegistryError(.unauthorized, "The policy's scope does not cover \(what) (before or after this change).")
     }
+
+    static let deviceIdOnly = StoredIdentityLayout.Fields(.deviceId)
 
     static func twin(_ identity: Identity) -> JSONValue {
         TwinDocument.make(IdentityCodec.encode(identity, key: { key, _ in key }), lastUpdated: Timestamp.unset.iso8601, includeTags: true)
