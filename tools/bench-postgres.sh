@@ -67,6 +67,22 @@ batch_of() {  # average commands per commit so far, from /metrics
   curl -fsk -H "Authorization: $2" "$1/metrics" | awk '/^registryd_writer_batch_commands_sum/ {s=$2} /^registryd_writer_batch_commands_count/ {c=$2} END {printf "%.1f %d\n", s, c}'
 }
 
+phases_of() {  # "phase sum" lines of the writer's phase histograms so far, from /metrics
+  curl -fsk -H "Authorization: $2" "$1/metrics" | sed -n 's/^registryd_writer_phase_seconds_sum{phase="\([a-z]*\)"} \(.*\)/\1 \2/p'
+}
+phase_report() {  # BEFORE AFTER BATCHES: milliseconds per commit in each phase between two phases_of
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys
+before = dict((l.split()[0], float(l.split()[1])) for l in sys.argv[1].splitlines() if l.strip())
+after = dict((l.split()[0], float(l.split()[1])) for l in sys.argv[2].splitlines() if l.strip())
+commits = max(1, int(sys.argv[3]))
+order = ["idle", "lease", "begin", "lock", "load", "decide", "seal", "write", "commit", "release", "fold"]
+parts = [(p, (after[p] - before.get(p, 0)) * 1000 / commits) for p in order + sorted(set(after) - set(order)) if p in after]
+if parts:
+    print("  writer ms per commit: " + ", ".join(f"{p} {v:.2f}" for p, v in parts) + f" = {sum(v for _, v in parts):.2f}")
+PY
+}
+
 # measure NAME STORAGE_ARGS...: no-op, creates, GETs, device auth on one node.
 measure() {
   local name=$1; shift
@@ -79,6 +95,7 @@ measure() {
   wrk -t2 -c$conns -d3s -s tools/bench/create.lua "$url" -- seed > "$work/$name-seed.txt"
   local before after
   before=$(batch_of "$url" "$owner")
+  local phases_before; phases_before=$(phases_of "$url" "$owner")
   local node_pid=${pids[-1]} perf_pid=""
   if [ -n "${PERF_OUT:-}" ] && [ "$name" = postgres ]; then
     perf record -F 999 -g -o "$PERF_OUT" -p "$node_pid" -- sleep "$secs" >/dev/null 2>&1 & perf_pid=$!
@@ -91,6 +108,7 @@ measure() {
     "$(python3 -c "print(f'{($(cpu_of_postgres) - $pg_cpu0) / ($(date +%s.%N) - $wall0):.2f}')")"
   [ -n "$perf_pid" ] && wait "$perf_pid" 2>/dev/null || true
   after=$(batch_of "$url" "$owner")
+  phase_report "$phases_before" "$(phases_of "$url" "$owner")" "$(( $(echo "$after" | cut -d' ' -f2) - $(echo "$before" | cut -d' ' -f2) ))"
   batch=$(python3 -c "b='$before'.split(); a='$after'.split(); print(max(1, round((float(a[0]) - float(b[0])) / max(1, int(a[1]) - int(b[1])))))")
   export REGISTRYD_IDS=$(( $(awk '/requests in/ {print $1}' "$work/$name-seed.txt") / 4 )) REGISTRYD_PREFIX=seed
   get_out=$(wrk -t2 -c$conns -d${secs}s --latency -s tools/bench/get.lua "$url")

@@ -41,7 +41,10 @@ final class Writer: @unchecked Sendable {
     }
 
     func run() {
+        var laps = PhaseLaps()
         while let jobs = queue.take(maxCommands: configuration.maxBatchCommands) {
+            laps.lap("idle")
+            defer { laps = PhaseLaps() }
             // The heartbeat the watchdog and /readyz read: a job that does not finish within the
             // stall threshold marks the writer stuck.
             progress.began(at: configuration.monotonicNow())
@@ -49,7 +52,7 @@ final class Writer: @unchecked Sendable {
             if jobs.count == 1, case .custom(let work, let onStorageFailure) = jobs[0] {
                 runCustom(work, onStorageFailure: onStorageFailure)
             } else {
-                runCommands(jobs.compactMap { if case .commands(let b) = $0 { b } else { nil } })
+                runCommands(jobs.compactMap { if case .commands(let b) = $0 { b } else { nil } }, laps: laps)
             }
         }
     }
@@ -100,7 +103,9 @@ final class Writer: @unchecked Sendable {
     /// Most events encoded together: bounds the memory a huge batch holds before it is stored.
     private static let maximumRun = 1024
 
-    private func runCommands(_ batches: [CommandBatch]) {
+    /// `laps`: `write` is the transaction's body (deciding, preparing, storing), `commit` its
+    /// durable commit.
+    private func runCommands(_ batches: [CommandBatch], laps: PhaseLaps) {
         let progress: Progress
         let started = ContinuousClock.now
         do {
@@ -157,8 +162,10 @@ final class Writer: @unchecked Sendable {
                 }
                 try storeAll(&preparing, &deciding, txn: txn, progress: &p)
                 precondition(p.storedSeq == p.seq, "every decided event is stored")
+                laps.lap("write")
                 return p
             }
+            laps.lap("commit")
         } catch {
             logger.error("write transaction failed", metadata: ["store.error": "\(error)", "store.batches": "\(batches.count)"])
             let failure = classify(error)
@@ -170,7 +177,12 @@ final class Writer: @unchecked Sendable {
         (lastSeq, lastHash, lastTime) = (progress.seq, progress.hash, progress.time)
         commits.publish(lastSeq)
         configuration.commitObserver?(
-            CommitObservation(commands: batches.reduce(0) { $0 + $1.commands.count }, events: appended, duration: ContinuousClock.now - started)
+            CommitObservation(
+                commands: batches.reduce(0) { $0 + $1.commands.count },
+                events: appended,
+                duration: ContinuousClock.now - started,
+                phases: laps.laps
+            )
         )
         for (batch, results) in zip(batches, progress.results) { batch.complete(.success(results)) }
     }

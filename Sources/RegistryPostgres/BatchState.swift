@@ -12,8 +12,11 @@ struct BatchState {
     private var modules: [String: [String: Module]] = [:]
     private var identityCount = 0
 
+    /// `knownAbsent`: devices known not to exist (so neither do their modules), which are not
+    /// read.
     static func load(
         deviceIds: Set<String>,
+        knownAbsent: Set<String> = [],
         countIdentities: Bool,
         hub: String,
         documents: StoredDocuments,
@@ -21,25 +24,12 @@ struct BatchState {
         logger: Logger
     ) async throws -> BatchState {
         var state = BatchState()
-        let ids = Array(deviceIds)
-        for id in ids {
+        for id in deviceIds {
             state.devices[id] = .some(nil)
             state.modules[id] = [:]
         }
-        let keys = ids.map { ByteBuffer(bytes: Array($0.utf8)) }
-        let deviceRows = try await connection.query("SELECT doc FROM devices WHERE hub = \(hub) AND key = ANY(\(keys)::bytea[])", logger: logger)
-        for try await doc in deviceRows.decode(ByteBuffer.self) {
-            let device = try documents.decodeDevice(Array(doc.readableBytesView))
-            state.devices[device.deviceId] = device
-        }
-        let moduleRows = try await connection.query(
-            "SELECT device_id, doc FROM modules WHERE hub = \(hub) AND device_id = ANY(\(ids)::text[])",
-            logger: logger
-        )
-        for try await (deviceId, doc) in moduleRows.decode((String, ByteBuffer).self) {
-            let module = try documents.decodeModule(Array(doc.readableBytesView))
-            state.modules[deviceId, default: [:]][module.moduleId] = module
-        }
+        let ids = Array(deviceIds.subtracting(knownAbsent))
+        if !ids.isEmpty { try await state.read(ids, hub: hub, documents: documents, on: connection, logger: logger) }
         if countIdentities {
             let rows = try await connection.query(
                 "SELECT (SELECT count(*) FROM devices WHERE hub = \(hub)) + (SELECT count(*) FROM modules WHERE hub = \(hub))",
@@ -48,6 +38,26 @@ struct BatchState {
             for try await count in rows.decode(Int64.self) { state.identityCount = Int(count) }
         }
         return state
+    }
+
+    /// Reads the stored devices of `ids` and all their modules.
+    private mutating func read(_ ids: [String], hub: String, documents: StoredDocuments, on connection: PostgresConnection, logger: Logger)
+        async throws
+    {
+        let keys = ids.map { ByteBuffer(bytes: Array($0.utf8)) }
+        let deviceRows = try await connection.query("SELECT doc FROM devices WHERE hub = \(hub) AND key = ANY(\(keys)::bytea[])", logger: logger)
+        for try await doc in deviceRows.decode(ByteBuffer.self) {
+            let device = try documents.decodeDevice(Array(doc.readableBytesView))
+            devices[device.deviceId] = device
+        }
+        let moduleRows = try await connection.query(
+            "SELECT device_id, doc FROM modules WHERE hub = \(hub) AND device_id = ANY(\(ids)::text[])",
+            logger: logger
+        )
+        for try await (deviceId, doc) in moduleRows.decode((String, ByteBuffer).self) {
+            let module = try documents.decodeModule(Array(doc.readableBytesView))
+            modules[deviceId, default: [:]][module.moduleId] = module
+        }
     }
 
     /// What the domain's `decide` needs of the state for `command` (as the LMDB writer loads it).

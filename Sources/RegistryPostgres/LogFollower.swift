@@ -24,9 +24,11 @@ final class LogFollower: Sendable {
         var applied: UInt64 = 0
         /// The hash of the event at `applied`: a log that no longer continues from it (a
         /// failover that lost commits the old primary had) makes the view reload.
-        var appliedHash = EventRecord.genesisHash
+        var appliedHash = Hash32(EventRecord.genesisHash)
         /// Identity key (as the stored tables') → the identity's current document.
         var documents: [[UInt8]: [UInt8]] = [:]
+        /// The last seq of this node's latest COMMIT (its writer folds those events).
+        var ownCommitThrough: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -57,6 +59,16 @@ final class LogFollower: Sendable {
             guard let moduleId else { return (device, device) }
             guard let module = s.documents[IdentityKey.of(deviceId: deviceId, moduleId: moduleId)] else { return nil }
             return (device, module)
+        }
+    }
+
+    /// Of `deviceIds`, those that do not exist, when the view has folded the log exactly through
+    /// `seq` (the head its caller holds locked, so the view is the stored state); `nil` when it
+    /// has not (another node's commit not folded yet), and the caller reads the tables.
+    func absentDevices(_ deviceIds: Set<String>, ifCurrentAt seq: UInt64) -> Set<String>? {
+        state.withLock { s in
+            guard s.applied == seq else { return nil }
+            return deviceIds.filter { s.documents[IdentityKey.of(deviceId: $0, moduleId: nil)] == nil }
         }
     }
 
@@ -94,7 +106,7 @@ final class LogFollower: Sendable {
                     .decode((Int64, ByteBuffer).self)
                 {
                     loaded.applied = UInt64(seq)
-                    loaded.appliedHash = Array(hash.readableBytesView)
+                    loaded.appliedHash = Hash32(hash.readableBytesView)
                 }
                 for table in ["devices", "modules"] {
                     let rows = try await connection.query(
@@ -122,10 +134,23 @@ final class LogFollower: Sendable {
         return binds
     }
 
-    /// This node's writer committed `records` (the last at `seq`): folds them now, reading any
-    /// other node's commits before them first.
-    func committed(_ records: [[UInt8]], through seq: UInt64) async {
-        let first = seq - UInt64(records.count) + 1
+    /// This node's writer is about to send COMMIT for a batch ending at `seq`: the notification
+    /// of that commit is then its own, whose events it folds itself (`committed`), and the
+    /// listener does not read them back.
+    func committing(through seq: UInt64) {
+        state.withLock { $0.ownCommitThrough = max($0.ownCommitThrough, seq) }
+    }
+
+    /// This node's writer's batch did not commit: a notification up to its seq is another
+    /// node's again.
+    func commitFailed() {
+        state.withLock { $0.ownCommitThrough = 0 }
+    }
+
+    /// This node's writer committed these events (the last at `seq`): folds them now, reading
+    /// any other node's commits before them first.
+    func committed(_ entries: [FoldEntry], through seq: UInt64) async {
+        let first = seq - UInt64(entries.count) + 1
         if applied + 1 < first {
             // Another node committed in between: its events (and ours) are read from the log
             // by a catch-up of their own, never on the writer's path (which must not wait on
@@ -133,8 +158,13 @@ final class LogFollower: Sendable {
             Task { try? await self.catchUp() }
             return
         }
-        let decoded = records.compactMap { try? EventRecord.decode($0) }
-        fold(decoded)
+        fold(entries)
+    }
+
+    /// Whether a commit notification for `seq` may be left unread: this node folded it already,
+    /// or it is this node's own commit, which its writer folds.
+    func needsCatchUp(forNotified seq: UInt64) -> Bool {
+        state.withLock { s in seq > s.applied && seq > s.ownCommitThrough }
     }
 
     /// Reads and folds every committed event past `applied`.
@@ -152,8 +182,8 @@ final class LogFollower: Sendable {
                     return (try await PostgresReads.records(from: from, limit: Self.page, hub: hub, on: connection, logger: logger), headSeq)
                 }
             }
-            let decoded = try records.map { try EventRecord.decode($0) }
-            if headSeq < from - 1 || !fold(decoded) {
+            let entries = try records.map { try FoldEntry(record: $0) }
+            if headSeq < from - 1 || !fold(entries) {
                 // The log no longer continues from what this node folded (a failover lost
                 // commits the old primary had): start over from the stored projections.
                 logger.warning("the log diverged from this node's view (a failover lost commits?); reloading it")
@@ -165,22 +195,19 @@ final class LogFollower: Sendable {
     }
 
     /// Folds events in seq order; events already folded are skipped (a catch-up and the writer
-    /// may race), and a gap stops the fold (the next catch-up fills it).
-    /// Folds events in seq order; events already folded are skipped (a catch-up and the writer
     /// may race), and a gap stops the fold (the next catch-up fills it). Returns false when the
     /// next event does not continue from the folded one's hash (the view must reload).
     @discardableResult
-    private func fold(_ records: [EventRecord]) -> Bool {
+    private func fold(_ entries: [FoldEntry]) -> Bool {
         let (seq, continues): (UInt64?, Bool) = state.withLock { s in
             let before = s.applied
-            for record in records {
-                if record.seq <= s.applied { continue }
-                guard record.seq == s.applied + 1 else { break }
-                guard record.prevHash == s.appliedHash else { return (nil, false) }
-                let (key, _, deletes) = IdentityKey.effect(of: record.type, deviceId: record.deviceId, moduleId: record.moduleId)
-                s.documents[key] = deletes ? nil : record.payloadBytes
-                s.applied = record.seq
-                s.appliedHash = record.hash
+            for entry in entries {
+                if entry.seq <= s.applied { continue }
+                guard entry.seq == s.applied + 1 else { break }
+                guard entry.prevHash == s.appliedHash else { return (nil, false) }
+                s.documents[entry.key] = entry.document
+                s.applied = entry.seq
+                s.appliedHash = entry.hash
             }
             return (s.applied > before ? s.applied : nil, true)
         }
@@ -219,6 +246,8 @@ final class LogFollower: Sendable {
                         // Commits made while this listener was away.
                         try await self.catchUp()
                         for try await notification in notifications where notification.payload.hasSuffix(prefix) {
+                            let notified = notification.payload.split(separator: " ", maxSplits: 1).first.flatMap { UInt64($0) }
+                            if let notified, !self.needsCatchUp(forNotified: notified) { continue }
                             try await self.catchUp()
                         }
                     }
@@ -229,6 +258,55 @@ final class LogFollower: Sendable {
                 logger.debug("commit notifications interrupted; reconnecting", metadata: ["store.error": "\(error)"])
             }
             try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}
+
+/// What folding one event into a node's view takes: where it sits in the chain and what it does
+/// to the identity documents (the writer makes these from what it just stored, the catch-up from
+/// the stored records).
+struct FoldEntry: Sendable {
+    var seq: UInt64
+    var prevHash: Hash32
+    var hash: Hash32
+    /// The identity's key, as the stored tables'.
+    var key: [UInt8]
+    /// The identity's document after the event; `nil` after a delete.
+    var document: [UInt8]?
+
+    init(seq: UInt64, prevHash: Hash32, hash: Hash32, type: EventType, deviceId: String, moduleId: String?, payload: [UInt8]) {
+        self.seq = seq
+        self.prevHash = prevHash
+        self.hash = hash
+        let (key, _, deletes) = IdentityKey.effect(of: type, deviceId: deviceId, moduleId: moduleId)
+        self.key = key
+        document = deletes ? nil : payload
+    }
+
+    /// From a stored record: its envelope read in place (the payload is not parsed), or, for a
+    /// record the fast reader cannot read (escapes in its ids), the full decode.
+    init(record: [UInt8]) throws {
+        if let layout = EventRecord.layout(record, record.indices) {
+            self.init(
+                seq: layout.seq,
+                prevHash: layout.prevHash,
+                hash: layout.hash,
+                type: layout.type,
+                deviceId: String(decoding: record[layout.device], as: UTF8.self),
+                moduleId: layout.module.map { String(decoding: record[$0], as: UTF8.self) },
+                payload: Array(record[layout.payload])
+            )
+        } else {
+            let decoded = try EventRecord.decode(record)
+            self.init(
+                seq: decoded.seq,
+                prevHash: Hash32(decoded.prevHash),
+                hash: Hash32(decoded.hash),
+                type: decoded.type,
+                deviceId: decoded.deviceId,
+                moduleId: decoded.moduleId,
+                payload: decoded.payloadBytes
+            )
         }
     }
 }

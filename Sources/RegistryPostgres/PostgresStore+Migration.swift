@@ -7,18 +7,31 @@ extension PostgresStore {
     public func appendVerbatim(_ records: [[UInt8]]) async throws {
         guard !records.isEmpty else { return }
         let (hub, logger, writer) = (self.hub, self.logger, self.writer)
-        let head = try await database { connection -> LogHead in
+        let (head, folds) = try await database { connection -> (LogHead, [FoldEntry]) in
             try await connection.query("BEGIN", logger: logger)
             do {
                 var head = try await writer.lockHead(on: connection)
                 var events: [VerifiedEvent] = []
+                var folds: [FoldEntry] = []
                 events.reserveCapacity(records.count)
+                folds.reserveCapacity(records.count)
                 for bytes in records {
                     switch EventRecord.fastVerified(bytes, expectedSeq: head.seq + 1, prevHash: head.hash) {
                     case .failure(let error):
                         throw StoreError("record \(head.seq + 1) does not continue the log: \(error)")
                     case .success(let event):
                         events.append(event)
+                        folds.append(
+                            FoldEntry(
+                                seq: event.seq,
+                                prevHash: Hash32(head.hash),
+                                hash: Hash32(event.hash),
+                                type: event.type,
+                                deviceId: event.deviceId,
+                                moduleId: event.moduleId,
+                                payload: event.payloadBytes
+                            )
+                        )
                         head.seq = event.seq
                         head.hash = event.hash
                     }
@@ -33,13 +46,13 @@ extension PostgresStore {
                 )
                 try await PostgresWriter.apply(ProjectionChanges(events), head: head, hub: hub, on: connection, logger: logger)
                 try await connection.query("COMMIT", logger: logger)
-                return head
+                return (head, folds)
             } catch {
                 _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error
             }
         }
-        await follower.committed(records, through: head.seq)
+        await follower.committed(folds, through: head.seq)
     }
 
     public func installPolicies(_ policies: [SharedAccessPolicy], generation: Int64) async throws {

@@ -61,6 +61,9 @@ public final class PostgresStore: Sendable {
     let follower: LogFollower
     let fence = ReadFence()
     let writer: PostgresWriter
+    private let writerExecutor: WriterExecutor
+    /// The writer's connection pool's task (ended after the writer, before its thread).
+    private let writerRun: Task<Void, Never>
     let reachability = Reachability()
     private let tasks: Mutex<[Task<Void, Never>]>
 
@@ -78,6 +81,13 @@ public final class PostgresStore: Sendable {
         poolLogger.logLevel = .error
         let client = PostgresClient(configuration: try configuration.location.clientConfiguration(), backgroundLogger: poolLogger)
         let run = Task { await client.run() }
+        // The writer's connections are its own (on its own thread: see `WriterExecutor`): one
+        // for the batch transactions, one for reading a commit's outcome back.
+        let executor = WriterExecutor()
+        var writerConfiguration = try configuration.location.clientConfiguration()
+        writerConfiguration.options.maximumConnections = 2
+        let writerClient = PostgresClient(configuration: writerConfiguration, eventLoopGroup: executor.group, backgroundLogger: poolLogger)
+        let writerRun = Task { await writerClient.run() }
         do {
             try await PostgresSchema.prepare(
                 client,
@@ -86,12 +96,25 @@ public final class PostgresStore: Sendable {
                 createHub: configuration.createsHub,
                 logger: logger
             )
-            let store = PostgresStore(configuration: configuration, client: client, sealer: sealer, random: random, logger: logger, run: run)
+            let store = PostgresStore(
+                configuration: configuration,
+                client: client,
+                writer: (writerClient, executor, writerRun),
+                sealer: sealer,
+                random: random,
+                logger: logger,
+                run: run
+            )
             try await store.follower.load()
             store.start()
             return store
         } catch {
             run.cancel()
+            writerRun.cancel()
+            Task {
+                await writerRun.value
+                await executor.shutdown()
+            }
             throw PostgresStore.describe(error, configuration.location)
         }
     }
@@ -99,6 +122,7 @@ public final class PostgresStore: Sendable {
     private init(
         configuration: Configuration,
         client: PostgresClient,
+        writer writerParts: (client: PostgresClient, executor: WriterExecutor, run: Task<Void, Never>),
         sealer: KeySealer,
         random: some RandomNumberGenerator & Sendable,
         logger: Logger,
@@ -112,8 +136,11 @@ public final class PostgresStore: Sendable {
         documents = StoredDocuments(sealer: sealer)
         commits = CommitSignal(committed: 0)
         follower = LogFollower(client: client, hub: configuration.location.hub, commits: commits, logger: logger)
+        writerExecutor = writerParts.executor
+        writerRun = writerParts.run
         writer = PostgresWriter(
-            client: client,
+            client: writerParts.client,
+            executor: writerParts.executor,
             hub: configuration.location.hub,
             documents: documents,
             configuration: configuration,
@@ -130,7 +157,7 @@ public final class PostgresStore: Sendable {
         let interval = configuration.pollInterval
         let reachability = self.reachability
         tasks.withLock {
-            $0.append(Task { await writer.run(reachability: reachability) })
+            $0.append(Task(executorPreference: writerExecutor) { await writer.run(reachability: reachability) })
             $0.append(Task { await follower.run(pollInterval: interval, reachability: reachability) })
             if configuration.holdsServingLease { $0.append(Task { await self.holdServingLease() }) }
         }
@@ -186,10 +213,13 @@ public final class PostgresStore: Sendable {
         commits.finish()
         // The writer finishes what it holds, then the pool goes: not waited for here (close is
         // synchronous and may be called on the cooperative pool, which those tasks need).
-        let writer = self.writer
+        let (writer, writerRun, writerExecutor) = (self.writer, self.writerRun, self.writerExecutor)
         Task {
             await writer.drained()
             for task in running { task.cancel() }
+            writerRun.cancel()
+            await writerRun.value
+            await writerExecutor.shutdown()
         }
     }
 }

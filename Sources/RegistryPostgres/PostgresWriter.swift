@@ -12,6 +12,7 @@ import Synchronization
 /// last seq. The writer retries that read until the database answers; it never guesses.
 final class PostgresWriter: Sendable {
     private let client: PostgresClient
+    private let executor: WriterExecutor
     private let hub: String
     private let documents: StoredDocuments
     private let configuration: PostgresStore.Configuration
@@ -20,9 +21,13 @@ final class PostgresWriter: Sendable {
     private let queue: WriterQueue
     private let progress: WriterProgress
     private let random: Mutex<any RandomNumberGenerator & Sendable>
+    /// The head this writer last committed: when the locked head is still it, its time is
+    /// known without reading the record back.
+    private let lastCommitted = Mutex<LogHead?>(nil)
 
     init(
         client: PostgresClient,
+        executor: WriterExecutor,
         hub: String,
         documents: StoredDocuments,
         configuration: PostgresStore.Configuration,
@@ -31,6 +36,7 @@ final class PostgresWriter: Sendable {
         logger: Logger
     ) {
         self.client = client
+        self.executor = executor
         self.hub = hub
         self.documents = documents
         self.configuration = configuration
@@ -64,9 +70,12 @@ final class PostgresWriter: Sendable {
     func drained() async { await queue.drained() }
 
     func run(reachability: Reachability) async {
+        var laps = PhaseLaps()
         while let batches = await queue.take(maxCommands: configuration.maxBatchCommands) {
+            laps.lap("idle")
             progress.began(at: configuration.monotonicNow())
-            await commit(batches, reachability: reachability)
+            await commit(batches, laps: laps, reachability: reachability)
+            laps = PhaseLaps()
             progress.finished(at: configuration.monotonicNow())
             queue.finishedTake()
         }
@@ -78,6 +87,8 @@ final class PostgresWriter: Sendable {
         var events: [DecidedEvent] = []
         var results: [[Result<CommandOutcome, RegistryError>]] = []
         var head: LogHead
+        /// The stored events as the node's view folds them (made here: nothing is decoded back).
+        var folds: [FoldEntry] = []
     }
 
     /// The connection dropped during COMMIT: what the batch decided, until the log says
@@ -88,7 +99,7 @@ final class PostgresWriter: Sendable {
         var records: [[UInt8]]
     }
 
-    private func commit(_ batches: [QueuedBatch], reachability: Reachability) async {
+    private func commit(_ batches: [QueuedBatch], laps: PhaseLaps, reachability: Reachability) async {
         let started = ContinuousClock.now
         let outcome: (decided: Decided, records: [[UInt8]])
         do {
@@ -96,8 +107,10 @@ final class PostgresWriter: Sendable {
             // 503 and nothing is written); once the transaction has its connection it runs to
             // its end, so its outcome is known (or resolved below).
             outcome = try await client.leased(within: PostgresStore.connectionWait) { connection in
-                try await self.transaction(batches, on: connection)
+                laps.lap("lease")
+                return try await self.transaction(batches, laps: laps, on: connection)
             }
+            laps.lap("release")
             reachability.record(true)
         } catch let unknown as UnknownOutcome {
             logger.warning("the connection dropped during COMMIT: reading the log to learn whether the batch committed")
@@ -116,21 +129,27 @@ final class PostgresWriter: Sendable {
             return
         }
         let (decided, records) = outcome
+        if let last = decided.events.last?.event {
+            lastCommitted.withLock { $0 = (decided.head.seq, decided.head.hash, last.time) }
+        }
         logger.trace("write transaction: folding into the node's view")
         if !records.isEmpty {
-            await follower.committed(records, through: decided.head.seq)
+            await follower.committed(decided.folds, through: decided.head.seq)
         }
+        laps.lap("fold")
         configuration.commitObserver?(
             CommitObservation(
                 commands: batches.reduce(0) { $0 + $1.commands.count },
                 events: decided.events.count,
-                duration: ContinuousClock.now - started
+                duration: ContinuousClock.now - started,
+                phases: laps.laps
             )
         )
         for (batch, results) in zip(batches, decided.results) { batch.complete(.success(results)) }
     }
 
     private func fail(_ batches: [QueuedBatch], _ error: any Error) {
+        follower.commitFailed()
         for batch in batches { batch.complete(.failure(error)) }
     }
 
@@ -175,19 +194,19 @@ final class PostgresWriter: Sendable {
     /// abandonment is a clean failure (the transaction can no longer commit: `Stage` keeps the
     /// body from sending COMMIT once abandoned); after, the outcome is unknown and is resolved
     /// from the log.
-    private func transaction(_ batches: [QueuedBatch], on connection: PostgresConnection) async throws -> (Decided, [[UInt8]]) {
+    private func transaction(_ batches: [QueuedBatch], laps: PhaseLaps, on connection: PostgresConnection) async throws -> (Decided, [[UInt8]]) {
         let (timeout, logger) = (configuration.transactionTimeout, self.logger)
         let stage = Stage()
         let (results, delivery) = AsyncThrowingStream<(Decided, [[UInt8]]), any Error>.makeStream()
-        let body = Task {
+        let body = Task(executorPreference: executor) {
             do {
-                delivery.yield(try await self.unwatchedTransaction(batches, on: connection, stage: stage))
+                delivery.yield(try await self.unwatchedTransaction(batches, laps: laps, on: connection, stage: stage))
                 delivery.finish()
             } catch {
                 delivery.finish(throwing: error)
             }
         }
-        let watchdog = Task {
+        let watchdog = Task(executorPreference: executor) {
             try await Task.sleep(for: timeout)
             logger.error("a write transaction did not finish within \(timeout); abandoning it and closing its database connection")
             let abandonment = stage.abandon()
@@ -240,16 +259,21 @@ final class PostgresWriter: Sendable {
         }
     }
 
-    private func unwatchedTransaction(_ batches: [QueuedBatch], on connection: PostgresConnection, stage: Stage) async throws -> (Decided, [[UInt8]])
-    {
+    private func unwatchedTransaction(
+        _ batches: [QueuedBatch],
+        laps: PhaseLaps,
+        on connection: PostgresConnection,
+        stage: Stage
+    ) async throws -> (Decided, [[UInt8]]) {
         logger.trace("write transaction: BEGIN")
         // Explicitly: a role whose default is REPEATABLE READ would turn every contended batch
         // into a serialization failure.
         try await connection.query("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger)
+        laps.lap("begin")
         let decided: Decided
         let records: [[UInt8]]
         do {
-            (decided, records) = try await write(batches, on: connection)
+            (decided, records) = try await write(batches, laps: laps, on: connection)
         } catch {
             _ = try? await connection.query("ROLLBACK", logger: logger)
             throw error
@@ -261,9 +285,11 @@ final class PostgresWriter: Sendable {
         guard stage.beginCommit(decided, records) else {
             throw StorageUnavailableError("the database stopped answering during a write; nothing was committed")
         }
+        follower.committing(through: decided.head.seq)
         do {
             logger.trace("write transaction: COMMIT")
             try await connection.query("COMMIT", logger: logger)
+            laps.lap("commit")
             logger.trace("write transaction: committed")
         } catch let error as PSQLError where error.code == .server {
             throw error  // the server refused the commit: nothing was written
@@ -275,16 +301,22 @@ final class PostgresWriter: Sendable {
 
     /// Everything of one batch transaction before COMMIT. Returns what was decided and the
     /// stored records (empty when every command was refused: nothing to write).
-    private func write(_ batches: [QueuedBatch], on connection: PostgresConnection) async throws -> (Decided, [[UInt8]]) {
+    private func write(_ batches: [QueuedBatch], laps: PhaseLaps, on connection: PostgresConnection) async throws -> (Decided, [[UInt8]]) {
         let head = try await lockHead(on: connection)
+        laps.lap("lock")
+        let deviceIds = Set(batches.flatMap { $0.commands.map(\.deviceId) })
         var state = try await BatchState.load(
-            deviceIds: Set(batches.flatMap { $0.commands.map(\.deviceId) }),
+            deviceIds: deviceIds,
+            // New devices (a create's) are known from the node's view when it is current: a
+            // batch of creates reads nothing.
+            knownAbsent: follower.absentDevices(deviceIds, ifCurrentAt: head.seq) ?? [],
             countIdentities: configuration.limits.maxIdentities != nil,
             hub: hub,
             documents: documents,
             on: connection,
             logger: logger
         )
+        laps.lap("load")
         var decided = Decided(head: head)
         random.withLock { random in
             for batch in batches {
@@ -317,6 +349,7 @@ final class PostgresWriter: Sendable {
                 decided.results.append(results)
             }
         }
+        laps.lap("decide")
         guard !decided.events.isEmpty else { return (decided, []) }
         // Sealing and encoding a large run is CPU work: off the cooperative pool.
         let events = decided.events
@@ -328,12 +361,28 @@ final class PostgresWriter: Sendable {
         var hash = head.hash
         var records: [[UInt8]] = []
         records.reserveCapacity(prepared.count)
+        decided.folds.reserveCapacity(prepared.count)
         for i in prepared.indices {
+            let previous = hash
             hash = prepared[i].parts.chain(to: hash)
             records.append(prepared[i].parts.record)
+            let event = events[i].event
+            decided.folds.append(
+                FoldEntry(
+                    seq: event.seq,
+                    prevHash: Hash32(previous),
+                    hash: Hash32(hash),
+                    type: event.type,
+                    deviceId: event.deviceId,
+                    moduleId: event.moduleId,
+                    payload: prepared[i].payloadBytes
+                )
+            )
         }
         decided.head.hash = hash
+        laps.lap("seal")
         try await store(events, prepared, records, head: decided.head, on: connection)
+        laps.lap("write")
         return (decided, records)
     }
 
@@ -350,8 +399,10 @@ final class PostgresWriter: Sendable {
         }
         guard let locked else { throw StoreError("hub '\(hub)' has no log head row (the schema was not prepared)") }
         let seq = UInt64(locked.seq)
+        let hash = Array(locked.hash.readableBytesView)
+        if let last = lastCommitted.withLock({ $0 }), last.seq == seq, last.hash == hash { return last }
         let time = try await PostgresReads.record(at: seq, hub: hub, on: connection, logger: logger).map { try EventRecord.decode($0).time } ?? .unset
-        return (seq, Array(locked.hash.readableBytesView), time)
+        return (seq, hash, time)
     }
 
     /// Appends the records, applies the projections' end state, moves the head and notifies.
@@ -430,12 +481,15 @@ final class PostgresWriter: Sendable {
                 logger: logger
             )
         }
-        try await connection.query(
-            "UPDATE log_head SET seq = \(Int64(head.seq)), hash = \(ByteBuffer(bytes: head.hash)) WHERE hub = \(hub)",
+        // The head moves and the commit is announced in one round trip. The notification is
+        // delivered to listeners only once the transaction commits (and never if it aborts).
+        try await connection.run(
+            """
+            WITH moved AS (UPDATE log_head SET seq = \(Int64(head.seq)), hash = \(ByteBuffer(bytes: head.hash)) WHERE hub = \(hub) RETURNING 1)
+            SELECT pg_notify(\(LogFollower.channel), \(LogFollower.payload(hub: hub, seq: head.seq))) FROM moved
+            """,
             logger: logger
         )
-        // Delivered to listeners only once the transaction commits (and never if it aborts).
-        try await connection.run("SELECT pg_notify(\(LogFollower.channel), \(LogFollower.payload(hub: hub, seq: head.seq)))", logger: logger)
     }
 }
 

@@ -72,6 +72,44 @@ import Testing
         }
     }
 
+    /// A writer decides a create against its node's view when the view is current (nothing
+    /// read); when the other node committed since, it must read the tables instead. Both nodes
+    /// creating the same ids at once: each id is created exactly once, every other attempt is
+    /// refused as a duplicate, and nothing is appended for a refusal.
+    @Test func theSameDevicesCreatedThroughBothNodesAtOnceAreCreatedOnce() async throws {
+        try await Self.withNodes { nodes in
+            let ids = (0..<30).map { "same-\($0)" }
+            let counts = try await withThrowingTaskGroup(of: (created: Int, refused: Int).self) { group in
+                for (n, node) in nodes.enumerated() {
+                    for w in 0..<4 {
+                        group.addTask {
+                            var (created, refused) = (0, 0)
+                            // Each writer walks the ids from its own starting point.
+                            let start = (n * 4 + w) * 7 % ids.count
+                            for id in ids[start...] + ids[..<start] {
+                                do {
+                                    _ = try await node.execute(Self.create(id), actor: "test", requestId: "\(n)-\(w)-\(id)")
+                                    created += 1
+                                } catch let error as RegistryError where error.code == .deviceAlreadyExists {
+                                    refused += 1
+                                }
+                            }
+                            return (created, refused)
+                        }
+                    }
+                }
+                return try await group.reduce(into: (created: 0, refused: 0)) {
+                    $0.created += $1.created; $0.refused += $1.refused
+                }
+            }
+            #expect(counts.created == ids.count)
+            #expect(counts.refused == ids.count * 7)
+            let records = try await nodes[0].rawEvents(from: 1, limit: .max).map { try EventRecord.decode($0) }
+            #expect(records.map(\.deviceId).sorted() == ids.sorted(), "one event per id")
+            for node in nodes { #expect(try await node.verifyLog(progress: nil).outcome == .clean) }
+        }
+    }
+
     @Test func ifMatchReadModifyWriteFromBothNodesLosesNoUpdate() async throws {
         try await Self.withNodes { nodes in
             _ = try await nodes[0].execute(Self.create("counter"), actor: "test", requestId: "c")

@@ -230,6 +230,14 @@ struct OperationsRoutesTests {
             #expect(Self.metric(text, #"registryd_identities{kind="device",status="enabled"}"#) == 1)
             #expect((Self.metric(text, "registryd_lmdb_map_used_bytes") ?? 0) > 0)
             #expect((Self.metric(text, "registryd_writer_commit_seconds_count") ?? 0) >= 2)
+            // Where the writer's time went, by phase: one observation per commit in each.
+            for phase in ["idle", "write", "commit"] {
+                #expect(
+                    Self.metric(text, #"registryd_writer_phase_seconds_count{phase="\#(phase)"}"#)
+                        == Self.metric(text, "registryd_writer_commit_seconds_count"),
+                    "phase \(phase)"
+                )
+            }
             #expect(text.contains("# TYPE registryd_http_request_duration_seconds histogram"))
         }
     }

@@ -13,6 +13,7 @@ public final class RegistryMetrics: Sendable {
     private let commitCommands: ValueHistogram
     private let commitLatency: DurationHistogram
     private let eventsAppended: Counter
+    private let commitPhases = Mutex<[String: DurationHistogram]>([:])
     private let throttled = Mutex<[String: Counter]>([:])
     /// Broker → action → detail → counter, made up front (no lock, no label string per question).
     private let topicDecisions: [String: [String: [String: Counter]]]
@@ -121,6 +122,19 @@ public final class RegistryMetrics: Sendable {
         commitCommands.record(Double(observation.commands))
         commitLatency.record(observation.duration)
         if observation.events > 0 { eventsAppended.increment(by: Int64(observation.events)) }
+        for (phase, duration) in observation.phases {
+            let histogram = commitPhases.withLock { histograms in
+                if let h = histograms[phase] { return h }
+                let h = registry.makeDurationHistogram(
+                    descriptor: Self.name("registryd_writer_phase_seconds", "The writer's time per commit, by phase (their sum is its cycle)"),
+                    labels: [("phase", phase)],
+                    buckets: Self.latencyBuckets
+                )
+                histograms[phase] = h
+                return h
+            }
+            histogram.record(duration)
+        }
     }
 
     /// One device-authentication answer of `route` (`device` or `emqx`).

@@ -19,12 +19,38 @@ public struct CommitObservation: Sendable, Hashable {
     public var events: Int
     /// From the start of the transaction to the end of its durable commit.
     public var duration: Duration
+    /// Where the writer's time went, phase by phase (a backend's own names: `lease`, `lock`,
+    /// `commit`, …), including the wait for this batch (`idle`): their sum is the writer's cycle.
+    /// Empty for a backend that does not split its commits.
+    public var phases: [String: Duration]
 
-    public init(commands: Int, events: Int, duration: Duration) {
+    public init(commands: Int, events: Int, duration: Duration, phases: [String: Duration] = [:]) {
         self.commands = commands
         self.events = events
         self.duration = duration
+        self.phases = phases
     }
+}
+
+/// Laps of a writer's cycle: each `lap` adds the time since the previous one to its phase.
+public final class PhaseLaps: Sendable {
+    private struct State {
+        var last: ContinuousClock.Instant
+        var laps: [String: Duration] = [:]
+    }
+    private let state: Mutex<State>
+
+    public init(since start: ContinuousClock.Instant = .now) { state = Mutex(State(last: start)) }
+
+    public func lap(_ phase: String) {
+        let now = ContinuousClock.now
+        state.withLock { s in
+            s.laps[phase, default: .zero] += now - s.last
+            s.last = now
+        }
+    }
+
+    public var laps: [String: Duration] { state.withLock { $0.laps } }
 }
 
 /// Commands handed to the writer by `RegistryBackend.submit`, whose results are awaited later.
