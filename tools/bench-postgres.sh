@@ -6,6 +6,8 @@
 #     connections (tools/bench/auth.lua, 1,000 devices);
 #   - raw PostgreSQL inserting the same rows (event + device row) at the batch size the
 #     PostgreSQL node reached, from one client (registryd-bench postgres-raw);
+#   - the PostgreSQL node's writer without HTTP (registryd-bench postgres-store: 256 callers in
+#     one process) against raw PostgreSQL at the batch size it reached;
 #   - two PostgreSQL nodes on the one database taking creates at once (128 connections each).
 #
 #   tools/bench-postgres.sh [seconds-per-phase, default 10]
@@ -152,6 +154,11 @@ pool="${POOL:+&poolSize=$POOL}"
 measure postgres --storage "$pg_url?hub=bench1$pool"
 raw=$("$bench" postgres-raw --url "$pg_url" --batch "$batch_postgres" --rows 50000 | awk '/raw PostgreSQL/ {print $3}')
 echo "raw PostgreSQL, same rows at batch $batch_postgres: $raw rows/s"
+# The same node's writer without HTTP (256 callers in one process), against raw PostgreSQL at the
+# batch size it reached, in one run: what the backend costs over the database alone.
+store_out=$("$bench" postgres-store --url "$pg_url" --creates "${STORE_CREATES:-50000}")
+echo "$store_out"
+store_ratio=$(echo "$store_out" | sed -n 's/.*writer \/ raw = \([0-9.]*\).*/\1/p')
 
 # Two nodes on one hub, creates sent to both at once.
 start nodeA --storage "$pg_url?hub=bench2$pool"
@@ -173,7 +180,8 @@ python3 - <<PY
 noop_l, create_l, get_l, an_l, auth_l = $noop_lmdb, $create_lmdb, $get_lmdb, $authnoop_lmdb, $auth_lmdb
 noop_p, create_p, get_p, an_p, auth_p = $noop_postgres, $create_postgres, $get_postgres, $authnoop_postgres, $auth_postgres
 raw, two = $raw, $two
-print(f"PostgreSQL creates / raw PostgreSQL same rows = {create_p / raw:.2f}   (target >= 0.50)")
+print(f"PostgreSQL creates / raw PostgreSQL same rows = {create_p / raw:.2f}   (target >= 0.50; over HTTPS, wrk and TLS on the same two cores)")
+print(f"PostgreSQL writer without HTTP / raw PostgreSQL same rows = {$store_ratio:.2f}")
 print(f"PostgreSQL GET / no-op = {get_p / noop_p:.2f}   (target >= 0.50)   LMDB: {get_l / noop_l:.2f}")
 print(f"PostgreSQL device auth / no-op@64 = {auth_p / an_p:.2f}   (target >= 0.50)   LMDB: {auth_l / an_l:.2f}")
 print(f"creates: PostgreSQL {create_p:.0f}/s, LMDB {create_l:.0f}/s (PostgreSQL / LMDB = {create_p / create_l:.2f}); two PostgreSQL nodes {two:.0f}/s")

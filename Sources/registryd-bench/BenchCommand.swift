@@ -20,7 +20,8 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "registryd-bench",
         abstract: "Benchmarks (run by hand, not in CI).",
         subcommands: [
-            StoreBench.self, DeliveryBench.self, AuditBench.self, QueryBench.self, ImportExportBench.self, PostgresRawBench.self, BulkQueryBench.self,
+            StoreBench.self, DeliveryBench.self, AuditBench.self, QueryBench.self, ImportExportBench.self, PostgresRawBench.self,
+            PostgresStoreBench.self, BulkQueryBench.self,
         ]
     )
 

@@ -3,6 +3,7 @@ import Foundation
 import PostgresNIO
 import RegistryCore
 import RegistryPostgres
+import Synchronization
 
 /// `registryd-bench postgres-raw`: the baseline of `tools/bench-postgres.sh`: one client
 /// inserting what a create writes on PostgreSQL (its event record and its device row, the same
@@ -25,6 +26,12 @@ struct PostgresRawBench: AsyncParsableCommand {
     var rows = 50_000
 
     func run() async throws {
+        let rate = try await Self.rate(url: url, batch: batch, rows: rows)
+        print("raw PostgreSQL: \(Int(rate)) rows/s at batch \(batch) (\(rows) rows)")
+    }
+
+    /// Rows per second, each transaction `batch` rows of both tables.
+    static func rate(url: String, batch: Int, rows: Int) async throws -> Double {
         let samples = try Self.samples(rows)
         let location = try PostgresLocation(url: url)
         let client = PostgresClient(configuration: try location.clientConfiguration())
@@ -84,7 +91,7 @@ struct PostgresRawBench: AsyncParsableCommand {
         let elapsed = ContinuousClock.now - started
         try await client.query(PostgresQuery(unsafeSQL: "DROP TABLE \(events), \(devices)"))
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        print("raw PostgreSQL: \(Int(Double(samples.count) / seconds)) rows/s at batch \(batch) (\(samples.count) rows)")
+        return Double(samples.count) / seconds
     }
 
     /// The rows real creates make: the domain decides a create, the event is prepared (keys
@@ -106,5 +113,87 @@ struct PostgresRawBench: AsyncParsableCommand {
             hash = prepared.parts.chain(to: hash)
             return (id, prepared.parts.record, prepared.payloadBytes)
         }
+    }
+}
+
+/// `registryd-bench postgres-store`: durable creates through a PostgreSQL node's writer, without
+/// HTTP (`--concurrency` callers of `execute`, as the routes are), then, in the same run, raw
+/// PostgreSQL inserting the same rows at the batch size the writer reached. The ratio is what the
+/// backend costs over the database alone; `tools/bench-postgres.sh` measures the same over HTTPS,
+/// where the front end shares the two cores.
+struct PostgresStoreBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "postgres-store",
+        abstract: "Creates through a PostgreSQL node's writer (no HTTP) vs raw PostgreSQL at the same batch size."
+    )
+
+    @Option(help: "A postgres:// URL (the benchmark writes a hub of its own there, and raw tables it drops).")
+    var url: String
+
+    @Option(help: "Concurrent callers.")
+    var concurrency = 256
+
+    @Option(help: "Creates in all.")
+    var creates = 50_000
+
+    func run() async throws {
+        var random = SystemRandomNumberGenerator()
+        let hub = "bench-store-\(getpid())"
+        var configuration = PostgresStore.Configuration(
+            location: try PostgresLocation(url: url + (url.contains("?") ? "&" : "?") + "hub=\(hub)"),
+            dataKey: (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &random) }
+        )
+        let commits = Mutex((count: 0, phases: [String: Duration]()))
+        configuration.commitObserver = { observation in
+            commits.withLock { c in
+                c.count += 1
+                for (phase, duration) in observation.phases { c.phases[phase, default: .zero] += duration }
+            }
+        }
+        let store = try await PostgresStore.open(configuration)
+        let (count, concurrency) = (creates, self.concurrency)
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<concurrency {
+                group.addTask {
+                    var i = worker
+                    while i < count {
+                        _ = try await store.execute(.createDevice(DeviceSpec(deviceId: benchId(i))), actor: "bench", requestId: "r")
+                        i += concurrency
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = ContinuousClock.now - started
+        store.close()
+        let (made, phases) = commits.withLock { ($0.count, $0.phases) }
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let rate = Double(count) / seconds
+        let batch = max(1, Int((Double(count) / Double(max(1, made))).rounded()))
+        let order = ["idle", "lease", "begin", "lock", "load", "decide", "seal", "write", "commit", "release", "fold"]
+        let perCommit = order.compactMap { phase in
+            phases[phase].map { d in
+                String(
+                    format: "%@ %.2f",
+                    phase,
+                    (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) * 1000 / Double(max(1, made))
+                )
+            }
+        }
+        print("  writer ms per commit: " + perCommit.joined(separator: ", "))
+        let raw = try await PostgresRawBench.rate(url: url, batch: batch, rows: count)
+        print(
+            String(
+                format:
+                    "PostgreSQL writer (no HTTP), c=%d: %.0f creates/s at %d commands per commit; raw PostgreSQL same rows at batch %d: %.0f rows/s; writer / raw = %.2f",
+                concurrency,
+                rate,
+                batch,
+                batch,
+                raw,
+                rate / raw
+            )
+        )
     }
 }
