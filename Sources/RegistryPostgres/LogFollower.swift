@@ -63,12 +63,18 @@ final class LogFollower: Sendable {
     }
 
     /// Of `deviceIds`, those that do not exist, when the view has folded the log exactly through
-    /// `seq` (the head its caller holds locked, so the view is the stored state); `nil` when it
+    /// `head` (which its caller holds locked, so the view is the stored state); `nil` when it
     /// has not (another node's commit not folded yet), and the caller reads the tables.
-    func absentDevices(_ deviceIds: Set<String>, ifCurrentAt seq: UInt64) -> Set<String>? {
-        state.withLock { s in
-            guard s.applied == seq else { return nil }
-            return deviceIds.filter { s.documents[IdentityKey.of(deviceId: $0, moduleId: nil)] == nil }
+    /// The hash too: after a failover that lost commits, another node may have committed other
+    /// events at the same seqs, and the view must not pass for the stored state.
+    func absentDevices(_ deviceIds: Set<String>, ifCurrentAt head: (seq: UInt64, hash: [UInt8])) -> Set<String>? {
+        let keys = deviceIds.map { ($0, IdentityKey.of(deviceId: $0, moduleId: nil)) }
+        let hash = Hash32(head.hash)
+        return state.withLock { s in
+            guard s.applied == head.seq, s.appliedHash == hash else { return nil }
+            var absent: Set<String> = []
+            for (id, key) in keys where s.documents[key] == nil { absent.insert(id) }
+            return absent
         }
     }
 
@@ -142,9 +148,13 @@ final class LogFollower: Sendable {
     }
 
     /// This node's writer's batch did not commit: a notification up to its seq is another
-    /// node's again.
+    /// node's again, and those skipped meanwhile (taken for this node's own) are read now.
     func commitFailed() {
-        state.withLock { $0.ownCommitThrough = 0 }
+        let skipped = state.withLock { s in
+            defer { s.ownCommitThrough = 0 }
+            return s.ownCommitThrough > s.applied
+        }
+        if skipped { Task { try? await self.catchUp() } }
     }
 
     /// This node's writer committed these events (the last at `seq`): folds them now, reading
@@ -158,7 +168,11 @@ final class LogFollower: Sendable {
             Task { try? await self.catchUp() }
             return
         }
-        fold(entries)
+        if !fold(entries) {
+            // The view does not continue into what this writer committed (a failover lost
+            // commits it had folded): the catch-up finds the divergence and reloads.
+            Task { try? await self.catchUp() }
+        }
     }
 
     /// Whether a commit notification for `seq` may be left unread: this node folded it already,
@@ -172,18 +186,25 @@ final class LogFollower: Sendable {
     func catchUp() async throws -> UInt64 {
         while true {
             let from = applied + 1
-            let (records, headSeq) = try await client.leased(within: PostgresStore.connectionWait) { [hub, logger] connection in
+            let (records, headSeq, headHash) = try await client.leased(within: PostgresStore.connectionWait) { [hub, logger] connection in
                 try await withDeadline(.seconds(10), "reading the log") {
-                    var headSeq: UInt64 = 0
-                    for try await seq in try await connection.query("SELECT seq FROM log_head WHERE hub = \(hub)", logger: logger).decode(Int64.self)
+                    var (headSeq, headHash): (UInt64, Hash32?) = (0, nil)
+                    for try await (seq, hash) in try await connection.query("SELECT seq, hash FROM log_head WHERE hub = \(hub)", logger: logger)
+                        .decode((Int64, ByteBuffer).self)
                     {
-                        headSeq = UInt64(seq)
+                        (headSeq, headHash) = (UInt64(seq), Hash32(hash.readableBytesView))
                     }
-                    return (try await PostgresReads.records(from: from, limit: Self.page, hub: hub, on: connection, logger: logger), headSeq)
+                    let records = try await PostgresReads.records(from: from, limit: Self.page, hub: hub, on: connection, logger: logger)
+                    return (records, headSeq, headHash)
                 }
             }
             let entries = try records.map { try FoldEntry(record: $0) }
-            if headSeq < from - 1 || !fold(entries) {
+            // At the head (read before the records, so it may be behind them), the view must hold
+            // its hash: the same seq with another hash is a log rewritten past a failover.
+            let divergedAtHead = {
+                self.state.withLock { s in s.applied == headSeq && headHash != nil && s.appliedHash != headHash }
+            }
+            if headSeq < from - 1 || !fold(entries) || divergedAtHead() {
                 // The log no longer continues from what this node folded (a failover lost
                 // commits the old primary had): start over from the stored projections.
                 logger.warning("the log diverged from this node's view (a failover lost commits?); reloading it")

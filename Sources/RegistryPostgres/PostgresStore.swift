@@ -79,12 +79,13 @@ public final class PostgresStore: Sendable {
         // below starts) stays out of the log; failures reach it through our calls.
         var poolLogger = logger
         poolLogger.logLevel = .error
-        let client = PostgresClient(configuration: try configuration.location.clientConfiguration(), backgroundLogger: poolLogger)
+        let clientConfiguration = try configuration.location.clientConfiguration()
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: poolLogger)
         let run = Task { await client.run() }
         // The writer's connections are its own (on its own thread: see `WriterExecutor`): one
         // for the batch transactions, one for reading a commit's outcome back.
         let executor = WriterExecutor()
-        var writerConfiguration = try configuration.location.clientConfiguration()
+        var writerConfiguration = clientConfiguration
         writerConfiguration.options.maximumConnections = 2
         let writerClient = PostgresClient(configuration: writerConfiguration, eventLoopGroup: executor.group, backgroundLogger: poolLogger)
         let writerRun = Task { await writerClient.run() }

@@ -115,10 +115,20 @@ final class PostgresWriter: Sendable {
         } catch let unknown as UnknownOutcome {
             logger.warning("the connection dropped during COMMIT: reading the log to learn whether the batch committed")
             switch await resolve(unknown, reachability: reachability) {
-            case .some(let committed):
-                outcome = committed
-            case nil:
+            case .committed(let decided, let records):
+                outcome = (decided, records)
+            case .notCommitted:
                 fail(batches, StorageUnavailableError("the database connection was lost during the commit; nothing was written"))
+                return
+            case .unknown:
+                // The node is closing before the database answered: the batch may or may not
+                // be in the log, and the callers must not be told it is not.
+                fail(
+                    batches,
+                    StorageUnavailableError(
+                        "the database connection was lost during the commit and the node is closing: whether it was written is unknown"
+                    )
+                )
                 return
             }
         } catch {
@@ -153,9 +163,16 @@ final class PostgresWriter: Sendable {
         for batch in batches { batch.complete(.failure(error)) }
     }
 
+    private enum Resolution {
+        case committed(Decided, [[UInt8]])
+        case notCommitted
+        /// The writer closed before the database answered.
+        case unknown
+    }
+
     /// Reads our last seq back until the database answers: the batch committed iff the stored
     /// record there is ours, byte for byte.
-    private func resolve(_ unknown: UnknownOutcome, reachability: Reachability) async -> (Decided, [[UInt8]])? {
+    private func resolve(_ unknown: UnknownOutcome, reachability: Reachability) async -> Resolution {
         while true {
             do {
                 // Under the head lock: while our transaction is still in progress (a COMMIT
@@ -177,10 +194,10 @@ final class PostgresWriter: Sendable {
                     }
                 }
                 reachability.record(true)
-                return stored == unknown.records.last ? (unknown.decided, unknown.records) : nil
+                return stored == unknown.records.last ? .committed(unknown.decided, unknown.records) : .notCommitted
             } catch {
                 reachability.record(false)
-                if !queue.isOpen { return nil }
+                if !queue.isOpen { return .unknown }
                 try? await Task.sleep(for: .milliseconds(500))
             }
         }
@@ -309,7 +326,7 @@ final class PostgresWriter: Sendable {
             deviceIds: deviceIds,
             // New devices (a create's) are known from the node's view when it is current: a
             // batch of creates reads nothing.
-            knownAbsent: follower.absentDevices(deviceIds, ifCurrentAt: head.seq) ?? [],
+            knownAbsent: follower.absentDevices(deviceIds, ifCurrentAt: (head.seq, head.hash)) ?? [],
             countIdentities: configuration.limits.maxIdentities != nil,
             hub: hub,
             documents: documents,

@@ -11,7 +11,12 @@ import Testing
 /// two daemons would.
 @Suite(.serialized) struct MultiNodeTests {
     /// Two nodes on a fresh hub (the same data key, as every node of a hub must have).
-    static func withNodes(_ count: Int = 2, servingLease: Bool = false, _ body: ([PostgresStore]) async throws -> Void) async throws {
+    static func withNodes(
+        _ count: Int = 2,
+        servingLease: Bool = false,
+        pollInterval: Duration = .milliseconds(200),
+        _ body: ([PostgresStore]) async throws -> Void
+    ) async throws {
         guard let url = ProcessInfo.processInfo.environment["REGISTRYD_TEST_POSTGRES_URL"] else {
             throw StoreError("REGISTRYD_TEST_POSTGRES_URL is not set: run tools/test.sh, which starts a PostgreSQL cluster for the tests")
         }
@@ -21,7 +26,7 @@ import Testing
         var nodes: [PostgresStore] = []
         for i in 0..<count {
             var configuration = PostgresStore.Configuration(location: location, dataKey: key)
-            configuration.pollInterval = .milliseconds(200)
+            configuration.pollInterval = pollInterval
             configuration.holdsServingLease = servingLease
             nodes.append(try await PostgresStore.open(configuration, random: SeededRandom(seed: UInt64(100 + i))))
         }
@@ -108,6 +113,59 @@ import Testing
             #expect(records.map(\.deviceId).sorted() == ids.sorted(), "one event per id")
             for node in nodes { #expect(try await node.verifyLog(progress: nil).outcome == .clean) }
         }
+    }
+
+    /// A failover that lost commits node A had folded, after which node B committed other events
+    /// at the same seqs: A's view is at the head's seq but not at its hash. A must not decide
+    /// against that view (a create of a device B made would overwrite it), and its view must
+    /// reload once it sees the log no longer continues from it.
+    @Test func aViewAtTheHeadsSeqButNotItsHashIsNotTakenForTheStoredState() async throws {
+        // No poll (an hour): only what this test does moves the views.
+        try await Self.withNodes(pollInterval: .seconds(3600)) { nodes in
+            let (a, b) = (nodes[0], nodes[1])
+            for id in ["x1", "x2", "x3"] { _ = try await a.execute(Self.create(id), actor: "test", requestId: id) }
+            #expect(try a.credentials(deviceId: "x3", moduleId: nil) != nil)
+            // The failover: seqs 2 and 3 are gone from the database (the new primary never had
+            // them), and the head is back at seq 1.
+            try Self.sql(
+                """
+                BEGIN;
+                DELETE FROM events WHERE hub = '\(a.location.hub)' AND seq >= 2;
+                DELETE FROM devices WHERE hub = '\(a.location.hub)' AND key IN ('x2'::bytea, 'x3'::bytea);
+                UPDATE log_head SET seq = 1, hash = (
+                  SELECT decode(substring(convert_from(record, 'UTF8') from '"hash":"([0-9a-f]{64})"'), 'hex')
+                  FROM events WHERE hub = '\(a.location.hub)' AND seq = 1)
+                WHERE hub = '\(a.location.hub)';
+                COMMIT;
+                """
+            )
+            // Node B writes seqs 2 and 3 anew.
+            for id in ["z2", "z3"] { _ = try await b.execute(Self.create(id), actor: "test", requestId: id) }
+            #expect(try await b.head().seq == 3)
+            await #expect(throws: RegistryError.self, "z3 exists: a duplicate create is refused") {
+                try await a.execute(Self.create("z3"), actor: "test", requestId: "again")
+            }
+            #expect(try await a.device("z3")?.generationId == (try await b.device("z3")?.generationId))
+            // A's next commit does not continue its view: the view reloads from the tables.
+            _ = try await a.execute(Self.create("a4"), actor: "test", requestId: "a4")
+            for _ in 0..<500 where try a.credentials(deviceId: "z2", moduleId: nil) == nil {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(try a.credentials(deviceId: "z2", moduleId: nil) != nil)
+            #expect(try a.credentials(deviceId: "x2", moduleId: nil) == nil, "what the failover lost no longer authenticates")
+            for node in nodes { #expect(try await node.verifyLog(progress: nil).outcome == .clean) }
+        }
+    }
+
+    /// Runs SQL on the test cluster through psql.
+    static func sql(_ statements: String) throws {
+        let url = try #require(ProcessInfo.processInfo.environment["REGISTRYD_TEST_POSTGRES_URL"])
+        let psql = Process()
+        psql.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        psql.arguments = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", statements]
+        try psql.run()
+        psql.waitUntilExit()
+        #expect(psql.terminationStatus == 0)
     }
 
     @Test func ifMatchReadModifyWriteFromBothNodesLosesNoUpdate() async throws {
