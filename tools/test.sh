@@ -23,7 +23,12 @@ swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-depende
 # A throwaway PostgreSQL cluster for the PostgreSQL backend's tests (the store conformance suite
 # runs on it; issue 19), stopped and removed when this script ends.
 pg_dir=$(mktemp -d /tmp/registryd-pg.XXXXXX)
-trap 'tools/postgres.sh stop "$pg_dir"' EXIT
+# The end-to-end suites' temporary directories (data directories, their own PostgreSQL clusters
+# and RabbitMQ nodes, logs) are made under one directory (TMPDIR, which Python's tempfile
+# follows), removed with the cluster when this script ends: runs do not pile up in /tmp.
+e2e_tmp=$(mktemp -d /tmp/registryd-e2e.XXXXXX)
+chmod 711 "$e2e_tmp"  # the PostgreSQL server (user postgres) reaches its clusters inside
+trap 'tools/postgres.sh stop "$pg_dir"; rm -rf "$e2e_tmp"' EXIT
 REGISTRYD_TEST_POSTGRES_URL=$(tools/postgres.sh start "$pg_dir" "${REGISTRYD_TEST_POSTGRES_PORT:-54329}")
 export REGISTRYD_TEST_POSTGRES_URL
 # Bounded, so a hung test fails the run instead of eating CI's time.
@@ -60,6 +65,7 @@ export REGISTRYD_SDK_PYTHON="$PWD/$sdk/bin/python"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rabbitmq-server >/dev/null
   $SUDO systemctl disable --now rabbitmq-server >/dev/null 2>&1 || $SUDO service rabbitmq-server stop >/dev/null 2>&1 || true
 }
+export TMPDIR="$e2e_tmp"
 timeout 900 "$sdk/bin/pytest" -q Tests/sdk-e2e
 timeout 600 "$device/bin/pytest" -q Tests/device-e2e
 # The operator console in a real browser: Debian's chromium and its driver, through Selenium.
