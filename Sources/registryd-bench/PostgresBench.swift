@@ -90,8 +90,7 @@ struct PostgresRawBench: AsyncParsableCommand {
         }
         let elapsed = ContinuousClock.now - started
         try await client.query(PostgresQuery(unsafeSQL: "DROP TABLE \(events), \(devices)"))
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        return Double(samples.count) / seconds
+        return Double(samples.count) / elapsed.seconds
     }
 
     /// The rows real creates make: the domain decides a create, the event is prepared (keys
@@ -168,18 +167,11 @@ struct PostgresStoreBench: AsyncParsableCommand {
         let elapsed = ContinuousClock.now - started
         store.close()
         let (made, phases) = commits.withLock { ($0.count, $0.phases) }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let rate = Double(count) / seconds
+        let rate = Double(count) / elapsed.seconds
         let batch = max(1, Int((Double(count) / Double(max(1, made))).rounded()))
         let order = ["idle", "lease", "begin", "lock", "load", "decide", "seal", "write", "commit", "release", "fold"]
         let perCommit = order.compactMap { phase in
-            phases[phase].map { d in
-                String(
-                    format: "%@ %.2f",
-                    phase,
-                    (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) * 1000 / Double(max(1, made))
-                )
-            }
+            phases[phase].map { String(format: "%@ %.2f", phase, $0.seconds * 1000 / Double(max(1, made))) }
         }
         print("  writer ms per commit: " + perCommit.joined(separator: ", "))
         let raw = try await PostgresRawBench.rate(url: url, batch: batch, rows: count)
@@ -196,4 +188,9 @@ struct PostgresStoreBench: AsyncParsableCommand {
             )
         )
     }
+}
+
+extension Duration {
+    /// In seconds, as the benchmarks report rates.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

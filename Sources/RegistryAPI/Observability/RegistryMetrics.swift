@@ -92,29 +92,33 @@ public final class RegistryMetrics: Sendable {
 
     /// One answered request. `operation` is the route template (never the raw path: bounded labels).
     func request(operation: String, method: String, status: Int, duration: Duration) {
-        let key = "\(method) \(operation) \(status)"
-        let counter = requestCounters.withLock { counters in
-            if let c = counters[key] { return c }
-            let c = registry.makeCounter(
-                descriptor: Self.name("registryd_http_requests_total", "Requests answered, by operation and status"),
-                labels: [("operation", "\(method) \(operation)"), ("status", String(status))]
-            )
-            counters[key] = c
-            return c
-        }
-        counter.increment()
         let opKey = "\(method) \(operation)"
-        let histogram = latencies.withLock { histograms in
-            if let h = histograms[opKey] { return h }
-            let h = registry.makeDurationHistogram(
+        Self.made(in: requestCounters, "\(opKey) \(status)") {
+            registry.makeCounter(
+                descriptor: Self.name("registryd_http_requests_total", "Requests answered, by operation and status"),
+                labels: [("operation", opKey), ("status", String(status))]
+            )
+        }
+        .increment()
+        Self.made(in: latencies, opKey) {
+            registry.makeDurationHistogram(
                 descriptor: Self.name("registryd_http_request_duration_seconds", "Request latency, by operation"),
                 labels: [("operation", opKey)],
                 buckets: Self.latencyBuckets
             )
-            histograms[opKey] = h
-            return h
         }
-        histogram.record(duration)
+        .record(duration)
+    }
+
+    /// The metric of a label set, made the first time it is asked for (labels seen at run time:
+    /// routes, phases, classes; each set bounded by the code, never by input).
+    private static func made<Metric>(in cache: borrowing Mutex<[String: Metric]>, _ key: String, _ make: () -> Metric) -> Metric {
+        cache.withLock { metrics in
+            if let metric = metrics[key] { return metric }
+            let metric = make()
+            metrics[key] = metric
+            return metric
+        }
     }
 
     /// The writer's commit observer.
@@ -123,17 +127,14 @@ public final class RegistryMetrics: Sendable {
         commitLatency.record(observation.duration)
         if observation.events > 0 { eventsAppended.increment(by: Int64(observation.events)) }
         for (phase, duration) in observation.phases {
-            let histogram = commitPhases.withLock { histograms in
-                if let h = histograms[phase] { return h }
-                let h = registry.makeDurationHistogram(
+            Self.made(in: commitPhases, phase) {
+                registry.makeDurationHistogram(
                     descriptor: Self.name("registryd_writer_phase_seconds", "The writer's time per commit, by phase (their sum is its cycle)"),
                     labels: [("phase", phase)],
                     buckets: Self.latencyBuckets
                 )
-                histograms[phase] = h
-                return h
             }
-            histogram.record(duration)
+            .record(duration)
         }
     }
 
@@ -149,16 +150,13 @@ public final class RegistryMetrics: Sendable {
     }
 
     func throttledRequest(operationClass: String) {
-        let counter = throttled.withLock { counters in
-            if let c = counters[operationClass] { return c }
-            let c = registry.makeCounter(
+        Self.made(in: throttled, operationClass) {
+            registry.makeCounter(
                 descriptor: Self.name("registryd_throttled_requests_total", "Requests refused with 429, by operation class"),
                 labels: [("class", operationClass)]
             )
-            counters[operationClass] = c
-            return c
         }
-        counter.increment()
+        .increment()
     }
 
     public func setCertificateExpiry(_ date: Date) {
